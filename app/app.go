@@ -1,0 +1,523 @@
+// Package app is Credence's deterministic state machine: ABCI 2.0 on
+// CometBFT, state in an IAVL tree whose root is the app hash and whose
+// version is the block height. Everything FinalizeBlock does is a function of
+// the block and the state before it.
+package app
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
+	"github.com/cosmos/iavl"
+	iavldb "github.com/cosmos/iavl/db"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+// Version is the app version reported in Info.
+const Version = "0.1.0"
+
+// protocolVersion is the state machine's version; a change in block
+// execution bumps it.
+const protocolVersion = 1
+
+// CommittedBatch is a batch anchored by a committed block, with what a node
+// needs to index it and prove it: its leaves and the ICS23 proof of its
+// record against the app hash of its height, built once for every leaf.
+type CommittedBatch struct {
+	Record      *proof.BatchRecord
+	RecordBytes []byte
+	Proof       []byte
+	Hashes      []byte
+}
+
+// CommitHook receives the batches of each committed block, in block order,
+// from inside Commit: it must not call back into the App.
+type CommitHook func(height int64, batches []CommittedBatch)
+
+// App implements abci.Application.
+type App struct {
+	abci.BaseApplication
+
+	chainID  string
+	log      *slog.Logger
+	onCommit CommitHook
+
+	// mu serialises the tree between ABCI calls and the node's readers
+	// (receipt building): MutableTree is not safe for concurrent use.
+	mu   sync.Mutex
+	tree *iavl.MutableTree
+	// params are read from state at start and at InitChain.
+	params *pb.Params
+	// checkSeq holds sequences accepted by CheckTx since the last commit, so
+	// a signer may have several transactions in the mempool at once.
+	checkSeq map[string]uint64
+	// block holds the batches of the block being finalized.
+	block []CommittedBatch
+}
+
+// Option configures an App.
+type Option func(*App)
+
+// WithLogger sets the logger. Default: slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(a *App) { a.log = l } }
+
+// WithCommitHook sets the hook called with each committed block's batches.
+// Default: none.
+func WithCommitHook(h CommitHook) Option { return func(a *App) { a.onCommit = h } }
+
+// New opens the application state stored in db for chain chainID and loads
+// its latest version.
+func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
+	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64)}
+	for _, o := range opts {
+		o(a)
+	}
+	a.tree = iavl.NewMutableTree(db, 100_000, false, iavl.NewNopLogger())
+	if _, err := a.tree.Load(); err != nil {
+		// SaveVersion is not atomic: a crash inside it leaves a newest
+		// version without a root. Drop it; CometBFT replays that block.
+		latest, lerr := a.tree.GetLatestVersion()
+		if lerr != nil || latest < 1 {
+			return nil, fmt.Errorf("load application state: %w", err)
+		}
+		if oerr := a.tree.LoadVersionForOverwriting(latest - 1); oerr != nil {
+			return nil, fmt.Errorf("load application state: %w; rolling back to %d: %v", err, latest-1, oerr)
+		}
+		a.log.Warn("application state had an incomplete version; rolled back", "version", latest, "err", err)
+	}
+	if !a.tree.IsEmpty() {
+		p, err := a.loadParams()
+		if err != nil {
+			return nil, err
+		}
+		a.params = p
+	}
+	return a, nil
+}
+
+// Close releases the tree; the caller closes the database.
+func (a *App) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tree.Close()
+}
+
+func (a *App) loadParams() (*pb.Params, error) {
+	raw, err := a.tree.Get([]byte(keyParams))
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, errors.New("application state has no params")
+	}
+	var p pb.Params
+	if err := proto.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("params: %w", err)
+	}
+	return &p, nil
+}
+
+func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return &abci.ResponseInfo{
+		Data:             "credence",
+		Version:          Version,
+		AppVersion:       protocolVersion,
+		LastBlockHeight:  a.tree.Version(),
+		LastBlockAppHash: a.tree.Hash(),
+	}, nil
+}
+
+func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.ResponseInitChain, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if req.ChainId != a.chainID {
+		return nil, fmt.Errorf("genesis chain id %q, node configured for %q", req.ChainId, a.chainID)
+	}
+	g, err := parseGenesis(req.AppStateBytes)
+	if err != nil {
+		return nil, err
+	}
+	if req.InitialHeight > 1 {
+		a.tree.SetInitialVersion(uint64(req.InitialHeight))
+	}
+	for _, m := range g.members {
+		if err := a.set(memberKey(m.Id), m); err != nil {
+			return nil, err
+		}
+	}
+	for _, is := range g.issuers {
+		if err := a.set(issuerKey(is.Id), is); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.set([]byte(keyParams), g.params); err != nil {
+		return nil, err
+	}
+	a.params = g.params
+	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
+}
+
+func (a *App) set(key []byte, m proto.Message) error {
+	v, err := deterministic.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = a.tree.Set(key, v)
+	return err
+}
+
+// stateReader reads the state a transaction is checked against.
+type stateReader interface {
+	Get(key []byte) ([]byte, error)
+}
+
+// checker applies the stateful rules against a state and the sequences
+// accepted on top of it (within a block, or a mempool's pending set).
+type checker struct {
+	st      stateReader
+	pending map[string]uint64
+	height  int64
+}
+
+func (c *checker) issuer(id string) (*pb.Issuer, error) {
+	raw, err := c.st.Get(issuerKey(id))
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("%w: issuer %q is not registered", ErrUnknown, id)
+	}
+	var is pb.Issuer
+	if err := proto.Unmarshal(raw, &is); err != nil {
+		return nil, err
+	}
+	return &is, nil
+}
+
+func (c *checker) lastSeq(signer string) (uint64, error) {
+	if s, ok := c.pending[signer]; ok {
+		return s, nil
+	}
+	raw, err := c.st.Get(seqKey(signer))
+	if err != nil || raw == nil {
+		return 0, err
+	}
+	if len(raw) != 8 {
+		return 0, fmt.Errorf("corrupt sequence of %q", signer)
+	}
+	return binary.BigEndian.Uint64(raw), nil
+}
+
+// check applies the stateful rules and, on success, records the sequence as
+// pending. It never writes state.
+func (c *checker) check(tx *decodedTx) error {
+	signer := tx.body.Signer
+	switch tx.body.Msg.(type) {
+	case *pb.TxBody_AnchorBatch:
+		is, err := c.issuer(signer)
+		if err != nil {
+			return err
+		}
+		if is.Status != pb.IssuerStatus_ISSUER_STATUS_ACTIVE {
+			return fmt.Errorf("%w: issuer %q is %s", ErrUnauthorized, signer, is.Status)
+		}
+		if !keyValidAt(is, tx.pubKey, c.height) {
+			return fmt.Errorf("%w: key %s is not a valid key of issuer %q at height %d",
+				ErrUnauthorized, proof.FormatBinary(tx.pubKey), signer, c.height)
+		}
+	}
+	last, err := c.lastSeq(signer)
+	if err != nil {
+		return err
+	}
+	if tx.body.Sequence <= last {
+		return fmt.Errorf("%w: sequence %d, last accepted %d for %q", ErrReplay, tx.body.Sequence, last, signer)
+	}
+	c.pending[signer] = tx.body.Sequence
+	return nil
+}
+
+func (a *App) maxBatchHashes() uint64 {
+	if a.params == nil {
+		return DefaultMaxBatchHashes
+	}
+	return a.params.MaxBatchHashes
+}
+
+func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tx, err := decodeTx(req.Tx, a.chainID, a.maxBatchHashes())
+	if err == nil {
+		c := &checker{st: a.committed(), pending: a.checkSeq, height: a.tree.Version() + 1}
+		err = c.check(tx)
+	}
+	if err != nil {
+		return &abci.ResponseCheckTx{Code: codeOf(err), Codespace: "credence", Log: err.Error()}, nil
+	}
+	return &abci.ResponseCheckTx{Code: CodeOK}, nil
+}
+
+// committed is the last saved state: CheckTx and proposals are checked
+// against it, never against the working tree of a block in progress.
+func (a *App) committed() stateReader {
+	return committedReader{a.tree}
+}
+
+type committedReader struct{ t *iavl.MutableTree }
+
+func (r committedReader) Get(key []byte) ([]byte, error) {
+	v := r.t.Version()
+	if v == 0 {
+		return r.t.Get(key)
+	}
+	return r.t.GetVersioned(key, v)
+}
+
+func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// Only transactions that ProcessProposal will accept go in, so that a
+	// transaction turned invalid in the mempool cannot stall the chain.
+	c := &checker{st: a.committed(), pending: make(map[string]uint64), height: req.Height}
+	txs := make([][]byte, 0, len(req.Txs))
+	var total int64
+	for _, raw := range req.Txs {
+		if total+int64(len(raw)) > req.MaxTxBytes {
+			break
+		}
+		tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
+		if err == nil {
+			err = c.check(tx)
+		}
+		if err != nil {
+			a.log.Debug("proposal drops transaction", "err", err)
+			continue
+		}
+		total += int64(len(raw))
+		txs = append(txs, raw)
+	}
+	return &abci.ResponsePrepareProposal{Txs: txs}, nil
+}
+
+func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := &checker{st: a.committed(), pending: make(map[string]uint64), height: req.Height}
+	for i, raw := range req.Txs {
+		tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
+		if err == nil {
+			err = c.check(tx)
+		}
+		if err != nil {
+			a.log.Warn("rejecting proposal", "height", req.Height, "tx", i, "err", err)
+			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
+		}
+	}
+	return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_ACCEPT}, nil
+}
+
+func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// The working tree is the state block execution reads and writes, so a
+	// later transaction of the block sees an earlier one's sequence.
+	c := &checker{st: a.tree, pending: make(map[string]uint64), height: req.Height}
+	a.block = a.block[:0]
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	for i, raw := range req.Txs {
+		res, err := a.deliver(c, raw, req)
+		if err != nil {
+			// A state write failed: the node cannot continue consistently.
+			return nil, err
+		}
+		results[i] = res
+	}
+	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.tree.WorkingHash()}, nil
+}
+
+// deliver executes one transaction. A rejected transaction returns a result
+// with its code and changes nothing; an error is a storage failure.
+func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*abci.ExecTxResult, error) {
+	tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
+	if err == nil {
+		err = c.check(tx)
+	}
+	if err != nil {
+		return &abci.ExecTxResult{Code: codeOf(err), Codespace: "credence", Log: err.Error()}, nil
+	}
+	seq := tx.body.Sequence
+	switch m := tx.body.Msg.(type) {
+	case *pb.TxBody_AnchorBatch:
+		rec := &proof.BatchRecord{
+			Issuer:       tx.body.Signer,
+			Seq:          seq,
+			Root:         m.AnchorBatch.Root,
+			LeafCount:    uint64(len(m.AnchorBatch.Hashes) / proof.HashSize),
+			SignerKey:    tx.pubKey,
+			Height:       req.Height,
+			TimeUnixNano: req.Time.UnixNano(),
+		}
+		v, err := deterministic.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := a.tree.Set(BatchKey(rec.Issuer, seq), v); err != nil {
+			return nil, err
+		}
+		a.block = append(a.block, CommittedBatch{Record: rec, RecordBytes: v, Hashes: m.AnchorBatch.Hashes})
+	}
+	if _, err := a.tree.Set(seqKey(tx.body.Signer), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return nil, err
+	}
+	return &abci.ExecTxResult{
+		Code: CodeOK,
+		Events: []abci.Event{{Type: "anchor", Attributes: []abci.EventAttribute{
+			{Key: "issuer", Value: tx.body.Signer, Index: true},
+			{Key: "seq", Value: fmt.Sprint(seq), Index: true},
+		}}},
+	}, nil
+}
+
+func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, height, err := a.tree.SaveVersion()
+	if err != nil {
+		return nil, fmt.Errorf("save state version: %w", err)
+	}
+	clear(a.checkSeq)
+	if len(a.block) > 0 {
+		if err := a.proveBlock(height); err != nil {
+			return nil, err
+		}
+		if a.onCommit != nil {
+			a.onCommit(height, a.block)
+		}
+		a.block = nil
+	}
+	return &abci.ResponseCommit{}, nil
+}
+
+// proveBlock builds each batch's ICS23 proof once, against the version just saved.
+func (a *App) proveBlock(height int64) error {
+	it, err := a.tree.GetImmutable(height)
+	if err != nil {
+		return err
+	}
+	for i := range a.block {
+		b := &a.block[i]
+		p, err := it.GetMembershipProof(BatchKey(b.Record.Issuer, b.Record.Seq))
+		if err != nil {
+			return fmt.Errorf("prove batch %s/%d: %w", b.Record.Issuer, b.Record.Seq, err)
+		}
+		if b.Proof, err = p.Marshal(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrNotFound is returned by reads of state that does not hold the key.
+var ErrNotFound = errors.New("not found")
+
+// ProveBatch returns the record of batch (issuer, seq) as stored and its
+// ICS23 proof against the app hash of the record's height.
+func (a *App) ProveBatch(issuer string, seq uint64) (*CommittedBatch, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := BatchKey(issuer, seq)
+	raw, err := a.committed().Get(key)
+	if err != nil {
+		return nil, err
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, ErrNotFound)
+	}
+	var rec proof.BatchRecord
+	if err := proto.Unmarshal(raw, &rec); err != nil {
+		return nil, err
+	}
+	it, err := a.tree.GetImmutable(rec.Height)
+	if err != nil {
+		return nil, fmt.Errorf("state at height %d: %w", rec.Height, err)
+	}
+	p, err := it.GetMembershipProof(key)
+	if err != nil {
+		return nil, err
+	}
+	pb, err := p.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return &CommittedBatch{Record: &rec, RecordBytes: raw, Proof: pb}, nil
+}
+
+// LastSequence returns the committed last sequence of a signer.
+func (a *App) LastSequence(signer string) (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := &checker{st: a.committed(), pending: map[string]uint64{}}
+	return c.lastSeq(signer)
+}
+
+// Height returns the last committed height.
+func (a *App) Height() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.tree.Version()
+}
+
+// Query serves "/key" (data = state key) at req.Height (0: latest), with an
+// ICS23 proof when req.Prove.
+func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if req.Path != "/key" {
+		return &abci.ResponseQuery{Code: CodeMalformed, Log: fmt.Sprintf("unknown query path %q; use /key", req.Path)}, nil
+	}
+	if len(req.Data) == 0 {
+		return &abci.ResponseQuery{Code: CodeMalformed, Log: "query data (the key) is empty"}, nil
+	}
+	h := req.Height
+	if h == 0 {
+		h = a.tree.Version()
+	}
+	it, err := a.tree.GetImmutable(h)
+	if err != nil {
+		return &abci.ResponseQuery{Code: CodeMalformed, Log: fmt.Sprintf("no state at height %d", h)}, nil
+	}
+	v, err := it.Get(req.Data)
+	if err != nil {
+		return nil, err
+	}
+	res := &abci.ResponseQuery{Code: CodeOK, Key: req.Data, Value: v, Height: h}
+	if req.Prove {
+		var p interface{ Marshal() ([]byte, error) }
+		if v != nil {
+			p, err = it.GetMembershipProof(req.Data)
+		} else {
+			p, err = it.GetNonMembershipProof(req.Data)
+		}
+		if err != nil {
+			return nil, err
+		}
+		bz, err := p.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		res.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: "ics23:iavl", Key: req.Data, Data: bz}}}
+	}
+	return res, nil
+}

@@ -1,0 +1,176 @@
+package app
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+// State key layout. Ids cannot contain '/', so every key is unambiguous.
+// Governance and revocation add their own prefixes beside these.
+const (
+	prefixMember   = "m/"
+	prefixIssuer   = "i/"
+	prefixSequence = "s/"
+	prefixBatch    = "b/"
+	keyParams      = "p"
+)
+
+// DefaultMaxBatchHashes is the genesis default of params.max_batch_hashes:
+// 100,000 hashes is one second of the throughput target in one transaction
+// of 3.2 MB, under MaxTxBytes.
+const DefaultMaxBatchHashes = 100_000
+
+func memberKey(id string) []byte { return []byte(prefixMember + id) }
+func issuerKey(id string) []byte { return []byte(prefixIssuer + id) }
+func seqKey(id string) []byte    { return []byte(prefixSequence + id) }
+
+// BatchKey is the state key of batch (issuer, seq).
+func BatchKey(issuer string, seq uint64) []byte {
+	k := make([]byte, 0, len(prefixBatch)+len(issuer)+9)
+	k = append(k, prefixBatch...)
+	k = append(k, issuer...)
+	k = append(k, '/')
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// Genesis is the app_state of the genesis file. Binary values are multibase
+// (or hex) strings, as everywhere a person reads or writes them.
+type Genesis struct {
+	Members []GenesisMember `json:"members"`
+	Issuers []GenesisIssuer `json:"issuers"`
+	Params  GenesisParams   `json:"params"`
+}
+
+type GenesisMember struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	AdminKey     string `json:"admin_key"`
+	ValidatorKey string `json:"validator_key"`
+	Power        int64  `json:"power"`
+}
+
+type GenesisIssuer struct {
+	ID      string       `json:"id"`
+	Name    string       `json:"name"`
+	Sponsor string       `json:"sponsor"`
+	Keys    []GenesisKey `json:"keys"`
+}
+
+type GenesisKey struct {
+	PublicKey  string `json:"public_key"`
+	FromHeight int64  `json:"from_height"`
+	ToHeight   int64  `json:"to_height,omitempty"`
+}
+
+type GenesisParams struct {
+	MaxBatchHashes uint64 `json:"max_batch_hashes"`
+}
+
+// genesisState is Genesis decoded and checked, in the order it is written.
+type genesisState struct {
+	members []*pb.Member
+	issuers []*pb.Issuer
+	params  *pb.Params
+}
+
+func parseGenesis(raw []byte) (*genesisState, error) {
+	var g Genesis
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return nil, fmt.Errorf("app_state: %w", err)
+	}
+	if len(g.Members) == 0 {
+		return nil, fmt.Errorf("app_state.members: at least one founding member is required")
+	}
+	st := &genesisState{params: &pb.Params{MaxBatchHashes: g.Params.MaxBatchHashes}}
+	if st.params.MaxBatchHashes == 0 {
+		st.params.MaxBatchHashes = DefaultMaxBatchHashes
+	}
+	seen := make(map[string]bool)
+	for i, m := range g.Members {
+		field := fmt.Sprintf("app_state.members[%d]", i)
+		if err := validID(m.ID); err != nil {
+			return nil, fmt.Errorf("%s.id: %v", field, err)
+		}
+		if seen["m"+m.ID] {
+			return nil, fmt.Errorf("%s.id: duplicate member %q", field, m.ID)
+		}
+		seen["m"+m.ID] = true
+		admin, err := parseKey(m.AdminKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s.admin_key: %v", field, err)
+		}
+		val, err := parseKey(m.ValidatorKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s.validator_key: %v", field, err)
+		}
+		if m.Power <= 0 {
+			return nil, fmt.Errorf("%s.power: must be positive", field)
+		}
+		st.members = append(st.members, &pb.Member{Id: m.ID, Name: m.Name, AdminKey: admin, ValidatorKey: val, Power: m.Power})
+	}
+	for i, is := range g.Issuers {
+		field := fmt.Sprintf("app_state.issuers[%d]", i)
+		if err := validID(is.ID); err != nil {
+			return nil, fmt.Errorf("%s.id: %v", field, err)
+		}
+		if seen["i"+is.ID] {
+			return nil, fmt.Errorf("%s.id: duplicate issuer %q", field, is.ID)
+		}
+		seen["i"+is.ID] = true
+		if !seen["m"+is.Sponsor] {
+			return nil, fmt.Errorf("%s.sponsor: %q is not a member", field, is.Sponsor)
+		}
+		if len(is.Keys) == 0 {
+			return nil, fmt.Errorf("%s.keys: at least one key is required", field)
+		}
+		rec := &pb.Issuer{Id: is.ID, Name: is.Name, Sponsor: is.Sponsor, Status: pb.IssuerStatus_ISSUER_STATUS_ACTIVE}
+		for j, k := range is.Keys {
+			pk, err := parseKey(k.PublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("%s.keys[%d].public_key: %v", field, j, err)
+			}
+			if k.FromHeight < 0 || k.ToHeight < 0 || (k.ToHeight != 0 && k.ToHeight <= k.FromHeight) {
+				return nil, fmt.Errorf("%s.keys[%d]: window [%d, %d) is empty or negative", field, j, k.FromHeight, k.ToHeight)
+			}
+			rec.Keys = append(rec.Keys, &pb.IssuerKey{PublicKey: pk, FromHeight: k.FromHeight, ToHeight: k.ToHeight})
+		}
+		st.issuers = append(st.issuers, rec)
+	}
+	return st, nil
+}
+
+func parseKey(s string) ([]byte, error) {
+	b, err := proof.ParseBinary(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("ed25519 public key is %d bytes, want 32", len(b))
+	}
+	return b, nil
+}
+
+// keyValidAt reports whether an issuer may sign with pub at height h.
+func keyValidAt(is *pb.Issuer, pub []byte, h int64) bool {
+	for _, k := range is.Keys {
+		if string(k.PublicKey) != string(pub) {
+			continue
+		}
+		if h < k.FromHeight || (k.ToHeight != 0 && h >= k.ToHeight) {
+			continue
+		}
+		if k.CompromisedFrom != 0 && h >= k.CompromisedFrom {
+			continue
+		}
+		return true
+	}
+	return false
+}

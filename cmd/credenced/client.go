@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/credence-ledger/credence/node"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+func dial(addr string) (pb.CredenceClient, func(), error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--node %s: %w", addr, err)
+	}
+	return pb.NewCredenceClient(conn), func() { conn.Close() }, nil
+}
+
+// input is one thing to anchor: a file or a given hash.
+type input struct {
+	name string
+	hash []byte
+}
+
+func anchorCmd() *cobra.Command {
+	var addr, home, token, out, hashesFrom string
+	var hashes []string
+	var noWait bool
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "anchor [flags] FILE... | --hash H... | --hashes-from FILE",
+		Short: "Anchor credentials: hash files (SHA-256) or take hashes, submit, and wait until anchored",
+		RunE: func(cmd *cobra.Command, files []string) error {
+			ins, err := collectInputs(files, hashes, hashesFrom)
+			if err != nil {
+				return err
+			}
+			if token == "" {
+				if token, err = node.ReadToken(home); err != nil {
+					return fmt.Errorf("no --token given and none found in --home %s: %w", home, err)
+				}
+			}
+			if out != "" {
+				if err := os.MkdirAll(out, 0o755); err != nil {
+					return fmt.Errorf("--out: %w", err)
+				}
+			}
+			cl, closeConn, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+			bar := newProgress(len(ins))
+			if err := submitAll(actx, cl, ins, bar); err != nil {
+				return err
+			}
+			if noWait {
+				bar.done()
+				for _, in := range ins {
+					fmt.Printf("%s\t%s\tqueued\n", in.name, proof.FormatBinary(in.hash))
+				}
+				return nil
+			}
+			return waitAll(ctx, cl, ins, out, bar)
+		},
+	}
+	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "node gRPC address")
+	c.Flags().StringVar(&home, "home", defaultHome(), "node home holding the issuer API token")
+	c.Flags().StringVar(&token, "token", os.Getenv("CREDENCE_TOKEN"), "issuer API token (default $CREDENCE_TOKEN, else from --home)")
+	c.Flags().StringVar(&out, "out", "", "write NAME.receipt.json for each input into this directory")
+	c.Flags().StringArrayVar(&hashes, "hash", nil, "a SHA-256 credential hash (multibase or hex); repeatable")
+	c.Flags().StringVar(&hashesFrom, "hashes-from", "", "file with one hash per line")
+	c.Flags().BoolVar(&noWait, "no-wait", false, "return once the node has durably queued the hashes")
+	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
+	return c
+}
+
+func collectInputs(files, hashes []string, hashesFrom string) ([]input, error) {
+	var ins []input
+	for _, f := range files {
+		h, err := hashFile(f)
+		if err != nil {
+			return nil, err
+		}
+		ins = append(ins, input{name: filepath.Base(f), hash: h})
+	}
+	for _, s := range hashes {
+		h, err := proof.ParseHash(s)
+		if err != nil {
+			return nil, fmt.Errorf("--hash: %w", err)
+		}
+		ins = append(ins, input{name: proof.FormatBinary(h), hash: h})
+	}
+	if hashesFrom != "" {
+		f, err := os.Open(hashesFrom)
+		if err != nil {
+			return nil, fmt.Errorf("--hashes-from: %w", err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for line := 1; sc.Scan(); line++ {
+			s := strings.TrimSpace(sc.Text())
+			if s == "" || strings.HasPrefix(s, "#") {
+				continue
+			}
+			h, err := proof.ParseHash(s)
+			if err != nil {
+				return nil, fmt.Errorf("--hashes-from %s line %d: %w", hashesFrom, line, err)
+			}
+			ins = append(ins, input{name: proof.FormatBinary(h), hash: h})
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("--hashes-from: %w", err)
+		}
+	}
+	if len(ins) == 0 {
+		return nil, errors.New("nothing to anchor: give files, --hash or --hashes-from")
+	}
+	return ins, nil
+}
+
+func hashFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return h.Sum(nil), nil
+}
+
+func submitAll(ctx context.Context, cl pb.CredenceClient, ins []input, bar *progress) error {
+	const chunk = 10_000
+	stream, err := cl.SubmitStream(ctx)
+	if err != nil {
+		return rpcError("submit", err)
+	}
+	for i := 0; i < len(ins); i += chunk {
+		end := min(i+chunk, len(ins))
+		buf := make([]byte, 0, (end-i)*proof.HashSize)
+		for _, in := range ins[i:end] {
+			buf = append(buf, in.hash...)
+		}
+		if err := stream.Send(&pb.SubmitRequest{Hashes: buf}); err != nil {
+			_, err = stream.CloseAndRecv()
+			return rpcError("submit", err)
+		}
+	}
+	if _, err := stream.CloseAndRecv(); err != nil {
+		return rpcError("submit", err)
+	}
+	return nil
+}
+
+func rpcError(what string, err error) error {
+	if s, ok := status.FromError(err); ok {
+		return fmt.Errorf("%s: %s (%s)", what, s.Message(), s.Code())
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// fetchReceipt waits for a hash's receipt, retrying while the node says the
+// hash is still on its way.
+func fetchReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte) (*proof.Receipt, error) {
+	delay := 100 * time.Millisecond
+	for {
+		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash})
+		if err == nil {
+			return res.Receipt, nil
+		}
+		if status.Code(err) != codes.Unavailable {
+			return nil, rpcError("receipt", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("receipt of %s: not anchored in time (%w)", proof.FormatBinary(hash), ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func waitAll(ctx context.Context, cl pb.CredenceClient, ins []input, out string, bar *progress) error {
+	lines := make([]string, len(ins))
+	errs := make([]error, len(ins))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				lines[i], errs[i] = waitOne(ctx, cl, ins[i], out)
+				bar.add(1)
+			}
+		}()
+	}
+	for i := range ins {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	bar.done()
+	var failed int
+	for i, l := range lines {
+		if errs[i] != nil {
+			failed++
+			fmt.Fprintf(os.Stderr, "%s: %v\n", ins[i].name, errs[i])
+			continue
+		}
+		fmt.Println(l)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d inputs not anchored", failed, len(ins))
+	}
+	return nil
+}
+
+func waitOne(ctx context.Context, cl pb.CredenceClient, in input, out string) (string, error) {
+	r, err := fetchReceipt(ctx, cl, in.hash)
+	if err != nil {
+		return "", err
+	}
+	if out != "" {
+		b, err := proof.MarshalReceiptJSON(r)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(out, in.name+".receipt.json"), append(b, '\n'), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%s\t%s\tissuer=%s\tbatch=%d\theight=%d", in.name, proof.FormatBinary(in.hash), r.Batch.Issuer, r.Batch.Seq, r.Batch.Height), nil
+}
+
+func receiptCmd() *cobra.Command {
+	var addr, issuer string
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "receipt [--node ADDR] HASH",
+		Short: "Print the receipt (JSON) of an anchored credential hash",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := proof.ParseHash(args[0])
+			if err != nil {
+				return fmt.Errorf("HASH: %w", err)
+			}
+			cl, closeConn, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: h, Issuer: issuer})
+			if err != nil {
+				return rpcError("receipt", err)
+			}
+			b, err := proof.MarshalReceiptJSON(res.Receipt)
+			if err != nil {
+				return err
+			}
+			_, err = os.Stdout.Write(append(b, '\n'))
+			return err
+		},
+	}
+	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "node gRPC address")
+	c.Flags().StringVar(&issuer, "issuer", "", "issuer whose anchoring to prove (default: the first)")
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+	return c
+}
+
+func verifyCmd() *cobra.Command {
+	var genesis, file string
+	c := &cobra.Command{
+		Use:   "verify --genesis GENESIS.json [--file CREDENTIAL] RECEIPT.json",
+		Short: "Verify a receipt offline against the chain's genesis",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if genesis == "" {
+				return errors.New("--genesis is required: the genesis.json the verifier trusts")
+			}
+			g, err := os.ReadFile(genesis)
+			if err != nil {
+				return fmt.Errorf("--genesis: %w", err)
+			}
+			trust, err := proof.TrustRootFromGenesis(g)
+			if err != nil {
+				return fmt.Errorf("--genesis %s: %w", genesis, err)
+			}
+			raw, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			r, err := proof.UnmarshalReceiptJSON(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			v, err := proof.Verify(r, trust)
+			if err != nil {
+				return &exitError{1, fmt.Errorf("INVALID receipt %s: %w", args[0], err)}
+			}
+			if file != "" {
+				h, err := hashFile(file)
+				if err != nil {
+					return fmt.Errorf("--file: %w", err)
+				}
+				if string(h) != string(v.CredentialHash) {
+					return &exitError{1, fmt.Errorf("INVALID: %s hashes to %s, the receipt is for %s",
+						file, proof.FormatBinary(h), proof.FormatBinary(v.CredentialHash))}
+				}
+			}
+			fmt.Printf("VALID receipt\n  credential: %s\n  chain:      %s\n  issuer:     %s\n  key:        %s\n  batch:      %d (leaf %d of %d, root %s)\n  height:     %d\n  time:       %s\n",
+				proof.FormatBinary(v.CredentialHash), v.ChainID, v.Issuer, proof.FormatBinary(v.SignerKey),
+				v.BatchSeq, v.LeafIndex, v.LeafCount, proof.FormatBinary(v.BatchRoot), v.Height, v.Time.Format(time.RFC3339Nano))
+			if file != "" {
+				fmt.Printf("  file:       %s matches\n", file)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
+	c.Flags().StringVar(&file, "file", "", "also check that this credential file's SHA-256 is the receipt's hash")
+	return c
+}
+
+// progress draws a bar on a terminal for large jobs, and nothing otherwise.
+type progress struct {
+	mu    sync.Mutex
+	total int
+	n     int
+	on    bool
+}
+
+func newProgress(total int) *progress {
+	st, err := os.Stderr.Stat()
+	return &progress{total: total, on: total >= 1000 && err == nil && st.Mode()&os.ModeCharDevice != 0}
+}
+
+func (p *progress) add(k int) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n += k
+	if p.n%100 == 0 || p.n == p.total {
+		const width = 40
+		fill := width * p.n / p.total
+		fmt.Fprintf(os.Stderr, "\r[%s%s] %d/%d anchored", strings.Repeat("#", fill), strings.Repeat(".", width-fill), p.n, p.total)
+	}
+}
+
+func (p *progress) done() {
+	if p.on {
+		fmt.Fprintln(os.Stderr)
+	}
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/credence-ledger/credence/consensus"
+	"github.com/credence-ledger/credence/node"
+)
+
+func defaultHome() string {
+	if h := os.Getenv("CREDENCE_HOME"); h != "" {
+		return h
+	}
+	d, err := os.UserHomeDir()
+	if err != nil {
+		return ".credence"
+	}
+	return filepath.Join(d, ".credence")
+}
+
+func initCmd() *cobra.Command {
+	var home string
+	var o node.InitOptions
+	c := &cobra.Command{
+		Use:   "init",
+		Short: "Create a one-validator node home: keys (mode 0600), genesis, config and an issuer API token",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := node.Init(home, o)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Initialised %s for chain %q.\n", res.Home, res.ChainID)
+			fmt.Printf("Issuer %q API token (shown once; stored in %s, mode 0600):\n  %s\n", res.IssuerID, res.TokenFile, res.Token)
+			fmt.Printf("Genesis (the verifiers' trust root): %s\n", filepath.Join(res.Home, "config", "genesis.json"))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")
+	c.Flags().StringVar(&o.ChainID, "chain-id", "credence-dev", "chain id")
+	c.Flags().StringVar(&o.Moniker, "moniker", "member-1", "node name, also the founding member's id")
+	c.Flags().StringVar(&o.IssuerID, "issuer", "", "issuer id (default <moniker>-registrar)")
+	c.Flags().StringVar(&o.GRPCAddress, "grpc-address", "127.0.0.1:9090", "gRPC API listen address")
+	c.Flags().StringVar(&o.Ports.RPC, "rpc-laddr", "tcp://127.0.0.1:26657", "CometBFT RPC listen address")
+	c.Flags().StringVar(&o.Ports.P2P, "p2p-laddr", "tcp://0.0.0.0:26656", "CometBFT P2P listen address")
+	c.Flags().StringVar(&o.Ports.Prometheus, "prometheus-laddr", "127.0.0.1:26660", "Prometheus metrics listen address")
+	return c
+}
+
+func startCmd() *cobra.Command {
+	var home, level string
+	var ov node.Overrides
+	c := &cobra.Command{
+		Use:   "start",
+		Short: "Run the node: consensus, app, batcher, index and gRPC API, until SIGINT or SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			n, err := node.Start(ctx, home, ov, log)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "Credence node running (chain %s).\n  gRPC API:       %s\n  CometBFT RPC:   %s\n  Stop with Ctrl-C.\n",
+				n.ChainID(), n.GRPCAddr(), strings.TrimPrefix(n.RPCAddr(), "tcp://"))
+			<-ctx.Done()
+			log.Info("stopping")
+			if err := n.Stop(); err != nil {
+				return fmt.Errorf("stop: %w", err)
+			}
+			log.Info("stopped cleanly")
+			return nil
+		},
+	}
+	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")
+	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().StringVar(&ov.GRPCAddress, "grpc-address", "", "gRPC API listen address (default from app.toml)")
+	c.Flags().StringVar(&ov.Ports.RPC, "rpc-laddr", "", "CometBFT RPC listen address (default from config.toml)")
+	c.Flags().StringVar(&ov.Ports.P2P, "p2p-laddr", "", "CometBFT P2P listen address (default from config.toml)")
+	c.Flags().StringVar(&ov.Ports.Prometheus, "prometheus-laddr", "", "Prometheus listen address (default from config.toml)")
+	_ = consensus.Ports{}
+	return c
+}

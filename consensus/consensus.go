@@ -1,0 +1,234 @@
+// Package consensus holds the CometBFT side of a Credence node: its config,
+// keys and genesis on disk, and the in-process node assembled around the app.
+package consensus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	cfg "github.com/cometbft/cometbft/config"
+	cmtlog "github.com/cometbft/cometbft/libs/log"
+	cmtnode "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	cmttypes "github.com/cometbft/cometbft/types"
+	cmttime "github.com/cometbft/cometbft/types/time"
+	"github.com/spf13/viper"
+)
+
+// MaxTxBytes is the mempool's max_tx_bytes: one full batch transaction.
+// MaxBlockBytes (block.max_bytes) holds several full batches so that issuers
+// anchoring at once share a block rather than queue behind each other.
+const (
+	MaxTxBytes    = 4 << 20
+	MaxBlockBytes = 21 << 20
+)
+
+// Ports is where a node listens. Zero values take the defaults.
+type Ports struct {
+	P2P        string // default tcp://0.0.0.0:26656 (peers must reach it)
+	RPC        string // default tcp://127.0.0.1:26657
+	Prometheus string // default :26660 when instrumentation is on
+}
+
+// DefaultConfig is the CometBFT configuration Credence writes at init, with
+// every departure from CometBFT's defaults made on purpose.
+func DefaultConfig(home, moniker string, ports Ports) *cfg.Config {
+	c := cfg.DefaultConfig()
+	c.SetRoot(home)
+	c.Moniker = moniker
+	c.DBBackend = "badgerdb"
+	c.LogLevel = "info"
+	c.RPC.ListenAddress = "tcp://127.0.0.1:26657"
+	// CometBFT's own gRPC services stay off: our API has its own port.
+	c.RPC.GRPCListenAddress = ""
+	c.P2P.ListenAddress = "tcp://0.0.0.0:26656"
+	// Batches are megabytes; CometBFT's 5 MB/s per peer would cap throughput.
+	c.P2P.SendRate = 64 << 20
+	c.P2P.RecvRate = 64 << 20
+	c.P2P.MaxPacketMsgPayloadSize = 64 << 10
+	c.Mempool.MaxTxBytes = MaxTxBytes
+	c.Mempool.MaxTxsBytes = 256 << 20
+	c.Mempool.Size = 10000
+	// An anchored root becomes provable in the next header; without empty
+	// blocks CometBFT still makes that block because the app hash changed.
+	c.Consensus.CreateEmptyBlocks = true
+	c.Consensus.CreateEmptyBlocksInterval = 30 * time.Second
+	c.Consensus.TimeoutCommit = 500 * time.Millisecond
+	c.Consensus.TimeoutPropose = 2 * time.Second
+	c.Instrumentation.Prometheus = true
+	c.Instrumentation.PrometheusListenAddr = "127.0.0.1:26660"
+	c.TxIndex.Indexer = "null"
+	if ports.P2P != "" {
+		c.P2P.ListenAddress = ports.P2P
+	}
+	if ports.RPC != "" {
+		c.RPC.ListenAddress = ports.RPC
+	}
+	if ports.Prometheus != "" {
+		c.Instrumentation.PrometheusListenAddr = ports.Prometheus
+	}
+	return c
+}
+
+// ConsensusParams are the genesis consensus parameters.
+func ConsensusParams() *cmttypes.ConsensusParams {
+	p := cmttypes.DefaultConsensusParams()
+	p.Block.MaxBytes = MaxBlockBytes
+	return p
+}
+
+// Keys are a new validator's key files.
+type Keys struct {
+	ValidatorPubKey []byte
+	NodeID          string
+}
+
+// WriteHome creates the CometBFT part of a home: config.toml, the node key
+// and the validator key (mode 0600), and returns the public parts.
+func WriteHome(c *cfg.Config) (*Keys, error) {
+	for _, d := range []string{filepath.Join(c.RootDir, "config"), filepath.Join(c.RootDir, "data")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	cfg.WriteConfigFile(filepath.Join(c.RootDir, "config", "config.toml"), c)
+	pv := privval.LoadOrGenFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	nk, err := p2p.LoadOrGenNodeKey(c.NodeKeyFile())
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []string{c.PrivValidatorKeyFile(), c.PrivValidatorStateFile(), c.NodeKeyFile()} {
+		if err := os.Chmod(f, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	pub, err := pv.GetPubKey()
+	if err != nil {
+		return nil, err
+	}
+	return &Keys{ValidatorPubKey: pub.Bytes(), NodeID: string(nk.ID())}, nil
+}
+
+// Validator is a genesis validator.
+type Validator struct {
+	Name   string
+	PubKey []byte
+	Power  int64
+}
+
+// WriteGenesis writes genesis.json with the given validators and app state.
+func WriteGenesis(path, chainID string, vals []Validator, appState json.RawMessage) error {
+	doc := &cmttypes.GenesisDoc{
+		ChainID:         chainID,
+		GenesisTime:     cmttime.Now(),
+		InitialHeight:   1,
+		ConsensusParams: ConsensusParams(),
+		AppState:        appState,
+	}
+	for _, v := range vals {
+		pk := ed25519PubKey(v.PubKey)
+		doc.Validators = append(doc.Validators, cmttypes.GenesisValidator{
+			Address: pk.Address(), PubKey: pk, Power: v.Power, Name: v.Name,
+		})
+	}
+	if err := doc.ValidateAndComplete(); err != nil {
+		return fmt.Errorf("genesis: %w", err)
+	}
+	return doc.SaveAs(path)
+}
+
+// LoadConfig reads a home's config.toml.
+func LoadConfig(home string) (*cfg.Config, error) {
+	path := filepath.Join(home, "config", "config.toml")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no node here (run credenced init --home %s): %w", home, err)
+	}
+	v := viper.New()
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c := cfg.DefaultConfig()
+	if err := v.Unmarshal(c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.SetRoot(home)
+	if err := c.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if c.DBBackend != "badgerdb" {
+		return nil, fmt.Errorf("%s: db_backend is %q; Credence runs on badgerdb", path, c.DBBackend)
+	}
+	return c, nil
+}
+
+// LoadGenesis reads the home's genesis document.
+func LoadGenesis(c *cfg.Config) (*cmttypes.GenesisDoc, error) {
+	return cmttypes.GenesisDocFromFile(c.GenesisFile())
+}
+
+// NewNode assembles the in-process CometBFT node around app. The local
+// client creator serialises ABCI calls with one mutex, so the app sees one
+// call at a time.
+func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog.Logger) (*cmtnode.Node, error) {
+	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
+	nk, err := p2p.LoadNodeKey(c.NodeKeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	n, err := cmtnode.NewNodeWithContext(ctx, c, pv, nk,
+		proxy.NewLocalClientCreator(app),
+		cmtnode.DefaultGenesisDocProviderFunc(c),
+		cfg.DefaultDBProvider,
+		cmtnode.DefaultMetricsProvider(c.Instrumentation),
+		newLogger(log, c.LogLevel),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// slogAdapter routes CometBFT's logs into slog.
+type slogAdapter struct {
+	l     *slog.Logger
+	debug bool
+}
+
+func newLogger(l *slog.Logger, level string) cmtlog.Logger {
+	return &slogAdapter{l: l.With("module", "cometbft"), debug: level == "debug"}
+}
+
+func (s *slogAdapter) Debug(msg string, kv ...any) {
+	if s.debug {
+		s.l.Debug(msg, printable(kv)...)
+	}
+}
+func (s *slogAdapter) Info(msg string, kv ...any)  { s.l.Info(msg, printable(kv)...) }
+func (s *slogAdapter) Error(msg string, kv ...any) { s.l.Error(msg, printable(kv)...) }
+func (s *slogAdapter) Warn(msg string, kv ...any)  { s.l.Warn(msg, printable(kv)...) }
+func (s *slogAdapter) With(kv ...any) cmtlog.Logger {
+	return &slogAdapter{l: s.l.With(printable(kv)...), debug: s.debug}
+}
+
+// printable renders CometBFT's hashes (HexBytes and other Stringers) as
+// their text, not as raw bytes.
+func printable(kv []any) []any {
+	for i, v := range kv {
+		switch x := v.(type) {
+		case fmt.Stringer:
+			kv[i] = x.String()
+		case []byte:
+			kv[i] = fmt.Sprintf("%X", x)
+		}
+	}
+	return kv
+}

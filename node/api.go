@@ -1,0 +1,193 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+type api struct {
+	pb.UnimplementedCredenceServer
+	n *Node
+}
+
+func (s *api) authenticate(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) != 1 {
+		return "", status.Error(codes.Unauthenticated, `missing "authorization: Bearer <token>" metadata`)
+	}
+	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
+	if !ok || tok == "" {
+		return "", status.Error(codes.Unauthenticated, `authorization must be "Bearer <token>"`)
+	}
+	issuer, ok := s.n.auth.issuer(tok)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "unknown API token")
+	}
+	return issuer, nil
+}
+
+func checkHashes(b []byte, field string) error {
+	switch {
+	case len(b) == 0:
+		return status.Errorf(codes.InvalidArgument, "%s: no hashes", field)
+	case len(b)%proof.HashSize != 0:
+		return status.Errorf(codes.InvalidArgument, "%s: %d bytes is not a whole number of 32-byte SHA-256 hashes", field, len(b))
+	case len(b)/proof.HashSize > maxSubmitHashes:
+		return status.Errorf(codes.InvalidArgument, "%s: %d hashes, at most %d per request", field, len(b)/proof.HashSize, maxSubmitHashes)
+	}
+	return nil
+}
+
+func (s *api) Submit(ctx context.Context, req *pb.SubmitRequest) (*pb.SubmitResponse, error) {
+	issuer, err := s.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHashes(req.GetHashes(), "hashes"); err != nil {
+		return nil, err
+	}
+	res, err := s.n.pipe.submit(ctx, issuer, req.Hashes, 0)
+	if err != nil {
+		return nil, submitError(err)
+	}
+	return &pb.SubmitResponse{Queued: res.queued, Known: res.known}, nil
+}
+
+func submitError(err error) error {
+	switch {
+	case errors.Is(err, errStopped):
+		return status.Error(codes.Unavailable, "node is stopping; nothing of this request was queued")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	default:
+		return status.Errorf(codes.Internal, "queue: %v", err)
+	}
+}
+
+// SubmitStream queues each request as it arrives; the answer, sent once the
+// client closes its side, covers them all and says every hash is durable.
+func (s *api) SubmitStream(stream pb.Credence_SubmitStreamServer) error {
+	issuer, err := s.authenticate(stream.Context())
+	if err != nil {
+		return err
+	}
+	out := &pb.SubmitResponse{}
+	var base uint64
+	for {
+		req, err := stream.Recv()
+		if err == io.EOF {
+			return stream.SendAndClose(out)
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkHashes(req.GetHashes(), "hashes"); err != nil {
+			return status.Errorf(codes.InvalidArgument, "message at hash index %d: %s (earlier messages are queued)", base, status.Convert(err).Message())
+		}
+		res, err := s.n.pipe.submit(stream.Context(), issuer, req.Hashes, base)
+		if err != nil {
+			return submitError(err)
+		}
+		out.Queued += res.queued
+		out.Known = append(out.Known, res.known...)
+		base += uint64(len(req.Hashes) / proof.HashSize)
+	}
+}
+
+func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.GetReceiptResponse, error) {
+	if len(req.GetHash()) != proof.HashSize {
+		return nil, status.Errorf(codes.InvalidArgument, "hash: %d bytes, want a 32-byte SHA-256", len(req.GetHash()))
+	}
+	if req.Issuer != "" && !validIssuerID(req.Issuer) {
+		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.Issuer)
+	}
+	r, err := s.n.receipts.build(ctx, req.Hash, req.Issuer)
+	switch {
+	case errors.Is(err, errNotFound):
+		if s.n.pending(req.Hash, req.Issuer) {
+			return nil, status.Errorf(codes.Unavailable, "hash %s is queued or in a batch not yet final; try again shortly", proof.FormatBinary(req.Hash))
+		}
+		return nil, status.Errorf(codes.NotFound, "hash %s is not anchored (as far as this node has indexed)", proof.FormatBinary(req.Hash))
+	case errors.Is(err, errNotFinal):
+		return nil, status.Errorf(codes.Unavailable, "hash %s: %v; try again shortly", proof.FormatBinary(req.Hash), err)
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "receipt: %v", err)
+	}
+	metricReceipts.Inc()
+	return &pb.GetReceiptResponse{Receipt: r}, nil
+}
+
+func validIssuerID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *api) GetBatch(_ context.Context, req *pb.GetBatchRequest) (*pb.GetBatchResponse, error) {
+	if !validIssuerID(req.GetIssuer()) {
+		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.GetIssuer())
+	}
+	if req.Seq == 0 {
+		return nil, status.Error(codes.InvalidArgument, "seq: batch sequence numbers start at 1")
+	}
+	var rec, hashes []byte
+	err := s.n.db.View(func(txn *badger.Txn) error {
+		var err error
+		if rec, err = getValue(txn, xrKey(req.Issuer, req.Seq)); err != nil {
+			return err
+		}
+		if req.IncludeHashes {
+			hashes, err = getValue(txn, xbKey(req.Issuer, req.Seq))
+		}
+		return err
+	})
+	if errors.Is(err, errNotFound) {
+		return nil, status.Errorf(codes.NotFound, "batch %s/%d is not indexed on this node", req.Issuer, req.Seq)
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "batch: %v", err)
+	}
+	var r proof.BatchRecord
+	if err := proto.Unmarshal(rec, &r); err != nil {
+		return nil, status.Errorf(codes.Internal, "batch record: %v", err)
+	}
+	return &pb.GetBatchResponse{Record: &r, Hashes: hashes}, nil
+}
+
+func (s *api) NodeInfo(ctx context.Context, _ *pb.NodeInfoRequest) (*pb.NodeInfoResponse, error) {
+	st, err := s.n.rpc.Status(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "consensus status: %v", err)
+	}
+	ih, _ := indexedHeight(s.n.db)
+	return &pb.NodeInfoResponse{
+		ChainId:       s.n.chainID,
+		Moniker:       st.NodeInfo.Moniker,
+		Version:       app.Version,
+		LatestHeight:  st.SyncInfo.LatestBlockHeight,
+		LatestAppHash: st.SyncInfo.LatestAppHash,
+		Issuers:       s.n.pipe.issuers(),
+		IndexedHeight: ih,
+		QueuedHashes:  s.n.pipe.queueDepth(),
+	}, nil
+}

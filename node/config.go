@@ -1,0 +1,234 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/credence-ledger/credence/proof"
+)
+
+// Config is the node's app.toml: what CometBFT's config.toml does not hold.
+type Config struct {
+	// GRPCAddress is the API listener. Default 127.0.0.1:9090; a
+	// non-loopback address is refused unless AllowPublicAPI is set, since
+	// tokens would then cross the network in the clear.
+	GRPCAddress    string `toml:"grpc_address"`
+	AllowPublicAPI bool   `toml:"allow_public_api"`
+	// BatchInterval is how often the queue is cut into batches. Default 1s.
+	BatchInterval Duration `toml:"batch_interval"`
+	// BatchMaxLeaves cuts a batch early once an issuer has this many hashes
+	// queued. Default 65536, under the chain's max_batch_hashes.
+	BatchMaxLeaves int `toml:"batch_max_leaves"`
+	// RebroadcastAfter resends a batch not yet final after this long.
+	// Default 15s.
+	RebroadcastAfter Duration `toml:"rebroadcast_after"`
+	// ReceiptCacheMB bounds the memory of batch trees kept for receipts.
+	// Default 256.
+	ReceiptCacheMB int `toml:"receipt_cache_mb"`
+	// Issuers the node anchors for.
+	Issuers []IssuerConfig `toml:"issuer"`
+}
+
+// IssuerConfig is one issuer whose key this node holds.
+type IssuerConfig struct {
+	ID string `toml:"id"`
+	// KeyFile holds the issuer's ed25519 key (mode 0600), relative to the
+	// home's config directory unless absolute.
+	KeyFile string `toml:"key_file"`
+	// TokenSHA256 is the hex SHA-256 of the issuer's API token; the token
+	// itself is never stored in the config.
+	TokenSHA256 string `toml:"token_sha256"`
+}
+
+// Duration reads "1s"-style durations from TOML.
+type Duration struct{ time.Duration }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	d.Duration = v
+	return err
+}
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// DefaultConfig is app.toml's defaults.
+func DefaultConfig() *Config {
+	return &Config{
+		GRPCAddress:      "127.0.0.1:9090",
+		BatchInterval:    Duration{time.Second},
+		BatchMaxLeaves:   65536,
+		RebroadcastAfter: Duration{15 * time.Second},
+		ReceiptCacheMB:   256,
+	}
+}
+
+func appConfigPath(home string) string { return filepath.Join(home, "config", "app.toml") }
+
+// LoadConfig reads home/config/app.toml over the defaults.
+func LoadConfig(home string) (*Config, error) {
+	c := DefaultConfig()
+	path := appConfigPath(home)
+	md, err := toml.DecodeFile(path, c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, fmt.Errorf("%s: unknown setting %q", path, und[0].String())
+	}
+	if c.BatchInterval.Duration <= 0 {
+		return nil, fmt.Errorf("%s: batch_interval must be positive", path)
+	}
+	if c.BatchMaxLeaves <= 0 {
+		return nil, fmt.Errorf("%s: batch_max_leaves must be positive", path)
+	}
+	if c.ReceiptCacheMB <= 0 {
+		return nil, fmt.Errorf("%s: receipt_cache_mb must be positive", path)
+	}
+	for i, is := range c.Issuers {
+		if is.ID == "" || is.KeyFile == "" {
+			return nil, fmt.Errorf("%s: issuer[%d]: id and key_file are required", path, i)
+		}
+		if b, err := hex.DecodeString(is.TokenSHA256); err != nil || len(b) != sha256.Size {
+			return nil, fmt.Errorf("%s: issuer[%d].token_sha256: want 64 hex digits", path, i)
+		}
+	}
+	return c, nil
+}
+
+func writeConfig(home string, c *Config) error {
+	f, err := os.OpenFile(appConfigPath(home), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteString("# Credence node settings; CometBFT's are in config.toml.\n"); err != nil {
+		return err
+	}
+	return toml.NewEncoder(f).Encode(c)
+}
+
+// issuerKeyFile is the JSON form of an issuer key file.
+type issuerKeyFile struct {
+	Issuer     string `json:"issuer"`
+	PublicKey  string `json:"public_key"`
+	PrivateKey string `json:"private_key"`
+}
+
+func writeIssuerKey(path, issuer string, key ed25519.PrivateKey) error {
+	b, err := json.MarshalIndent(issuerKeyFile{
+		Issuer:     issuer,
+		PublicKey:  proof.FormatBinary(key.Public().(ed25519.PublicKey)),
+		PrivateKey: proof.FormatBinary(key.Seed()),
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeSecret(path, append(b, '\n'))
+}
+
+func readIssuerKey(path string) (ed25519.PrivateKey, error) {
+	if err := checkSecretMode(path); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f issuerKeyFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	seed, err := proof.ParseBinary(f.PrivateKey)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%s: private_key is not a 32-byte ed25519 seed", path)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// writeSecret creates a file readable by its owner only, failing if it exists.
+func writeSecret(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func checkSecretMode(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s: mode %v lets others read a key; chmod 600 it", path, st.Mode().Perm())
+	}
+	return nil
+}
+
+// tokenFile is where init leaves an issuer's API token for CLI use.
+func tokenFile(home, issuer string) string {
+	return filepath.Join(home, "config", "api-token-"+issuer)
+}
+
+// ReadToken returns the API token init stored in home for the node's first
+// issuer, for CLI commands given --home.
+func ReadToken(home string) (string, error) {
+	c, err := LoadConfig(home)
+	if err != nil {
+		return "", err
+	}
+	if len(c.Issuers) == 0 {
+		return "", errors.New("the node anchors for no issuer")
+	}
+	path := tokenFile(home, c.Issuers[0].ID)
+	if err := checkSecretMode(path); err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return string(trimNL(b)), nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// authorizer maps API tokens to issuers by their SHA-256, compared in
+// constant time.
+type authorizer struct {
+	hashes  [][]byte
+	issuers []string
+}
+
+func (a *authorizer) issuer(token string) (string, bool) {
+	h := sha256.Sum256([]byte(token))
+	found := -1
+	for i, want := range a.hashes {
+		if subtle.ConstantTimeCompare(h[:], want) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return "", false
+	}
+	return a.issuers[found], true
+}

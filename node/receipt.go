@@ -1,0 +1,204 @@
+package node
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	rpcclient "github.com/cometbft/cometbft/rpc/client"
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/credence-ledger/credence/proof"
+)
+
+// errNotFinal: the hash is anchored but the header proving it is not
+// committed yet.
+var errNotFinal = errors.New("anchored, but the next block is not committed yet")
+
+// receipts builds receipts from the index and the block store. A batch's
+// tree and a height's signed header are shared by every leaf, so both are
+// cached: after the first leaf of a batch, a receipt costs O(log n).
+type receipts struct {
+	db      *badger.DB
+	rpc     rpcclient.Client
+	chainID string
+
+	mu      sync.Mutex
+	trees   *lru
+	headers *lru
+}
+
+type headerEntry struct {
+	signedHeader []byte
+	validators   []*proof.Validator
+}
+
+func newReceipts(db *badger.DB, rpc rpcclient.Client, chainID string, cacheBytes int) *receipts {
+	return &receipts{db: db, rpc: rpc, chainID: chainID, trees: newLRU(cacheBytes), headers: newLRU(64 << 20)}
+}
+
+type batchData struct {
+	tree   *proof.Tree
+	record *proof.BatchRecord
+	proof  []byte
+}
+
+func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proof.Receipt, error) {
+	var pos position
+	if err := r.db.View(func(txn *badger.Txn) error {
+		var err error
+		pos, err = anchoredAt(txn, hash, issuer)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	b, err := r.batch(pos.issuer, pos.seq)
+	if err != nil {
+		return nil, err
+	}
+	path, err := b.tree.AuditPath(pos.index)
+	if err != nil {
+		return nil, err
+	}
+	h, err := r.header(ctx, b.record.Height+1)
+	if err != nil {
+		return nil, err
+	}
+	return &proof.Receipt{
+		Version:        proof.ReceiptVersion,
+		ChainId:        r.chainID,
+		CredentialHash: append([]byte(nil), hash...),
+		LeafIndex:      pos.index,
+		AuditPath:      path,
+		Batch:          b.record,
+		BatchProof:     b.proof,
+		SignedHeader:   h.signedHeader,
+		Validators:     h.validators,
+	}, nil
+}
+
+func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {
+	key := fmt.Sprintf("%s/%d", issuer, seq)
+	r.mu.Lock()
+	if v, ok := r.trees.get(key); ok {
+		r.mu.Unlock()
+		return v.(*batchData), nil
+	}
+	r.mu.Unlock()
+	var hashes, rec, prf []byte
+	if err := r.db.View(func(txn *badger.Txn) error {
+		var err error
+		if hashes, err = getValue(txn, xbKey(issuer, seq)); err != nil {
+			return err
+		}
+		if rec, err = getValue(txn, xrKey(issuer, seq)); err != nil {
+			return err
+		}
+		prf, err = getValue(txn, xpKey(issuer, seq))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("batch %s: %w", key, err)
+	}
+	tree, err := proof.NewTree(hashes)
+	if err != nil {
+		return nil, fmt.Errorf("batch %s: %w", key, err)
+	}
+	var record proof.BatchRecord
+	if err := proto.Unmarshal(rec, &record); err != nil {
+		return nil, fmt.Errorf("batch %s record: %w", key, err)
+	}
+	b := &batchData{tree: tree, record: &record, proof: prf}
+	r.mu.Lock()
+	r.trees.put(key, b, tree.MemoryBytes()+len(prf)+len(rec))
+	r.mu.Unlock()
+	return b, nil
+}
+
+func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, error) {
+	key := fmt.Sprint(height)
+	r.mu.Lock()
+	if v, ok := r.headers.get(key); ok {
+		r.mu.Unlock()
+		return v.(*headerEntry), nil
+	}
+	r.mu.Unlock()
+	st, err := r.rpc.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.SyncInfo.LatestBlockHeight < height {
+		return nil, fmt.Errorf("%w (batch at height %d, chain at %d)", errNotFinal, height-1, st.SyncInfo.LatestBlockHeight)
+	}
+	c, err := r.rpc.Commit(ctx, &height)
+	if err != nil {
+		return nil, fmt.Errorf("signed header %d: %w", height, err)
+	}
+	sh, err := c.SignedHeader.ToProto().Marshal()
+	if err != nil {
+		return nil, err
+	}
+	var vals []*proof.Validator
+	for page := 1; ; page++ {
+		perPage := 100
+		pg := page
+		res, err := r.rpc.Validators(ctx, &height, &pg, &perPage)
+		if err != nil {
+			return nil, fmt.Errorf("validators at %d: %w", height, err)
+		}
+		for _, v := range res.Validators {
+			vals = append(vals, &proof.Validator{Ed25519PublicKey: v.PubKey.Bytes(), VotingPower: v.VotingPower})
+		}
+		if len(vals) >= res.Total || len(res.Validators) == 0 {
+			break
+		}
+	}
+	e := &headerEntry{signedHeader: sh, validators: vals}
+	r.mu.Lock()
+	r.headers.put(key, e, len(sh)+len(vals)*48)
+	r.mu.Unlock()
+	return e, nil
+}
+
+// lru is a byte-bounded least-recently-used cache.
+type lru struct {
+	max, size int
+	ll        *list.List
+	items     map[string]*list.Element
+}
+
+type lruEntry struct {
+	key  string
+	val  any
+	size int
+}
+
+func newLRU(maxBytes int) *lru {
+	return &lru{max: maxBytes, ll: list.New(), items: make(map[string]*list.Element)}
+}
+
+func (c *lru) get(k string) (any, bool) {
+	if e, ok := c.items[k]; ok {
+		c.ll.MoveToFront(e)
+		return e.Value.(*lruEntry).val, true
+	}
+	return nil, false
+}
+
+func (c *lru) put(k string, v any, size int) {
+	if e, ok := c.items[k]; ok {
+		c.ll.MoveToFront(e)
+		return
+	}
+	c.items[k] = c.ll.PushFront(&lruEntry{k, v, size})
+	c.size += size
+	for c.size > c.max && c.ll.Len() > 1 {
+		e := c.ll.Back()
+		en := e.Value.(*lruEntry)
+		c.ll.Remove(e)
+		delete(c.items, en.key)
+		c.size -= en.size
+	}
+}

@@ -1,0 +1,248 @@
+package proof
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+	cmttypes "github.com/cometbft/cometbft/types"
+	ics23 "github.com/cosmos/ics23/go"
+	"google.golang.org/protobuf/proto"
+)
+
+// ReceiptVersion is the receipt format this package writes and verifies.
+const ReceiptVersion = 1
+
+// BatchKey is the state key of batch (issuer, seq): "b/" + issuer + "/" +
+// seq as 8 bytes big-endian. Issuer ids cannot contain '/'.
+func BatchKey(issuer string, seq uint64) []byte {
+	k := make([]byte, 0, 3+len(issuer)+8)
+	k = append(k, "b/"...)
+	k = append(k, issuer...)
+	k = append(k, '/')
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+// Step names the link of a receipt's chain of evidence that failed.
+type Step string
+
+const (
+	StepFormat     Step = "format"
+	StepChain      Step = "chain id"
+	StepAuditPath  Step = "audit path"
+	StepBatchProof Step = "batch proof"
+	StepHeader     Step = "signed header"
+	StepValidators Step = "validator set"
+	StepTrustRoot  Step = "trust root"
+	StepCommit     Step = "commit signatures"
+)
+
+// ErrInvalid is wrapped by every verification failure.
+var ErrInvalid = errors.New("invalid receipt")
+
+// VerifyError is a failed verification: the step and why.
+type VerifyError struct {
+	Step Step
+	Err  error
+}
+
+func (e *VerifyError) Error() string { return fmt.Sprintf("%s: %v", e.Step, e.Err) }
+
+func (e *VerifyError) Unwrap() []error { return []error{ErrInvalid, e.Err} }
+
+func fail(step Step, format string, args ...any) error {
+	return &VerifyError{Step: step, Err: fmt.Errorf(format, args...)}
+}
+
+// TrustRoot is what a verifier trusts: the chain id and the validator set
+// of the chain's genesis.
+type TrustRoot struct {
+	ChainID    string
+	Validators *cmttypes.ValidatorSet
+}
+
+// TrustRootFromGenesis reads a trust root from a CometBFT genesis file's JSON.
+func TrustRootFromGenesis(genesisJSON []byte) (*TrustRoot, error) {
+	doc, err := cmttypes.GenesisDocFromJSON(genesisJSON)
+	if err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	if len(doc.Validators) == 0 {
+		return nil, errors.New("genesis: no validators")
+	}
+	vals := make([]*cmttypes.Validator, len(doc.Validators))
+	for i, v := range doc.Validators {
+		vals[i] = cmttypes.NewValidator(v.PubKey, v.Power)
+	}
+	set, err := cmttypes.ValidatorSetFromExistingValidators(vals)
+	if err != nil {
+		return nil, fmt.Errorf("genesis validators: %w", err)
+	}
+	return &TrustRoot{ChainID: doc.ChainID, Validators: set}, nil
+}
+
+// Verified is what a valid receipt proves.
+type Verified struct {
+	ChainID        string
+	CredentialHash []byte
+	Issuer         string
+	SignerKey      []byte
+	BatchSeq       uint64
+	BatchRoot      []byte
+	LeafIndex      uint64
+	LeafCount      uint64
+	Height         int64
+	Time           time.Time
+}
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// Verify checks a receipt offline against a trust root: the audit path
+// leads to the batch root; the batch record is in the state whose hash is
+// the AppHash of the signed header of the next height; that header is signed
+// by more than 2/3 of the voting power of a validator set that is the trust
+// root's. Every failure is a *VerifyError naming the step.
+func Verify(r *Receipt, trust *TrustRoot) (*Verified, error) {
+	if r == nil || trust == nil || trust.Validators == nil {
+		return nil, fail(StepFormat, "receipt and trust root are required")
+	}
+	if r.Version != ReceiptVersion {
+		return nil, fail(StepFormat, "version %d, this verifier reads %d", r.Version, ReceiptVersion)
+	}
+	if r.ChainId != trust.ChainID {
+		return nil, fail(StepChain, "receipt is for chain %q, trust root is chain %q", r.ChainId, trust.ChainID)
+	}
+	b := r.Batch
+	if b == nil {
+		return nil, fail(StepFormat, "no batch record")
+	}
+	if len(r.CredentialHash) != HashSize {
+		return nil, fail(StepFormat, "credential hash is %d bytes, want %d", len(r.CredentialHash), HashSize)
+	}
+	if len(b.Root) != HashSize {
+		return nil, fail(StepFormat, "batch root is %d bytes, want %d", len(b.Root), HashSize)
+	}
+
+	root, err := RootFromAuditPath(LeafHash(r.CredentialHash), r.LeafIndex, b.LeafCount, r.AuditPath)
+	if err != nil {
+		return nil, fail(StepAuditPath, "%v", err)
+	}
+	if !bytes.Equal(root[:], b.Root) {
+		return nil, fail(StepAuditPath, "path leads to root %s, batch root is %s", FormatBinary(root[:]), FormatBinary(b.Root))
+	}
+
+	sh, err := decodeSignedHeader(r.SignedHeader)
+	if err != nil {
+		return nil, fail(StepHeader, "%v", err)
+	}
+	if err := sh.ValidateBasic(trust.ChainID); err != nil {
+		return nil, fail(StepHeader, "%v", err)
+	}
+	if sh.Height != b.Height+1 {
+		return nil, fail(StepHeader, "header height %d, want batch height %d + 1", sh.Height, b.Height)
+	}
+
+	var cp ics23.CommitmentProof
+	if err := cp.Unmarshal(r.BatchProof); err != nil {
+		return nil, fail(StepBatchProof, "decode: %v", err)
+	}
+	if canon, err := cp.Marshal(); err != nil || !bytes.Equal(canon, r.BatchProof) {
+		return nil, fail(StepBatchProof, "not the canonical encoding")
+	}
+	value, err := deterministic.Marshal(b)
+	if err != nil {
+		return nil, fail(StepFormat, "batch record: %v", err)
+	}
+	if !ics23.VerifyMembership(ics23.IavlSpec, []byte(sh.AppHash), &cp, BatchKey(b.Issuer, b.Seq), value) {
+		return nil, fail(StepBatchProof, "batch %s/%d is not proven in app hash %X of height %d", b.Issuer, b.Seq, []byte(sh.AppHash), sh.Height)
+	}
+
+	vals, err := validatorSet(r.Validators)
+	if err != nil {
+		return nil, fail(StepValidators, "%v", err)
+	}
+	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
+		return nil, fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
+	}
+	if !bytes.Equal(vals.Hash(), trust.Validators.Hash()) {
+		return nil, fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trust.Validators.Hash())
+	}
+	for i, s := range sh.Commit.Signatures {
+		if s.BlockIDFlag != cmttypes.BlockIDFlagAbsent && !bytes.Equal(s.ValidatorAddress, vals.Validators[i].Address) {
+			return nil, fail(StepCommit, "signature %d names validator %X, set has %X", i, []byte(s.ValidatorAddress), []byte(vals.Validators[i].Address))
+		}
+	}
+	if err := vals.VerifyCommitLight(trust.ChainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+		return nil, fail(StepCommit, "%v", err)
+	}
+
+	return &Verified{
+		ChainID:        r.ChainId,
+		CredentialHash: r.CredentialHash,
+		Issuer:         b.Issuer,
+		SignerKey:      b.SignerKey,
+		BatchSeq:       b.Seq,
+		BatchRoot:      b.Root,
+		LeafIndex:      r.LeafIndex,
+		LeafCount:      b.LeafCount,
+		Height:         b.Height,
+		Time:           time.Unix(0, b.TimeUnixNano).UTC(),
+	}, nil
+}
+
+// decodeSignedHeader accepts only the canonical encoding, so that no byte of
+// the receipt can change without the verifier noticing.
+func decodeSignedHeader(raw []byte) (*cmttypes.SignedHeader, error) {
+	var p cmtproto.SignedHeader
+	if err := p.Unmarshal(raw); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if canon, err := p.Marshal(); err != nil || !bytes.Equal(canon, raw) {
+		return nil, errors.New("not the canonical encoding")
+	}
+	return cmttypes.SignedHeaderFromProto(&p)
+}
+
+func validatorSet(vs []*Validator) (*cmttypes.ValidatorSet, error) {
+	if len(vs) == 0 {
+		return nil, errors.New("empty")
+	}
+	vals := make([]*cmttypes.Validator, len(vs))
+	for i, v := range vs {
+		if len(v.Ed25519PublicKey) != cmted25519.PubKeySize {
+			return nil, fmt.Errorf("validator %d: public key is %d bytes, want %d", i, len(v.Ed25519PublicKey), cmted25519.PubKeySize)
+		}
+		if v.VotingPower <= 0 {
+			return nil, fmt.Errorf("validator %d: voting power %d", i, v.VotingPower)
+		}
+		vals[i] = cmttypes.NewValidator(cmted25519.PubKey(v.Ed25519PublicKey), v.VotingPower)
+	}
+	set, err := cmttypes.ValidatorSetFromExistingValidators(vals)
+	if err != nil {
+		return nil, err
+	}
+	// The set's order is the commit's signature order; a receipt listing
+	// validators in another order is rejected rather than silently sorted.
+	for i, v := range set.Validators {
+		if !bytes.Equal(v.PubKey.Bytes(), vs[i].Ed25519PublicKey) {
+			return nil, fmt.Errorf("validator %d is out of order", i)
+		}
+	}
+	return set, nil
+}
+
+// ValidatorsFromSet lists a validator set for a receipt.
+func ValidatorsFromSet(set *cmttypes.ValidatorSet) ([]*Validator, error) {
+	out := make([]*Validator, len(set.Validators))
+	for i, v := range set.Validators {
+		if _, ok := v.PubKey.(cmted25519.PubKey); !ok {
+			return nil, fmt.Errorf("validator %X: key type %s, receipts carry ed25519", []byte(v.Address), v.PubKey.Type())
+		}
+		out[i] = &Validator{Ed25519PublicKey: v.PubKey.Bytes(), VotingPower: v.VotingPower}
+	}
+	return out, nil
+}
