@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -188,13 +189,28 @@ func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog
 		proxy.NewLocalClientCreator(app),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
 		cfg.DefaultDBProvider,
-		cmtnode.DefaultMetricsProvider(c.Instrumentation),
+		metricsProvider(c, log),
 		newLogger(log, c.LogLevel),
 	)
 	if err != nil {
 		return nil, err
 	}
 	return n, nil
+}
+
+// metricsRegistered: CometBFT registers its metrics in the process-wide
+// Prometheus registry, which takes each name once. A second node in the same
+// process (tests, a restart in place) runs without metrics rather than panic.
+var metricsRegistered atomic.Bool
+
+func metricsProvider(c *cfg.Config, log *slog.Logger) cmtnode.MetricsProvider {
+	if c.Instrumentation.Prometheus && metricsRegistered.Swap(true) {
+		log.Warn("Prometheus metrics already registered in this process; this node runs without them")
+		off := *c.Instrumentation
+		off.Prometheus = false
+		return cmtnode.DefaultMetricsProvider(&off)
+	}
+	return cmtnode.DefaultMetricsProvider(c.Instrumentation)
 }
 
 // slogAdapter routes CometBFT's logs into slog.

@@ -1,0 +1,145 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/credence-ledger/credence/consensus"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// testHome is an initialised home with its own loopback ports.
+type testHome struct {
+	dir   string
+	token string
+	ov    Overrides
+	trust *proof.TrustRoot
+}
+
+func newTestHome(t testing.TB) *testHome {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "home")
+	ov := Overrides{
+		GRPCAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		Ports: consensus.Ports{
+			P2P:        fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
+			RPC:        fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
+			Prometheus: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		},
+	}
+	res, err := Init(dir, InitOptions{ChainID: "credence-test", Ports: ov.Ports, GRPCAddress: ov.GRPCAddress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.ReadFile(filepath.Join(dir, "config", "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := proof.TrustRootFromGenesis(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fast batches keep the tests short; the default is 1s.
+	c, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.BatchInterval = Duration{100 * time.Millisecond}
+	if err := os.Remove(appConfigPath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeConfig(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	return &testHome{dir: dir, token: res.Token, ov: ov, trust: trust}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("CREDENCE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (h *testHome) start(t testing.TB) *Node {
+	t.Helper()
+	n, err := Start(context.Background(), h.dir, h.ov, testLogger(t))
+	if err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	return n
+}
+
+func dialTest(t testing.TB, addr string) pb.CredenceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return pb.NewCredenceClient(conn)
+}
+
+func (h *testHome) authed(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+h.token)
+}
+
+func randomHashes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, 32*n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func hashOf(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// waitReceipt polls until the node serves hash's receipt.
+func waitReceipt(ctx context.Context, t testing.TB, cl pb.CredenceClient, hash []byte) *proof.Receipt {
+	t.Helper()
+	for {
+		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash})
+		if err == nil {
+			return res.Receipt
+		}
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("receipt of %x: %v", hash, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("receipt of %x: not anchored before the deadline", hash)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
