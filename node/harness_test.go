@@ -128,17 +128,26 @@ func hashOf(s string) []byte {
 // waitReceipt polls until the node serves hash's receipt.
 func waitReceipt(ctx context.Context, t testing.TB, cl pb.CredenceClient, hash []byte) *proof.Receipt {
 	t.Helper()
+	r, err := pollReceipt(ctx, cl, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// pollReceipt is waitReceipt for goroutines other than the test's.
+func pollReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte) (*proof.Receipt, error) {
 	for {
 		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash})
 		if err == nil {
-			return res.Receipt
+			return res.Receipt, nil
 		}
 		if status.Code(err) != codes.Unavailable {
-			t.Fatalf("receipt of %x: %v", hash, err)
+			return nil, fmt.Errorf("receipt of %x: %w", hash, err)
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("receipt of %x: not anchored before the deadline", hash)
+			return nil, fmt.Errorf("receipt of %x: not anchored before the deadline", hash)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

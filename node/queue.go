@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -55,7 +57,16 @@ type queued struct {
 type inflight struct {
 	tx     []byte
 	hashes []byte
+	root   [32]byte
 	sentAt time.Time
+}
+
+func newInflight(tx, hashes []byte, sentAt time.Time) (*inflight, error) {
+	root, err := proof.Root(hashes)
+	if err != nil {
+		return nil, err
+	}
+	return &inflight{tx: tx, hashes: hashes, root: root, sentAt: sentAt}, nil
 }
 
 type submitReq struct {
@@ -104,7 +115,11 @@ func (p *pipeline) load() error {
 			if err != nil {
 				return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
 			}
-			p.flight(issuer)[seq] = &inflight{tx: tx, hashes: hashes}
+			f, err := newInflight(tx, hashes, time.Time{})
+			if err != nil {
+				return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
+			}
+			p.flight(issuer)[seq] = f
 			return nil
 		})
 	})
@@ -427,7 +442,10 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	if err := p.db.Sync(); err != nil {
 		return false, err
 	}
-	f := &inflight{tx: tx, hashes: hashes, sentAt: time.Now()}
+	f, err := newInflight(tx, hashes, time.Now())
+	if err != nil {
+		return false, err
+	}
 	p.mu.Lock()
 	p.pending[issuer] = p.pending[issuer][n:]
 	p.flight(issuer)[seq] = f
@@ -454,8 +472,9 @@ func (p *pipeline) send(issuer string, seq uint64, tx []byte) {
 }
 
 // settle decides the batches in flight whose fate committed state now
-// tells: a sequence at or below the issuer's last that is not in state can
-// never be anchored, so its hashes go back to the queue. One still open is
+// tells: a sequence at or below the issuer's last whose record in state is
+// not this batch's root can never be anchored, so its hashes go back to the
+// queue. One still open is
 // sent again once it has waited RebroadcastAfter, as the mempool may have
 // lost it (restart, eviction).
 func (p *pipeline) settle(issuer string) error {
@@ -481,11 +500,11 @@ func (p *pipeline) settle(issuer string) error {
 			continue // indexed meanwhile
 		}
 		if seq <= last {
-			_, err := p.app.ProveBatch(issuer, seq)
-			if err == nil {
+			b, err := p.app.ProveBatch(issuer, seq)
+			if err == nil && bytes.Equal(b.Record.Root, f.root[:]) {
 				continue // anchored; the indexer clears it
 			}
-			if !errors.Is(err, app.ErrNotFound) {
+			if err != nil && !errors.Is(err, app.ErrNotFound) {
 				return err
 			}
 			if err := p.requeue(issuer, seq, f); err != nil {
