@@ -158,7 +158,7 @@ func anchorBody(signer string, seq uint64, hashes []byte) *pb.TxBody {
 // node is one application on its own badger directory, driven block by block.
 type node struct {
 	t      testing.TB
-	dir    string
+	dir    string // "" for an in-memory IAVL database (iavl/db.MemDB)
 	bopts  []store.Option
 	db     *badger.DB
 	app    *App
@@ -182,8 +182,21 @@ func newNode(t testing.TB, bopts ...store.Option) *node {
 	return n
 }
 
+// newMemNode is a node on iavl's in-memory database: the reference the
+// badger-backed nodes are compared with.
+func newMemNode(t testing.TB) *node {
+	t.Helper()
+	n := &node{t: t, appHash: map[int64][]byte{}}
+	n.app = n.newApp(iavldb.NewMemDB())
+	t.Cleanup(n.close)
+	return n
+}
+
 func (n *node) open() {
 	n.t.Helper()
+	if n.dir == "" {
+		n.t.Fatal("an in-memory node cannot be reopened")
+	}
 	opts := append([]store.Option{store.WithLogger(quiet), store.WithMemTableSize(8 << 20), store.WithBlockCacheSize(8 << 20)}, n.bopts...)
 	db, err := store.OpenBadger(n.dir, opts...)
 	if err != nil {
