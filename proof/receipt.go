@@ -110,6 +110,9 @@ func Verify(r *Receipt, trust *TrustRoot) (*Verified, error) {
 	if r == nil || trust == nil || trust.Validators == nil {
 		return nil, fail(StepFormat, "receipt and trust root are required")
 	}
+	if hasUnknownFields(r) {
+		return nil, fail(StepFormat, "receipt carries fields this verifier does not know")
+	}
 	if r.Version != ReceiptVersion {
 		return nil, fail(StepFormat, "version %d, this verifier reads %d", r.Version, ReceiptVersion)
 	}
@@ -194,6 +197,23 @@ func Verify(r *Receipt, trust *TrustRoot) (*Verified, error) {
 	}, nil
 }
 
+// hasUnknownFields reports whether any message of the receipt kept fields
+// its decoder did not know: bytes that no check would cover.
+func hasUnknownFields(r *Receipt) bool {
+	if len(r.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	if r.Batch != nil && len(r.Batch.ProtoReflect().GetUnknown()) > 0 {
+		return true
+	}
+	for _, v := range r.Validators {
+		if v != nil && len(v.ProtoReflect().GetUnknown()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // decodeSignedHeader accepts only the canonical encoding, so that no byte of
 // the receipt can change without the verifier noticing.
 func decodeSignedHeader(raw []byte) (*cmttypes.SignedHeader, error) {
@@ -213,8 +233,8 @@ func validatorSet(vs []*Validator) (*cmttypes.ValidatorSet, error) {
 	}
 	vals := make([]*cmttypes.Validator, len(vs))
 	for i, v := range vs {
-		if len(v.Ed25519PublicKey) != cmted25519.PubKeySize {
-			return nil, fmt.Errorf("validator %d: public key is %d bytes, want %d", i, len(v.Ed25519PublicKey), cmted25519.PubKeySize)
+		if len(v.GetEd25519PublicKey()) != cmted25519.PubKeySize {
+			return nil, fmt.Errorf("validator %d: public key is %d bytes, want %d", i, len(v.GetEd25519PublicKey()), cmted25519.PubKeySize)
 		}
 		if v.VotingPower <= 0 {
 			return nil, fmt.Errorf("validator %d: voting power %d", i, v.VotingPower)
