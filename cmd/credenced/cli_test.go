@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The CLI as a user runs it: the real binary, a real node process.
+
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "credenced")
+	out, err := exec.Command("go", "build", "-tags", "badgerdb", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func run(t *testing.T, bin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return result{so.String(), se.String(), code}
+}
+
+func TestCLIEndToEnd(t *testing.T) {
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	grpcAddr := freeAddr(t)
+	initRes := run(t, bin, "init", "--home", home, "--chain-id", "cli-test",
+		"--grpc-address", grpcAddr, "--rpc-laddr", "tcp://"+freeAddr(t),
+		"--p2p-laddr", "tcp://"+freeAddr(t), "--prometheus-laddr", freeAddr(t))
+	if initRes.code != 0 || !strings.Contains(initRes.stdout, "API token") {
+		t.Fatalf("init: %+v", initRes)
+	}
+	if again := run(t, bin, "init", "--home", home); again.code == 0 || !strings.Contains(again.stderr, "already holds a node") {
+		t.Fatalf("second init over the same home must refuse: %+v", again)
+	}
+	for _, f := range []string{"priv_validator_key.json", "node_key.json", "app.toml", "api-token-member-1-registrar", "issuer-member-1-registrar.key.json"} {
+		st, err := os.Stat(filepath.Join(home, "config", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s has mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+
+	logf, err := os.Create(filepath.Join(dir, "node.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := exec.Command(bin, "start", "--home", home)
+	node.Stdout, node.Stderr = logf, logf
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- node.Wait() }()
+	defer func() {
+		node.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("node did not stop cleanly on SIGINT: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			node.Process.Kill()
+			t.Error("node did not stop within 30s of SIGINT")
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("node log:\n%s", b)
+		}
+	}()
+
+	creds := filepath.Join(dir, "creds")
+	os.MkdirAll(creds, 0o755)
+	var files []string
+	for i := 0; i < 3; i++ {
+		f := filepath.Join(creds, fmt.Sprintf("diploma-%d.txt", i))
+		os.WriteFile(f, []byte(fmt.Sprintf("Graduate %d, BSc, 2026\n", i)), 0o644)
+		files = append(files, f)
+	}
+	out := filepath.Join(dir, "receipts")
+	var anchored result
+	deadline := time.Now().Add(time.Minute)
+	for {
+		anchored = run(t, bin, append([]string{"anchor", "--node", grpcAddr, "--home", home, "--out", out}, files...)...)
+		if anchored.code == 0 || time.Now().After(deadline) || !strings.Contains(anchored.stderr, "Unavailable") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the node's API is not up yet
+	}
+	if anchored.code != 0 {
+		t.Fatalf("anchor: %+v", anchored)
+	}
+	lines := strings.Split(strings.TrimSpace(anchored.stdout), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "diploma-0.txt") || !strings.Contains(lines[0], "issuer=member-1-registrar") {
+		t.Fatalf("anchor output: %q", anchored.stdout)
+	}
+
+	genesis := filepath.Join(home, "config", "genesis.json")
+	receipt := filepath.Join(out, "diploma-1.txt.receipt.json")
+	ok := run(t, bin, "verify", "--genesis", genesis, "--file", files[1], receipt)
+	if ok.code != 0 || !strings.Contains(ok.stdout, "VALID") || !strings.Contains(ok.stdout, "member-1-registrar") {
+		t.Fatalf("verify: %+v", ok)
+	}
+	wrongFile := run(t, bin, "verify", "--genesis", genesis, "--file", files[0], receipt)
+	if wrongFile.code != 1 || !strings.Contains(wrongFile.stderr, "INVALID") {
+		t.Fatalf("verify with another credential file: %+v", wrongFile)
+	}
+
+	// The same receipt, fetched by hash, verifies; tampered, it names the failing step.
+	hash := strings.Fields(lines[1])[1]
+	fetched := run(t, bin, "receipt", "--node", grpcAddr, hash)
+	if fetched.code != 0 {
+		t.Fatalf("receipt: %+v", fetched)
+	}
+	fetchedPath := filepath.Join(dir, "fetched.json")
+	os.WriteFile(fetchedPath, []byte(fetched.stdout), 0o644)
+	if r := run(t, bin, "verify", "--genesis", genesis, fetchedPath); r.code != 0 {
+		t.Fatalf("verify fetched receipt: %+v", r)
+	}
+	tampered := strings.Replace(fetched.stdout, `"issuer": "member-1-registrar"`, `"issuer": "member-2-registrar"`, 1)
+	tamperedPath := filepath.Join(dir, "tampered.json")
+	os.WriteFile(tamperedPath, []byte(tampered), 0o644)
+	if r := run(t, bin, "verify", "--genesis", genesis, tamperedPath); r.code != 1 || !strings.Contains(r.stderr, "batch proof") {
+		t.Fatalf("tampered receipt: %+v", r)
+	}
+
+	// Bad input gets a clear message naming what is wrong.
+	other := filepath.Join(dir, "other")
+	run(t, bin, "init", "--home", other, "--chain-id", "another-chain")
+	bad := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown hash", []string{"receipt", "--node", grpcAddr, strings.Repeat("ab", 32)}, "not anchored"},
+		{"short hash", []string{"receipt", "--node", grpcAddr, "abcd"}, "2 bytes, want 32"},
+		{"bad multibase", []string{"receipt", "--node", grpcAddr, "zI0OI0"}, "not multibase or hex"},
+		{"anchor bad --hash", []string{"anchor", "--node", grpcAddr, "--home", home, "--hash", "xyz"}, "--hash"},
+		{"anchor nothing", []string{"anchor", "--node", grpcAddr, "--home", home}, "nothing to anchor"},
+		{"anchor bad token", []string{"anchor", "--node", grpcAddr, "--token", "nope", files[0]}, "unknown API token"},
+		{"verify other chain", []string{"verify", "--genesis", filepath.Join(other, "config", "genesis.json"), receipt}, "chain id"},
+		{"verify no genesis", []string{"verify", receipt}, "--genesis is required"},
+		{"verify truncated", []string{"verify", "--genesis", genesis, truncated(t, receipt)}, "receipt JSON"},
+		{"verify missing file", []string{"verify", "--genesis", genesis, filepath.Join(dir, "nope.json")}, "no such file"},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			r := run(t, bin, c.args...)
+			if r.code != 1 || !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("want exit 1 and %q, got %+v", c.want, r)
+			}
+			if strings.Contains(r.stderr, "panic") {
+				t.Fatalf("panicked: %s", r.stderr)
+			}
+		})
+	}
+}
+
+func truncated(t *testing.T, path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "truncated.json")
+	os.WriteFile(p, b[:len(b)/2], 0o644)
+	return p
+}
