@@ -317,19 +317,7 @@ func anchorOf(raw []byte) (string, uint64, []byte, bool) {
 
 // pending reports whether hash waits in this node's queue or a batch in flight.
 func (n *Node) pending(hash []byte, issuer string) bool {
-	found := false
-	_ = n.db.View(func(txn *badger.Txn) error {
-		for _, is := range n.pipe.issuers() {
-			if issuer != "" && is != issuer {
-				continue
-			}
-			if _, err := getValue(txn, qhKey(is, hash)); err == nil {
-				found = true
-			}
-		}
-		return nil
-	})
-	return found
+	return n.pipe.isWaiting(hash, issuer)
 }
 
 // Stop shuts the node down cleanly: the API drains, the queue is synced,

@@ -47,6 +47,10 @@ type pipeline struct {
 	pending  map[string][]queued // issuer → hashes not yet in a batch, in order
 	nextQ    map[string]uint64
 	inflight map[string]map[uint64]*inflight // issuer → batch seq → batch
+	// waiting holds every hash queued or in flight, per issuer: the
+	// duplicate check for hashes not yet anchored. It is rebuilt from disk at
+	// start, so the queue stores one key per hash.
+	waiting map[string]map[[32]byte]struct{}
 }
 
 type queued struct {
@@ -91,6 +95,7 @@ func newPipeline(db *badger.DB, a *app.App, chainID string, keys map[string]ed25
 		pending:  make(map[string][]queued),
 		nextQ:    make(map[string]uint64),
 		inflight: make(map[string]map[uint64]*inflight),
+		waiting:  make(map[string]map[[32]byte]struct{}),
 	}
 }
 
@@ -105,6 +110,7 @@ func (p *pipeline) load() error {
 			copy(q.hash[:], v)
 			p.pending[issuer] = append(p.pending[issuer], q)
 			p.nextQ[issuer] = qseq + 1
+			p.wait(issuer)[q.hash] = struct{}{}
 			return nil
 		}); err != nil {
 			return err
@@ -120,6 +126,10 @@ func (p *pipeline) load() error {
 				return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
 			}
 			p.flight(issuer)[seq] = f
+			w := p.wait(issuer)
+			for j := 0; j+32 <= len(hashes); j += 32 {
+				w[[32]byte(hashes[j:j+32])] = struct{}{}
+			}
 			return nil
 		})
 	})
@@ -163,6 +173,31 @@ func txHashes(raw []byte) ([]byte, error) {
 		return nil, errors.New("not an anchor batch")
 	}
 	return ab.Hashes, nil
+}
+
+func (p *pipeline) wait(issuer string) map[[32]byte]struct{} {
+	m := p.waiting[issuer]
+	if m == nil {
+		m = make(map[[32]byte]struct{})
+		p.waiting[issuer] = m
+	}
+	return m
+}
+
+// isWaiting reports whether hash is queued or in flight for issuer (any
+// issuer of this node when issuer is empty).
+func (p *pipeline) isWaiting(hash []byte, issuer string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for is, w := range p.waiting {
+		if issuer != "" && is != issuer {
+			continue
+		}
+		if _, ok := w[[32]byte(hash)]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *pipeline) flight(issuer string) map[uint64]*inflight {
@@ -240,87 +275,102 @@ func (p *pipeline) drainRequests() {
 
 func (p *pipeline) commitGroup(group []*submitReq) {
 	results := make([]submitResult, len(group))
-	type newHash struct {
+	type candidate struct {
+		req    int
 		issuer string
-		q      queued
+		idx    uint64
+		hash   [32]byte
 	}
-	var fresh []newHash
-	seen := make(map[string]bool)
-	wb := p.db.NewWriteBatch()
-	defer wb.Cancel()
+	// First the hashes already waiting here, then, in a read snapshot taken
+	// after that check, those already anchored: the indexer records a
+	// hash's position before it stops waiting, so no hash slips between.
+	var maybe []candidate
 	p.mu.Lock()
-	next := make(map[string]uint64)
-	for _, r := range group {
-		if _, ok := next[r.issuer]; !ok {
-			next[r.issuer] = p.nextQ[r.issuer]
+	for i, r := range group {
+		w := p.wait(r.issuer)
+		for j := 0; j+32 <= len(r.hashes); j += 32 {
+			h := [32]byte(r.hashes[j : j+32])
+			idx := r.base + uint64(j/32)
+			if _, ok := w[h]; ok {
+				results[i].known = append(results[i].known, &pb.Known{Index: idx, State: pb.HashState_HASH_STATE_PENDING})
+				continue
+			}
+			// Claimed now so a repeat within the group is seen as waiting.
+			w[h] = struct{}{}
+			maybe = append(maybe, candidate{req: i, issuer: r.issuer, idx: idx, hash: h})
 		}
 	}
 	p.mu.Unlock()
+
+	var fresh []candidate
+	wb := p.db.NewWriteBatch()
+	defer wb.Cancel()
+	next := make(map[string]uint64)
+	var anchored []candidate
 	err := p.db.View(func(txn *badger.Txn) error {
-		for i, r := range group {
-			res := &results[i]
-			for j := 0; j+32 <= len(r.hashes); j += 32 {
-				h := r.hashes[j : j+32]
-				idx := r.base + uint64(j/32)
-				dk := r.issuer + string(h)
-				if seen[dk] {
-					res.known = append(res.known, &pb.Known{Index: idx, State: pb.HashState_HASH_STATE_PENDING})
-					continue
-				}
-				seen[dk] = true
-				pos, err := anchoredAt(txn, h, r.issuer)
-				if err == nil {
-					res.known = append(res.known, &pb.Known{Index: idx, State: pb.HashState_HASH_STATE_ANCHORED,
-						Issuer: pos.issuer, BatchSeq: pos.seq, LeafIndex: pos.index, Height: pos.height})
-					continue
-				} else if !errors.Is(err, errNotFound) {
-					return err
-				}
-				if _, err := getValue(txn, qhKey(r.issuer, h)); err == nil {
-					res.known = append(res.known, &pb.Known{Index: idx, State: pb.HashState_HASH_STATE_PENDING})
-					continue
-				} else if !errors.Is(err, errNotFound) {
-					return err
-				}
-				q := queued{qseq: next[r.issuer]}
-				next[r.issuer]++
-				copy(q.hash[:], h)
-				if err := wb.Set(qpKey(r.issuer, q.qseq), q.hash[:]); err != nil {
-					return err
-				}
-				if err := wb.Set(qhKey(r.issuer, h), u64([]byte{'q'}, q.qseq)); err != nil {
-					return err
-				}
-				fresh = append(fresh, newHash{r.issuer, q})
-				res.queued++
+		for _, c := range maybe {
+			pos, err := anchoredAt(txn, c.hash[:], c.issuer)
+			if err == nil {
+				results[c.req].known = append(results[c.req].known, &pb.Known{Index: c.idx, State: pb.HashState_HASH_STATE_ANCHORED,
+					Issuer: pos.issuer, BatchSeq: pos.seq, LeafIndex: pos.index, Height: pos.height})
+				anchored = append(anchored, c)
+				continue
+			} else if !errors.Is(err, errNotFound) {
+				return err
 			}
+			fresh = append(fresh, c)
 		}
 		return nil
 	})
+	// Only this loop and requeue assign queue positions; requeue holds the
+	// lock for its whole write, so positions never collide.
+	queuedAt := make([]uint64, len(fresh))
+	p.mu.Lock()
+	for i, c := range fresh {
+		if _, ok := next[c.issuer]; !ok {
+			next[c.issuer] = p.nextQ[c.issuer]
+		}
+		queuedAt[i] = next[c.issuer]
+		next[c.issuer]++
+	}
+	for is, n := range next {
+		p.nextQ[is] = n
+	}
+	p.mu.Unlock()
+	if err == nil {
+		for i, c := range fresh {
+			if err = wb.Set(qpKey(c.issuer, queuedAt[i]), c.hash[:]); err != nil {
+				break
+			}
+		}
+	}
 	if err == nil && len(fresh) > 0 {
 		if err = wb.Flush(); err == nil {
 			err = p.db.Sync()
 		}
 	}
+	p.mu.Lock()
+	for _, c := range anchored {
+		delete(p.waiting[c.issuer], c.hash)
+	}
 	if err != nil {
+		for _, c := range fresh {
+			delete(p.waiting[c.issuer], c.hash)
+		}
+		p.mu.Unlock()
 		p.log.Error("queue write failed; requests refused", "err", err)
 		for _, r := range group {
 			r.done <- submitResult{err: fmt.Errorf("queue write: %w", err)}
 		}
 		return
 	}
-	p.mu.Lock()
 	full := false
-	for _, f := range fresh {
-		p.pending[f.issuer] = append(p.pending[f.issuer], f.q)
-		if len(p.pending[f.issuer]) >= p.cfg.BatchMaxLeaves {
+	for i, c := range fresh {
+		p.pending[c.issuer] = append(p.pending[c.issuer], queued{qseq: queuedAt[i], hash: c.hash})
+		if len(p.pending[c.issuer]) >= p.cfg.BatchMaxLeaves {
 			full = true
 		}
-	}
-	for is, n := range next {
-		if n > p.nextQ[is] {
-			p.nextQ[is] = n
-		}
+		results[c.req].queued++
 	}
 	p.mu.Unlock()
 	metricSubmitted.Add(float64(len(fresh)))
@@ -424,12 +474,8 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	}
 	wb := p.db.NewWriteBatch()
 	defer wb.Cancel()
-	mark := u64([]byte{'f'}, seq)
 	for _, e := range take {
 		if err := wb.Delete(qpKey(issuer, e.qseq)); err != nil {
-			return false, err
-		}
-		if err := wb.Set(qhKey(issuer, e.hash[:]), mark); err != nil {
 			return false, err
 		}
 	}
@@ -536,9 +582,6 @@ func (p *pipeline) requeue(issuer string, seq uint64, f *inflight) error {
 		if err := wb.Set(qpKey(issuer, q.qseq), q.hash[:]); err != nil {
 			return err
 		}
-		if err := wb.Set(qhKey(issuer, q.hash[:]), u64([]byte{'q'}, q.qseq)); err != nil {
-			return err
-		}
 		back = append(back, q)
 	}
 	if err := wb.Delete(qfKey(issuer, seq)); err != nil {
@@ -558,8 +601,8 @@ func (p *pipeline) requeue(issuer string, seq uint64, f *inflight) error {
 }
 
 // index records the batches of one committed block. The leaves' positions
-// are written and flushed before the queue's records of them are removed,
-// so a reader always finds a hash in one place or the other.
+// are written and flushed before the hashes stop waiting, so a reader always
+// finds a hash in one place or the other.
 func (p *pipeline) index(height int64, batches []app.CommittedBatch) error {
 	wb := p.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -593,11 +636,6 @@ func (p *pipeline) index(height int64, batches []app.CommittedBatch) error {
 		if _, ours := p.keys[r.Issuer]; !ours {
 			continue
 		}
-		for j := 0; j+32 <= len(b.Hashes); j += 32 {
-			if err := wb2.Delete(qhKey(r.Issuer, b.Hashes[j:j+32])); err != nil {
-				return err
-			}
-		}
 		if err := wb2.Delete(qfKey(r.Issuer, r.Seq)); err != nil {
 			return err
 		}
@@ -612,6 +650,11 @@ func (p *pipeline) index(height int64, batches []app.CommittedBatch) error {
 	for _, b := range batches {
 		if m := p.inflight[b.Record.Issuer]; m != nil {
 			delete(m, b.Record.Seq)
+		}
+		if w := p.waiting[b.Record.Issuer]; w != nil {
+			for j := 0; j+32 <= len(b.Hashes); j += 32 {
+				delete(w, [32]byte(b.Hashes[j:j+32]))
+			}
 		}
 	}
 	p.mu.Unlock()
@@ -636,9 +679,7 @@ func (p *pipeline) reconcile() error {
 					if err := wb.Delete(qpKey(issuer, e.qseq)); err != nil {
 						return err
 					}
-					if err := wb.Delete(qhKey(issuer, e.hash[:])); err != nil {
-						return err
-					}
+					delete(p.waiting[issuer], e.hash)
 					dropped++
 					continue
 				} else if !errors.Is(err, errNotFound) {

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,11 +57,6 @@ func TestBatchesInFlightAcrossRestart(t *testing.T) {
 		if err := wb.Set(qfKey(issuer, b.seq), tx); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < len(b.hashes); i += 32 {
-			if err := wb.Set(qhKey(issuer, b.hashes[i:i+32]), u64([]byte{'f'}, b.seq)); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}
 	if err := wb.Flush(); err != nil {
 		t.Fatal(err)
@@ -89,4 +86,47 @@ func TestBatchesInFlightAcrossRestart(t *testing.T) {
 	if _, err := proof.Verify(waitReceipt(ctx, t, cl, hashes[0]), h.trust); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestResubmitWhileAnchoring hammers the node with the same hashes while
+// they move through queue, batch, block and index: every answer is "queued"
+// exactly once per hash, and each hash is anchored exactly once.
+func TestResubmitWhileAnchoring(t *testing.T) {
+	h := newTestHome(t)
+	n := h.start(t)
+	defer n.Stop()
+	cl := dialTest(t, n.GRPCAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	set := randomHashes(t, 2000)
+	var queued atomic.Uint64
+	var wg sync.WaitGroup
+	for c := 0; c < 4; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := 0; round < 40; round++ {
+				res, err := cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: set})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				queued.Add(res.Queued)
+				if res.Queued+uint64(len(res.Known)) != 2000 {
+					t.Errorf("answer covers %d of 2000 hashes", res.Queued+uint64(len(res.Known)))
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := queued.Load(); got != 2000 {
+		t.Fatalf("%d hashes reported newly queued, want 2000", got)
+	}
+	var hashes [][]byte
+	for i := 0; i < len(set); i += 32 {
+		hashes = append(hashes, set[i:i+32])
+	}
+	checkAnchoredOnce(ctx, t, cl, h, hashes)
 }

@@ -13,7 +13,6 @@ import (
 // '/', so every key below is unambiguous.
 //
 //	qp/<issuer>/<qseq>      → hash            queued, not yet in a batch
-//	qh/<issuer>/<hash>      → 'q'<qseq> | 'f'<batch seq>   dedup of queued and in-flight hashes
 //	qf/<issuer>/<batch seq> → signed tx       a batch sent and not yet final
 //	xl/<hash>/<issuer>      → seq, index, height          where an anchored hash is
 //	xb/<issuer>/<seq>       → hashes          a batch's leaves, in order
@@ -39,11 +38,6 @@ func qfKey(issuer string, seq uint64) []byte  { return issuerSeqKey("qf/", issue
 func xbKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xb/", issuer, seq) }
 func xrKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xr/", issuer, seq) }
 func xpKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xp/", issuer, seq) }
-
-func qhKey(issuer string, hash []byte) []byte {
-	k := make([]byte, 0, 4+len(issuer)+len(hash))
-	return append(append(append(append(k, "qh/"...), issuer...), '/'), hash...)
-}
 
 func xlPrefix(hash []byte) []byte {
 	k := make([]byte, 0, 4+len(hash))
