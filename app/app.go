@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,6 +63,42 @@ type App struct {
 	checkSeq map[string]uint64
 	// block holds the batches of the block being finalized.
 	block []CommittedBatch
+	// decoded caches transactions that passed decodeTx, by SHA-256 of their
+	// bytes: a batch is checked in CheckTx, PrepareProposal,
+	// ProcessProposal and FinalizeBlock, and hashing its bytes once costs a
+	// sixth of recomputing its Merkle root. decodeTx is a pure function of
+	// the bytes and the params, so the cache changes no result.
+	decoded map[[32]byte]*decodedTx
+	// genesis is the state InitChain wrote, read as committed state until
+	// the first version is saved.
+	genesis map[string][]byte
+	// initialHeight is the chain's first height when above 1 (set at
+	// InitChain; until the first commit, the next block's height).
+	initialHeight int64
+}
+
+// nextHeight is the height of the block a transaction checked now joins.
+func (a *App) nextHeight() int64 {
+	return max(a.tree.Version()+1, a.initialHeight)
+}
+
+// decodedCacheSize bounds the cache: a few blocks' worth of batches.
+const decodedCacheSize = 1024
+
+func (a *App) decode(raw []byte) (*decodedTx, error) {
+	key := sha256.Sum256(raw)
+	if tx, ok := a.decoded[key]; ok {
+		return tx, nil
+	}
+	tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
+	if err != nil {
+		return nil, err
+	}
+	if len(a.decoded) >= decodedCacheSize {
+		clear(a.decoded)
+	}
+	a.decoded[key] = tx
+	return tx, nil
 }
 
 // Option configures an App.
@@ -77,7 +114,7 @@ func WithCommitHook(h CommitHook) Option { return func(a *App) { a.onCommit = h 
 // New opens the application state stored in db for chain chainID and loads
 // its latest version.
 func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
-	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64)}
+	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64), decoded: make(map[[32]byte]*decodedTx), genesis: make(map[string][]byte)}
 	for _, o := range opts {
 		o(a)
 	}
@@ -150,29 +187,34 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	}
 	if req.InitialHeight > 1 {
 		a.tree.SetInitialVersion(uint64(req.InitialHeight))
+		a.initialHeight = req.InitialHeight
 	}
 	for _, m := range g.members {
-		if err := a.set(memberKey(m.Id), m); err != nil {
+		if err := a.setGenesis(memberKey(m.Id), m); err != nil {
 			return nil, err
 		}
 	}
 	for _, is := range g.issuers {
-		if err := a.set(issuerKey(is.Id), is); err != nil {
+		if err := a.setGenesis(issuerKey(is.Id), is); err != nil {
 			return nil, err
 		}
 	}
-	if err := a.set([]byte(keyParams), g.params); err != nil {
+	if err := a.setGenesis([]byte(keyParams), g.params); err != nil {
 		return nil, err
 	}
 	a.params = g.params
+	clear(a.decoded)
 	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
 }
 
-func (a *App) set(key []byte, m proto.Message) error {
+// setGenesis writes a genesis entry, also kept aside as the committed
+// state until the first block is saved.
+func (a *App) setGenesis(key []byte, m proto.Message) error {
 	v, err := deterministic.Marshal(m)
 	if err != nil {
 		return err
 	}
+	a.genesis[string(key)] = v
 	_, err = a.tree.Set(key, v)
 	return err
 }
@@ -258,9 +300,9 @@ func (a *App) maxBatchHashes() uint64 {
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	tx, err := decodeTx(req.Tx, a.chainID, a.maxBatchHashes())
+	tx, err := a.decode(req.Tx)
 	if err == nil {
-		c := &checker{st: a.committed(), pending: a.checkSeq, height: a.tree.Version() + 1}
+		c := &checker{st: a.committed(), pending: a.checkSeq, height: a.nextHeight()}
 		err = c.check(tx)
 	}
 	if err != nil {
@@ -272,18 +314,23 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 // committed is the last saved state: CheckTx and proposals are checked
 // against it, never against the working tree of a block in progress.
 func (a *App) committed() stateReader {
+	if a.tree.Version() == 0 {
+		// Nothing saved yet: the state is genesis, not the working tree
+		// of a first block in progress.
+		return genesisReader(a.genesis)
+	}
 	return committedReader{a.tree}
 }
 
 type committedReader struct{ t *iavl.MutableTree }
 
 func (r committedReader) Get(key []byte) ([]byte, error) {
-	v := r.t.Version()
-	if v == 0 {
-		return r.t.Get(key)
-	}
-	return r.t.GetVersioned(key, v)
+	return r.t.GetVersioned(key, r.t.Version())
 }
+
+type genesisReader map[string][]byte
+
+func (g genesisReader) Get(key []byte) ([]byte, error) { return g[string(key)], nil }
 
 func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
 	a.mu.Lock()
@@ -297,7 +344,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 		if total+int64(len(raw)) > req.MaxTxBytes {
 			break
 		}
-		tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
+		tx, err := a.decode(raw)
 		if err == nil {
 			err = c.check(tx)
 		}
@@ -316,7 +363,7 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 	defer a.mu.Unlock()
 	c := &checker{st: a.committed(), pending: make(map[string]uint64), height: req.Height}
 	for i, raw := range req.Txs {
-		tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
+		tx, err := a.decode(raw)
 		if err == nil {
 			err = c.check(tx)
 		}
@@ -350,7 +397,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 // deliver executes one transaction. A rejected transaction returns a result
 // with its code and changes nothing; an error is a storage failure.
 func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*abci.ExecTxResult, error) {
-	tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
+	tx, err := a.decode(raw)
 	if err == nil {
 		err = c.check(tx)
 	}

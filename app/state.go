@@ -1,10 +1,11 @@
 package app
 
 import (
-	"encoding/binary"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 
+	"github.com/oasisprotocol/curve25519-voi/curve"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/proof"
@@ -17,7 +18,6 @@ const (
 	prefixMember   = "m/"
 	prefixIssuer   = "i/"
 	prefixSequence = "s/"
-	prefixBatch    = "b/"
 	keyParams      = "p"
 )
 
@@ -30,14 +30,9 @@ func memberKey(id string) []byte { return []byte(prefixMember + id) }
 func issuerKey(id string) []byte { return []byte(prefixIssuer + id) }
 func seqKey(id string) []byte    { return []byte(prefixSequence + id) }
 
-// BatchKey is the state key of batch (issuer, seq).
-func BatchKey(issuer string, seq uint64) []byte {
-	k := make([]byte, 0, len(prefixBatch)+len(issuer)+9)
-	k = append(k, prefixBatch...)
-	k = append(k, issuer...)
-	k = append(k, '/')
-	return binary.BigEndian.AppendUint64(k, seq)
-}
+// BatchKey is the state key of batch (issuer, seq); the verifier owns the
+// layout because receipts prove it.
+func BatchKey(issuer string, seq uint64) []byte { return proof.BatchKey(issuer, seq) }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
@@ -152,10 +147,32 @@ func parseKey(s string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("ed25519 public key is %d bytes, want 32", len(b))
+	if err := checkPublicKey(b); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// checkPublicKey refuses what is not a usable ed25519 key. A small-order
+// point is refused: ed25519 verification accepts forged signatures for it
+// (the identity key with R = identity and S = 0 verifies any message), so
+// such a key would let anyone sign as its holder.
+func checkPublicKey(b []byte) error {
+	if len(b) != ed25519.PublicKeySize {
+		return fmt.Errorf("ed25519 public key is %d bytes, want %d", len(b), ed25519.PublicKeySize)
+	}
+	var c curve.CompressedEdwardsY
+	if _, err := c.SetBytes(b); err != nil {
+		return fmt.Errorf("ed25519 public key: %v", err)
+	}
+	var p curve.EdwardsPoint
+	if _, err := p.SetCompressedY(&c); err != nil {
+		return fmt.Errorf("ed25519 public key is not a curve point")
+	}
+	if p.IsSmallOrder() {
+		return fmt.Errorf("ed25519 public key is a small-order point, which anyone can sign for")
+	}
+	return nil
 }
 
 // keyValidAt reports whether an issuer may sign with pub at height h.

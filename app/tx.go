@@ -116,8 +116,8 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 	if err := proto.Unmarshal(raw, &tx); err != nil {
 		return nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
 	}
-	if len(tx.PublicKey) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("%w: public_key is %d bytes, want %d", ErrMalformed, len(tx.PublicKey), ed25519.PublicKeySize)
+	if err := checkPublicKey(tx.PublicKey); err != nil {
+		return nil, fmt.Errorf("%w: public_key: %v", ErrMalformed, err)
 	}
 	if len(tx.Signature) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(tx.Signature), ed25519.SignatureSize)
