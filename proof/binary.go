@@ -23,13 +23,19 @@ func FormatBinary(b []byte) string {
 }
 
 // ParseBinary accepts multibase, or plain hex (optionally 0x-prefixed).
-// An even-length string of hex digits is read as hex: a multibase value that
-// happens to be all hex digits is impossible for base58btc ("z" prefix) and
-// base64url ("u" prefix), and base16 multibase ("f" + hex) has odd length.
+// An even-length string of hex digits is read as hex. That can never
+// misread what Credence writes (base58btc "z…" and base64url "u…" are not
+// hex digits, base16 multibase "f…" has odd length), but a base32 multibase
+// value made only of the letters a-f and digits 2-7 would be taken as hex.
 func ParseBinary(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, fmt.Errorf("empty value: %w", ErrBadEncoding)
+	}
+	if s == "z" {
+		// The base58btc rendering of no bytes, which go-multibase will
+		// write but not read.
+		return []byte{}, nil
 	}
 	h := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
 	if len(h)%2 == 0 && isHex(h) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -79,7 +80,7 @@ func UnmarshalReceiptJSON(data []byte) (*Receipt, error) {
 	if err := dec.Decode(&j); err != nil {
 		return nil, fmt.Errorf("receipt JSON: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("receipt JSON: trailing data after the receipt")
 	}
 	field := func(name, s string) ([]byte, error) {

@@ -3,6 +3,7 @@ package proof
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -67,6 +68,9 @@ type TrustRoot struct {
 
 // TrustRootFromGenesis reads a trust root from a CometBFT genesis file's JSON.
 func TrustRootFromGenesis(genesisJSON []byte) (*TrustRoot, error) {
+	if err := checkGenesisValidators(genesisJSON); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
 	doc, err := cmttypes.GenesisDocFromJSON(genesisJSON)
 	if err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)
@@ -83,6 +87,32 @@ func TrustRootFromGenesis(genesisJSON []byte) (*TrustRoot, error) {
 		return nil, fmt.Errorf("genesis validators: %w", err)
 	}
 	return &TrustRoot{ChainID: doc.ChainID, Validators: set}, nil
+}
+
+// checkGenesisValidators rejects what CometBFT's genesis validation would
+// panic on: a validator without a public key, or one listed twice.
+func checkGenesisValidators(genesisJSON []byte) error {
+	var g struct {
+		Validators []struct {
+			PubKey *struct {
+				Value string `json:"value"`
+			} `json:"pub_key"`
+		} `json:"validators"`
+	}
+	if err := json.Unmarshal(genesisJSON, &g); err != nil {
+		return err
+	}
+	seen := make(map[string]bool)
+	for i, v := range g.Validators {
+		if v.PubKey == nil || v.PubKey.Value == "" {
+			return fmt.Errorf("validators[%d]: no pub_key", i)
+		}
+		if seen[v.PubKey.Value] {
+			return fmt.Errorf("validators[%d]: listed twice", i)
+		}
+		seen[v.PubKey.Value] = true
+	}
+	return nil
 }
 
 // Verified is what a valid receipt proves.
@@ -174,6 +204,9 @@ func Verify(r *Receipt, trust *TrustRoot) (*Verified, error) {
 	if !bytes.Equal(vals.Hash(), trust.Validators.Hash()) {
 		return nil, fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trust.Validators.Hash())
 	}
+	if len(sh.Commit.Signatures) != len(vals.Validators) {
+		return nil, fail(StepCommit, "commit has %d signatures for %d validators", len(sh.Commit.Signatures), len(vals.Validators))
+	}
 	for i, s := range sh.Commit.Signatures {
 		if s.BlockIDFlag != cmttypes.BlockIDFlagAbsent && !bytes.Equal(s.ValidatorAddress, vals.Validators[i].Address) {
 			return nil, fail(StepCommit, "signature %d names validator %X, set has %X", i, []byte(s.ValidatorAddress), []byte(vals.Validators[i].Address))
@@ -232,7 +265,12 @@ func validatorSet(vs []*Validator) (*cmttypes.ValidatorSet, error) {
 		return nil, errors.New("empty")
 	}
 	vals := make([]*cmttypes.Validator, len(vs))
+	seen := make(map[string]bool, len(vs))
 	for i, v := range vs {
+		if seen[string(v.GetEd25519PublicKey())] {
+			return nil, fmt.Errorf("validator %d is listed twice", i)
+		}
+		seen[string(v.GetEd25519PublicKey())] = true
 		if len(v.GetEd25519PublicKey()) != cmted25519.PubKeySize {
 			return nil, fmt.Errorf("validator %d: public key is %d bytes, want %d", i, len(v.GetEd25519PublicKey()), cmted25519.PubKeySize)
 		}
