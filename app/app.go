@@ -68,7 +68,8 @@ type App struct {
 	// ProcessProposal and FinalizeBlock, and hashing its bytes once costs a
 	// sixth of recomputing its Merkle root. decodeTx is a pure function of
 	// the bytes and the params, so the cache changes no result.
-	decoded map[[32]byte]*decodedTx
+	decoded      map[[32]byte]*decodedTx
+	decodedBytes int
 	// genesis is the state InitChain wrote, read as committed state until
 	// the first version is saved.
 	genesis map[string][]byte
@@ -82,8 +83,18 @@ func (a *App) nextHeight() int64 {
 	return max(a.tree.Version()+1, a.initialHeight)
 }
 
-// decodedCacheSize bounds the cache: a few blocks' worth of batches.
-const decodedCacheSize = 1024
+// decodedCacheBytes bounds the cache by the size of the transactions it
+// holds: a few blocks of full batches.
+const decodedCacheBytes = 64 << 20
+
+// forget drops a transaction that will not be checked again: executed in a
+// block, or refused by CheckTx (a later copy is decoded afresh).
+func (a *App) forget(tx *decodedTx) {
+	if _, ok := a.decoded[tx.cacheKey]; ok {
+		delete(a.decoded, tx.cacheKey)
+		a.decodedBytes -= tx.size
+	}
+}
 
 func (a *App) decode(raw []byte) (*decodedTx, error) {
 	key := sha256.Sum256(raw)
@@ -94,10 +105,13 @@ func (a *App) decode(raw []byte) (*decodedTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(a.decoded) >= decodedCacheSize {
+	tx.cacheKey, tx.size = key, len(raw)
+	if a.decodedBytes+len(raw) > decodedCacheBytes {
 		clear(a.decoded)
+		a.decodedBytes = 0
 	}
 	a.decoded[key] = tx
+	a.decodedBytes += len(raw)
 	return tx, nil
 }
 
@@ -204,6 +218,7 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	}
 	a.params = g.params
 	clear(a.decoded)
+	a.decodedBytes = 0
 	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
 }
 
@@ -303,7 +318,9 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	tx, err := a.decode(req.Tx)
 	if err == nil {
 		c := &checker{st: a.committed(), pending: a.checkSeq, height: a.nextHeight()}
-		err = c.check(tx)
+		if err = c.check(tx); err != nil {
+			a.forget(tx)
+		}
 	}
 	if err != nil {
 		return &abci.ResponseCheckTx{Code: codeOf(err), Codespace: "credence", Log: err.Error()}, nil
@@ -399,6 +416,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*abci.ExecTxResult, error) {
 	tx, err := a.decode(raw)
 	if err == nil {
+		a.forget(tx)
 		err = c.check(tx)
 	}
 	if err != nil {

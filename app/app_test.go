@@ -223,7 +223,9 @@ func itoa(h int64) string { return strconv.FormatInt(h, 10) }
 // TestSequencesInBlock: a block may carry several transactions of one
 // signer, in increasing order only.
 func TestSequencesInBlock(t *testing.T) {
-	tx := func(seq uint64) []byte { return anchor(t, testChainID, alphaID, seq, hashesN("s"+itoa(int64(seq)), 1), alpha1) }
+	tx := func(seq uint64) []byte {
+		return anchor(t, testChainID, alphaID, seq, hashesN("s"+itoa(int64(seq)), 1), alpha1)
+	}
 	for _, tc := range []struct {
 		name  string
 		seqs  []uint64
@@ -276,7 +278,9 @@ func TestSequencesInBlock(t *testing.T) {
 // earlier ones are pending, and Commit clears the pending set so that a
 // recheck sees the committed state.
 func TestMempoolSequences(t *testing.T) {
-	tx := func(seq uint64) []byte { return anchor(t, testChainID, alphaID, seq, hashesN("m"+itoa(int64(seq)), 2), alpha1) }
+	tx := func(seq uint64) []byte {
+		return anchor(t, testChainID, alphaID, seq, hashesN("m"+itoa(int64(seq)), 2), alpha1)
+	}
 	t1, t2, t3, t4, t5 := tx(1), tx(2), tx(3), tx(4), tx(5)
 
 	t.Run("pending then committed", func(t *testing.T) {
@@ -414,12 +418,11 @@ func TestInitialHeight(t *testing.T) {
 	verifyMembership(t, n.appHash[100], res.ProofOps.Ops[0].Data, BatchKey(alphaID, 1), res.Value)
 }
 
-// TestBugCheckTxHeightBeforeFirstBlockWithInitialHeight shows a bug:
-// CheckTx checks key windows at tree.Version()+1, which is 1 before the first
-// commit even when genesis initial_height is larger. With initial_height
-// 100, beta's key (valid [1, 5)) is expired for the first block, yet CheckTx
-// accepts a batch signed with it, which FinalizeBlock then rejects.
-func TestBugCheckTxHeightBeforeFirstBlockWithInitialHeight(t *testing.T) {
+// TestCheckTxHeightBeforeFirstBlockWithInitialHeight (regression): CheckTx
+// before the first commit checks key windows at the chain's initial height,
+// not at 1. With initial_height 100, beta's key (valid [1, 5)) is expired
+// for the first block, so CheckTx must refuse what FinalizeBlock refuses.
+func TestCheckTxHeightBeforeFirstBlockWithInitialHeight(t *testing.T) {
 	n := newNode(t)
 	if _, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, InitialHeight: 100, AppStateBytes: mustJSON(t, testGenesisDoc())}); err != nil {
 		t.Fatal(err)
@@ -436,5 +439,80 @@ func TestBugCheckTxHeightBeforeFirstBlockWithInitialHeight(t *testing.T) {
 	}
 	if check.Code != CodeUnauthorized {
 		t.Errorf("CheckTx before the first block (next height 100): code %d, want %d (unauthorized, as FinalizeBlock)", check.Code, CodeUnauthorized)
+	}
+}
+
+// TestConcurrentReaders: the node's readers (receipts, queries, the batcher's
+// sequence lookups) run beside block execution. Run with -race.
+func TestConcurrentReaders(t *testing.T) {
+	n := start(t)
+	n.blockOK(anchor(t, testChainID, alphaID, 1, hashesN("c", 2), alpha1))
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 3 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				if _, err := n.app.ProveBatch(alphaID, 1); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := n.app.LastSequence(alphaID); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := n.app.Query(ctx, &abci.RequestQuery{Path: "/key", Data: issuerKey(alphaID), Prove: true}); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := n.app.CheckTx(ctx, &abci.RequestCheckTx{Tx: anchor(t, testChainID, alphaID, 1, hashesN("c", 2), alpha1)}); err != nil {
+					errs <- err
+					return
+				}
+				_ = n.app.Height()
+			}
+		}()
+	}
+	for seq := uint64(2); seq < 30; seq++ {
+		n.blockOK(anchor(t, testChainID, alphaID, seq, hashesN("c"+itoa(int64(seq)), 3), alpha1))
+	}
+	close(stop)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestCommittedReadsBeforeFirstCommit (regression): the committed state is
+// never the working tree of a block in progress, also before the first
+// Commit: between FinalizeBlock and Commit the node's readers (LastSequence,
+// ProveBatch: the batcher calls both) see only committed state, and CheckTx
+// is checked against genesis.
+func TestCommittedReadsBeforeFirstCommit(t *testing.T) {
+	n := start(t)
+	n.finalize(anchor(t, testChainID, alphaID, 1, hashesN("wip", 2), alpha1))
+	if s, err := n.app.LastSequence(alphaID); err != nil || s != 0 {
+		t.Errorf("LastSequence between FinalizeBlock(1) and Commit = %d, %v; want 0 (nothing committed)", s, err)
+	}
+	if _, err := n.app.ProveBatch(alphaID, 1); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ProveBatch between FinalizeBlock(1) and Commit: %v; want ErrNotFound", err)
+	}
+	if r := n.checkTx(anchor(t, testChainID, alphaID, 1, hashesN("other", 1), alpha1)); r.Code != CodeOK {
+		t.Errorf("CheckTx of seq 1 between FinalizeBlock(1) and Commit: code %d (%s); want OK against genesis", r.Code, r.Log)
+	}
+	// From the second block on, the same reads see only committed state.
+	n.commit()
+	n.finalize(anchor(t, testChainID, alphaID, 2, hashesN("wip2", 2), alpha1))
+	if s, err := n.app.LastSequence(alphaID); err != nil || s != 1 {
+		t.Errorf("LastSequence between FinalizeBlock(2) and Commit = %d, %v; want 1", s, err)
+	}
+	if _, err := n.app.ProveBatch(alphaID, 2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ProveBatch(2) between FinalizeBlock(2) and Commit: %v; want ErrNotFound", err)
 	}
 }

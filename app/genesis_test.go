@@ -128,3 +128,56 @@ func TestGenesisAccepted(t *testing.T) {
 		}
 	})
 }
+
+// TestGenesisRefusesSmallOrderKeys (regression): a small-order ed25519 key
+// (e.g. the identity point) lets anyone forge signatures: Go's
+// ed25519.Verify accepts (R = identity, S = 0) under the identity key for
+// every message. Genesis must refuse such keys, and a transaction carrying
+// one must not pass, or anyone could anchor as an issuer registered with it.
+func TestGenesisRefusesSmallOrderKeys(t *testing.T) {
+	identity := make([]byte, 32)
+	identity[0] = 1
+	// Another small-order point: (0, -1), y = p - 1.
+	minusOne := []byte{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
+	for _, tc := range []struct {
+		name  string
+		key   []byte
+		mod   func(g *Genesis, k string)
+		field string
+	}{
+		{"issuer key identity", identity, func(g *Genesis, k string) { g.Issuers[1].Keys[0].PublicKey = k }, "app_state.issuers[1].keys[0].public_key"},
+		{"issuer key (0,-1)", minusOne, func(g *Genesis, k string) { g.Issuers[0].Keys[1].PublicKey = k }, "app_state.issuers[0].keys[1].public_key"},
+		{"member admin key identity", identity, func(g *Genesis, k string) { g.Members[0].AdminKey = k }, "app_state.members[0].admin_key"},
+		{"member validator key identity", identity, func(g *Genesis, k string) { g.Members[0].ValidatorKey = k }, "app_state.members[0].validator_key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := testGenesisDoc()
+			tc.mod(&g, proof.FormatBinary(tc.key))
+			n := newNode(t)
+			_, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, InitialHeight: 1, AppStateBytes: mustJSON(t, g)})
+			if err == nil {
+				t.Fatal("InitChain accepted a small-order key")
+			}
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("error %q does not name %s", err, tc.field)
+			}
+		})
+	}
+	t.Run("transaction with a forged signature under the identity key", func(t *testing.T) {
+		n := start(t)
+		body, err := proto.Marshal(anchorBody(betaID, 1, hashesN("forged", 2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		forgedSig := make([]byte, 64)
+		forgedSig[0] = 1 // R = identity, S = 0
+		tx := envelope(t, body, identity, forgedSig)
+		if r := n.checkTx(tx); r.Code == CodeOK {
+			t.Error("CheckTx accepted a forged transaction")
+		}
+		if res := n.block(tx); res.TxResults[0].Code == CodeOK {
+			t.Error("FinalizeBlock accepted a forged transaction")
+		}
+	})
+}

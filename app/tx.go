@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -104,6 +105,9 @@ func NewAnchorBatch(chainID, issuer string, seq uint64, hashes []byte, key ed255
 type decodedTx struct {
 	body   *pb.TxBody
 	pubKey ed25519.PublicKey
+	// cacheKey and size place it in the App's decoded cache.
+	cacheKey [32]byte
+	size     int
 }
 
 // decodeTx checks everything that needs no state: encoding, chain id,
@@ -115,6 +119,11 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 	var tx pb.Tx
 	if err := proto.Unmarshal(raw, &tx); err != nil {
 		return nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
+	}
+	// One encoding per transaction, so that nobody can make a second copy
+	// of a signed transaction with other bytes (the mempool dedups by bytes).
+	if canon, err := deterministic.Marshal(&tx); err != nil || !bytes.Equal(canon, raw) {
+		return nil, fmt.Errorf("%w: envelope is not in canonical encoding", ErrMalformed)
 	}
 	if err := checkPublicKey(tx.PublicKey); err != nil {
 		return nil, fmt.Errorf("%w: public_key: %v", ErrMalformed, err)
