@@ -2,7 +2,11 @@ package node
 
 import (
 	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,4 +101,70 @@ func BenchmarkSubmit(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(total.Load())/time.Since(start).Seconds(), "hashes/s")
+}
+
+// BenchmarkDiskPerHash anchors b.N × 65,536 hashes on one node, stops it
+// (so every store is flushed) and reports the bytes its data directory
+// gained per anchored hash: CometBFT's blocks (which carry the leaves), the
+// application state, the index and the emptied queue.
+func BenchmarkDiskPerHash(b *testing.B) {
+	h := newTestHome(b)
+	nd := h.start(b)
+	cl := dialTest(b, nd.GRPCAddr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := nd.Stop(); err != nil {
+		b.Fatal(err)
+	}
+	base := dirSize(b, filepath.Join(h.dir, "data"))
+	nd = h.start(b)
+	cl = dialTest(b, nd.GRPCAddr())
+	const per = 65536
+	var last []byte
+	for i := 0; i < b.N; i++ {
+		all := randomHashes(b, per)
+		for j := 0; j < len(all); j += 32 * 16384 {
+			if _, err := cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: all[j : j+32*16384]}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		last = all[len(all)-32:]
+	}
+	waitReceipt(ctx, b, cl, last)
+	if err := nd.Stop(); err != nil {
+		b.Fatal(err)
+	}
+	grown := dirSize(b, filepath.Join(h.dir, "data")) - base
+	b.ReportMetric(float64(grown)/float64(b.N*per), "disk-bytes/hash")
+	if os.Getenv("CREDENCE_BENCH_DISK") != "" {
+		entries, _ := os.ReadDir(filepath.Join(h.dir, "data"))
+		for _, e := range entries {
+			b.Logf("%-24s %8.1f bytes/hash", e.Name(), float64(dirSize(b, filepath.Join(h.dir, "data", e.Name())))/float64(b.N*per))
+		}
+	}
+}
+
+func dirSize(b *testing.B, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		// Allocated blocks, not apparent size: badger preallocates its
+		// memtable and value log files sparsely.
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512
+		} else {
+			n += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
