@@ -110,7 +110,6 @@ func BenchmarkSubmit(b *testing.B) {
 func BenchmarkDiskPerHash(b *testing.B) {
 	h := newTestHome(b)
 	nd := h.start(b)
-	cl := dialTest(b, nd.GRPCAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if err := nd.Stop(); err != nil {
@@ -118,7 +117,7 @@ func BenchmarkDiskPerHash(b *testing.B) {
 	}
 	base := dirSize(b, filepath.Join(h.dir, "data"))
 	nd = h.start(b)
-	cl = dialTest(b, nd.GRPCAddr())
+	cl := dialTest(b, nd.GRPCAddr())
 	const per = 65536
 	var last []byte
 	for i := 0; i < b.N; i++ {
