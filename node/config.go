@@ -19,11 +19,15 @@ import (
 
 // Config is the node's app.toml: what CometBFT's config.toml does not hold.
 type Config struct {
-	// GRPCAddress is the API listener. Default 127.0.0.1:9090; a
-	// non-loopback address is refused unless AllowPublicAPI is set, since
-	// tokens would then cross the network in the clear.
-	GRPCAddress    string `toml:"grpc_address"`
-	AllowPublicAPI bool   `toml:"allow_public_api"`
+	// GRPCAddress is the API listener. Default 127.0.0.1:9090. A
+	// non-loopback address requires TLS: tokens must not cross a network in
+	// the clear.
+	GRPCAddress string `toml:"grpc_address"`
+	// TLSCertFile and TLSKeyFile (PEM; relative to the config directory
+	// unless absolute) turn on TLS for the API. Default: none (plaintext,
+	// loopback only).
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
 	// BatchInterval is how often the queue is cut into batches. Default 1s.
 	BatchInterval Duration `toml:"batch_interval"`
 	// BatchMaxLeaves cuts a batch early once an issuer has this many hashes
@@ -93,6 +97,9 @@ func LoadConfig(home string) (*Config, error) {
 	}
 	if c.ReceiptCacheMB <= 0 {
 		return nil, fmt.Errorf("%s: receipt_cache_mb must be positive", path)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return nil, fmt.Errorf("%s: tls_cert_file and tls_key_file go together", path)
 	}
 	for i, is := range c.Issuers {
 		if is.ID == "" || is.KeyFile == "" {

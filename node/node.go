@@ -18,6 +18,7 @@ import (
 	"github.com/cometbft/cometbft/rpc/client/local"
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -69,7 +70,7 @@ type committed struct {
 }
 
 // Start opens the home and runs the node until Stop.
-func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (n *Node, err error) {
+func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ *Node, err error) {
 	ccfg, err := consensus.LoadConfig(home)
 	if err != nil {
 		return nil, err
@@ -90,8 +91,16 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (n 
 	if ov.Ports.Prometheus != "" {
 		ccfg.Instrumentation.PrometheusListenAddr = ov.Ports.Prometheus
 	}
-	if err := checkLoopback(cfg.GRPCAddress, cfg.AllowPublicAPI); err != nil {
+	if err := checkLoopback(cfg.GRPCAddress, cfg.TLSCertFile != ""); err != nil {
 		return nil, err
+	}
+	var serverOpts []grpc.ServerOption
+	if cfg.TLSCertFile != "" {
+		creds, err := credentials.NewServerTLSFromFile(inConfigDir(home, cfg.TLSCertFile), inConfigDir(home, cfg.TLSKeyFile))
+		if err != nil {
+			return nil, fmt.Errorf("API TLS: %w", err)
+		}
+		serverOpts = append(serverOpts, grpc.Creds(creds))
 	}
 	gen, err := consensus.LoadGenesis(ccfg)
 	if err != nil {
@@ -100,11 +109,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (n 
 	keys := make(map[string]ed25519.PrivateKey)
 	auth := &authorizer{}
 	for _, is := range cfg.Issuers {
-		path := is.KeyFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(home, "config", path)
-		}
-		k, err := readIssuerKey(path)
+		k, err := readIssuerKey(inConfigDir(home, is.KeyFile))
 		if err != nil {
 			return nil, fmt.Errorf("issuer %q key: %w", is.ID, err)
 		}
@@ -114,7 +119,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (n 
 		auth.issuers = append(auth.issuers, is.ID)
 	}
 
-	n = &Node{log: log, chainID: gen.ChainID, auth: auth, idxDone: make(chan struct{})}
+	n := &Node{log: log, chainID: gen.ChainID, auth: auth, idxDone: make(chan struct{})}
 	n.idxCond = sync.NewCond(&n.idxMu)
 	go n.indexLoop()
 	defer func() {
@@ -172,7 +177,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (n 
 	if err != nil {
 		return nil, fmt.Errorf("gRPC listen on %s: %w", cfg.GRPCAddress, err)
 	}
-	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
+	n.grpc = grpc.NewServer(append(serverOpts, grpc.MaxRecvMsgSize(8<<20))...)
 	pb.RegisterCredenceServer(n.grpc, &api{n: n})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -189,12 +194,19 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (n 
 	return n, nil
 }
 
-func checkLoopback(addr string, allowPublic bool) error {
+func inConfigDir(home, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(home, "config", path)
+}
+
+func checkLoopback(addr string, tls bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("grpc_address %q: %w", addr, err)
 	}
-	if allowPublic {
+	if tls {
 		return nil
 	}
 	if host == "localhost" {
@@ -203,7 +215,7 @@ func checkLoopback(addr string, allowPublic bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("grpc_address %q is not loopback; set allow_public_api = true in app.toml (and put TLS in front) to serve beyond this host", addr)
+	return fmt.Errorf("grpc_address %q is not loopback: set tls_cert_file and tls_key_file in app.toml to serve the API beyond this host", addr)
 }
 
 // GRPCAddr is the address the API listens on.

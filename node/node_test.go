@@ -247,8 +247,8 @@ func TestStartRefusesPublicAPIWithoutOptIn(t *testing.T) {
 	h := newTestHome(t)
 	h.ov.GRPCAddress = "0.0.0.0:0"
 	_, err := Start(context.Background(), h.dir, h.ov, testLogger(t))
-	if err == nil || !bytesContains(err.Error(), "allow_public_api") {
-		t.Fatalf("want a refusal naming allow_public_api, got %v", err)
+	if err == nil || !bytesContains(err.Error(), "tls_cert_file") {
+		t.Fatalf("want a refusal naming tls_cert_file, got %v", err)
 	}
 	// The refused start released its stores: a normal start works.
 	h.ov.GRPCAddress = ""

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -25,8 +26,21 @@ import (
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
+// tlsCA, when set (--tls-ca), makes clients speak TLS to the node and
+// trust that CA file; otherwise they speak plaintext, which a node allows
+// on loopback only.
+var tlsCA string
+
 func dial(addr string) (pb.CredenceClient, func(), error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := insecure.NewCredentials()
+	if tlsCA != "" {
+		c, err := credentials.NewClientTLSFromFile(tlsCA, "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		creds = c
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("--node %s: %w", addr, err)

@@ -24,6 +24,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().StringVar(&tlsCA, "tls-ca", "", "talk TLS to the node's API, trusting this CA certificate (PEM)")
 	root.AddCommand(initCmd(), startCmd(), anchorCmd(), receiptCmd(), verifyCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
