@@ -7,8 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+
+	cfg "github.com/cometbft/cometbft/config"
 
 	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/consensus"
@@ -20,7 +25,7 @@ type InitOptions struct {
 	ChainID string // default "credence-dev"
 	Moniker string // default "member-1"
 	// MemberID and IssuerID name the founding member and its issuer.
-	// Defaults "member-1" and "member-1-registrar".
+	// Defaults: the moniker, and "<member>-registrar".
 	MemberID string
 	IssuerID string
 	Ports    consensus.Ports
@@ -36,6 +41,108 @@ type InitResult struct {
 	// Token is the issuer's API token; only its hash stays in app.toml.
 	Token     string
 	TokenFile string
+}
+
+// member is one founding member's node home in the making.
+type member struct {
+	home, moniker, memberID, issuerID, grpc string
+	ccfg                                    *cfg.Config
+	keys                                    *consensus.Keys
+	issuerKey, adminKey                     ed25519.PrivateKey
+}
+
+// newMember writes a node's CometBFT files and keys (mode 0600).
+func newMember(home, moniker, memberID, issuerID string, ports consensus.Ports, grpcAddr string) (*member, error) {
+	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); err == nil {
+		return nil, fmt.Errorf("%s already holds a node; remove it or choose another --home", home)
+	}
+	m := &member{home: home, moniker: moniker, memberID: memberID, issuerID: issuerID, grpc: grpcAddr}
+	m.ccfg = consensus.DefaultConfig(home, moniker, ports)
+	var err error
+	if m.keys, err = consensus.WriteHome(m.ccfg); err != nil {
+		return nil, err
+	}
+	if _, m.issuerKey, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		return nil, err
+	}
+	if _, m.adminKey, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		return nil, err
+	}
+	cfgDir := filepath.Join(home, "config")
+	if err := writeIssuerKey(filepath.Join(cfgDir, "issuer-"+issuerID+".key.json"), issuerID, m.issuerKey); err != nil {
+		return nil, err
+	}
+	if err := writeIssuerKey(filepath.Join(cfgDir, "admin-"+memberID+".key.json"), memberID, m.adminKey); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+const foundingPower = 10
+
+func (m *member) genesisMember() app.GenesisMember {
+	return app.GenesisMember{
+		ID: m.memberID, Name: m.moniker,
+		AdminKey:     proof.FormatBinary(m.adminKey.Public().(ed25519.PublicKey)),
+		ValidatorKey: proof.FormatBinary(m.keys.ValidatorPubKey),
+		Power:        foundingPower,
+	}
+}
+
+func (m *member) genesisIssuer() app.GenesisIssuer {
+	return app.GenesisIssuer{
+		ID: m.issuerID, Name: m.issuerID, Sponsor: m.memberID,
+		Keys: []app.GenesisKey{{PublicKey: proof.FormatBinary(m.issuerKey.Public().(ed25519.PublicKey)), FromHeight: 1}},
+	}
+}
+
+// finish writes the member's API token and app.toml, and returns the token.
+func (m *member) finish() (string, error) {
+	var tok [32]byte
+	if _, err := rand.Read(tok[:]); err != nil {
+		return "", err
+	}
+	token := "cred_" + hex.EncodeToString(tok[:])
+	sum := sha256.Sum256([]byte(token))
+	if err := writeSecret(tokenFile(m.home, m.issuerID), []byte(token+"\n")); err != nil {
+		return "", err
+	}
+	c := DefaultConfig()
+	if m.grpc != "" {
+		c.GRPCAddress = m.grpc
+	}
+	c.Issuers = []IssuerConfig{{ID: m.issuerID, KeyFile: "issuer-" + m.issuerID + ".key.json", TokenSHA256: hex.EncodeToString(sum[:])}}
+	return token, writeConfig(m.home, c)
+}
+
+// writeGenesis writes one genesis for all members, byte for byte the same
+// in every home.
+func writeGenesis(chainID string, members []*member) error {
+	g := app.Genesis{Params: app.GenesisParams{MaxBatchHashes: app.DefaultMaxBatchHashes}}
+	var vals []consensus.Validator
+	for _, m := range members {
+		g.Members = append(g.Members, m.genesisMember())
+		g.Issuers = append(g.Issuers, m.genesisIssuer())
+		vals = append(vals, consensus.Validator{Name: m.moniker, PubKey: m.keys.ValidatorPubKey, Power: foundingPower})
+	}
+	appState, err := json.MarshalIndent(g, "", "  ")
+	if err != nil {
+		return err
+	}
+	first := members[0].ccfg.GenesisFile()
+	if err := consensus.WriteGenesis(first, chainID, vals, appState); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(first)
+	if err != nil {
+		return err
+	}
+	for _, m := range members[1:] {
+		if err := os.WriteFile(m.ccfg.GenesisFile(), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Init creates a home for a one-validator chain whose genesis holds one
@@ -54,65 +161,125 @@ func Init(home string, o InitOptions) (*InitResult, error) {
 	if o.IssuerID == "" {
 		o.IssuerID = o.MemberID + "-registrar"
 	}
-	if _, err := os.Stat(filepath.Join(home, "config", "genesis.json")); err == nil {
-		return nil, fmt.Errorf("%s already holds a node; remove it or choose another --home", home)
-	}
-	ccfg := consensus.DefaultConfig(home, o.Moniker, o.Ports)
-	keys, err := consensus.WriteHome(ccfg)
+	m, err := newMember(home, o.Moniker, o.MemberID, o.IssuerID, o.Ports, o.GRPCAddress)
 	if err != nil {
 		return nil, err
 	}
-	_, issuerKey, err := ed25519.GenerateKey(rand.Reader)
+	if err := writeGenesis(o.ChainID, []*member{m}); err != nil {
+		return nil, err
+	}
+	token, err := m.finish()
 	if err != nil {
-		return nil, err
-	}
-	_, adminKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	cfgDir := filepath.Join(home, "config")
-	if err := writeIssuerKey(filepath.Join(cfgDir, "issuer-"+o.IssuerID+".key.json"), o.IssuerID, issuerKey); err != nil {
-		return nil, err
-	}
-	if err := writeIssuerKey(filepath.Join(cfgDir, "admin-"+o.MemberID+".key.json"), o.MemberID, adminKey); err != nil {
-		return nil, err
-	}
-	appState, err := json.MarshalIndent(app.Genesis{
-		Members: []app.GenesisMember{{
-			ID: o.MemberID, Name: o.Moniker,
-			AdminKey:     proof.FormatBinary(adminKey.Public().(ed25519.PublicKey)),
-			ValidatorKey: proof.FormatBinary(keys.ValidatorPubKey),
-			Power:        10,
-		}},
-		Issuers: []app.GenesisIssuer{{
-			ID: o.IssuerID, Name: o.IssuerID, Sponsor: o.MemberID,
-			Keys: []app.GenesisKey{{PublicKey: proof.FormatBinary(issuerKey.Public().(ed25519.PublicKey)), FromHeight: 1}},
-		}},
-		Params: app.GenesisParams{MaxBatchHashes: app.DefaultMaxBatchHashes},
-	}, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := consensus.WriteGenesis(ccfg.GenesisFile(), o.ChainID,
-		[]consensus.Validator{{Name: o.Moniker, PubKey: keys.ValidatorPubKey, Power: 10}}, appState); err != nil {
-		return nil, err
-	}
-	var tok [32]byte
-	if _, err := rand.Read(tok[:]); err != nil {
-		return nil, err
-	}
-	token := "cred_" + hex.EncodeToString(tok[:])
-	sum := sha256.Sum256([]byte(token))
-	if err := writeSecret(tokenFile(home, o.IssuerID), []byte(token+"\n")); err != nil {
-		return nil, err
-	}
-	c := DefaultConfig()
-	if o.GRPCAddress != "" {
-		c.GRPCAddress = o.GRPCAddress
-	}
-	c.Issuers = []IssuerConfig{{ID: o.IssuerID, KeyFile: "issuer-" + o.IssuerID + ".key.json", TokenSHA256: hex.EncodeToString(sum[:])}}
-	if err := writeConfig(home, c); err != nil {
 		return nil, err
 	}
 	return &InitResult{Home: home, ChainID: o.ChainID, IssuerID: o.IssuerID, Token: token, TokenFile: tokenFile(home, o.IssuerID)}, nil
+}
+
+// TestnetOptions describe a testnet of founding members, one validator each.
+type TestnetOptions struct {
+	Validators int    // at least 1
+	Output     string // homes are Output/node0 … node{N-1}
+	ChainID    string // default "credence-testnet"
+	// StartingIP gives node i the address StartingIP+i (one host each, same
+	// ports); HostnamePrefix gives node i the host HostnamePrefix+i (as in a
+	// compose file). With neither, all nodes share 127.0.0.1 and node i's
+	// ports are BasePort + 10·i + {0: P2P, 1: RPC, 2: gRPC, 3: Prometheus}.
+	StartingIP     string
+	HostnamePrefix string
+	BasePort       int // default 26656
+}
+
+// TestnetNode is one generated home.
+type TestnetNode struct {
+	Home, NodeID, IssuerID, Token string
+	GRPC, RPC, P2P                string
+}
+
+// Testnet writes N node homes that share one genesis in which every
+// validator is a founding member with its own issuer, with persistent peers
+// wired.
+func Testnet(o TestnetOptions) ([]TestnetNode, error) {
+	if o.Validators < 1 {
+		return nil, fmt.Errorf("--validators must be at least 1")
+	}
+	if o.ChainID == "" {
+		o.ChainID = "credence-testnet"
+	}
+	if o.BasePort == 0 {
+		o.BasePort = 26656
+	}
+	if o.StartingIP != "" && o.HostnamePrefix != "" {
+		return nil, fmt.Errorf("--starting-ip and --hostname-prefix exclude each other")
+	}
+	var ip net.IP
+	if o.StartingIP != "" {
+		if ip = net.ParseIP(o.StartingIP).To4(); ip == nil {
+			return nil, fmt.Errorf("--starting-ip %q is not an IPv4 address", o.StartingIP)
+		}
+	}
+	type placement struct {
+		host, listen         string
+		p2p, rpc, grpc, prom int
+	}
+	place := func(i int) placement {
+		switch {
+		case ip != nil:
+			h := net.IPv4(ip[0], ip[1], ip[2], ip[3]+byte(i)).String()
+			return placement{h, "0.0.0.0", o.BasePort, o.BasePort + 1, o.BasePort + 3, o.BasePort + 4}
+		case o.HostnamePrefix != "":
+			return placement{o.HostnamePrefix + strconv.Itoa(i), "0.0.0.0", o.BasePort, o.BasePort + 1, o.BasePort + 3, o.BasePort + 4}
+		default:
+			b := o.BasePort + 10*i
+			return placement{"127.0.0.1", "127.0.0.1", b, b + 1, b + 2, b + 3}
+		}
+	}
+	var members []*member
+	var out []TestnetNode
+	for i := 0; i < o.Validators; i++ {
+		p := place(i)
+		home := filepath.Join(o.Output, fmt.Sprintf("node%d", i))
+		ports := consensus.Ports{
+			P2P:        fmt.Sprintf("tcp://%s:%d", p.listen, p.p2p),
+			RPC:        fmt.Sprintf("tcp://%s:%d", p.listen, p.rpc),
+			Prometheus: fmt.Sprintf("%s:%d", p.listen, p.prom),
+		}
+		id := fmt.Sprintf("member-%d", i)
+		grpcAddr := fmt.Sprintf("%s:%d", p.listen, p.grpc)
+		if p.listen != "127.0.0.1" {
+			// Containers publish the API through the host's loopback; inside
+			// the container it must listen beyond its own loopback.
+			grpcAddr = fmt.Sprintf("0.0.0.0:%d", p.grpc)
+		}
+		m, err := newMember(home, fmt.Sprintf("node%d", i), id, id+"-registrar", ports, grpcAddr)
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, m)
+		out = append(out, TestnetNode{
+			Home: home, NodeID: m.keys.NodeID, IssuerID: m.issuerID,
+			GRPC: fmt.Sprintf("%s:%d", p.host, p.grpc), RPC: fmt.Sprintf("%s:%d", p.host, p.rpc), P2P: fmt.Sprintf("%s:%d", p.host, p.p2p),
+		})
+	}
+	if err := writeGenesis(o.ChainID, members); err != nil {
+		return nil, err
+	}
+	for i, m := range members {
+		var peers []string
+		for j, n := range out {
+			if j != i {
+				peers = append(peers, n.NodeID+"@"+n.P2P)
+			}
+		}
+		m.ccfg.P2P.PersistentPeers = strings.Join(peers, ",")
+		// Testnet peers share one host or a private network.
+		m.ccfg.P2P.AddrBookStrict = false
+		m.ccfg.P2P.AllowDuplicateIP = true
+		cfg.WriteConfigFile(filepath.Join(m.home, "config", "config.toml"), m.ccfg)
+		token, err := m.finish()
+		if err != nil {
+			return nil, err
+		}
+		out[i].Token = token
+	}
+	return out, nil
 }
