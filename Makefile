@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test test-short lint proto bench clean
+.PHONY: all build run test e2e lint proto bench clean
 
 all: build
 
@@ -23,9 +23,13 @@ test:
 	$(GO) vet -tags $(TAGS) ./...
 	$(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...
 
+# Multi-node end-to-end tests on real processes (build tag e2e).
+e2e:
+	$(GO) test -tags $(TAGS),e2e -count=1 -timeout 20m -v ./testnet/
+
 lint:
-	$(GO) vet -tags $(TAGS) ./...
-	$(STATICCHECK) -tags $(TAGS) ./...
+	$(GO) vet -tags $(TAGS),e2e ./...
+	$(STATICCHECK) -tags $(TAGS),e2e ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
 
 # Regenerates proto/ output; a clean tree stays clean.

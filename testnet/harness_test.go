@@ -1,0 +1,430 @@
+//go:build e2e
+
+// Package testnet holds the multi-node end-to-end tests: real credenced
+// processes on loopback. Run with `make e2e`.
+package testnet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+var binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func credenced(t *testing.T) string {
+	t.Helper()
+	binary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "credenced-e2e")
+		if err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(dir, "credenced")
+		out, err := exec.Command("go", "build", "-tags", "badgerdb", "-o", binary.path, "../cmd/credenced").CombinedOutput()
+		if err != nil {
+			binary.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
+}
+
+// freeBase finds a base port with 10·n free ports above it.
+func freeBase(t *testing.T, n int) int {
+	t.Helper()
+	for attempt := 0; attempt < 50; attempt++ {
+		var b [2]byte
+		rand.Read(b[:])
+		base := 20000 + (int(b[0])<<8|int(b[1]))%20000
+		ok := true
+		for p := base; p < base+10*n && ok; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free port range")
+	return 0
+}
+
+type node struct {
+	i      int
+	home   string
+	grpc   string
+	rpc    string
+	token  string
+	log    string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	client pb.CredenceClient
+}
+
+type network struct {
+	t     *testing.T
+	bin   string
+	nodes []*node
+	trust *proof.TrustRoot
+}
+
+// newNetwork generates n validator homes and starts them all.
+func newNetwork(t *testing.T, n int) *network {
+	t.Helper()
+	bin := credenced(t)
+	dir := t.TempDir()
+	base := freeBase(t, n)
+	out, err := exec.Command(bin, "testnet", "--validators", fmt.Sprint(n), "--output", dir,
+		"--chain-id", "e2e", "--base-port", fmt.Sprint(base)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("testnet: %v\n%s", err, out)
+	}
+	g, err := os.ReadFile(filepath.Join(dir, "node0", "config", "genesis.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := proof.TrustRootFromGenesis(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net := &network{t: t, bin: bin, trust: trust}
+	for i := 0; i < n; i++ {
+		home := filepath.Join(dir, fmt.Sprintf("node%d", i))
+		tok, err := os.ReadFile(filepath.Join(home, "config", fmt.Sprintf("api-token-member-%d-registrar", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd := &node{
+			i: i, home: home, token: strings.TrimSpace(string(tok)),
+			grpc: fmt.Sprintf("127.0.0.1:%d", base+10*i+2),
+			rpc:  fmt.Sprintf("127.0.0.1:%d", base+10*i+1),
+			log:  filepath.Join(dir, fmt.Sprintf("node%d.log", i)),
+		}
+		conn, err := grpc.NewClient(nd.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		nd.client = pb.NewCredenceClient(conn)
+		net.nodes = append(net.nodes, nd)
+	}
+	t.Cleanup(func() {
+		for _, nd := range net.nodes {
+			if nd.running() {
+				nd.cmd.Process.Signal(syscall.SIGCONT)
+				nd.cmd.Process.Kill()
+				<-nd.exited
+			}
+		}
+		if t.Failed() {
+			for _, nd := range net.nodes {
+				b, _ := os.ReadFile(nd.log)
+				lines := strings.Split(string(b), "\n")
+				if len(lines) > 30 {
+					lines = lines[len(lines)-30:]
+				}
+				t.Logf("node%d log tail:\n%s", nd.i, strings.Join(lines, "\n"))
+			}
+		}
+	})
+	for _, nd := range net.nodes {
+		net.start(nd)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, nd := range net.nodes {
+		net.waitHeight(ctx, nd, 1)
+	}
+	t.Logf("%d validators up (base port %d)", n, base)
+	return net
+}
+
+func (nd *node) running() bool {
+	if nd.exited == nil {
+		return false
+	}
+	select {
+	case <-nd.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (n *network) start(nd *node) {
+	n.t.Helper()
+	logf, err := os.OpenFile(nd.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	nd.cmd = exec.Command(n.bin, "start", "--home", nd.home)
+	nd.cmd.Stdout, nd.cmd.Stderr = logf, logf
+	if err := nd.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	nd.exited = make(chan struct{})
+	cmd, exited := nd.cmd, nd.exited
+	go func() { cmd.Wait(); logf.Close(); close(exited) }()
+}
+
+func (n *network) signal(nd *node, sig syscall.Signal) {
+	n.t.Helper()
+	if err := nd.cmd.Process.Signal(sig); err != nil {
+		n.t.Fatalf("signal node%d: %v", nd.i, err)
+	}
+}
+
+// stop ends a node with SIGTERM (clean) or SIGKILL and waits for it.
+func (n *network) stop(nd *node, sig syscall.Signal) {
+	n.t.Helper()
+	n.signal(nd, sig)
+	select {
+	case <-nd.exited:
+	case <-time.After(30 * time.Second):
+		n.t.Fatalf("node%d did not exit after %v", nd.i, sig)
+	}
+}
+
+// status is a node's view of the chain, from its gRPC API.
+func (nd *node) status(ctx context.Context) (*pb.NodeInfoResponse, error) {
+	c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return nd.client.NodeInfo(c, &pb.NodeInfoRequest{})
+}
+
+// waitHeight waits until nd has committed height h.
+func (n *network) waitHeight(ctx context.Context, nd *node, h int64) int64 {
+	n.t.Helper()
+	for {
+		if st, err := nd.status(ctx); err == nil && st.LatestHeight >= h {
+			return st.LatestHeight
+		}
+		select {
+		case <-ctx.Done():
+			n.t.Fatalf("node%d did not reach height %d", nd.i, h)
+		case <-nd.exited:
+			n.t.Fatalf("node%d exited while waiting for height %d", nd.i, h)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (n *network) height(ctx context.Context, nd *node) int64 {
+	n.t.Helper()
+	st, err := nd.status(ctx)
+	if err != nil {
+		n.t.Fatalf("node%d status: %v", nd.i, err)
+	}
+	return st.LatestHeight
+}
+
+// appHash reads the app hash in header h from a node's CometBFT RPC.
+func (nd *node) appHash(ctx context.Context, h int64) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/block?height=%d", nd.rpc, h), nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	var b struct {
+		Result struct {
+			Block struct {
+				Header struct {
+					AppHash string `json:"app_hash"`
+				} `json:"header"`
+			} `json:"block"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&b); err != nil {
+		return "", err
+	}
+	if b.Result.Block.Header.AppHash == "" {
+		return "", fmt.Errorf("no block %d", h)
+	}
+	return b.Result.Block.Header.AppHash, nil
+}
+
+// checkNoFork: every node has the same app hash at every height up to h.
+func (n *network) checkNoFork(ctx context.Context, upTo int64) {
+	n.t.Helper()
+	for h := int64(1); h <= upTo; h++ {
+		var want string
+		for _, nd := range n.nodes {
+			got, err := nd.appHash(ctx, h)
+			if err != nil {
+				n.t.Fatalf("node%d block %d: %v", nd.i, h, err)
+			}
+			if want == "" {
+				want = got
+			} else if got != want {
+				n.t.Fatalf("fork: node%d has app hash %s at height %d, node0 %s", nd.i, got, h, want)
+			}
+		}
+	}
+	n.t.Logf("no fork: %d nodes agree on the app hash at heights 1..%d", len(n.nodes), upTo)
+}
+
+func (nd *node) authed(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+nd.token)
+}
+
+func randomHashes(n int) []byte {
+	b := make([]byte, 32*n)
+	rand.Read(b)
+	return b
+}
+
+// receipt waits for hash's receipt from nd.
+func (nd *node) receipt(ctx context.Context, hash []byte) (*proof.Receipt, error) {
+	for {
+		res, err := nd.client.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash})
+		if err == nil {
+			return res.Receipt, nil
+		}
+		// Another node's batch becomes receiptable here once indexed.
+		if c := status.Code(err); c != codes.Unavailable && c != codes.NotFound {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("node%d: no receipt for %x: %v", nd.i, hash, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// load submits small random requests to nd until stopped, recording every
+// acknowledged hash.
+type load struct {
+	mu    sync.Mutex
+	acked [][]byte
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func startLoad(ctx context.Context, nd *node, clients int) *load {
+	l := &load{stop: make(chan struct{})}
+	for c := 0; c < clients; c++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				hs := randomHashes(100)
+				c, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := nd.client.Submit(nd.authed(c), &pb.SubmitRequest{Hashes: hs})
+				cancel()
+				if err != nil {
+					continue
+				}
+				l.mu.Lock()
+				for i := 0; i < len(hs); i += 32 {
+					l.acked = append(l.acked, hs[i:i+32])
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish() [][]byte {
+	close(l.stop)
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.acked
+}
+
+// checkAnchoredOnce: every hash has a receipt from `from` that verifies,
+// and each appears exactly once across the issuer's batches.
+func (n *network) checkAnchoredOnce(ctx context.Context, from *node, issuer string, hashes [][]byte) {
+	n.t.Helper()
+	var maxSeq uint64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan []byte)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for h := range work {
+				r, err := from.receipt(ctx, h)
+				if err != nil {
+					n.t.Error(err)
+					continue
+				}
+				if _, err := proof.Verify(r, n.trust); err != nil {
+					n.t.Errorf("receipt of %x from node%d: %v", h, from.i, err)
+					continue
+				}
+				mu.Lock()
+				maxSeq = max(maxSeq, r.Batch.Seq)
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, h := range hashes {
+		work <- h
+	}
+	close(work)
+	wg.Wait()
+	if n.t.Failed() {
+		n.t.FailNow()
+	}
+	count := make(map[string]int)
+	for seq := uint64(1); seq <= maxSeq; seq++ {
+		res, err := from.client.GetBatch(ctx, &pb.GetBatchRequest{Issuer: issuer, Seq: seq, IncludeHashes: true})
+		if status.Code(err) == codes.NotFound {
+			continue
+		}
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		for i := 0; i < len(res.Hashes); i += 32 {
+			count[string(res.Hashes[i:i+32])]++
+		}
+	}
+	for _, h := range hashes {
+		if c := count[string(h)]; c != 1 {
+			n.t.Fatalf("acknowledged hash %x anchored %d times", h, c)
+		}
+	}
+	n.t.Logf("%d acknowledged hashes: receipts from node%d verify; each anchored exactly once", len(hashes), from.i)
+}
