@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test e2e lint proto bench clean
+.PHONY: all build run test e2e lint proto bench clean localnet-docker-up localnet-docker-down
 
 all: build
 
@@ -41,3 +41,15 @@ bench:
 
 clean:
 	rm -rf build
+
+# A 4-validator testnet in containers on a private network.
+DOCKER_HOMES := testnet/homes
+localnet-docker-up: build
+	@test -d $(DOCKER_HOMES) || ./build/credenced testnet --validators 4 --starting-ip 172.29.0.10 \
+		--chain-id credence-docker --output $(DOCKER_HOMES)
+	docker build -q -t credence:local -f testnet/Dockerfile build
+	cd testnet && docker-compose up -d
+	@echo "gRPC: 127.0.0.1:36659 36669 36679 36689   RPC: 127.0.0.1:36657 36667 36677 36687"
+
+localnet-docker-down:
+	cd testnet && docker-compose down

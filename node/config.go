@@ -28,6 +28,10 @@ type Config struct {
 	// loopback only).
 	TLSCertFile string `toml:"tls_cert_file"`
 	TLSKeyFile  string `toml:"tls_key_file"`
+	// PlaintextAPIBeyondLoopback lets the API listen beyond loopback
+	// without TLS, for a private network the operator controls (the docker
+	// testnet sets it). Default false.
+	PlaintextAPIBeyondLoopback bool `toml:"plaintext_api_beyond_loopback"`
 	// BatchInterval is how often the queue is cut into batches. Default 1s.
 	BatchInterval Duration `toml:"batch_interval"`
 	// BatchMaxLeaves cuts a batch early once an issuer has this many hashes

@@ -46,6 +46,7 @@ type InitResult struct {
 // member is one founding member's node home in the making.
 type member struct {
 	home, moniker, memberID, issuerID, grpc string
+	plaintextAPI                            bool
 	ccfg                                    *cfg.Config
 	keys                                    *consensus.Keys
 	issuerKey, adminKey                     ed25519.PrivateKey
@@ -111,6 +112,7 @@ func (m *member) finish() (string, error) {
 	if m.grpc != "" {
 		c.GRPCAddress = m.grpc
 	}
+	c.PlaintextAPIBeyondLoopback = m.plaintextAPI
 	c.Issuers = []IssuerConfig{{ID: m.issuerID, KeyFile: "issuer-" + m.issuerID + ".key.json", TokenSHA256: hex.EncodeToString(sum[:])}}
 	return token, writeConfig(m.home, c)
 }
@@ -245,15 +247,12 @@ func Testnet(o TestnetOptions) ([]TestnetNode, error) {
 		}
 		id := fmt.Sprintf("member-%d", i)
 		grpcAddr := fmt.Sprintf("%s:%d", p.listen, p.grpc)
-		if p.listen != "127.0.0.1" {
-			// Containers publish the API through the host's loopback; inside
-			// the container it must listen beyond its own loopback.
-			grpcAddr = fmt.Sprintf("0.0.0.0:%d", p.grpc)
-		}
 		m, err := newMember(home, fmt.Sprintf("node%d", i), id, id+"-registrar", ports, grpcAddr)
 		if err != nil {
 			return nil, err
 		}
+		// One host per node: a private network of the administrator's.
+		m.plaintextAPI = p.listen != "127.0.0.1"
 		members = append(members, m)
 		out = append(out, TestnetNode{
 			Home: home, NodeID: m.keys.NodeID, IssuerID: m.issuerID,

@@ -91,8 +91,11 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if ov.Ports.Prometheus != "" {
 		ccfg.Instrumentation.PrometheusListenAddr = ov.Ports.Prometheus
 	}
-	if err := checkLoopback(cfg.GRPCAddress, cfg.TLSCertFile != ""); err != nil {
+	if err := checkLoopback(cfg.GRPCAddress, cfg.TLSCertFile != "" || cfg.PlaintextAPIBeyondLoopback); err != nil {
 		return nil, err
+	}
+	if cfg.TLSCertFile == "" && cfg.PlaintextAPIBeyondLoopback {
+		log.Warn("API serves plaintext beyond loopback (plaintext_api_beyond_loopback): tokens cross the network in the clear", "grpc", cfg.GRPCAddress)
 	}
 	var serverOpts []grpc.ServerOption
 	if cfg.TLSCertFile != "" {
@@ -201,12 +204,12 @@ func inConfigDir(home, path string) string {
 	return filepath.Join(home, "config", path)
 }
 
-func checkLoopback(addr string, tls bool) error {
+func checkLoopback(addr string, allowed bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("grpc_address %q: %w", addr, err)
 	}
-	if tls {
+	if allowed {
 		return nil
 	}
 	if host == "localhost" {
