@@ -5,6 +5,9 @@ package testnet
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -123,4 +126,57 @@ func TestPauseResume(t *testing.T) {
 	t.Logf("node1 resumed and caught up to %d", h1)
 	n.checkNoFork(ctx, h1)
 	n.checkAnchoredOnce(ctx, frozen, "member-0-registrar", acked)
+}
+
+// TestCopiedDiskMidRun: a validator's home is copied while it runs (an
+// inconsistent snapshot of every store, as a crash or a careless backup
+// leaves), the node is killed and restarted on the copy. It must either
+// resume and serve only receipts that verify, or refuse to start with a
+// message saying why.
+func TestCopiedDiskMidRun(t *testing.T) {
+	n := newNetwork(t, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	a, victim := n.nodes[0], n.nodes[3]
+	l := startLoad(ctx, a, 2)
+	n.waitHeight(ctx, victim, 4)
+	copyDir := victim.home + ".copy"
+	if out, err := exec.Command("cp", "-a", victim.home, copyDir).CombinedOutput(); err != nil {
+		t.Fatalf("copy: %v\n%s", err, out)
+	}
+	copiedAt := n.height(ctx, a)
+	n.waitHeight(ctx, a, copiedAt+2)
+	n.stop(victim, syscall.SIGKILL)
+	if err := os.RemoveAll(victim.home); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(copyDir, victim.home); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node3's home copied mid-run near height %d; node3 killed and restarted on the copy", copiedAt)
+	n.start(victim)
+	target := n.waitHeight(ctx, a, copiedAt+4)
+	for {
+		if st, err := victim.status(ctx); err == nil && st.LatestHeight >= target {
+			break
+		}
+		select {
+		case <-victim.exited:
+			b, _ := os.ReadFile(victim.log)
+			tail := string(b)
+			if i := strings.LastIndex(tail, "error:"); i >= 0 {
+				t.Logf("node3 refused to start on the copied disk: %s", strings.TrimSpace(tail[i:]))
+				l.finish()
+				return
+			}
+			t.Fatalf("node3 exited on the copied disk without saying why:\n%s", tail[max(0, len(tail)-2000):])
+		case <-ctx.Done():
+			t.Fatal("node3 neither caught up nor exited")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	acked := l.finish()
+	t.Logf("node3 resumed on the copied disk and caught up to %d", target)
+	n.waitHeight(ctx, victim, n.height(ctx, a))
+	n.checkAnchoredOnce(ctx, victim, "member-0-registrar", acked)
 }
