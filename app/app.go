@@ -55,6 +55,7 @@ type App struct {
 	// mu serialises the tree between ABCI calls and the node's readers
 	// (receipt building): MutableTree is not safe for concurrent use.
 	mu   sync.Mutex
+	db   iavldb.DB
 	tree *iavl.MutableTree
 	// params are read from state at start and at InitChain.
 	params *pb.Params
@@ -132,6 +133,7 @@ func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
 	for _, o := range opts {
 		o(a)
 	}
+	a.db = db
 	a.tree = iavl.NewMutableTree(db, 100_000, false, iavl.NewNopLogger())
 	if _, err := a.tree.Load(); err != nil {
 		// SaveVersion is not atomic: a crash inside it leaves a newest
@@ -585,4 +587,119 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 		res.ProofOps = &cmtcrypto.ProofOps{Ops: []cmtcrypto.ProofOp{{Type: "ics23:iavl", Key: req.Data, Data: bz}}}
 	}
 	return res, nil
+}
+
+// ExportState streams the state saved at height, node by node in IAVL
+// export order, to fn. It reads a saved version, so consensus goes on
+// meanwhile.
+func (a *App) ExportState(height int64, fn func(*iavl.ExportNode) error) error {
+	a.mu.Lock()
+	it, err := a.tree.GetImmutable(height)
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("state at height %d: %w", height, err)
+	}
+	exp, err := it.Export()
+	if err != nil {
+		return err
+	}
+	defer exp.Close()
+	for {
+		n, err := exp.Next()
+		if errors.Is(err, iavl.ErrorExportDone) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(n); err != nil {
+			return err
+		}
+	}
+}
+
+// BatchRecords calls fn with the key and stored record of every batch in
+// the state saved at height, in key order.
+func (a *App) BatchRecords(height int64, fn func(key, record []byte) error) error {
+	a.mu.Lock()
+	it, err := a.tree.GetImmutable(height)
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("state at height %d: %w", height, err)
+	}
+	iter, err := it.Iterator([]byte("b/"), []byte("b0"), true)
+	if err != nil {
+		return err
+	}
+	defer iter.Close()
+	for ; iter.Valid(); iter.Next() {
+		if err := fn(iter.Key(), iter.Value()); err != nil {
+			return err
+		}
+	}
+	return iter.Error()
+}
+
+// ErrNotEmpty is returned by ImportState on a node that already has state.
+var ErrNotEmpty = errors.New("application state is not empty")
+
+// ImportState builds the state at height from exported nodes (next returns
+// nil, nil when done) on a node with no state, and returns its hash. The
+// caller checks the hash against the one consensus trusts.
+func (a *App) ImportState(height int64, next func() (*iavl.ExportNode, error)) ([]byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tree.Version() != 0 {
+		return nil, ErrNotEmpty
+	}
+	imp, err := a.tree.Import(height)
+	if err != nil {
+		return nil, err
+	}
+	defer imp.Close()
+	for {
+		n, err := next()
+		if err != nil {
+			return nil, err
+		}
+		if n == nil {
+			break
+		}
+		if err := imp.Add(n); err != nil {
+			return nil, err
+		}
+	}
+	if err := imp.Commit(); err != nil {
+		return nil, err
+	}
+	if _, err := a.tree.LoadVersion(height); err != nil {
+		return nil, err
+	}
+	p, err := a.loadParams()
+	if err != nil {
+		return nil, err
+	}
+	a.params = p
+	clear(a.decoded)
+	a.decodedBytes = 0
+	return a.tree.Hash(), nil
+}
+
+// Reset forgets the state after the caller has emptied the database under
+// it: a failed snapshot restore starts over from nothing.
+func (a *App) Reset() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tree = iavl.NewMutableTree(a.db, 100_000, false, iavl.NewNopLogger())
+	if _, err := a.tree.Load(); err != nil {
+		return err
+	}
+	if !a.tree.IsEmpty() {
+		return ErrNotEmpty
+	}
+	a.params = nil
+	clear(a.decoded)
+	a.decodedBytes = 0
+	clear(a.checkSeq)
+	return nil
 }

@@ -40,6 +40,11 @@ type Config struct {
 	// RebroadcastAfter resends a batch not yet final after this long.
 	// Default 15s.
 	RebroadcastAfter Duration `toml:"rebroadcast_after"`
+	// SnapshotInterval takes a state-sync snapshot (state and receipt
+	// index) every this many blocks; 0 turns snapshots off. Default 1000.
+	SnapshotInterval int64 `toml:"snapshot_interval"`
+	// SnapshotKeepRecent is how many snapshots are kept. Default 2.
+	SnapshotKeepRecent int `toml:"snapshot_keep_recent"`
 	// ReceiptCacheMB bounds the memory of batch trees kept for receipts.
 	// Default 256.
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
@@ -72,11 +77,13 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 // DefaultConfig is app.toml's defaults.
 func DefaultConfig() *Config {
 	return &Config{
-		GRPCAddress:      "127.0.0.1:9090",
-		BatchInterval:    Duration{time.Second},
-		BatchMaxLeaves:   65536,
-		RebroadcastAfter: Duration{15 * time.Second},
-		ReceiptCacheMB:   256,
+		GRPCAddress:        "127.0.0.1:9090",
+		BatchInterval:      Duration{time.Second},
+		BatchMaxLeaves:     65536,
+		RebroadcastAfter:   Duration{15 * time.Second},
+		ReceiptCacheMB:     256,
+		SnapshotInterval:   1000,
+		SnapshotKeepRecent: 2,
 	}
 }
 
@@ -98,6 +105,9 @@ func LoadConfig(home string) (*Config, error) {
 	}
 	if c.BatchMaxLeaves <= 0 {
 		return nil, fmt.Errorf("%s: batch_max_leaves must be positive", path)
+	}
+	if c.SnapshotInterval < 0 || c.SnapshotKeepRecent < 1 {
+		return nil, fmt.Errorf("%s: snapshot_interval must be >= 0 and snapshot_keep_recent >= 1", path)
 	}
 	if c.ReceiptCacheMB <= 0 {
 		return nil, fmt.Errorf("%s: receipt_cache_mb must be positive", path)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -46,6 +47,7 @@ type Node struct {
 	cmt      *cmtnode.Node
 	rpc      *local.Local
 	pipe     *pipeline
+	snaps    *snapshots
 	receipts *receipts
 	auth     *authorizer
 	grpc     *grpc.Server
@@ -144,8 +146,21 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return nil, fmt.Errorf("load queue: %w", err)
 	}
 	appHeight := n.app.Height()
+	genJSON, err := os.ReadFile(ccfg.GenesisFile())
+	if err != nil {
+		return nil, err
+	}
+	trust, err := proof.TrustRootFromGenesis(genJSON)
+	if err != nil {
+		return nil, err
+	}
+	n.snaps = &snapshots{
+		dir: filepath.Join(home, "data", "snapshots"), interval: cfg.SnapshotInterval, keep: cfg.SnapshotKeepRecent,
+		app: n.app, db: n.db, pipe: n.pipe, trust: trust, log: log.With("module", "snapshots"),
+		indexed: func() int64 { h, _ := indexedHeight(n.db); return h }, stopc: make(chan struct{}),
+	}
 
-	n.cmt, err = consensus.NewNode(ctx, ccfg, n.app, log)
+	n.cmt, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log)
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w", err)
 	}
@@ -158,6 +173,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return res.Code, res.Log, nil
 	}
 	n.receipts = newReceipts(n.db, n.rpc, gen.ChainID, cfg.ReceiptCacheMB<<20)
+	n.snaps.receipts = n.receipts
 	if err := n.catchUp(appHeight); err != nil {
 		return nil, fmt.Errorf("index catch-up: %w", err)
 	}
@@ -354,6 +370,7 @@ func (n *Node) Stop() error {
 			n.log.Warn("consensus stop", "err", err2)
 		}
 		n.cmt.Wait()
+		n.snaps.stop()
 		err = n.closeStores()
 	})
 	return err
@@ -390,6 +407,7 @@ func (n *Node) abort() {
 		n.pipe.stop()
 		n.pipeStarted = false
 	}
+
 	if n.cmt != nil {
 		if n.cmt.IsRunning() {
 			_ = n.cmt.Stop()
@@ -398,6 +416,9 @@ func (n *Node) abort() {
 			// A node that never started still holds its block store open.
 			_ = n.cmt.BlockStore().Close()
 		}
+	}
+	if n.snaps != nil {
+		n.snaps.stop()
 	}
 	_ = n.closeStores()
 }

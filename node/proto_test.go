@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/sha256"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/proof"
@@ -8,4 +9,9 @@ import (
 
 func protoMarshal(r *proof.Receipt) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(r)
+}
+
+func sha256sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
 }

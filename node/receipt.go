@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
 // errNotFinal: the hash is anchored but the header proving it is not
@@ -125,6 +126,22 @@ func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, erro
 		return v.(*headerEntry), nil
 	}
 	r.mu.Unlock()
+	// A node restored from a snapshot has no blocks below it: the headers
+	// its batches need came with the snapshot.
+	var stored []byte
+	if err := r.db.View(func(txn *badger.Txn) error {
+		var err error
+		stored, err = getValue(txn, xsKey(height))
+		return err
+	}); err == nil {
+		var sh pb.SnapshotHeader
+		if err := proto.Unmarshal(stored, &sh); err != nil {
+			return nil, fmt.Errorf("stored header %d: %w", height, err)
+		}
+		return &headerEntry{signedHeader: sh.SignedHeader, validators: sh.Validators}, nil
+	} else if !errors.Is(err, errNotFound) {
+		return nil, err
+	}
 	st, err := r.rpc.Status(ctx)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 //	xb/<issuer>/<seq>       → hashes          a batch's leaves, in order
 //	xr/<issuer>/<seq>       → record          the batch record as stored in state
 //	xp/<issuer>/<seq>       → ICS23 proof     of the record at its height
+//	xs/<height>             → SnapshotHeader  a signed header restored from a snapshot
 //	xh                      → height          last height indexed
 var (
 	appPrefix   = []byte("a/")
@@ -38,6 +39,7 @@ func qfKey(issuer string, seq uint64) []byte  { return issuerSeqKey("qf/", issue
 func xbKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xb/", issuer, seq) }
 func xrKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xr/", issuer, seq) }
 func xpKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xp/", issuer, seq) }
+func xsKey(height int64) []byte               { return u64([]byte("xs/"), uint64(height)) }
 
 func xlPrefix(hash []byte) []byte {
 	k := make([]byte, 0, 4+len(hash))

@@ -168,52 +168,8 @@ func Verify(r *Receipt, trust *TrustRoot) (*Verified, error) {
 		return nil, fail(StepAuditPath, "path leads to root %s, batch root is %s", FormatBinary(root[:]), FormatBinary(b.Root))
 	}
 
-	sh, err := decodeSignedHeader(r.SignedHeader)
-	if err != nil {
-		return nil, fail(StepHeader, "%v", err)
-	}
-	if err := sh.ValidateBasic(trust.ChainID); err != nil {
-		return nil, fail(StepHeader, "%v", err)
-	}
-	if sh.Height != b.Height+1 {
-		return nil, fail(StepHeader, "header height %d, want batch height %d + 1", sh.Height, b.Height)
-	}
-
-	var cp ics23.CommitmentProof
-	if err := cp.Unmarshal(r.BatchProof); err != nil {
-		return nil, fail(StepBatchProof, "decode: %v", err)
-	}
-	if canon, err := cp.Marshal(); err != nil || !bytes.Equal(canon, r.BatchProof) {
-		return nil, fail(StepBatchProof, "not the canonical encoding")
-	}
-	value, err := deterministic.Marshal(b)
-	if err != nil {
-		return nil, fail(StepFormat, "batch record: %v", err)
-	}
-	if !ics23.VerifyMembership(ics23.IavlSpec, []byte(sh.AppHash), &cp, BatchKey(b.Issuer, b.Seq), value) {
-		return nil, fail(StepBatchProof, "batch %s/%d is not proven in app hash %X of height %d", b.Issuer, b.Seq, []byte(sh.AppHash), sh.Height)
-	}
-
-	vals, err := validatorSet(r.Validators)
-	if err != nil {
-		return nil, fail(StepValidators, "%v", err)
-	}
-	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
-		return nil, fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
-	}
-	if !bytes.Equal(vals.Hash(), trust.Validators.Hash()) {
-		return nil, fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trust.Validators.Hash())
-	}
-	if len(sh.Commit.Signatures) != len(vals.Validators) {
-		return nil, fail(StepCommit, "commit has %d signatures for %d validators", len(sh.Commit.Signatures), len(vals.Validators))
-	}
-	for i, s := range sh.Commit.Signatures {
-		if s.BlockIDFlag != cmttypes.BlockIDFlagAbsent && !bytes.Equal(s.ValidatorAddress, vals.Validators[i].Address) {
-			return nil, fail(StepCommit, "signature %d names validator %X, set has %X", i, []byte(s.ValidatorAddress), []byte(vals.Validators[i].Address))
-		}
-	}
-	if err := vals.VerifyCommitLight(trust.ChainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
-		return nil, fail(StepCommit, "%v", err)
+	if err := VerifyBatch(b, r.BatchProof, r.SignedHeader, r.Validators, trust); err != nil {
+		return nil, err
 	}
 
 	return &Verified{
@@ -245,6 +201,68 @@ func hasUnknownFields(r *Receipt) bool {
 		}
 	}
 	return false
+}
+
+// VerifyBatch checks that a batch record is in the state whose hash is the
+// AppHash of signedHeader (height record.height + 1), signed by more than
+// 2/3 of validators, which must be the trust root's set. It is Verify
+// without the leaf: what a node checks of a snapshot's index.
+func VerifyBatch(b *BatchRecord, batchProof, signedHeader []byte, validators []*Validator, trust *TrustRoot) error {
+	if b == nil || trust == nil || trust.Validators == nil {
+		return fail(StepFormat, "batch record and trust root are required")
+	}
+	if len(b.GetRoot()) != HashSize {
+		return fail(StepFormat, "batch root is %d bytes, want %d", len(b.GetRoot()), HashSize)
+	}
+	sh, err := decodeSignedHeader(signedHeader)
+	if err != nil {
+		return fail(StepHeader, "%v", err)
+	}
+	if err := sh.ValidateBasic(trust.ChainID); err != nil {
+		return fail(StepHeader, "%v", err)
+	}
+	if sh.Height != b.Height+1 {
+		return fail(StepHeader, "header height %d, want batch height %d + 1", sh.Height, b.Height)
+	}
+
+	var cp ics23.CommitmentProof
+	if err := cp.Unmarshal(batchProof); err != nil {
+		return fail(StepBatchProof, "decode: %v", err)
+	}
+	if canon, err := cp.Marshal(); err != nil || !bytes.Equal(canon, batchProof) {
+		return fail(StepBatchProof, "not the canonical encoding")
+	}
+	value, err := deterministic.Marshal(b)
+	if err != nil {
+		return fail(StepFormat, "batch record: %v", err)
+	}
+	if !ics23.VerifyMembership(ics23.IavlSpec, []byte(sh.AppHash), &cp, BatchKey(b.Issuer, b.Seq), value) {
+		return fail(StepBatchProof, "batch %s/%d is not proven in app hash %X of height %d", b.Issuer, b.Seq, []byte(sh.AppHash), sh.Height)
+	}
+
+	vals, err := validatorSet(validators)
+	if err != nil {
+		return fail(StepValidators, "%v", err)
+	}
+	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
+		return fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
+	}
+	if !bytes.Equal(vals.Hash(), trust.Validators.Hash()) {
+		return fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trust.Validators.Hash())
+	}
+	if len(sh.Commit.Signatures) != len(vals.Validators) {
+		return fail(StepCommit, "commit has %d signatures for %d validators", len(sh.Commit.Signatures), len(vals.Validators))
+	}
+	for i, s := range sh.Commit.Signatures {
+		if s.BlockIDFlag != cmttypes.BlockIDFlagAbsent && !bytes.Equal(s.ValidatorAddress, vals.Validators[i].Address) {
+			return fail(StepCommit, "signature %d names validator %X, set has %X", i, []byte(s.ValidatorAddress), []byte(vals.Validators[i].Address))
+		}
+	}
+	if err := vals.VerifyCommitLight(trust.ChainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+		return fail(StepCommit, "%v", err)
+	}
+
+	return nil
 }
 
 // decodeSignedHeader accepts only the canonical encoding, so that no byte of
