@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	cfg "github.com/cometbft/cometbft/config"
+	cmttypes "github.com/cometbft/cometbft/types"
 
 	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/consensus"
@@ -31,6 +32,10 @@ type InitOptions struct {
 	Ports    consensus.Ports
 	// GRPCAddress defaults to 127.0.0.1:9090.
 	GRPCAddress string
+	// Genesis, when set, is the genesis file of an existing chain to join:
+	// the node starts as a full node with no issuer of its own (a member
+	// joins as a validator, and registers issuers, by governance).
+	Genesis string
 }
 
 // InitResult is what init tells the operator once.
@@ -167,6 +172,9 @@ func Init(home string, o InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Genesis != "" {
+		return joinChain(m, o.Genesis)
+	}
 	if err := writeGenesis(o.ChainID, []*member{m}); err != nil {
 		return nil, err
 	}
@@ -175,6 +183,30 @@ func Init(home string, o InitOptions) (*InitResult, error) {
 		return nil, err
 	}
 	return &InitResult{Home: home, ChainID: o.ChainID, IssuerID: o.IssuerID, Token: token, TokenFile: tokenFile(home, o.IssuerID)}, nil
+}
+
+func joinChain(m *member, genesis string) (*InitResult, error) {
+	b, err := os.ReadFile(genesis)
+	if err != nil {
+		return nil, fmt.Errorf("--genesis: %w", err)
+	}
+	doc, err := cmttypes.GenesisDocFromJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("--genesis %s: %w", genesis, err)
+	}
+	if err := os.WriteFile(m.ccfg.GenesisFile(), b, 0o644); err != nil {
+		return nil, err
+	}
+	// The issuer key made for this member stays in its home for a later
+	// registration; the node anchors for no issuer until then.
+	c := DefaultConfig()
+	if m.grpc != "" {
+		c.GRPCAddress = m.grpc
+	}
+	if err := writeConfig(m.home, c); err != nil {
+		return nil, err
+	}
+	return &InitResult{Home: m.home, ChainID: doc.ChainID}, nil
 }
 
 // TestnetOptions describe a testnet of founding members, one validator each.

@@ -93,6 +93,8 @@ type node struct {
 }
 
 type network struct {
+	dir   string
+	base  int
 	t     *testing.T
 	bin   string
 	nodes []*node
@@ -101,6 +103,12 @@ type network struct {
 
 // newNetwork generates n validator homes and starts them all.
 func newNetwork(t *testing.T, n int) *network {
+	t.Helper()
+	return newNetworkWith(t, n, nil)
+}
+
+// newNetworkWith lets configure edit each home before the nodes start.
+func newNetworkWith(t *testing.T, n int, configure func(home string)) *network {
 	t.Helper()
 	bin := credenced(t)
 	dir := t.TempDir()
@@ -118,7 +126,7 @@ func newNetwork(t *testing.T, n int) *network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	net := &network{t: t, bin: bin, trust: trust}
+	net := &network{t: t, bin: bin, trust: trust, dir: dir, base: base}
 	for i := 0; i < n; i++ {
 		home := filepath.Join(dir, fmt.Sprintf("node%d", i))
 		tok, err := os.ReadFile(filepath.Join(home, "config", fmt.Sprintf("api-token-member-%d-registrar", i)))
@@ -131,13 +139,7 @@ func newNetwork(t *testing.T, n int) *network {
 			rpc:  fmt.Sprintf("127.0.0.1:%d", base+10*i+1),
 			log:  filepath.Join(dir, fmt.Sprintf("node%d.log", i)),
 		}
-		conn, err := grpc.NewClient(nd.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		nd.client = pb.NewCredenceClient(conn)
+		nd.client = dialNode(t, nd.grpc)
 		net.nodes = append(net.nodes, nd)
 	}
 	t.Cleanup(func() {
@@ -160,6 +162,9 @@ func newNetwork(t *testing.T, n int) *network {
 		}
 	})
 	for _, nd := range net.nodes {
+		if configure != nil {
+			configure(nd.home)
+		}
 		net.start(nd)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -427,4 +432,36 @@ func (n *network) checkAnchoredOnce(ctx context.Context, from *node, issuer stri
 		}
 	}
 	n.t.Logf("%d acknowledged hashes: receipts from node%d verify; each anchored exactly once", len(hashes), from.i)
+}
+
+// rpcJSON GETs a CometBFT RPC path from nd and decodes its result.
+func (nd *node) rpcJSON(ctx context.Context, path string, out any) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+nd.rpc+path, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	var env struct {
+		Result json.RawMessage `json:"result"`
+		Error  json.RawMessage `json:"error"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&env); err != nil {
+		return err
+	}
+	if len(env.Result) == 0 {
+		return fmt.Errorf("%s: %s", path, env.Error)
+	}
+	return json.Unmarshal(env.Result, out)
+}
+
+func dialNode(t *testing.T, addr string) pb.CredenceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return pb.NewCredenceClient(conn)
 }

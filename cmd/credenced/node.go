@@ -40,6 +40,11 @@ func initCmd() *cobra.Command {
 				return err
 			}
 			fmt.Printf("Initialised %s for chain %q.\n", res.Home, res.ChainID)
+			if res.Token == "" {
+				fmt.Printf("The node joins an existing chain as a full node; set its peers (and state sync) in %s.\n",
+					filepath.Join(res.Home, "config", "config.toml"))
+				return nil
+			}
 			fmt.Printf("Issuer %q API token (shown once; stored in %s, mode 0600):\n  %s\n", res.IssuerID, res.TokenFile, res.Token)
 			fmt.Printf("Genesis (the verifiers' trust root): %s\n", filepath.Join(res.Home, "config", "genesis.json"))
 			return nil
@@ -49,6 +54,7 @@ func initCmd() *cobra.Command {
 	c.Flags().StringVar(&o.ChainID, "chain-id", "credence-dev", "chain id")
 	c.Flags().StringVar(&o.Moniker, "moniker", "member-1", "node name, also the founding member's id")
 	c.Flags().StringVar(&o.IssuerID, "issuer", "", "issuer id (default <moniker>-registrar)")
+	c.Flags().StringVar(&o.Genesis, "genesis", "", "join the chain of this genesis file instead of starting a new one")
 	c.Flags().StringVar(&o.GRPCAddress, "grpc-address", "127.0.0.1:9090", "gRPC API listen address")
 	c.Flags().StringVar(&o.Ports.RPC, "rpc-laddr", "tcp://127.0.0.1:26657", "CometBFT RPC listen address")
 	c.Flags().StringVar(&o.Ports.P2P, "p2p-laddr", "tcp://0.0.0.0:26656", "CometBFT P2P listen address")

@@ -1,0 +1,150 @@
+//go:build e2e
+
+package testnet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	cfg "github.com/cometbft/cometbft/config"
+	"github.com/cometbft/cometbft/p2p"
+
+	"github.com/credence-ledger/credence/consensus"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+// TestStateSyncJoin: a fifth node joins a running 4-validator chain by
+// state sync (not by replaying it), and serves verifying receipts for
+// batches anchored before it joined, and after.
+func TestStateSyncJoin(t *testing.T) {
+	n := newNetworkWith(t, 4, func(home string) {
+		p := filepath.Join(home, "config", "app.toml")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Snapshots every 10 blocks, kept long enough for the joiner to
+		// fetch one while the chain moves on under load.
+		b = []byte(strings.Replace(string(b), "snapshot_interval = 1000", "snapshot_interval = 10", 1))
+		b = []byte(strings.Replace(string(b), "snapshot_keep_recent = 2", "snapshot_keep_recent = 20", 1))
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	a := n.nodes[0]
+
+	// Batches over several heights, all before the join.
+	var before [][]byte
+	for round := 0; round < 6; round++ {
+		hs := randomHashes(50)
+		if _, err := a.client.Submit(a.authed(ctx), &pb.SubmitRequest{Hashes: hs}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.receipt(ctx, hs[:32]); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(hs); i += 32 {
+			before = append(before, hs[i:i+32])
+		}
+	}
+	// Keep blocks coming so snapshots are taken and the joiner has blocks to follow.
+	l := startLoad(ctx, a, 1)
+	trustHeight := n.waitHeight(ctx, a, 12)
+	var commit struct {
+		SignedHeader struct {
+			Commit struct {
+				BlockID struct {
+					Hash string `json:"hash"`
+				} `json:"block_id"`
+			} `json:"commit"`
+		} `json:"signed_header"`
+	}
+	if err := a.rpcJSON(ctx, fmt.Sprintf("/commit?height=%d", trustHeight), &commit); err != nil {
+		t.Fatal(err)
+	}
+	n.waitHeight(ctx, a, 22)
+
+	// The fifth node: same genesis, its own keys, no issuer.
+	home := filepath.Join(n.dir, "node4")
+	port := n.base + 40
+	out, err := exec.Command(n.bin, "init", "--home", home, "--moniker", "node4",
+		"--genesis", filepath.Join(n.nodes[0].home, "config", "genesis.json"),
+		"--grpc-address", fmt.Sprintf("127.0.0.1:%d", port+2),
+		"--rpc-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port+1),
+		"--p2p-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port),
+		"--prometheus-laddr", fmt.Sprintf("127.0.0.1:%d", port+3)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	c, err := consensus.LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers []string
+	for _, nd := range n.nodes {
+		key, err := p2p.LoadNodeKey(filepath.Join(nd.home, "config", "node_key.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", key.ID(), n.base+10*nd.i))
+	}
+	c.P2P.PersistentPeers = strings.Join(peers, ",")
+	c.P2P.AddrBookStrict = false
+	c.P2P.AllowDuplicateIP = true
+	c.StateSync.Enable = true
+	c.StateSync.RPCServers = []string{n.nodes[0].rpc, n.nodes[1].rpc}
+	c.StateSync.TrustHeight = trustHeight
+	c.StateSync.TrustHash = commit.SignedHeader.Commit.BlockID.Hash
+	c.StateSync.TrustPeriod = 24 * time.Hour
+	c.StateSync.DiscoveryTime = 5 * time.Second
+	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
+
+	joiner := &node{i: 4, home: home, grpc: fmt.Sprintf("127.0.0.1:%d", port+2), rpc: fmt.Sprintf("127.0.0.1:%d", port+1),
+		log: filepath.Join(n.dir, "node4.log")}
+	joiner.client = dialNode(t, joiner.grpc)
+	n.nodes = append(n.nodes, joiner)
+	n.start(joiner)
+	target := n.height(ctx, a)
+	n.waitHeight(ctx, joiner, target)
+
+	var st struct {
+		SyncInfo struct {
+			EarliestBlockHeight string `json:"earliest_block_height"`
+		} `json:"sync_info"`
+	}
+	if err := joiner.rpcJSON(ctx, "/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	earliest, _ := strconv.ParseInt(st.SyncInfo.EarliestBlockHeight, 10, 64)
+	if earliest <= 1 {
+		t.Fatalf("node4's earliest block is %d: it replayed the chain instead of state syncing", earliest)
+	}
+	t.Logf("node4 state-synced: its block store starts at height %d; caught up to %d", earliest, target)
+
+	for _, h := range before {
+		r, err := joiner.receipt(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := proof.Verify(r, n.trust)
+		if err != nil {
+			t.Fatalf("receipt from node4 of a batch before it joined: %v", err)
+		}
+		if v.Height >= earliest {
+			t.Fatalf("batch at height %d is not before node4's first block %d", v.Height, earliest)
+		}
+	}
+	t.Logf("node4 serves verifying receipts for %d hashes anchored before its first block", len(before))
+	acked := l.finish()
+	n.checkAnchoredOnce(ctx, joiner, "member-0-registrar", acked[:min(len(acked), 3000)])
+}
