@@ -64,6 +64,8 @@ type App struct {
 	checkSeq map[string]uint64
 	// block holds the batches of the block being finalized.
 	block []CommittedBatch
+	// valUpdates are the validator changes of the block being finalized.
+	valUpdates []abci.ValidatorUpdate
 	// decoded caches transactions that passed decodeTx, by SHA-256 of their
 	// bytes: a batch is checked in CheckTx, PrepareProposal,
 	// ProcessProposal and FinalizeBlock, and hashing its bytes once costs a
@@ -264,16 +266,16 @@ func (c *checker) issuer(id string) (*pb.Issuer, error) {
 	return &is, nil
 }
 
-func (c *checker) lastSeq(signer string) (uint64, error) {
-	if s, ok := c.pending[signer]; ok {
+func (c *checker) lastSeq(account string) (uint64, error) {
+	if s, ok := c.pending[account]; ok {
 		return s, nil
 	}
-	raw, err := c.st.Get(seqKey(signer))
+	raw, err := c.st.Get(seqKey(account))
 	if err != nil || raw == nil {
 		return 0, err
 	}
 	if len(raw) != 8 {
-		return 0, fmt.Errorf("corrupt sequence of %q", signer)
+		return 0, fmt.Errorf("corrupt sequence of %q", account)
 	}
 	return binary.BigEndian.Uint64(raw), nil
 }
@@ -282,7 +284,21 @@ func (c *checker) lastSeq(signer string) (uint64, error) {
 // pending. It never writes state.
 func (c *checker) check(tx *decodedTx) error {
 	signer := tx.body.Signer
-	switch tx.body.Msg.(type) {
+	switch m := tx.body.Msg.(type) {
+	case *pb.TxBody_Propose:
+		if err := c.memberSigned(tx); err != nil {
+			return err
+		}
+		if err := c.checkAction(m.Propose); err != nil {
+			return err
+		}
+	case *pb.TxBody_Vote:
+		if err := c.memberSigned(tx); err != nil {
+			return err
+		}
+		if err := c.checkVote(signer, m.Vote); err != nil {
+			return err
+		}
 	case *pb.TxBody_AnchorBatch:
 		is, err := c.issuer(signer)
 		if err != nil {
@@ -296,14 +312,15 @@ func (c *checker) check(tx *decodedTx) error {
 				ErrUnauthorized, proof.FormatBinary(tx.pubKey), signer, c.height)
 		}
 	}
-	last, err := c.lastSeq(signer)
+	acct := tx.account()
+	last, err := c.lastSeq(acct)
 	if err != nil {
 		return err
 	}
 	if tx.body.Sequence <= last {
 		return fmt.Errorf("%w: sequence %d, last accepted %d for %q", ErrReplay, tx.body.Sequence, last, signer)
 	}
-	c.pending[signer] = tx.body.Sequence
+	c.pending[acct] = tx.body.Sequence
 	return nil
 }
 
@@ -401,6 +418,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	// later transaction of the block sees an earlier one's sequence.
 	c := &checker{st: a.tree, pending: make(map[string]uint64), height: req.Height}
 	a.block = a.block[:0]
+	a.valUpdates = a.valUpdates[:0]
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, raw := range req.Txs {
 		res, err := a.deliver(c, raw, req)
@@ -410,7 +428,11 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		}
 		results[i] = res
 	}
-	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.tree.WorkingHash()}, nil
+	if err := a.expireProposals(req.Height); err != nil {
+		return nil, err
+	}
+	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.tree.WorkingHash(),
+		ValidatorUpdates: a.valUpdates}, nil
 }
 
 // deliver executes one transaction. A rejected transaction returns a result
@@ -425,7 +447,20 @@ func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*
 		return &abci.ExecTxResult{Code: codeOf(err), Codespace: "credence", Log: err.Error()}, nil
 	}
 	seq := tx.body.Sequence
+	var events []abci.Event
 	switch m := tx.body.Msg.(type) {
+	case *pb.TxBody_Propose:
+		ev, err := a.propose(tx.body.Signer, m.Propose, req.Height)
+		if err != nil {
+			return nil, err
+		}
+		events = ev
+	case *pb.TxBody_Vote:
+		ev, err := a.vote(tx.body.Signer, m.Vote, req.Height)
+		if err != nil {
+			return nil, err
+		}
+		events = ev
 	case *pb.TxBody_AnchorBatch:
 		rec := &proof.BatchRecord{
 			Issuer:       tx.body.Signer,
@@ -444,17 +479,15 @@ func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*
 			return nil, err
 		}
 		a.block = append(a.block, CommittedBatch{Record: rec, RecordBytes: v, Hashes: m.AnchorBatch.Hashes})
-	}
-	if _, err := a.tree.Set(seqKey(tx.body.Signer), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
-		return nil, err
-	}
-	return &abci.ExecTxResult{
-		Code: CodeOK,
-		Events: []abci.Event{{Type: "anchor", Attributes: []abci.EventAttribute{
+		events = []abci.Event{{Type: "anchor", Attributes: []abci.EventAttribute{
 			{Key: "issuer", Value: tx.body.Signer, Index: true},
 			{Key: "seq", Value: fmt.Sprint(seq), Index: true},
-		}}},
-	}, nil
+		}}}
+	}
+	if _, err := a.tree.Set(seqKey(tx.account()), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return nil, err
+	}
+	return &abci.ExecTxResult{Code: CodeOK, Events: events}, nil
 }
 
 func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
@@ -532,11 +565,11 @@ func (a *App) ProveBatch(issuer string, seq uint64) (*CommittedBatch, error) {
 }
 
 // LastSequence returns the committed last sequence of a signer.
-func (a *App) LastSequence(signer string) (uint64, error) {
+func (a *App) LastSequence(issuer string) (uint64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := &checker{st: a.committed(), pending: map[string]uint64{}}
-	return c.lastSeq(signer)
+	return c.lastSeq(issuerAccount(issuer))
 }
 
 // Height returns the last committed height.

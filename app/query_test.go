@@ -68,7 +68,7 @@ func TestQuery(t *testing.T) {
 			{"issuer record", issuerKey(alphaID), 1, 1},
 			{"member record", memberKey(memberID), 2, 2},
 			{"params", []byte(keyParams), 0, 3},
-			{"sequence", seqKey(alphaID), 3, 3},
+			{"sequence", seqKey(issuerAccount(alphaID)), 3, 3},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				res := n.query("/key", tc.key, tc.height, true)

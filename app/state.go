@@ -28,7 +28,11 @@ const DefaultMaxBatchHashes = 100_000
 
 func memberKey(id string) []byte { return []byte(prefixMember + id) }
 func issuerKey(id string) []byte { return []byte(prefixIssuer + id) }
-func seqKey(id string) []byte    { return []byte(prefixSequence + id) }
+func seqKey(account string) []byte { return []byte(prefixSequence + account) }
+
+// Accounts sign transactions; their kinds have separate sequence spaces.
+func issuerAccount(id string) string { return "i/" + id }
+func memberAccount(id string) string { return "m/" + id }
 
 // BatchKey is the state key of batch (issuer, seq); the verifier owns the
 // layout because receipts prove it.
@@ -66,8 +70,14 @@ type GenesisKey struct {
 }
 
 type GenesisParams struct {
-	MaxBatchHashes uint64 `json:"max_batch_hashes"`
+	MaxBatchHashes    uint64 `json:"max_batch_hashes"`
+	ProposalTTLBlocks int64  `json:"proposal_ttl_blocks,omitempty"`
 }
+
+// DefaultProposalTTLBlocks is how long a proposal stays open unless genesis
+// says otherwise: at one block a second, a quarter of an hour under load,
+// hours on a quiet chain.
+const DefaultProposalTTLBlocks = 1000
 
 // genesisState is Genesis decoded and checked, in the order it is written.
 type genesisState struct {
@@ -84,9 +94,15 @@ func parseGenesis(raw []byte) (*genesisState, error) {
 	if len(g.Members) == 0 {
 		return nil, fmt.Errorf("app_state.members: at least one founding member is required")
 	}
-	st := &genesisState{params: &pb.Params{MaxBatchHashes: g.Params.MaxBatchHashes}}
+	st := &genesisState{params: &pb.Params{MaxBatchHashes: g.Params.MaxBatchHashes, ProposalTtlBlocks: g.Params.ProposalTTLBlocks}}
 	if st.params.MaxBatchHashes == 0 {
 		st.params.MaxBatchHashes = DefaultMaxBatchHashes
+	}
+	if st.params.ProposalTtlBlocks < 0 {
+		return nil, fmt.Errorf("app_state.params.proposal_ttl_blocks: must not be negative")
+	}
+	if st.params.ProposalTtlBlocks == 0 {
+		st.params.ProposalTtlBlocks = DefaultProposalTTLBlocks
 	}
 	seen := make(map[string]bool)
 	for i, m := range g.Members {

@@ -32,6 +32,7 @@ const (
 	CodeReplay
 	CodeTooLarge
 	CodeInternal
+	CodeRejected
 )
 
 // Sentinel errors of transaction validation; each maps to one result code.
@@ -44,6 +45,7 @@ var (
 	ErrUnauthorized = errors.New("signer not authorised")
 	ErrReplay       = errors.New("sequence not above the signer's last")
 	ErrTooLarge     = errors.New("transaction too large")
+	ErrRejected     = errors.New("not allowed in the current state")
 )
 
 func codeOf(err error) uint32 {
@@ -66,6 +68,8 @@ func codeOf(err error) uint32 {
 		return CodeReplay
 	case errors.Is(err, ErrTooLarge):
 		return CodeTooLarge
+	case errors.Is(err, ErrRejected):
+		return CodeRejected
 	default:
 		return CodeInternal
 	}
@@ -98,6 +102,16 @@ func NewAnchorBatch(chainID, issuer string, seq uint64, hashes []byte, key ed255
 		PublicKey: key.Public().(ed25519.PublicKey),
 		Signature: ed25519.Sign(key, SignBytes(body)),
 	})
+}
+
+// account is the sequence space the transaction's signer uses.
+func (t *decodedTx) account() string {
+	switch t.body.Msg.(type) {
+	case *pb.TxBody_AnchorBatch:
+		return issuerAccount(t.body.Signer)
+	default:
+		return memberAccount(t.body.Signer)
+	}
 }
 
 // decodedTx is a transaction whose envelope, signature and stateless rules
@@ -151,6 +165,14 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 	case *pb.TxBody_AnchorBatch:
 		if err := checkAnchorBatch(m.AnchorBatch, maxBatchHashes); err != nil {
 			return nil, err
+		}
+	case *pb.TxBody_Propose:
+		if err := checkPropose(m.Propose); err != nil {
+			return nil, err
+		}
+	case *pb.TxBody_Vote:
+		if m.Vote.ProposalId == 0 {
+			return nil, fmt.Errorf("%w: vote.proposal_id must be positive", ErrMalformed)
 		}
 	default:
 		return nil, fmt.Errorf("%w: no message", ErrMalformed)

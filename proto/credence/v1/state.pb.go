@@ -70,6 +70,66 @@ func (IssuerStatus) EnumDescriptor() ([]byte, []int) {
 	return file_credence_v1_state_proto_rawDescGZIP(), []int{0}
 }
 
+type ProposalStatus int32
+
+const (
+	ProposalStatus_PROPOSAL_STATUS_UNSPECIFIED ProposalStatus = 0
+	ProposalStatus_PROPOSAL_STATUS_OPEN        ProposalStatus = 1
+	ProposalStatus_PROPOSAL_STATUS_PASSED      ProposalStatus = 2
+	ProposalStatus_PROPOSAL_STATUS_REJECTED    ProposalStatus = 3
+	ProposalStatus_PROPOSAL_STATUS_EXPIRED     ProposalStatus = 4
+	// Passed, but its action could not apply when it passed (for example the
+	// member to remove was already gone).
+	ProposalStatus_PROPOSAL_STATUS_FAILED ProposalStatus = 5
+)
+
+// Enum value maps for ProposalStatus.
+var (
+	ProposalStatus_name = map[int32]string{
+		0: "PROPOSAL_STATUS_UNSPECIFIED",
+		1: "PROPOSAL_STATUS_OPEN",
+		2: "PROPOSAL_STATUS_PASSED",
+		3: "PROPOSAL_STATUS_REJECTED",
+		4: "PROPOSAL_STATUS_EXPIRED",
+		5: "PROPOSAL_STATUS_FAILED",
+	}
+	ProposalStatus_value = map[string]int32{
+		"PROPOSAL_STATUS_UNSPECIFIED": 0,
+		"PROPOSAL_STATUS_OPEN":        1,
+		"PROPOSAL_STATUS_PASSED":      2,
+		"PROPOSAL_STATUS_REJECTED":    3,
+		"PROPOSAL_STATUS_EXPIRED":     4,
+		"PROPOSAL_STATUS_FAILED":      5,
+	}
+)
+
+func (x ProposalStatus) Enum() *ProposalStatus {
+	p := new(ProposalStatus)
+	*p = x
+	return p
+}
+
+func (x ProposalStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProposalStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_credence_v1_state_proto_enumTypes[1].Descriptor()
+}
+
+func (ProposalStatus) Type() protoreflect.EnumType {
+	return &file_credence_v1_state_proto_enumTypes[1]
+}
+
+func (x ProposalStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProposalStatus.Descriptor instead.
+func (ProposalStatus) EnumDescriptor() ([]byte, []int) {
+	return file_credence_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
 // Member is a consortium member: an institution that runs a validator.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -302,8 +362,10 @@ type Params struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Largest number of hashes one AnchorBatch may carry.
 	MaxBatchHashes uint64 `protobuf:"varint,1,opt,name=max_batch_hashes,json=maxBatchHashes,proto3" json:"max_batch_hashes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Blocks a proposal stays open.
+	ProposalTtlBlocks int64 `protobuf:"varint,2,opt,name=proposal_ttl_blocks,json=proposalTtlBlocks,proto3" json:"proposal_ttl_blocks,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Params) Reset() {
@@ -343,6 +405,131 @@ func (x *Params) GetMaxBatchHashes() uint64 {
 	return 0
 }
 
+func (x *Params) GetProposalTtlBlocks() int64 {
+	if x != nil {
+		return x.ProposalTtlBlocks
+	}
+	return 0
+}
+
+// Proposal is a governance proposal and its outcome, under "g/p/" + id.
+type Proposal struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Proposer string                 `protobuf:"bytes,2,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	// The Propose message, deterministically encoded.
+	Propose       []byte         `protobuf:"bytes,3,opt,name=propose,proto3" json:"propose,omitempty"`
+	SubmitHeight  int64          `protobuf:"varint,4,opt,name=submit_height,json=submitHeight,proto3" json:"submit_height,omitempty"`
+	ExpiresHeight int64          `protobuf:"varint,5,opt,name=expires_height,json=expiresHeight,proto3" json:"expires_height,omitempty"`
+	Yes           []string       `protobuf:"bytes,6,rep,name=yes,proto3" json:"yes,omitempty"`
+	No            []string       `protobuf:"bytes,7,rep,name=no,proto3" json:"no,omitempty"`
+	Status        ProposalStatus `protobuf:"varint,8,opt,name=status,proto3,enum=credence.v1.ProposalStatus" json:"status,omitempty"`
+	DecidedHeight int64          `protobuf:"varint,9,opt,name=decided_height,json=decidedHeight,proto3" json:"decided_height,omitempty"`
+	Outcome       string         `protobuf:"bytes,10,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Proposal) Reset() {
+	*x = Proposal{}
+	mi := &file_credence_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Proposal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Proposal) ProtoMessage() {}
+
+func (x *Proposal) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Proposal.ProtoReflect.Descriptor instead.
+func (*Proposal) Descriptor() ([]byte, []int) {
+	return file_credence_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Proposal) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Proposal) GetProposer() string {
+	if x != nil {
+		return x.Proposer
+	}
+	return ""
+}
+
+func (x *Proposal) GetPropose() []byte {
+	if x != nil {
+		return x.Propose
+	}
+	return nil
+}
+
+func (x *Proposal) GetSubmitHeight() int64 {
+	if x != nil {
+		return x.SubmitHeight
+	}
+	return 0
+}
+
+func (x *Proposal) GetExpiresHeight() int64 {
+	if x != nil {
+		return x.ExpiresHeight
+	}
+	return 0
+}
+
+func (x *Proposal) GetYes() []string {
+	if x != nil {
+		return x.Yes
+	}
+	return nil
+}
+
+func (x *Proposal) GetNo() []string {
+	if x != nil {
+		return x.No
+	}
+	return nil
+}
+
+func (x *Proposal) GetStatus() ProposalStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ProposalStatus_PROPOSAL_STATUS_UNSPECIFIED
+}
+
+func (x *Proposal) GetDecidedHeight() int64 {
+	if x != nil {
+		return x.DecidedHeight
+	}
+	return 0
+}
+
+func (x *Proposal) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
 var File_credence_v1_state_proto protoreflect.FileDescriptor
 
 const file_credence_v1_state_proto_rawDesc = "" +
@@ -366,13 +553,33 @@ const file_credence_v1_state_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\asponsor\x18\x03 \x01(\tR\asponsor\x121\n" +
 	"\x06status\x18\x04 \x01(\x0e2\x19.credence.v1.IssuerStatusR\x06status\x12*\n" +
-	"\x04keys\x18\x05 \x03(\v2\x16.credence.v1.IssuerKeyR\x04keys\"2\n" +
+	"\x04keys\x18\x05 \x03(\v2\x16.credence.v1.IssuerKeyR\x04keys\"b\n" +
 	"\x06Params\x12(\n" +
-	"\x10max_batch_hashes\x18\x01 \x01(\x04R\x0emaxBatchHashes*d\n" +
+	"\x10max_batch_hashes\x18\x01 \x01(\x04R\x0emaxBatchHashes\x12.\n" +
+	"\x13proposal_ttl_blocks\x18\x02 \x01(\x03R\x11proposalTtlBlocks\"\xb4\x02\n" +
+	"\bProposal\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
+	"\bproposer\x18\x02 \x01(\tR\bproposer\x12\x18\n" +
+	"\apropose\x18\x03 \x01(\fR\apropose\x12#\n" +
+	"\rsubmit_height\x18\x04 \x01(\x03R\fsubmitHeight\x12%\n" +
+	"\x0eexpires_height\x18\x05 \x01(\x03R\rexpiresHeight\x12\x10\n" +
+	"\x03yes\x18\x06 \x03(\tR\x03yes\x12\x0e\n" +
+	"\x02no\x18\a \x03(\tR\x02no\x123\n" +
+	"\x06status\x18\b \x01(\x0e2\x1b.credence.v1.ProposalStatusR\x06status\x12%\n" +
+	"\x0edecided_height\x18\t \x01(\x03R\rdecidedHeight\x12\x18\n" +
+	"\aoutcome\x18\n" +
+	" \x01(\tR\aoutcome*d\n" +
 	"\fIssuerStatus\x12\x1d\n" +
 	"\x19ISSUER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ISSUER_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
-	"\x17ISSUER_STATUS_SUSPENDED\x10\x02BBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
+	"\x17ISSUER_STATUS_SUSPENDED\x10\x02*\xbe\x01\n" +
+	"\x0eProposalStatus\x12\x1f\n" +
+	"\x1bPROPOSAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14PROPOSAL_STATUS_OPEN\x10\x01\x12\x1a\n" +
+	"\x16PROPOSAL_STATUS_PASSED\x10\x02\x12\x1c\n" +
+	"\x18PROPOSAL_STATUS_REJECTED\x10\x03\x12\x1b\n" +
+	"\x17PROPOSAL_STATUS_EXPIRED\x10\x04\x12\x1a\n" +
+	"\x16PROPOSAL_STATUS_FAILED\x10\x05BBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
 
 var (
 	file_credence_v1_state_proto_rawDescOnce sync.Once
@@ -386,23 +593,26 @@ func file_credence_v1_state_proto_rawDescGZIP() []byte {
 	return file_credence_v1_state_proto_rawDescData
 }
 
-var file_credence_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_credence_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_credence_v1_state_proto_goTypes = []any{
-	(IssuerStatus)(0), // 0: credence.v1.IssuerStatus
-	(*Member)(nil),    // 1: credence.v1.Member
-	(*IssuerKey)(nil), // 2: credence.v1.IssuerKey
-	(*Issuer)(nil),    // 3: credence.v1.Issuer
-	(*Params)(nil),    // 4: credence.v1.Params
+	(IssuerStatus)(0),   // 0: credence.v1.IssuerStatus
+	(ProposalStatus)(0), // 1: credence.v1.ProposalStatus
+	(*Member)(nil),      // 2: credence.v1.Member
+	(*IssuerKey)(nil),   // 3: credence.v1.IssuerKey
+	(*Issuer)(nil),      // 4: credence.v1.Issuer
+	(*Params)(nil),      // 5: credence.v1.Params
+	(*Proposal)(nil),    // 6: credence.v1.Proposal
 }
 var file_credence_v1_state_proto_depIdxs = []int32{
 	0, // 0: credence.v1.Issuer.status:type_name -> credence.v1.IssuerStatus
-	2, // 1: credence.v1.Issuer.keys:type_name -> credence.v1.IssuerKey
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 1: credence.v1.Issuer.keys:type_name -> credence.v1.IssuerKey
+	1, // 2: credence.v1.Proposal.status:type_name -> credence.v1.ProposalStatus
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_state_proto_init() }
@@ -415,8 +625,8 @@ func file_credence_v1_state_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_state_proto_rawDesc), len(file_credence_v1_state_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   4,
+			NumEnums:      2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

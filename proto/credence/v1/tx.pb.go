@@ -88,7 +88,9 @@ func (x *Tx) GetSignature() []byte {
 type TxBody struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	ChainId string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
-	// Account that signs: an issuer id for AnchorBatch.
+	// Account that signs: an issuer id for AnchorBatch (signed with one of
+	// the issuer's keys), a member id for Propose and Vote (signed with the
+	// member's admin key).
 	Signer string `protobuf:"bytes,2,opt,name=signer,proto3" json:"signer,omitempty"`
 	// Strictly greater than the signer's last accepted sequence: the replay guard.
 	// For AnchorBatch it is also the batch sequence number.
@@ -96,6 +98,8 @@ type TxBody struct {
 	// Types that are valid to be assigned to Msg:
 	//
 	//	*TxBody_AnchorBatch
+	//	*TxBody_Propose
+	//	*TxBody_Vote
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -168,6 +172,24 @@ func (x *TxBody) GetAnchorBatch() *AnchorBatch {
 	return nil
 }
 
+func (x *TxBody) GetPropose() *Propose {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_Propose); ok {
+			return x.Propose
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetVote() *Vote {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_Vote); ok {
+			return x.Vote
+		}
+	}
+	return nil
+}
+
 type isTxBody_Msg interface {
 	isTxBody_Msg()
 }
@@ -176,7 +198,489 @@ type TxBody_AnchorBatch struct {
 	AnchorBatch *AnchorBatch `protobuf:"bytes,10,opt,name=anchor_batch,json=anchorBatch,proto3,oneof"`
 }
 
+type TxBody_Propose struct {
+	Propose *Propose `protobuf:"bytes,11,opt,name=propose,proto3,oneof"`
+}
+
+type TxBody_Vote struct {
+	Vote *Vote `protobuf:"bytes,12,opt,name=vote,proto3,oneof"`
+}
+
 func (*TxBody_AnchorBatch) isTxBody_Msg() {}
+
+func (*TxBody_Propose) isTxBody_Msg() {}
+
+func (*TxBody_Vote) isTxBody_Msg() {}
+
+// Propose opens a proposal; the proposer's own vote is yes. It passes once
+// members holding more than 2/3 of the voting power vote yes, and expires
+// after params.proposal_ttl_blocks.
+type Propose struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Description string                 `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
+	// Types that are valid to be assigned to Action:
+	//
+	//	*Propose_AddMember
+	//	*Propose_RemoveMember
+	//	*Propose_ChangePower
+	//	*Propose_SetIssuerStatus
+	//	*Propose_ChangeParams
+	Action        isPropose_Action `protobuf_oneof:"action"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Propose) Reset() {
+	*x = Propose{}
+	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Propose) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Propose) ProtoMessage() {}
+
+func (x *Propose) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Propose.ProtoReflect.Descriptor instead.
+func (*Propose) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Propose) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Propose) GetAction() isPropose_Action {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *Propose) GetAddMember() *AddMember {
+	if x != nil {
+		if x, ok := x.Action.(*Propose_AddMember); ok {
+			return x.AddMember
+		}
+	}
+	return nil
+}
+
+func (x *Propose) GetRemoveMember() *RemoveMember {
+	if x != nil {
+		if x, ok := x.Action.(*Propose_RemoveMember); ok {
+			return x.RemoveMember
+		}
+	}
+	return nil
+}
+
+func (x *Propose) GetChangePower() *ChangePower {
+	if x != nil {
+		if x, ok := x.Action.(*Propose_ChangePower); ok {
+			return x.ChangePower
+		}
+	}
+	return nil
+}
+
+func (x *Propose) GetSetIssuerStatus() *SetIssuerStatus {
+	if x != nil {
+		if x, ok := x.Action.(*Propose_SetIssuerStatus); ok {
+			return x.SetIssuerStatus
+		}
+	}
+	return nil
+}
+
+func (x *Propose) GetChangeParams() *ChangeParams {
+	if x != nil {
+		if x, ok := x.Action.(*Propose_ChangeParams); ok {
+			return x.ChangeParams
+		}
+	}
+	return nil
+}
+
+type isPropose_Action interface {
+	isPropose_Action()
+}
+
+type Propose_AddMember struct {
+	AddMember *AddMember `protobuf:"bytes,10,opt,name=add_member,json=addMember,proto3,oneof"`
+}
+
+type Propose_RemoveMember struct {
+	RemoveMember *RemoveMember `protobuf:"bytes,11,opt,name=remove_member,json=removeMember,proto3,oneof"`
+}
+
+type Propose_ChangePower struct {
+	ChangePower *ChangePower `protobuf:"bytes,12,opt,name=change_power,json=changePower,proto3,oneof"`
+}
+
+type Propose_SetIssuerStatus struct {
+	SetIssuerStatus *SetIssuerStatus `protobuf:"bytes,13,opt,name=set_issuer_status,json=setIssuerStatus,proto3,oneof"`
+}
+
+type Propose_ChangeParams struct {
+	ChangeParams *ChangeParams `protobuf:"bytes,14,opt,name=change_params,json=changeParams,proto3,oneof"`
+}
+
+func (*Propose_AddMember) isPropose_Action() {}
+
+func (*Propose_RemoveMember) isPropose_Action() {}
+
+func (*Propose_ChangePower) isPropose_Action() {}
+
+func (*Propose_SetIssuerStatus) isPropose_Action() {}
+
+func (*Propose_ChangeParams) isPropose_Action() {}
+
+type AddMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	AdminKey      []byte                 `protobuf:"bytes,3,opt,name=admin_key,json=adminKey,proto3" json:"admin_key,omitempty"`
+	ValidatorKey  []byte                 `protobuf:"bytes,4,opt,name=validator_key,json=validatorKey,proto3" json:"validator_key,omitempty"`
+	Power         int64                  `protobuf:"varint,5,opt,name=power,proto3" json:"power,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMember) Reset() {
+	*x = AddMember{}
+	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMember) ProtoMessage() {}
+
+func (x *AddMember) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMember.ProtoReflect.Descriptor instead.
+func (*AddMember) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AddMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AddMember) GetAdminKey() []byte {
+	if x != nil {
+		return x.AdminKey
+	}
+	return nil
+}
+
+func (x *AddMember) GetValidatorKey() []byte {
+	if x != nil {
+		return x.ValidatorKey
+	}
+	return nil
+}
+
+func (x *AddMember) GetPower() int64 {
+	if x != nil {
+		return x.Power
+	}
+	return 0
+}
+
+type RemoveMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMember) Reset() {
+	*x = RemoveMember{}
+	mi := &file_credence_v1_tx_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMember) ProtoMessage() {}
+
+func (x *RemoveMember) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMember.ProtoReflect.Descriptor instead.
+func (*RemoveMember) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RemoveMember) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ChangePower struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Power         int64                  `protobuf:"varint,2,opt,name=power,proto3" json:"power,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePower) Reset() {
+	*x = ChangePower{}
+	mi := &file_credence_v1_tx_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePower) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePower) ProtoMessage() {}
+
+func (x *ChangePower) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePower.ProtoReflect.Descriptor instead.
+func (*ChangePower) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ChangePower) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ChangePower) GetPower() int64 {
+	if x != nil {
+		return x.Power
+	}
+	return 0
+}
+
+type SetIssuerStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Status        IssuerStatus           `protobuf:"varint,2,opt,name=status,proto3,enum=credence.v1.IssuerStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetIssuerStatus) Reset() {
+	*x = SetIssuerStatus{}
+	mi := &file_credence_v1_tx_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetIssuerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetIssuerStatus) ProtoMessage() {}
+
+func (x *SetIssuerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetIssuerStatus.ProtoReflect.Descriptor instead.
+func (*SetIssuerStatus) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetIssuerStatus) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *SetIssuerStatus) GetStatus() IssuerStatus {
+	if x != nil {
+		return x.Status
+	}
+	return IssuerStatus_ISSUER_STATUS_UNSPECIFIED
+}
+
+// ChangeParams sets the parameters given (zero leaves one unchanged).
+type ChangeParams struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	MaxBatchHashes    uint64                 `protobuf:"varint,1,opt,name=max_batch_hashes,json=maxBatchHashes,proto3" json:"max_batch_hashes,omitempty"`
+	ProposalTtlBlocks int64                  `protobuf:"varint,2,opt,name=proposal_ttl_blocks,json=proposalTtlBlocks,proto3" json:"proposal_ttl_blocks,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ChangeParams) Reset() {
+	*x = ChangeParams{}
+	mi := &file_credence_v1_tx_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeParams) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeParams) ProtoMessage() {}
+
+func (x *ChangeParams) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeParams.ProtoReflect.Descriptor instead.
+func (*ChangeParams) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ChangeParams) GetMaxBatchHashes() uint64 {
+	if x != nil {
+		return x.MaxBatchHashes
+	}
+	return 0
+}
+
+func (x *ChangeParams) GetProposalTtlBlocks() int64 {
+	if x != nil {
+		return x.ProposalTtlBlocks
+	}
+	return 0
+}
+
+type Vote struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProposalId    uint64                 `protobuf:"varint,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	Yes           bool                   `protobuf:"varint,2,opt,name=yes,proto3" json:"yes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Vote) Reset() {
+	*x = Vote{}
+	mi := &file_credence_v1_tx_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Vote) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Vote) ProtoMessage() {}
+
+func (x *Vote) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Vote.ProtoReflect.Descriptor instead.
+func (*Vote) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Vote) GetProposalId() uint64 {
+	if x != nil {
+		return x.ProposalId
+	}
+	return 0
+}
+
+func (x *Vote) GetYes() bool {
+	if x != nil {
+		return x.Yes
+	}
+	return false
+}
 
 // AnchorBatch anchors the RFC 6962 tree of its leaves. Batch id is
 // (signer, sequence).
@@ -192,7 +696,7 @@ type AnchorBatch struct {
 
 func (x *AnchorBatch) Reset() {
 	*x = AnchorBatch{}
-	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	mi := &file_credence_v1_tx_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +708,7 @@ func (x *AnchorBatch) String() string {
 func (*AnchorBatch) ProtoMessage() {}
 
 func (x *AnchorBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	mi := &file_credence_v1_tx_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +721,7 @@ func (x *AnchorBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnchorBatch.ProtoReflect.Descriptor instead.
 func (*AnchorBatch) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{2}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AnchorBatch) GetRoot() []byte {
@@ -238,19 +742,52 @@ var File_credence_v1_tx_proto protoreflect.FileDescriptor
 
 const file_credence_v1_tx_proto_rawDesc = "" +
 	"\n" +
-	"\x14credence/v1/tx.proto\x12\vcredence.v1\"U\n" +
+	"\x14credence/v1/tx.proto\x12\vcredence.v1\x1a\x17credence/v1/state.proto\"U\n" +
 	"\x02Tx\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x9d\x01\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xf8\x01\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12=\n" +
 	"\fanchor_batch\x18\n" +
-	" \x01(\v2\x18.credence.v1.AnchorBatchH\x00R\vanchorBatchB\x05\n" +
-	"\x03msg\"9\n" +
+	" \x01(\v2\x18.credence.v1.AnchorBatchH\x00R\vanchorBatch\x120\n" +
+	"\apropose\x18\v \x01(\v2\x14.credence.v1.ProposeH\x00R\apropose\x12'\n" +
+	"\x04vote\x18\f \x01(\v2\x11.credence.v1.VoteH\x00R\x04voteB\x05\n" +
+	"\x03msg\"\xfd\x02\n" +
+	"\aPropose\x12 \n" +
+	"\vdescription\x18\x01 \x01(\tR\vdescription\x127\n" +
+	"\n" +
+	"add_member\x18\n" +
+	" \x01(\v2\x16.credence.v1.AddMemberH\x00R\taddMember\x12@\n" +
+	"\rremove_member\x18\v \x01(\v2\x19.credence.v1.RemoveMemberH\x00R\fremoveMember\x12=\n" +
+	"\fchange_power\x18\f \x01(\v2\x18.credence.v1.ChangePowerH\x00R\vchangePower\x12J\n" +
+	"\x11set_issuer_status\x18\r \x01(\v2\x1c.credence.v1.SetIssuerStatusH\x00R\x0fsetIssuerStatus\x12@\n" +
+	"\rchange_params\x18\x0e \x01(\v2\x19.credence.v1.ChangeParamsH\x00R\fchangeParamsB\b\n" +
+	"\x06action\"\x87\x01\n" +
+	"\tAddMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
+	"\tadmin_key\x18\x03 \x01(\fR\badminKey\x12#\n" +
+	"\rvalidator_key\x18\x04 \x01(\fR\fvalidatorKey\x12\x14\n" +
+	"\x05power\x18\x05 \x01(\x03R\x05power\"\x1e\n" +
+	"\fRemoveMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"3\n" +
+	"\vChangePower\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05power\x18\x02 \x01(\x03R\x05power\"\\\n" +
+	"\x0fSetIssuerStatus\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x121\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x19.credence.v1.IssuerStatusR\x06status\"h\n" +
+	"\fChangeParams\x12(\n" +
+	"\x10max_batch_hashes\x18\x01 \x01(\x04R\x0emaxBatchHashes\x12.\n" +
+	"\x13proposal_ttl_blocks\x18\x02 \x01(\x03R\x11proposalTtlBlocks\"9\n" +
+	"\x04Vote\x12\x1f\n" +
+	"\vproposal_id\x18\x01 \x01(\x04R\n" +
+	"proposalId\x12\x10\n" +
+	"\x03yes\x18\x02 \x01(\bR\x03yes\"9\n" +
 	"\vAnchorBatch\x12\x12\n" +
 	"\x04root\x18\x01 \x01(\fR\x04root\x12\x16\n" +
 	"\x06hashes\x18\x02 \x01(\fR\x06hashesBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
@@ -267,19 +804,35 @@ func file_credence_v1_tx_proto_rawDescGZIP() []byte {
 	return file_credence_v1_tx_proto_rawDescData
 }
 
-var file_credence_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_credence_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_credence_v1_tx_proto_goTypes = []any{
-	(*Tx)(nil),          // 0: credence.v1.Tx
-	(*TxBody)(nil),      // 1: credence.v1.TxBody
-	(*AnchorBatch)(nil), // 2: credence.v1.AnchorBatch
+	(*Tx)(nil),              // 0: credence.v1.Tx
+	(*TxBody)(nil),          // 1: credence.v1.TxBody
+	(*Propose)(nil),         // 2: credence.v1.Propose
+	(*AddMember)(nil),       // 3: credence.v1.AddMember
+	(*RemoveMember)(nil),    // 4: credence.v1.RemoveMember
+	(*ChangePower)(nil),     // 5: credence.v1.ChangePower
+	(*SetIssuerStatus)(nil), // 6: credence.v1.SetIssuerStatus
+	(*ChangeParams)(nil),    // 7: credence.v1.ChangeParams
+	(*Vote)(nil),            // 8: credence.v1.Vote
+	(*AnchorBatch)(nil),     // 9: credence.v1.AnchorBatch
+	(IssuerStatus)(0),       // 10: credence.v1.IssuerStatus
 }
 var file_credence_v1_tx_proto_depIdxs = []int32{
-	2, // 0: credence.v1.TxBody.anchor_batch:type_name -> credence.v1.AnchorBatch
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	9,  // 0: credence.v1.TxBody.anchor_batch:type_name -> credence.v1.AnchorBatch
+	2,  // 1: credence.v1.TxBody.propose:type_name -> credence.v1.Propose
+	8,  // 2: credence.v1.TxBody.vote:type_name -> credence.v1.Vote
+	3,  // 3: credence.v1.Propose.add_member:type_name -> credence.v1.AddMember
+	4,  // 4: credence.v1.Propose.remove_member:type_name -> credence.v1.RemoveMember
+	5,  // 5: credence.v1.Propose.change_power:type_name -> credence.v1.ChangePower
+	6,  // 6: credence.v1.Propose.set_issuer_status:type_name -> credence.v1.SetIssuerStatus
+	7,  // 7: credence.v1.Propose.change_params:type_name -> credence.v1.ChangeParams
+	10, // 8: credence.v1.SetIssuerStatus.status:type_name -> credence.v1.IssuerStatus
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_tx_proto_init() }
@@ -287,8 +840,18 @@ func file_credence_v1_tx_proto_init() {
 	if File_credence_v1_tx_proto != nil {
 		return
 	}
+	file_credence_v1_state_proto_init()
 	file_credence_v1_tx_proto_msgTypes[1].OneofWrappers = []any{
 		(*TxBody_AnchorBatch)(nil),
+		(*TxBody_Propose)(nil),
+		(*TxBody_Vote)(nil),
+	}
+	file_credence_v1_tx_proto_msgTypes[2].OneofWrappers = []any{
+		(*Propose_AddMember)(nil),
+		(*Propose_RemoveMember)(nil),
+		(*Propose_ChangePower)(nil),
+		(*Propose_SetIssuerStatus)(nil),
+		(*Propose_ChangeParams)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -296,7 +859,7 @@ func file_credence_v1_tx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_tx_proto_rawDesc), len(file_credence_v1_tx_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

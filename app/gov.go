@@ -1,0 +1,475 @@
+package app
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+// Governance state:
+//
+//	g/next                          → next proposal id (8 bytes)
+//	g/p/<id>                        → Proposal
+//	g/o/<expires_height><id>        → (empty) open proposals by expiry, for the end-of-block sweep
+const (
+	keyNextProposal = "g/next"
+	prefixProposal  = "g/p/"
+	prefixOpen      = "g/o/"
+	maxDescription  = 1000
+)
+
+func proposalKey(id uint64) []byte { return binary.BigEndian.AppendUint64([]byte(prefixProposal), id) }
+
+func openKey(expires int64, id uint64) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(prefixOpen), uint64(expires))
+	return binary.BigEndian.AppendUint64(k, id)
+}
+
+// ProposalKey is the state key of proposal id, for queries.
+func ProposalKey(id uint64) []byte { return proposalKey(id) }
+
+// checkPropose applies the rules that need no state.
+func checkPropose(p *pb.Propose) error {
+	if len(p.Description) > maxDescription {
+		return fmt.Errorf("%w: description is %d bytes, at most %d", ErrMalformed, len(p.Description), maxDescription)
+	}
+	switch a := p.Action.(type) {
+	case *pb.Propose_AddMember:
+		m := a.AddMember
+		if err := validID(m.Id); err != nil {
+			return fmt.Errorf("%w: add_member.id: %v", ErrMalformed, err)
+		}
+		if err := checkPublicKey(m.AdminKey); err != nil {
+			return fmt.Errorf("%w: add_member.admin_key: %v", ErrMalformed, err)
+		}
+		if err := checkPublicKey(m.ValidatorKey); err != nil {
+			return fmt.Errorf("%w: add_member.validator_key: %v", ErrMalformed, err)
+		}
+		if m.Power <= 0 {
+			return fmt.Errorf("%w: add_member.power must be positive", ErrMalformed)
+		}
+	case *pb.Propose_RemoveMember:
+		if err := validID(a.RemoveMember.Id); err != nil {
+			return fmt.Errorf("%w: remove_member.id: %v", ErrMalformed, err)
+		}
+	case *pb.Propose_ChangePower:
+		if err := validID(a.ChangePower.Id); err != nil {
+			return fmt.Errorf("%w: change_power.id: %v", ErrMalformed, err)
+		}
+		if a.ChangePower.Power <= 0 {
+			return fmt.Errorf("%w: change_power.power must be positive (remove a member to take its power away)", ErrMalformed)
+		}
+	case *pb.Propose_SetIssuerStatus:
+		if err := validID(a.SetIssuerStatus.Issuer); err != nil {
+			return fmt.Errorf("%w: set_issuer_status.issuer: %v", ErrMalformed, err)
+		}
+		switch a.SetIssuerStatus.Status {
+		case pb.IssuerStatus_ISSUER_STATUS_ACTIVE, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED:
+		default:
+			return fmt.Errorf("%w: set_issuer_status.status must be ACTIVE or SUSPENDED", ErrMalformed)
+		}
+	case *pb.Propose_ChangeParams:
+		c := a.ChangeParams
+		if c.MaxBatchHashes == 0 && c.ProposalTtlBlocks == 0 {
+			return fmt.Errorf("%w: change_params changes nothing", ErrMalformed)
+		}
+		if c.ProposalTtlBlocks < 0 {
+			return fmt.Errorf("%w: change_params.proposal_ttl_blocks must not be negative", ErrMalformed)
+		}
+		if c.MaxBatchHashes > uint64(MaxTxBytes/32) {
+			return fmt.Errorf("%w: change_params.max_batch_hashes %d does not fit in a transaction", ErrMalformed, c.MaxBatchHashes)
+		}
+	default:
+		return fmt.Errorf("%w: propose has no action", ErrMalformed)
+	}
+	return nil
+}
+
+func (c *checker) member(id string) (*pb.Member, error) {
+	raw, err := c.st.Get(memberKey(id))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var m pb.Member
+	if err := proto.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// memberSigned: governance is signed by a member's admin key.
+func (c *checker) memberSigned(tx *decodedTx) error {
+	m, err := c.member(tx.body.Signer)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return fmt.Errorf("%w: %q is not a member", ErrUnknown, tx.body.Signer)
+	}
+	if string(m.AdminKey) != string(tx.pubKey) {
+		return fmt.Errorf("%w: not signed with the admin key of member %q", ErrUnauthorized, tx.body.Signer)
+	}
+	return nil
+}
+
+// checkAction: the action must make sense in the state it is proposed in;
+// it is checked again when it passes.
+func (c *checker) checkAction(p *pb.Propose) error {
+	switch a := p.Action.(type) {
+	case *pb.Propose_AddMember:
+		if m, err := c.member(a.AddMember.Id); err != nil || m != nil {
+			return firstErr(err, fmt.Errorf("%w: %q is already a member", ErrRejected, a.AddMember.Id))
+		}
+	case *pb.Propose_RemoveMember:
+		if m, err := c.member(a.RemoveMember.Id); err != nil || m == nil {
+			return firstErr(err, fmt.Errorf("%w: %q is not a member", ErrRejected, a.RemoveMember.Id))
+		}
+	case *pb.Propose_ChangePower:
+		if m, err := c.member(a.ChangePower.Id); err != nil || m == nil {
+			return firstErr(err, fmt.Errorf("%w: %q is not a member", ErrRejected, a.ChangePower.Id))
+		}
+	case *pb.Propose_SetIssuerStatus:
+		if _, err := c.issuer(a.SetIssuerStatus.Issuer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func firstErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+func (c *checker) proposal(id uint64) (*pb.Proposal, error) {
+	raw, err := c.st.Get(proposalKey(id))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var p pb.Proposal
+	if err := proto.Unmarshal(raw, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (c *checker) checkVote(member string, v *pb.Vote) error {
+	p, err := c.proposal(v.ProposalId)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return fmt.Errorf("%w: no proposal %d", ErrRejected, v.ProposalId)
+	}
+	if p.Status != pb.ProposalStatus_PROPOSAL_STATUS_OPEN {
+		return fmt.Errorf("%w: proposal %d is %s", ErrRejected, v.ProposalId, p.Status)
+	}
+	if c.height > p.ExpiresHeight {
+		return fmt.Errorf("%w: proposal %d expired at height %d", ErrRejected, v.ProposalId, p.ExpiresHeight)
+	}
+	for _, m := range append(p.Yes, p.No...) {
+		if m == member {
+			return fmt.Errorf("%w: %q already voted on proposal %d", ErrRejected, member, v.ProposalId)
+		}
+	}
+	return nil
+}
+
+
+// propose opens a proposal with the proposer's yes, and tallies it: on a
+// chain where the proposer alone holds more than 2/3, it passes at once.
+func (a *App) propose(proposer string, p *pb.Propose, height int64) ([]abci.Event, error) {
+	var next uint64 = 1
+	if raw, err := a.tree.Get([]byte(keyNextProposal)); err != nil {
+		return nil, err
+	} else if len(raw) == 8 {
+		next = binary.BigEndian.Uint64(raw)
+	}
+	if _, err := a.tree.Set([]byte(keyNextProposal), binary.BigEndian.AppendUint64(nil, next+1)); err != nil {
+		return nil, err
+	}
+	params, err := a.loadParams()
+	if err != nil {
+		return nil, err
+	}
+	body, err := deterministic.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	prop := &pb.Proposal{
+		Id: next, Proposer: proposer, Propose: body, SubmitHeight: height,
+		ExpiresHeight: height + params.ProposalTtlBlocks, Yes: []string{proposer},
+		Status: pb.ProposalStatus_PROPOSAL_STATUS_OPEN,
+	}
+	if _, err := a.tree.Set(openKey(prop.ExpiresHeight, prop.Id), []byte{}); err != nil {
+		return nil, err
+	}
+	if err := a.tally(prop, p, height); err != nil {
+		return nil, err
+	}
+	return []abci.Event{{Type: "proposal", Attributes: []abci.EventAttribute{
+		{Key: "id", Value: fmt.Sprint(prop.Id), Index: true},
+		{Key: "status", Value: prop.Status.String()},
+	}}}, nil
+}
+
+func (a *App) vote(member string, v *pb.Vote, height int64) ([]abci.Event, error) {
+	c := &checker{st: a.tree}
+	prop, err := c.proposal(v.ProposalId)
+	if err != nil {
+		return nil, err
+	}
+	if v.Yes {
+		prop.Yes = append(prop.Yes, member)
+	} else {
+		prop.No = append(prop.No, member)
+	}
+	var p pb.Propose
+	if err := proto.Unmarshal(prop.Propose, &p); err != nil {
+		return nil, err
+	}
+	if err := a.tally(prop, &p, height); err != nil {
+		return nil, err
+	}
+	return []abci.Event{{Type: "vote", Attributes: []abci.EventAttribute{
+		{Key: "proposal", Value: fmt.Sprint(prop.Id), Index: true},
+		{Key: "member", Value: member},
+		{Key: "status", Value: prop.Status.String()},
+	}}}, nil
+}
+
+// power sums the voting power of the current members among ids, and of all
+// members. Members are read in key order: the sum is the same on every node.
+func (a *App) power(ids []string) (votes, total int64, err error) {
+	in := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		in[id] = true
+	}
+	it, err := a.tree.Iterator([]byte(prefixMember), []byte("m0"), true)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		var m pb.Member
+		if err := proto.Unmarshal(it.Value(), &m); err != nil {
+			return 0, 0, err
+		}
+		total += m.Power
+		if in[m.Id] {
+			votes += m.Power
+		}
+	}
+	return votes, total, it.Error()
+}
+
+// tally decides an open proposal: passed with more than 2/3 of the power
+// voting yes, rejected once that can no longer happen. It saves it.
+func (a *App) tally(prop *pb.Proposal, p *pb.Propose, height int64) error {
+	yes, total, err := a.power(prop.Yes)
+	if err != nil {
+		return err
+	}
+	no, _, err := a.power(prop.No)
+	if err != nil {
+		return err
+	}
+	switch {
+	case 3*yes > 2*total:
+		prop.Status = pb.ProposalStatus_PROPOSAL_STATUS_PASSED
+		outcome, err := a.execute(p)
+		if err != nil {
+			return err
+		}
+		if outcome != "" {
+			prop.Status = pb.ProposalStatus_PROPOSAL_STATUS_FAILED
+			prop.Outcome = outcome
+		}
+	case 3*(total-no) <= 2*total:
+		prop.Status = pb.ProposalStatus_PROPOSAL_STATUS_REJECTED
+		prop.Outcome = "more than 1/3 of the voting power voted no"
+	}
+	if prop.Status != pb.ProposalStatus_PROPOSAL_STATUS_OPEN {
+		prop.DecidedHeight = height
+		if _, _, err := a.tree.Remove(openKey(prop.ExpiresHeight, prop.Id)); err != nil {
+			return err
+		}
+	}
+	return a.put(proposalKey(prop.Id), prop)
+}
+
+func (a *App) put(key []byte, m proto.Message) error {
+	v, err := deterministic.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = a.tree.Set(key, v)
+	return err
+}
+
+// execute applies a passed proposal's action. A non-empty outcome says why
+// it could not apply (the state moved since it was proposed); the proposal
+// then fails without changing anything.
+func (a *App) execute(p *pb.Propose) (string, error) {
+	c := &checker{st: a.tree}
+	switch x := p.Action.(type) {
+	case *pb.Propose_AddMember:
+		m := x.AddMember
+		if old, err := c.member(m.Id); err != nil || old != nil {
+			return fmt.Sprintf("%q is already a member", m.Id), err
+		}
+		if used, err := a.validatorKeyUsed(m.ValidatorKey); err != nil || used {
+			return "validator key already belongs to a member", err
+		}
+		if err := a.put(memberKey(m.Id), &pb.Member{Id: m.Id, Name: m.Name, AdminKey: m.AdminKey, ValidatorKey: m.ValidatorKey, Power: m.Power}); err != nil {
+			return "", err
+		}
+		a.valUpdates = append(a.valUpdates, abci.Ed25519ValidatorUpdate(m.ValidatorKey, m.Power))
+	case *pb.Propose_RemoveMember:
+		m, err := c.member(x.RemoveMember.Id)
+		if err != nil || m == nil {
+			return fmt.Sprintf("%q is not a member", x.RemoveMember.Id), err
+		}
+		_, total, err := a.power(nil)
+		if err != nil {
+			return "", err
+		}
+		if total == m.Power {
+			return "the last member cannot be removed", nil
+		}
+		if _, _, err := a.tree.Remove(memberKey(m.Id)); err != nil {
+			return "", err
+		}
+		a.valUpdates = append(a.valUpdates, abci.Ed25519ValidatorUpdate(m.ValidatorKey, 0))
+		if err := a.suspendSponsored(m.Id); err != nil {
+			return "", err
+		}
+	case *pb.Propose_ChangePower:
+		m, err := c.member(x.ChangePower.Id)
+		if err != nil || m == nil {
+			return fmt.Sprintf("%q is not a member", x.ChangePower.Id), err
+		}
+		m.Power = x.ChangePower.Power
+		if err := a.put(memberKey(m.Id), m); err != nil {
+			return "", err
+		}
+		a.valUpdates = append(a.valUpdates, abci.Ed25519ValidatorUpdate(m.ValidatorKey, m.Power))
+	case *pb.Propose_SetIssuerStatus:
+		is, err := c.issuer(x.SetIssuerStatus.Issuer)
+		if err != nil {
+			return fmt.Sprintf("issuer %q is not registered", x.SetIssuerStatus.Issuer), nil
+		}
+		is.Status = x.SetIssuerStatus.Status
+		if err := a.put(issuerKey(is.Id), is); err != nil {
+			return "", err
+		}
+	case *pb.Propose_ChangeParams:
+		params, err := a.loadParams()
+		if err != nil {
+			return "", err
+		}
+		if x.ChangeParams.MaxBatchHashes != 0 {
+			params.MaxBatchHashes = x.ChangeParams.MaxBatchHashes
+		}
+		if x.ChangeParams.ProposalTtlBlocks != 0 {
+			params.ProposalTtlBlocks = x.ChangeParams.ProposalTtlBlocks
+		}
+		if err := a.put([]byte(keyParams), params); err != nil {
+			return "", err
+		}
+		a.params = params
+		// Transactions decoded under the old limit are decoded again.
+		clear(a.decoded)
+		a.decodedBytes = 0
+	}
+	return "", nil
+}
+
+func (a *App) validatorKeyUsed(key []byte) (bool, error) {
+	it, err := a.tree.Iterator([]byte(prefixMember), []byte("m0"), true)
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		var m pb.Member
+		if err := proto.Unmarshal(it.Value(), &m); err != nil {
+			return false, err
+		}
+		if string(m.ValidatorKey) == string(key) {
+			return true, nil
+		}
+	}
+	return false, it.Error()
+}
+
+// suspendSponsored suspends the issuers of a member that leaves: nobody
+// vouches for them any more.
+func (a *App) suspendSponsored(member string) error {
+	it, err := a.tree.Iterator([]byte(prefixIssuer), []byte("i0"), true)
+	if err != nil {
+		return err
+	}
+	var changed []*pb.Issuer
+	for ; it.Valid(); it.Next() {
+		var is pb.Issuer
+		if err := proto.Unmarshal(it.Value(), &is); err != nil {
+			it.Close()
+			return err
+		}
+		if is.Sponsor == member && is.Status == pb.IssuerStatus_ISSUER_STATUS_ACTIVE {
+			is.Status = pb.IssuerStatus_ISSUER_STATUS_SUSPENDED
+			changed = append(changed, &is)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, is := range changed {
+		if err := a.put(issuerKey(is.Id), is); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expireProposals closes the open proposals whose time ran out before
+// height, oldest first.
+func (a *App) expireProposals(height int64) error {
+	end := openKey(height, 0)
+	it, err := a.tree.Iterator([]byte(prefixOpen), end, true)
+	if err != nil {
+		return err
+	}
+	var ids []uint64
+	for ; it.Valid(); it.Next() {
+		k := it.Key()
+		ids = append(ids, binary.BigEndian.Uint64(k[len(k)-8:]))
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	c := &checker{st: a.tree}
+	for _, id := range ids {
+		p, err := c.proposal(id)
+		if err != nil || p == nil {
+			return firstErr(err, fmt.Errorf("open proposal %d has no record", id))
+		}
+		if _, _, err := a.tree.Remove(openKey(p.ExpiresHeight, id)); err != nil {
+			return err
+		}
+		p.Status = pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED
+		p.DecidedHeight = height
+		p.Outcome = "expired without more than 2/3 of the voting power voting yes"
+		if err := a.put(proposalKey(id), p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
