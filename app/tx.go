@@ -88,19 +88,25 @@ func NewAnchorBatch(chainID, issuer string, seq uint64, hashes []byte, key ed255
 	if err != nil {
 		return nil, err
 	}
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(&pb.TxBody{
+	return SignTx(&pb.TxBody{
 		ChainId:  chainID,
 		Signer:   issuer,
 		Sequence: seq,
 		Msg:      &pb.TxBody_AnchorBatch{AnchorBatch: &pb.AnchorBatch{Root: root[:], Hashes: hashes}},
-	})
+	}, key)
+}
+
+// SignTx encodes a transaction body and signs it with key, in the one
+// encoding the chain accepts.
+func SignTx(body *pb.TxBody, key ed25519.PrivateKey) ([]byte, error) {
+	b, err := deterministic.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
-	return proto.Marshal(&pb.Tx{
-		Body:      body,
+	return deterministic.Marshal(&pb.Tx{
+		Body:      b,
 		PublicKey: key.Public().(ed25519.PublicKey),
-		Signature: ed25519.Sign(key, SignBytes(body)),
+		Signature: ed25519.Sign(key, SignBytes(b)),
 	})
 }
 

@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	abci "github.com/cometbft/cometbft/abci/types"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc/codes"
@@ -190,4 +192,96 @@ func (s *api) NodeInfo(ctx context.Context, _ *pb.NodeInfoRequest) (*pb.NodeInfo
 		IndexedHeight: ih,
 		QueuedHashes:  s.n.pipe.queueDepth(),
 	}, nil
+}
+
+func (s *api) Broadcast(ctx context.Context, req *pb.BroadcastRequest) (*pb.BroadcastResponse, error) {
+	if len(req.GetTx()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "tx: empty")
+	}
+	if len(req.Tx) > app.MaxTxBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "tx: %d bytes, limit %d", len(req.Tx), app.MaxTxBytes)
+	}
+	var tx pb.Tx
+	if err := proto.Unmarshal(req.Tx, &tx); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "tx: not a Credence transaction: %v", err)
+	}
+	res, err := s.n.rpc.BroadcastTxCommit(ctx, req.Tx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "broadcast: %v", err)
+	}
+	out := &pb.BroadcastResponse{TxHash: res.Hash}
+	switch {
+	case res.CheckTx.Code != 0:
+		out.Code, out.Log = res.CheckTx.Code, res.CheckTx.Log
+	default:
+		out.Code, out.Log, out.Height = res.TxResult.Code, res.TxResult.Log, res.Height
+		// CometBFT answers once the block is executed; wait for its commit
+		// so that what the caller does next sees the transaction.
+		for s.n.app.Height() < res.Height {
+			select {
+			case <-ctx.Done():
+				return nil, status.FromContextError(ctx.Err()).Err()
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *api) proposal(id uint64) (*pb.GetProposalResponse, error) {
+	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: app.ProposalKey(id)})
+	if err != nil {
+		return nil, err
+	}
+	if res.Value == nil {
+		return nil, nil
+	}
+	out := &pb.GetProposalResponse{Proposal: &pb.Proposal{}, Propose: &pb.Propose{}, Height: res.Height}
+	if err := proto.Unmarshal(res.Value, out.Proposal); err != nil {
+		return nil, err
+	}
+	if err := proto.Unmarshal(out.Proposal.Propose, out.Propose); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *api) GetProposal(_ context.Context, req *pb.GetProposalRequest) (*pb.GetProposalResponse, error) {
+	if req.GetId() == 0 {
+		return nil, status.Error(codes.InvalidArgument, "id: proposal ids start at 1")
+	}
+	p, err := s.proposal(req.Id)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "proposal: %v", err)
+	}
+	if p == nil {
+		return nil, status.Errorf(codes.NotFound, "no proposal %d", req.Id)
+	}
+	return p, nil
+}
+
+func (s *api) ListProposals(_ context.Context, req *pb.ListProposalsRequest) (*pb.ListProposalsResponse, error) {
+	limit := req.GetLimit()
+	if limit == 0 || limit > 100 {
+		limit = 100
+	}
+	out := &pb.ListProposalsResponse{}
+	for id := uint64(1); ; id++ {
+		p, err := s.proposal(id)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "proposal: %v", err)
+		}
+		if p == nil {
+			break
+		}
+		out.Proposals = append(out.Proposals, p)
+	}
+	// Newest first, at most limit.
+	for i, j := 0, len(out.Proposals)-1; i < j; i, j = i+1, j-1 {
+		out.Proposals[i], out.Proposals[j] = out.Proposals[j], out.Proposals[i]
+	}
+	if len(out.Proposals) > int(limit) {
+		out.Proposals = out.Proposals[:limit]
+	}
+	return out, nil
 }

@@ -253,3 +253,22 @@ func (a *authorizer) issuer(token string) (string, bool) {
 	}
 	return a.issuers[found], true
 }
+
+// MemberKey reads the member admin key that init left in home: the key
+// that signs the member's governance transactions.
+func MemberKey(home string) (string, ed25519.PrivateKey, error) {
+	paths, _ := filepath.Glob(filepath.Join(home, "config", "admin-*.key.json"))
+	if len(paths) != 1 {
+		return "", nil, fmt.Errorf("%s: want exactly one admin-<member>.key.json, found %d", filepath.Join(home, "config"), len(paths))
+	}
+	key, err := readIssuerKey(paths[0])
+	if err != nil {
+		return "", nil, err
+	}
+	b, _ := os.ReadFile(paths[0])
+	var f issuerKeyFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return "", nil, err
+	}
+	return f.Issuer, key, nil
+}

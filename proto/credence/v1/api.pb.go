@@ -77,6 +77,316 @@ func (HashState) EnumDescriptor() ([]byte, []int) {
 	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
 }
 
+type BroadcastRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An encoded credence.v1.Tx.
+	Tx            []byte `protobuf:"bytes,1,opt,name=tx,proto3" json:"tx,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BroadcastRequest) Reset() {
+	*x = BroadcastRequest{}
+	mi := &file_credence_v1_api_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BroadcastRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BroadcastRequest) ProtoMessage() {}
+
+func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BroadcastRequest.ProtoReflect.Descriptor instead.
+func (*BroadcastRequest) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BroadcastRequest) GetTx() []byte {
+	if x != nil {
+		return x.Tx
+	}
+	return nil
+}
+
+type BroadcastResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Zero when the transaction was executed; otherwise the code of the
+	// check or of the execution that refused it.
+	Code uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Log  string `protobuf:"bytes,2,opt,name=log,proto3" json:"log,omitempty"`
+	// Height of the block that included it, when it was included.
+	Height        int64  `protobuf:"varint,3,opt,name=height,proto3" json:"height,omitempty"`
+	TxHash        []byte `protobuf:"bytes,4,opt,name=tx_hash,json=txHash,proto3" json:"tx_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BroadcastResponse) Reset() {
+	*x = BroadcastResponse{}
+	mi := &file_credence_v1_api_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BroadcastResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BroadcastResponse) ProtoMessage() {}
+
+func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BroadcastResponse.ProtoReflect.Descriptor instead.
+func (*BroadcastResponse) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BroadcastResponse) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *BroadcastResponse) GetLog() string {
+	if x != nil {
+		return x.Log
+	}
+	return ""
+}
+
+func (x *BroadcastResponse) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *BroadcastResponse) GetTxHash() []byte {
+	if x != nil {
+		return x.TxHash
+	}
+	return nil
+}
+
+type GetProposalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProposalRequest) Reset() {
+	*x = GetProposalRequest{}
+	mi := &file_credence_v1_api_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProposalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProposalRequest) ProtoMessage() {}
+
+func (x *GetProposalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProposalRequest.ProtoReflect.Descriptor instead.
+func (*GetProposalRequest) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetProposalRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type GetProposalResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Proposal *Proposal              `protobuf:"bytes,1,opt,name=proposal,proto3" json:"proposal,omitempty"`
+	// The proposed action, decoded.
+	Propose       *Propose `protobuf:"bytes,2,opt,name=propose,proto3" json:"propose,omitempty"`
+	Height        int64    `protobuf:"varint,3,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProposalResponse) Reset() {
+	*x = GetProposalResponse{}
+	mi := &file_credence_v1_api_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProposalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProposalResponse) ProtoMessage() {}
+
+func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProposalResponse.ProtoReflect.Descriptor instead.
+func (*GetProposalResponse) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetProposalResponse) GetProposal() *Proposal {
+	if x != nil {
+		return x.Proposal
+	}
+	return nil
+}
+
+func (x *GetProposalResponse) GetPropose() *Propose {
+	if x != nil {
+		return x.Propose
+	}
+	return nil
+}
+
+func (x *GetProposalResponse) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+type ListProposalsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (default and maximum 100).
+	Limit         uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProposalsRequest) Reset() {
+	*x = ListProposalsRequest{}
+	mi := &file_credence_v1_api_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProposalsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProposalsRequest) ProtoMessage() {}
+
+func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
+func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ListProposalsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListProposalsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proposals     []*GetProposalResponse `protobuf:"bytes,1,rep,name=proposals,proto3" json:"proposals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProposalsResponse) Reset() {
+	*x = ListProposalsResponse{}
+	mi := &file_credence_v1_api_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProposalsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProposalsResponse) ProtoMessage() {}
+
+func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
+func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListProposalsResponse) GetProposals() []*GetProposalResponse {
+	if x != nil {
+		return x.Proposals
+	}
+	return nil
+}
+
 type SubmitRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Concatenated 32-byte SHA-256 credential hashes.
@@ -87,7 +397,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[0]
+	mi := &file_credence_v1_api_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +409,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[0]
+	mi := &file_credence_v1_api_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +422,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SubmitRequest) GetHashes() []byte {
@@ -135,7 +445,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[1]
+	mi := &file_credence_v1_api_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -147,7 +457,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[1]
+	mi := &file_credence_v1_api_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -160,7 +470,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubmitResponse) GetQueued() uint64 {
@@ -193,7 +503,7 @@ type Known struct {
 
 func (x *Known) Reset() {
 	*x = Known{}
-	mi := &file_credence_v1_api_proto_msgTypes[2]
+	mi := &file_credence_v1_api_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +515,7 @@ func (x *Known) String() string {
 func (*Known) ProtoMessage() {}
 
 func (x *Known) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[2]
+	mi := &file_credence_v1_api_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +528,7 @@ func (x *Known) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Known.ProtoReflect.Descriptor instead.
 func (*Known) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{2}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Known) GetIndex() uint64 {
@@ -274,7 +584,7 @@ type GetReceiptRequest struct {
 
 func (x *GetReceiptRequest) Reset() {
 	*x = GetReceiptRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[3]
+	mi := &file_credence_v1_api_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +596,7 @@ func (x *GetReceiptRequest) String() string {
 func (*GetReceiptRequest) ProtoMessage() {}
 
 func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[3]
+	mi := &file_credence_v1_api_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +609,7 @@ func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
 func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{3}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetReceiptRequest) GetHash() []byte {
@@ -325,7 +635,7 @@ type GetReceiptResponse struct {
 
 func (x *GetReceiptResponse) Reset() {
 	*x = GetReceiptResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[4]
+	mi := &file_credence_v1_api_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +647,7 @@ func (x *GetReceiptResponse) String() string {
 func (*GetReceiptResponse) ProtoMessage() {}
 
 func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[4]
+	mi := &file_credence_v1_api_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +660,7 @@ func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
 func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{4}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetReceiptResponse) GetReceipt() *proof.Receipt {
@@ -371,7 +681,7 @@ type GetBatchRequest struct {
 
 func (x *GetBatchRequest) Reset() {
 	*x = GetBatchRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[5]
+	mi := &file_credence_v1_api_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +693,7 @@ func (x *GetBatchRequest) String() string {
 func (*GetBatchRequest) ProtoMessage() {}
 
 func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[5]
+	mi := &file_credence_v1_api_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +706,7 @@ func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchRequest.ProtoReflect.Descriptor instead.
 func (*GetBatchRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{5}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetBatchRequest) GetIssuer() string {
@@ -430,7 +740,7 @@ type GetBatchResponse struct {
 
 func (x *GetBatchResponse) Reset() {
 	*x = GetBatchResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[6]
+	mi := &file_credence_v1_api_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -442,7 +752,7 @@ func (x *GetBatchResponse) String() string {
 func (*GetBatchResponse) ProtoMessage() {}
 
 func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[6]
+	mi := &file_credence_v1_api_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -455,7 +765,7 @@ func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchResponse.ProtoReflect.Descriptor instead.
 func (*GetBatchResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{6}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetBatchResponse) GetRecord() *proof.BatchRecord {
@@ -480,7 +790,7 @@ type NodeInfoRequest struct {
 
 func (x *NodeInfoRequest) Reset() {
 	*x = NodeInfoRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[7]
+	mi := &file_credence_v1_api_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +802,7 @@ func (x *NodeInfoRequest) String() string {
 func (*NodeInfoRequest) ProtoMessage() {}
 
 func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[7]
+	mi := &file_credence_v1_api_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +815,7 @@ func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoRequest.ProtoReflect.Descriptor instead.
 func (*NodeInfoRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{7}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{13}
 }
 
 type NodeInfoResponse struct {
@@ -525,7 +835,7 @@ type NodeInfoResponse struct {
 
 func (x *NodeInfoResponse) Reset() {
 	*x = NodeInfoResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[8]
+	mi := &file_credence_v1_api_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -537,7 +847,7 @@ func (x *NodeInfoResponse) String() string {
 func (*NodeInfoResponse) ProtoMessage() {}
 
 func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[8]
+	mi := &file_credence_v1_api_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -550,7 +860,7 @@ func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoResponse.ProtoReflect.Descriptor instead.
 func (*NodeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{8}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *NodeInfoResponse) GetChainId() string {
@@ -613,7 +923,24 @@ var File_credence_v1_api_proto protoreflect.FileDescriptor
 
 const file_credence_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x15credence/v1/api.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\"'\n" +
+	"\x15credence/v1/api.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\x1a\x17credence/v1/state.proto\x1a\x14credence/v1/tx.proto\"\"\n" +
+	"\x10BroadcastRequest\x12\x0e\n" +
+	"\x02tx\x18\x01 \x01(\fR\x02tx\"j\n" +
+	"\x11BroadcastResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x10\n" +
+	"\x03log\x18\x02 \x01(\tR\x03log\x12\x16\n" +
+	"\x06height\x18\x03 \x01(\x03R\x06height\x12\x17\n" +
+	"\atx_hash\x18\x04 \x01(\fR\x06txHash\"$\n" +
+	"\x12GetProposalRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"\x90\x01\n" +
+	"\x13GetProposalResponse\x121\n" +
+	"\bproposal\x18\x01 \x01(\v2\x15.credence.v1.ProposalR\bproposal\x12.\n" +
+	"\apropose\x18\x02 \x01(\v2\x14.credence.v1.ProposeR\apropose\x12\x16\n" +
+	"\x06height\x18\x03 \x01(\x03R\x06height\",\n" +
+	"\x14ListProposalsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"W\n" +
+	"\x15ListProposalsResponse\x12>\n" +
+	"\tproposals\x18\x01 \x03(\v2 .credence.v1.GetProposalResponseR\tproposals\"'\n" +
 	"\rSubmitRequest\x12\x16\n" +
 	"\x06hashes\x18\x01 \x01(\fR\x06hashes\"R\n" +
 	"\x0eSubmitResponse\x12\x16\n" +
@@ -653,14 +980,17 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\x16HASH_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HASH_STATE_QUEUED\x10\x01\x12\x16\n" +
 	"\x12HASH_STATE_PENDING\x10\x02\x12\x17\n" +
-	"\x13HASH_STATE_ANCHORED\x10\x032\xf9\x02\n" +
+	"\x13HASH_STATE_ANCHORED\x10\x032\xef\x04\n" +
 	"\bCredence\x12A\n" +
 	"\x06Submit\x12\x1a.credence.v1.SubmitRequest\x1a\x1b.credence.v1.SubmitResponse\x12I\n" +
 	"\fSubmitStream\x12\x1a.credence.v1.SubmitRequest\x1a\x1b.credence.v1.SubmitResponse(\x01\x12M\n" +
 	"\n" +
 	"GetReceipt\x12\x1e.credence.v1.GetReceiptRequest\x1a\x1f.credence.v1.GetReceiptResponse\x12G\n" +
 	"\bGetBatch\x12\x1c.credence.v1.GetBatchRequest\x1a\x1d.credence.v1.GetBatchResponse\x12G\n" +
-	"\bNodeInfo\x12\x1c.credence.v1.NodeInfoRequest\x1a\x1d.credence.v1.NodeInfoResponseBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
+	"\bNodeInfo\x12\x1c.credence.v1.NodeInfoRequest\x1a\x1d.credence.v1.NodeInfoResponse\x12J\n" +
+	"\tBroadcast\x12\x1d.credence.v1.BroadcastRequest\x1a\x1e.credence.v1.BroadcastResponse\x12P\n" +
+	"\vGetProposal\x12\x1f.credence.v1.GetProposalRequest\x1a .credence.v1.GetProposalResponse\x12V\n" +
+	"\rListProposals\x12!.credence.v1.ListProposalsRequest\x1a\".credence.v1.ListProposalsResponseBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
 
 var (
 	file_credence_v1_api_proto_rawDescOnce sync.Once
@@ -675,41 +1005,58 @@ func file_credence_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_credence_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_credence_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_credence_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_credence_v1_api_proto_goTypes = []any{
-	(HashState)(0),             // 0: credence.v1.HashState
-	(*SubmitRequest)(nil),      // 1: credence.v1.SubmitRequest
-	(*SubmitResponse)(nil),     // 2: credence.v1.SubmitResponse
-	(*Known)(nil),              // 3: credence.v1.Known
-	(*GetReceiptRequest)(nil),  // 4: credence.v1.GetReceiptRequest
-	(*GetReceiptResponse)(nil), // 5: credence.v1.GetReceiptResponse
-	(*GetBatchRequest)(nil),    // 6: credence.v1.GetBatchRequest
-	(*GetBatchResponse)(nil),   // 7: credence.v1.GetBatchResponse
-	(*NodeInfoRequest)(nil),    // 8: credence.v1.NodeInfoRequest
-	(*NodeInfoResponse)(nil),   // 9: credence.v1.NodeInfoResponse
-	(*proof.Receipt)(nil),      // 10: credence.receipt.v1.Receipt
-	(*proof.BatchRecord)(nil),  // 11: credence.receipt.v1.BatchRecord
+	(HashState)(0),                // 0: credence.v1.HashState
+	(*BroadcastRequest)(nil),      // 1: credence.v1.BroadcastRequest
+	(*BroadcastResponse)(nil),     // 2: credence.v1.BroadcastResponse
+	(*GetProposalRequest)(nil),    // 3: credence.v1.GetProposalRequest
+	(*GetProposalResponse)(nil),   // 4: credence.v1.GetProposalResponse
+	(*ListProposalsRequest)(nil),  // 5: credence.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil), // 6: credence.v1.ListProposalsResponse
+	(*SubmitRequest)(nil),         // 7: credence.v1.SubmitRequest
+	(*SubmitResponse)(nil),        // 8: credence.v1.SubmitResponse
+	(*Known)(nil),                 // 9: credence.v1.Known
+	(*GetReceiptRequest)(nil),     // 10: credence.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),    // 11: credence.v1.GetReceiptResponse
+	(*GetBatchRequest)(nil),       // 12: credence.v1.GetBatchRequest
+	(*GetBatchResponse)(nil),      // 13: credence.v1.GetBatchResponse
+	(*NodeInfoRequest)(nil),       // 14: credence.v1.NodeInfoRequest
+	(*NodeInfoResponse)(nil),      // 15: credence.v1.NodeInfoResponse
+	(*Proposal)(nil),              // 16: credence.v1.Proposal
+	(*Propose)(nil),               // 17: credence.v1.Propose
+	(*proof.Receipt)(nil),         // 18: credence.receipt.v1.Receipt
+	(*proof.BatchRecord)(nil),     // 19: credence.receipt.v1.BatchRecord
 }
 var file_credence_v1_api_proto_depIdxs = []int32{
-	3,  // 0: credence.v1.SubmitResponse.known:type_name -> credence.v1.Known
-	0,  // 1: credence.v1.Known.state:type_name -> credence.v1.HashState
-	10, // 2: credence.v1.GetReceiptResponse.receipt:type_name -> credence.receipt.v1.Receipt
-	11, // 3: credence.v1.GetBatchResponse.record:type_name -> credence.receipt.v1.BatchRecord
-	1,  // 4: credence.v1.Credence.Submit:input_type -> credence.v1.SubmitRequest
-	1,  // 5: credence.v1.Credence.SubmitStream:input_type -> credence.v1.SubmitRequest
-	4,  // 6: credence.v1.Credence.GetReceipt:input_type -> credence.v1.GetReceiptRequest
-	6,  // 7: credence.v1.Credence.GetBatch:input_type -> credence.v1.GetBatchRequest
-	8,  // 8: credence.v1.Credence.NodeInfo:input_type -> credence.v1.NodeInfoRequest
-	2,  // 9: credence.v1.Credence.Submit:output_type -> credence.v1.SubmitResponse
-	2,  // 10: credence.v1.Credence.SubmitStream:output_type -> credence.v1.SubmitResponse
-	5,  // 11: credence.v1.Credence.GetReceipt:output_type -> credence.v1.GetReceiptResponse
-	7,  // 12: credence.v1.Credence.GetBatch:output_type -> credence.v1.GetBatchResponse
-	9,  // 13: credence.v1.Credence.NodeInfo:output_type -> credence.v1.NodeInfoResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	16, // 0: credence.v1.GetProposalResponse.proposal:type_name -> credence.v1.Proposal
+	17, // 1: credence.v1.GetProposalResponse.propose:type_name -> credence.v1.Propose
+	4,  // 2: credence.v1.ListProposalsResponse.proposals:type_name -> credence.v1.GetProposalResponse
+	9,  // 3: credence.v1.SubmitResponse.known:type_name -> credence.v1.Known
+	0,  // 4: credence.v1.Known.state:type_name -> credence.v1.HashState
+	18, // 5: credence.v1.GetReceiptResponse.receipt:type_name -> credence.receipt.v1.Receipt
+	19, // 6: credence.v1.GetBatchResponse.record:type_name -> credence.receipt.v1.BatchRecord
+	7,  // 7: credence.v1.Credence.Submit:input_type -> credence.v1.SubmitRequest
+	7,  // 8: credence.v1.Credence.SubmitStream:input_type -> credence.v1.SubmitRequest
+	10, // 9: credence.v1.Credence.GetReceipt:input_type -> credence.v1.GetReceiptRequest
+	12, // 10: credence.v1.Credence.GetBatch:input_type -> credence.v1.GetBatchRequest
+	14, // 11: credence.v1.Credence.NodeInfo:input_type -> credence.v1.NodeInfoRequest
+	1,  // 12: credence.v1.Credence.Broadcast:input_type -> credence.v1.BroadcastRequest
+	3,  // 13: credence.v1.Credence.GetProposal:input_type -> credence.v1.GetProposalRequest
+	5,  // 14: credence.v1.Credence.ListProposals:input_type -> credence.v1.ListProposalsRequest
+	8,  // 15: credence.v1.Credence.Submit:output_type -> credence.v1.SubmitResponse
+	8,  // 16: credence.v1.Credence.SubmitStream:output_type -> credence.v1.SubmitResponse
+	11, // 17: credence.v1.Credence.GetReceipt:output_type -> credence.v1.GetReceiptResponse
+	13, // 18: credence.v1.Credence.GetBatch:output_type -> credence.v1.GetBatchResponse
+	15, // 19: credence.v1.Credence.NodeInfo:output_type -> credence.v1.NodeInfoResponse
+	2,  // 20: credence.v1.Credence.Broadcast:output_type -> credence.v1.BroadcastResponse
+	4,  // 21: credence.v1.Credence.GetProposal:output_type -> credence.v1.GetProposalResponse
+	6,  // 22: credence.v1.Credence.ListProposals:output_type -> credence.v1.ListProposalsResponse
+	15, // [15:23] is the sub-list for method output_type
+	7,  // [7:15] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_api_proto_init() }
@@ -717,13 +1064,15 @@ func file_credence_v1_api_proto_init() {
 	if File_credence_v1_api_proto != nil {
 		return
 	}
+	file_credence_v1_state_proto_init()
+	file_credence_v1_tx_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_api_proto_rawDesc), len(file_credence_v1_api_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

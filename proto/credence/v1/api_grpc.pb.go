@@ -19,11 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Credence_Submit_FullMethodName       = "/credence.v1.Credence/Submit"
-	Credence_SubmitStream_FullMethodName = "/credence.v1.Credence/SubmitStream"
-	Credence_GetReceipt_FullMethodName   = "/credence.v1.Credence/GetReceipt"
-	Credence_GetBatch_FullMethodName     = "/credence.v1.Credence/GetBatch"
-	Credence_NodeInfo_FullMethodName     = "/credence.v1.Credence/NodeInfo"
+	Credence_Submit_FullMethodName        = "/credence.v1.Credence/Submit"
+	Credence_SubmitStream_FullMethodName  = "/credence.v1.Credence/SubmitStream"
+	Credence_GetReceipt_FullMethodName    = "/credence.v1.Credence/GetReceipt"
+	Credence_GetBatch_FullMethodName      = "/credence.v1.Credence/GetBatch"
+	Credence_NodeInfo_FullMethodName      = "/credence.v1.Credence/NodeInfo"
+	Credence_Broadcast_FullMethodName     = "/credence.v1.Credence/Broadcast"
+	Credence_GetProposal_FullMethodName   = "/credence.v1.Credence/GetProposal"
+	Credence_ListProposals_FullMethodName = "/credence.v1.Credence/ListProposals"
 )
 
 // CredenceClient is the client API for Credence service.
@@ -45,6 +48,14 @@ type CredenceClient interface {
 	GetBatch(ctx context.Context, in *GetBatchRequest, opts ...grpc.CallOption) (*GetBatchResponse, error)
 	// NodeInfo describes the node and the chain.
 	NodeInfo(ctx context.Context, in *NodeInfoRequest, opts ...grpc.CallOption) (*NodeInfoResponse, error)
+	// Broadcast submits a signed transaction (governance, for example) and
+	// waits until a block includes it. The signature authenticates it; the
+	// state machine authorises it.
+	Broadcast(ctx context.Context, in *BroadcastRequest, opts ...grpc.CallOption) (*BroadcastResponse, error)
+	// GetProposal returns a governance proposal and its outcome.
+	GetProposal(ctx context.Context, in *GetProposalRequest, opts ...grpc.CallOption) (*GetProposalResponse, error)
+	// ListProposals returns the most recent proposals, newest first.
+	ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error)
 }
 
 type credenceClient struct {
@@ -108,6 +119,36 @@ func (c *credenceClient) NodeInfo(ctx context.Context, in *NodeInfoRequest, opts
 	return out, nil
 }
 
+func (c *credenceClient) Broadcast(ctx context.Context, in *BroadcastRequest, opts ...grpc.CallOption) (*BroadcastResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BroadcastResponse)
+	err := c.cc.Invoke(ctx, Credence_Broadcast_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *credenceClient) GetProposal(ctx context.Context, in *GetProposalRequest, opts ...grpc.CallOption) (*GetProposalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetProposalResponse)
+	err := c.cc.Invoke(ctx, Credence_GetProposal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *credenceClient) ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListProposalsResponse)
+	err := c.cc.Invoke(ctx, Credence_ListProposals_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CredenceServer is the server API for Credence service.
 // All implementations must embed UnimplementedCredenceServer
 // for forward compatibility.
@@ -127,6 +168,14 @@ type CredenceServer interface {
 	GetBatch(context.Context, *GetBatchRequest) (*GetBatchResponse, error)
 	// NodeInfo describes the node and the chain.
 	NodeInfo(context.Context, *NodeInfoRequest) (*NodeInfoResponse, error)
+	// Broadcast submits a signed transaction (governance, for example) and
+	// waits until a block includes it. The signature authenticates it; the
+	// state machine authorises it.
+	Broadcast(context.Context, *BroadcastRequest) (*BroadcastResponse, error)
+	// GetProposal returns a governance proposal and its outcome.
+	GetProposal(context.Context, *GetProposalRequest) (*GetProposalResponse, error)
+	// ListProposals returns the most recent proposals, newest first.
+	ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error)
 	mustEmbedUnimplementedCredenceServer()
 }
 
@@ -151,6 +200,15 @@ func (UnimplementedCredenceServer) GetBatch(context.Context, *GetBatchRequest) (
 }
 func (UnimplementedCredenceServer) NodeInfo(context.Context, *NodeInfoRequest) (*NodeInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method NodeInfo not implemented")
+}
+func (UnimplementedCredenceServer) Broadcast(context.Context, *BroadcastRequest) (*BroadcastResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Broadcast not implemented")
+}
+func (UnimplementedCredenceServer) GetProposal(context.Context, *GetProposalRequest) (*GetProposalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProposal not implemented")
+}
+func (UnimplementedCredenceServer) ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListProposals not implemented")
 }
 func (UnimplementedCredenceServer) mustEmbedUnimplementedCredenceServer() {}
 func (UnimplementedCredenceServer) testEmbeddedByValue()                  {}
@@ -252,6 +310,60 @@ func _Credence_NodeInfo_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Credence_Broadcast_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BroadcastRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredenceServer).Broadcast(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Credence_Broadcast_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredenceServer).Broadcast(ctx, req.(*BroadcastRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Credence_GetProposal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProposalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredenceServer).GetProposal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Credence_GetProposal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredenceServer).GetProposal(ctx, req.(*GetProposalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Credence_ListProposals_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProposalsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredenceServer).ListProposals(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Credence_ListProposals_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredenceServer).ListProposals(ctx, req.(*ListProposalsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Credence_ServiceDesc is the grpc.ServiceDesc for Credence service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -274,6 +386,18 @@ var Credence_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NodeInfo",
 			Handler:    _Credence_NodeInfo_Handler,
+		},
+		{
+			MethodName: "Broadcast",
+			Handler:    _Credence_Broadcast_Handler,
+		},
+		{
+			MethodName: "GetProposal",
+			Handler:    _Credence_GetProposal_Handler,
+		},
+		{
+			MethodName: "ListProposals",
+			Handler:    _Credence_ListProposals_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/spf13/cobra"
+
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/node"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+// govFlags are shared by the commands that sign as a member.
+type govFlags struct {
+	addr, home, description string
+	timeout                 time.Duration
+}
+
+func (g *govFlags) register(c *cobra.Command) {
+	c.Flags().StringVar(&g.addr, "node", "127.0.0.1:9090", "node gRPC address")
+	c.Flags().StringVar(&g.home, "home", defaultHome(), "home holding the member's admin key (config/admin-<member>.key.json)")
+	c.Flags().DurationVar(&g.timeout, "timeout", time.Minute, "give up after this long")
+}
+
+// send signs msg as the home's member and waits until a block includes it.
+// The sequence is the wall clock in nanoseconds: it only has to exceed the
+// member's last one, and needs no query.
+func (g *govFlags) send(cmd *cobra.Command, body *pb.TxBody) (*pb.BroadcastResponse, error) {
+	member, key, err := node.MemberKey(g.home)
+	if err != nil {
+		return nil, fmt.Errorf("--home: %w", err)
+	}
+	cl, closeConn, err := dial(g.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn()
+	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	defer cancel()
+	info, err := cl.NodeInfo(ctx, &pb.NodeInfoRequest{})
+	if err != nil {
+		return nil, rpcError("node info", err)
+	}
+	body.ChainId, body.Signer, body.Sequence = info.ChainId, member, uint64(time.Now().UnixNano())
+	tx, err := app.SignTx(body, key)
+	if err != nil {
+		return nil, err
+	}
+	res, err := cl.Broadcast(ctx, &pb.BroadcastRequest{Tx: tx})
+	if err != nil {
+		return nil, rpcError("broadcast", err)
+	}
+	if res.Code != 0 {
+		return nil, fmt.Errorf("refused (code %d): %s", res.Code, res.Log)
+	}
+	return res, nil
+}
+
+func govCmd() *cobra.Command {
+	c := &cobra.Command{Use: "gov", Short: "Consortium governance: proposals and votes by members"}
+	c.AddCommand(proposeCmd(), voteCmd(), govListCmd(), govShowCmd())
+	return c
+}
+
+func proposeCmd() *cobra.Command {
+	var g govFlags
+	c := &cobra.Command{Use: "propose", Short: "Propose an action to the members (your own vote is yes)"}
+	c.PersistentFlags().StringVar(&g.description, "description", "", "why (at most 1000 bytes)")
+	submit := func(cmd *cobra.Command, p *pb.Propose) error {
+		p.Description = g.description
+		res, err := g.send(cmd, &pb.TxBody{Msg: &pb.TxBody_Propose{Propose: p}})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("proposal submitted at height %d (tx %X); see it with: credenced gov list --node %s\n", res.Height, res.TxHash, g.addr)
+		return nil
+	}
+	var id, name, adminKey, valKey, issuer string
+	var power, ttl int64
+	var maxHashes uint64
+	add := &cobra.Command{Use: "add-member --id ID --admin-key K --validator-key K --power P", Short: "Admit a member and its validator",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ak, err := proof.ParseBinary(adminKey)
+			if err != nil {
+				return fmt.Errorf("--admin-key: %w", err)
+			}
+			vk, err := proof.ParseBinary(valKey)
+			if err != nil {
+				return fmt.Errorf("--validator-key: %w", err)
+			}
+			return submit(cmd, &pb.Propose{Action: &pb.Propose_AddMember{AddMember: &pb.AddMember{Id: id, Name: name, AdminKey: ak, ValidatorKey: vk, Power: power}}})
+		}}
+	add.Flags().StringVar(&id, "id", "", "member id")
+	add.Flags().StringVar(&name, "name", "", "member name")
+	add.Flags().StringVar(&adminKey, "admin-key", "", "the member's admin public key (from credenced keys on its node)")
+	add.Flags().StringVar(&valKey, "validator-key", "", "the member's validator public key (from credenced keys on its node)")
+	add.Flags().Int64Var(&power, "power", 10, "voting power")
+	remove := &cobra.Command{Use: "remove-member --id ID", Short: "Remove a member and its validator", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return submit(cmd, &pb.Propose{Action: &pb.Propose_RemoveMember{RemoveMember: &pb.RemoveMember{Id: id}}})
+		}}
+	remove.Flags().StringVar(&id, "id", "", "member id")
+	repower := &cobra.Command{Use: "change-power --id ID --power P", Short: "Change a member's voting power", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return submit(cmd, &pb.Propose{Action: &pb.Propose_ChangePower{ChangePower: &pb.ChangePower{Id: id, Power: power}}})
+		}}
+	repower.Flags().StringVar(&id, "id", "", "member id")
+	repower.Flags().Int64Var(&power, "power", 0, "new voting power")
+	issuerStatus := func(use, short string, st pb.IssuerStatus) *cobra.Command {
+		c := &cobra.Command{Use: use + " --issuer ID", Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return submit(cmd, &pb.Propose{Action: &pb.Propose_SetIssuerStatus{SetIssuerStatus: &pb.SetIssuerStatus{Issuer: issuer, Status: st}}})
+			}}
+		c.Flags().StringVar(&issuer, "issuer", "", "issuer id")
+		return c
+	}
+	params := &cobra.Command{Use: "params [--max-batch-hashes N] [--proposal-ttl-blocks N]", Short: "Change chain parameters", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return submit(cmd, &pb.Propose{Action: &pb.Propose_ChangeParams{ChangeParams: &pb.ChangeParams{MaxBatchHashes: maxHashes, ProposalTtlBlocks: ttl}}})
+		}}
+	params.Flags().Uint64Var(&maxHashes, "max-batch-hashes", 0, "largest batch")
+	params.Flags().Int64Var(&ttl, "proposal-ttl-blocks", 0, "blocks a proposal stays open")
+	for _, sub := range []*cobra.Command{add, remove, repower, issuerStatus("suspend-issuer", "Suspend an issuer: its batches are refused", pb.IssuerStatus_ISSUER_STATUS_SUSPENDED),
+		issuerStatus("reinstate-issuer", "Reinstate a suspended issuer", pb.IssuerStatus_ISSUER_STATUS_ACTIVE), params} {
+		g.register(sub)
+		c.AddCommand(sub)
+	}
+	return c
+}
+
+func voteCmd() *cobra.Command {
+	var g govFlags
+	c := &cobra.Command{Use: "vote ID yes|no", Short: "Vote on a proposal as the home's member", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil || id == 0 {
+				return fmt.Errorf("ID: %q is not a proposal id", args[0])
+			}
+			var yes bool
+			switch args[1] {
+			case "yes":
+				yes = true
+			case "no":
+			default:
+				return fmt.Errorf("vote: %q; say yes or no", args[1])
+			}
+			res, err := g.send(cmd, &pb.TxBody{Msg: &pb.TxBody_Vote{Vote: &pb.Vote{ProposalId: id, Yes: yes}}})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("vote recorded at height %d\n", res.Height)
+			return nil
+		}}
+	g.register(c)
+	return c
+}
+
+func printProposal(p *pb.GetProposalResponse) {
+	b, _ := json.Marshal(p.Propose.Action)
+	fmt.Printf("%d\t%s\tby %s\tyes %v\tno %v\texpires %d\t%T %s\t%s\n", p.Proposal.Id, p.Proposal.Status, p.Proposal.Proposer,
+		p.Proposal.Yes, p.Proposal.No, p.Proposal.ExpiresHeight, p.Propose.Action, b, p.Proposal.Outcome)
+}
+
+func govListCmd() *cobra.Command {
+	var addr string
+	c := &cobra.Command{Use: "list", Short: "List recent proposals, newest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, closeConn, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			res, err := cl.ListProposals(cmd.Context(), &pb.ListProposalsRequest{})
+			if err != nil {
+				return rpcError("list", err)
+			}
+			for _, p := range res.Proposals {
+				printProposal(p)
+			}
+			return nil
+		}}
+	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "node gRPC address")
+	return c
+}
+
+func govShowCmd() *cobra.Command {
+	var addr string
+	c := &cobra.Command{Use: "show ID", Short: "Show a proposal and its outcome", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil || id == 0 {
+				return fmt.Errorf("ID: %q is not a proposal id", args[0])
+			}
+			cl, closeConn, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			res, err := cl.GetProposal(cmd.Context(), &pb.GetProposalRequest{Id: id})
+			if err != nil {
+				return rpcError("proposal", err)
+			}
+			printProposal(res)
+			return nil
+		}}
+	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "node gRPC address")
+	return c
+}
+
+func keysCmd() *cobra.Command {
+	var home string
+	c := &cobra.Command{Use: "keys", Short: "Print the public keys a member gives the consortium to join: admin key, validator key, node id",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			member, admin, err := node.MemberKey(home)
+			if err != nil {
+				return err
+			}
+			cfgDir := filepath.Join(home, "config")
+			if _, err := os.Stat(filepath.Join(cfgDir, "priv_validator_key.json")); err != nil {
+				return err
+			}
+			pv := privval.LoadFilePVEmptyState(filepath.Join(cfgDir, "priv_validator_key.json"), "")
+			pub, err := pv.GetPubKey()
+			if err != nil {
+				return err
+			}
+			nk, err := p2p.LoadNodeKey(filepath.Join(cfgDir, "node_key.json"))
+			if err != nil {
+				return err
+			}
+			fmt.Printf("member:        %s\nadmin key:     %s\nvalidator key: %s\nnode id:       %s\n", member,
+				proof.FormatBinary(admin.Public().(ed25519.PublicKey)), proof.FormatBinary(pub.Bytes()), nk.ID())
+			return nil
+		}}
+	c.Flags().StringVar(&home, "home", defaultHome(), "node home")
+	return c
+}
