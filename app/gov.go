@@ -181,7 +181,6 @@ func (c *checker) checkVote(member string, v *pb.Vote) error {
 	return nil
 }
 
-
 // propose opens a proposal with the proposer's yes, and tallies it: on a
 // chain where the proposer alone holds more than 2/3, it passes at once.
 func (a *App) propose(proposer string, p *pb.Propose, height int64) ([]abci.Event, error) {

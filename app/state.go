@@ -26,8 +26,8 @@ const (
 // of 3.2 MB, under MaxTxBytes.
 const DefaultMaxBatchHashes = 100_000
 
-func memberKey(id string) []byte { return []byte(prefixMember + id) }
-func issuerKey(id string) []byte { return []byte(prefixIssuer + id) }
+func memberKey(id string) []byte   { return []byte(prefixMember + id) }
+func issuerKey(id string) []byte   { return []byte(prefixIssuer + id) }
 func seqKey(account string) []byte { return []byte(prefixSequence + account) }
 
 // Accounts sign transactions; their kinds have separate sequence spaces.
