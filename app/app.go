@@ -40,8 +40,9 @@ type CommittedBatch struct {
 	Hashes      []byte
 }
 
-// CommitHook receives the batches of each committed block, in block order,
-// from inside Commit: it must not call back into the App.
+// CommitHook receives every committed height with its batches (none for
+// most blocks), in block order, from inside Commit: it must not call back
+// into the App.
 type CommitHook func(height int64, batches []CommittedBatch)
 
 // App implements abci.Application.
@@ -417,8 +418,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	// The working tree is the state block execution reads and writes, so a
 	// later transaction of the block sees an earlier one's sequence.
 	c := &checker{st: a.tree, pending: make(map[string]uint64), height: req.Height}
-	a.block = a.block[:0]
-	a.valUpdates = a.valUpdates[:0]
+	a.block = nil
+	// Fresh slices: CometBFT keeps the previous block's response.
+	a.valUpdates = nil
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, raw := range req.Txs {
 		res, err := a.deliver(c, raw, req)
@@ -502,11 +504,11 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 		if err := a.proveBlock(height); err != nil {
 			return nil, err
 		}
-		if a.onCommit != nil {
-			a.onCommit(height, a.block)
-		}
-		a.block = nil
 	}
+	if a.onCommit != nil {
+		a.onCommit(height, a.block)
+	}
+	a.block = nil
 	return &abci.ResponseCommit{}, nil
 }
 

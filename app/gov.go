@@ -20,7 +20,27 @@ const (
 	prefixProposal  = "g/p/"
 	prefixOpen      = "g/o/"
 	maxDescription  = 1000
+	// maxPower bounds a member's voting power so that the total stays far
+	// below CometBFT's limit (2^60) whatever the number of members.
+	maxPower = 1_000_000_000
+	// maxProposalTTL bounds proposal_ttl_blocks (years at a block a second)
+	// so that expiry heights cannot overflow.
+	maxProposalTTL = 100_000_000
 )
+
+// addValUpdate records a validator change of the block, replacing an
+// earlier one for the same key: CometBFT refuses two updates of one
+// validator in a block.
+func (a *App) addValUpdate(pubKey []byte, power int64) {
+	u := abci.Ed25519ValidatorUpdate(pubKey, power)
+	for i := range a.valUpdates {
+		if a.valUpdates[i].PubKey.Equal(u.PubKey) {
+			a.valUpdates[i].Power = power
+			return
+		}
+	}
+	a.valUpdates = append(a.valUpdates, u)
+}
 
 func proposalKey(id uint64) []byte { return binary.BigEndian.AppendUint64([]byte(prefixProposal), id) }
 
@@ -49,8 +69,8 @@ func checkPropose(p *pb.Propose) error {
 		if err := checkPublicKey(m.ValidatorKey); err != nil {
 			return fmt.Errorf("%w: add_member.validator_key: %v", ErrMalformed, err)
 		}
-		if m.Power <= 0 {
-			return fmt.Errorf("%w: add_member.power must be positive", ErrMalformed)
+		if m.Power <= 0 || m.Power > maxPower {
+			return fmt.Errorf("%w: add_member.power must be 1 to %d", ErrMalformed, maxPower)
 		}
 	case *pb.Propose_RemoveMember:
 		if err := validID(a.RemoveMember.Id); err != nil {
@@ -60,8 +80,8 @@ func checkPropose(p *pb.Propose) error {
 		if err := validID(a.ChangePower.Id); err != nil {
 			return fmt.Errorf("%w: change_power.id: %v", ErrMalformed, err)
 		}
-		if a.ChangePower.Power <= 0 {
-			return fmt.Errorf("%w: change_power.power must be positive (remove a member to take its power away)", ErrMalformed)
+		if a.ChangePower.Power <= 0 || a.ChangePower.Power > maxPower {
+			return fmt.Errorf("%w: change_power.power must be 1 to %d (remove a member to take its power away)", ErrMalformed, maxPower)
 		}
 	case *pb.Propose_SetIssuerStatus:
 		if err := validID(a.SetIssuerStatus.Issuer); err != nil {
@@ -77,8 +97,8 @@ func checkPropose(p *pb.Propose) error {
 		if c.MaxBatchHashes == 0 && c.ProposalTtlBlocks == 0 {
 			return fmt.Errorf("%w: change_params changes nothing", ErrMalformed)
 		}
-		if c.ProposalTtlBlocks < 0 {
-			return fmt.Errorf("%w: change_params.proposal_ttl_blocks must not be negative", ErrMalformed)
+		if c.ProposalTtlBlocks < 0 || c.ProposalTtlBlocks > maxProposalTTL {
+			return fmt.Errorf("%w: change_params.proposal_ttl_blocks must be 0 (unchanged) to %d", ErrMalformed, maxProposalTTL)
 		}
 		if c.MaxBatchHashes > uint64(MaxTxBytes/32) {
 			return fmt.Errorf("%w: change_params.max_batch_hashes %d does not fit in a transaction", ErrMalformed, c.MaxBatchHashes)
@@ -329,7 +349,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if err := a.put(memberKey(m.Id), &pb.Member{Id: m.Id, Name: m.Name, AdminKey: m.AdminKey, ValidatorKey: m.ValidatorKey, Power: m.Power}); err != nil {
 			return "", err
 		}
-		a.valUpdates = append(a.valUpdates, abci.Ed25519ValidatorUpdate(m.ValidatorKey, m.Power))
+		a.addValUpdate(m.ValidatorKey, m.Power)
 	case *pb.Propose_RemoveMember:
 		m, err := c.member(x.RemoveMember.Id)
 		if err != nil || m == nil {
@@ -345,7 +365,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if _, _, err := a.tree.Remove(memberKey(m.Id)); err != nil {
 			return "", err
 		}
-		a.valUpdates = append(a.valUpdates, abci.Ed25519ValidatorUpdate(m.ValidatorKey, 0))
+		a.addValUpdate(m.ValidatorKey, 0)
 		if err := a.suspendSponsored(m.Id); err != nil {
 			return "", err
 		}
@@ -358,7 +378,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if err := a.put(memberKey(m.Id), m); err != nil {
 			return "", err
 		}
-		a.valUpdates = append(a.valUpdates, abci.Ed25519ValidatorUpdate(m.ValidatorKey, m.Power))
+		a.addValUpdate(m.ValidatorKey, m.Power)
 	case *pb.Propose_SetIssuerStatus:
 		is, err := c.issuer(x.SetIssuerStatus.Issuer)
 		if err != nil {

@@ -98,8 +98,8 @@ func parseGenesis(raw []byte) (*genesisState, error) {
 	if st.params.MaxBatchHashes == 0 {
 		st.params.MaxBatchHashes = DefaultMaxBatchHashes
 	}
-	if st.params.ProposalTtlBlocks < 0 {
-		return nil, fmt.Errorf("app_state.params.proposal_ttl_blocks: must not be negative")
+	if st.params.ProposalTtlBlocks < 0 || st.params.ProposalTtlBlocks > maxProposalTTL {
+		return nil, fmt.Errorf("app_state.params.proposal_ttl_blocks: must be 0 (default %d) to %d", DefaultProposalTTLBlocks, maxProposalTTL)
 	}
 	if st.params.ProposalTtlBlocks == 0 {
 		st.params.ProposalTtlBlocks = DefaultProposalTTLBlocks
@@ -122,8 +122,8 @@ func parseGenesis(raw []byte) (*genesisState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.validator_key: %v", field, err)
 		}
-		if m.Power <= 0 {
-			return nil, fmt.Errorf("%s.power: must be positive", field)
+		if m.Power <= 0 || m.Power > maxPower {
+			return nil, fmt.Errorf("%s.power: must be 1 to %d", field, maxPower)
 		}
 		st.members = append(st.members, &pb.Member{Id: m.ID, Name: m.Name, AdminKey: admin, ValidatorKey: val, Power: m.Power})
 	}

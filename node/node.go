@@ -3,6 +3,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -274,7 +275,11 @@ func (n *Node) indexLoop() {
 			if c.height <= done {
 				continue
 			}
-			if err := n.pipe.index(c.height, c.batches); err != nil {
+			err := n.noteValidatorChange(c.height)
+			if err == nil {
+				err = n.pipe.index(c.height, c.batches)
+			}
+			if err != nil {
 				// The index is derived: the next start catches up from blocks.
 				n.log.Error("index write failed; index stops until restart", "height", c.height, "err", err)
 				n.idxMu.Lock()
@@ -323,11 +328,34 @@ func (n *Node) catchUp(appHeight int64) error {
 			b.Hashes = hashes
 			batches = append(batches, *b)
 		}
+		if err := n.noteValidatorChange(h); err != nil {
+			return err
+		}
 		if err := n.pipe.index(h, batches); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// noteValidatorChange records height h when the validator set changes
+// after it: the header of h names the next set, so receipts of later
+// batches carry that header as a link from the old set to the new.
+func (n *Node) noteValidatorChange(h int64) error {
+	meta := n.cmt.BlockStore().LoadBlockMeta(h)
+	if meta == nil {
+		return fmt.Errorf("block %d is not in the block store", h)
+	}
+	if bytes.Equal(meta.Header.ValidatorsHash, meta.Header.NextValidatorsHash) {
+		return nil
+	}
+	n.log.Info("validator set changes after this height", "height", h)
+	return n.db.Update(func(txn *badger.Txn) error {
+		if _, err := getValue(txn, xvKey(h)); err == nil {
+			return nil
+		}
+		return txn.Set(xvKey(h), []byte{})
+	})
 }
 
 func anchorOf(raw []byte) (string, uint64, []byte, bool) {

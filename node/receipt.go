@@ -3,6 +3,7 @@ package node
 import (
 	"container/list"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -68,6 +69,10 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 	if err != nil {
 		return nil, err
 	}
+	links, err := r.links(ctx, b.record.Height+1)
+	if err != nil {
+		return nil, err
+	}
 	return &proof.Receipt{
 		Version:        proof.ReceiptVersion,
 		ChainId:        r.chainID,
@@ -78,7 +83,76 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 		BatchProof:     b.proof,
 		SignedHeader:   h.signedHeader,
 		Validators:     h.validators,
+		ValidatorLinks: links,
 	}, nil
+}
+
+// links returns the validator set changes below height, oldest first,
+// building (and storing) each the first time it is asked for.
+func (r *receipts) links(ctx context.Context, height int64) ([]*proof.ValidatorSetLink, error) {
+	type entry struct {
+		h   int64
+		raw []byte
+	}
+	var found []entry
+	if err := r.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xv/"), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			h := int64(binary.BigEndian.Uint64(k[3:]))
+			if h >= height {
+				break
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			found = append(found, entry{h, v})
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	var out []*proof.ValidatorSetLink
+	for _, e := range found {
+		key := fmt.Sprintf("link/%d", e.h)
+		r.mu.Lock()
+		v, ok := r.headers.get(key)
+		r.mu.Unlock()
+		if ok {
+			out = append(out, v.(*proof.ValidatorSetLink))
+			continue
+		}
+		l := &proof.ValidatorSetLink{}
+		if len(e.raw) > 0 {
+			if err := proto.Unmarshal(e.raw, l); err != nil {
+				return nil, fmt.Errorf("validator link %d: %w", e.h, err)
+			}
+		} else {
+			sh, err := r.header(ctx, e.h)
+			if err != nil {
+				return nil, fmt.Errorf("validator link %d: %w", e.h, err)
+			}
+			next, err := r.header(ctx, e.h+1)
+			if err != nil {
+				return nil, fmt.Errorf("validator link %d: %w", e.h, err)
+			}
+			l = &proof.ValidatorSetLink{SignedHeader: sh.signedHeader, NextValidators: next.validators}
+			raw, err := proto.Marshal(l)
+			if err != nil {
+				return nil, err
+			}
+			if err := r.db.Update(func(txn *badger.Txn) error { return txn.Set(xvKey(e.h), raw) }); err != nil {
+				return nil, err
+			}
+		}
+		r.mu.Lock()
+		r.headers.put(key, l, len(l.SignedHeader)+48*len(l.NextValidators))
+		r.mu.Unlock()
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {

@@ -174,7 +174,9 @@ func (w *chunkWriter) flush() error {
 // take writes the snapshot of height h: the state, then every batch in it
 // with its leaves and proof, then the signed headers those proofs need.
 func (s *snapshots) take(h int64) error {
-	for s.indexed() < h {
+	// Height h+1 too: a change of validators right after h is a link the
+	// snapshot must carry, and its link needs header h+1's set.
+	for s.indexed() < h+1 {
 		select {
 		case <-s.stopc:
 			return errStopped
@@ -231,6 +233,28 @@ func (s *snapshots) take(h int64) error {
 			Height: x, SignedHeader: e.signedHeader, Validators: e.validators}}}); err != nil {
 			return err
 		}
+	}
+	links, err := s.receipts.links(context.Background(), h+1)
+	if err != nil {
+		return err
+	}
+	if err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xv/")})
+		defer it.Close()
+		i := 0
+		for it.Rewind(); it.Valid() && i < len(links); it.Next() {
+			lh := int64(binary.BigEndian.Uint64(it.Item().Key()[3:]))
+			if lh > h {
+				break
+			}
+			if err := w.item(&pb.SnapshotItem{Item: &pb.SnapshotItem_Link{Link: &pb.SnapshotLink{Height: lh, Link: links[i]}}}); err != nil {
+				return err
+			}
+			i++
+		}
+		return nil
+	}); err != nil {
+		return err
 	}
 	if err := w.flush(); err != nil {
 		return err
@@ -398,6 +422,8 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	}
 	batches := make(map[string]*pb.SnapshotBatch)
 	headers := make(map[int64]*pb.SnapshotHeader)
+	var links []*proof.ValidatorSetLink
+	var linkHeights []int64
 	for {
 		it, err := ir.next()
 		if err != nil {
@@ -419,9 +445,25 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 			batches[k] = x.Batch
 		case *pb.SnapshotItem_Header:
 			headers[x.Header.Height] = x.Header
+		case *pb.SnapshotItem_Link:
+			if n := len(links); n > 0 && x.Link.Height <= linkHeights[n-1] {
+				return errors.New("snapshot stream: validator links out of order")
+			}
+			links = append(links, x.Link.Link)
+			linkHeights = append(linkHeights, x.Link.Height)
 		default:
 			return errors.New("snapshot stream: state node after the state")
 		}
+	}
+	if err := proof.VerifyValidatorLinks(links, height+1, s.trust); err != nil {
+		return fmt.Errorf("validator links: %w", err)
+	}
+	linksBelow := func(h int64) []*proof.ValidatorSetLink {
+		n := 0
+		for n < len(linkHeights) && linkHeights[n] < h {
+			n++
+		}
+		return links[:n]
 	}
 	var out []app.CommittedBatch
 	if err := s.app.BatchRecords(height, func(key, raw []byte) error {
@@ -451,7 +493,7 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 			if hdr == nil {
 				return fmt.Errorf("batch %s/%d: no signed header for height %d", rec.Issuer, rec.Seq, rec.Height+1)
 			}
-			if err := proof.VerifyBatch(&rec, b.Proof, hdr.SignedHeader, hdr.Validators, s.trust); err != nil {
+			if err := proof.VerifyBatch(&rec, b.Proof, hdr.SignedHeader, hdr.Validators, linksBelow(rec.Height+1), s.trust); err != nil {
 				return fmt.Errorf("batch %s/%d: %w", rec.Issuer, rec.Seq, err)
 			}
 		}
@@ -471,6 +513,15 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 			return err
 		}
 		if err := wb.Set(xsKey(h), v); err != nil {
+			return err
+		}
+	}
+	for i, l := range links {
+		v, err := proto.Marshal(l)
+		if err != nil {
+			return err
+		}
+		if err := wb.Set(xvKey(linkHeights[i]), v); err != nil {
 			return err
 		}
 	}

@@ -19,6 +19,7 @@ import (
 //	xr/<issuer>/<seq>       → record          the batch record as stored in state
 //	xp/<issuer>/<seq>       → ICS23 proof     of the record at its height
 //	xs/<height>             → SnapshotHeader  a signed header restored from a snapshot
+//	xv/<height>             → ValidatorSetLink (or empty until first built)  the validator set changes after height
 //	xh                      → height          last height indexed
 var (
 	appPrefix   = []byte("a/")
@@ -40,6 +41,7 @@ func xbKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xb/", issue
 func xrKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xr/", issuer, seq) }
 func xpKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xp/", issuer, seq) }
 func xsKey(height int64) []byte               { return u64([]byte("xs/"), uint64(height)) }
+func xvKey(height int64) []byte               { return u64([]byte("xv/"), uint64(height)) }
 
 func xlPrefix(hash []byte) []byte {
 	k := make([]byte, 0, 4+len(hash))

@@ -22,6 +22,12 @@ type receiptJSON struct {
 	BatchProof     string          `json:"batch_proof"`
 	SignedHeader   string          `json:"signed_header"`
 	Validators     []validatorJSON `json:"validators"`
+	ValidatorLinks []linkJSON      `json:"validator_links,omitempty"`
+}
+
+type linkJSON struct {
+	SignedHeader   string          `json:"signed_header"`
+	NextValidators []validatorJSON `json:"next_validators"`
 }
 
 type batchJSON struct {
@@ -67,6 +73,13 @@ func MarshalReceiptJSON(r *Receipt) ([]byte, error) {
 	}
 	for _, v := range r.Validators {
 		j.Validators = append(j.Validators, validatorJSON{FormatBinary(v.Ed25519PublicKey), v.VotingPower})
+	}
+	for _, l := range r.ValidatorLinks {
+		lj := linkJSON{SignedHeader: FormatBinary(l.SignedHeader)}
+		for _, v := range l.NextValidators {
+			lj.NextValidators = append(lj.NextValidators, validatorJSON{FormatBinary(v.Ed25519PublicKey), v.VotingPower})
+		}
+		j.ValidatorLinks = append(j.ValidatorLinks, lj)
 	}
 	return json.MarshalIndent(j, "", "  ")
 }
@@ -126,6 +139,21 @@ func UnmarshalReceiptJSON(data []byte) (*Receipt, error) {
 			return nil, err
 		}
 		r.Validators = append(r.Validators, &Validator{Ed25519PublicKey: pk, VotingPower: v.VotingPower})
+	}
+	for i, lj := range j.ValidatorLinks {
+		sh, err := field(fmt.Sprintf("validator_links[%d].signed_header", i), lj.SignedHeader)
+		if err != nil {
+			return nil, err
+		}
+		l := &ValidatorSetLink{SignedHeader: sh}
+		for k, v := range lj.NextValidators {
+			pk, err := field(fmt.Sprintf("validator_links[%d].next_validators[%d].ed25519_public_key", i, k), v.PublicKey)
+			if err != nil {
+				return nil, err
+			}
+			l.NextValidators = append(l.NextValidators, &Validator{Ed25519PublicKey: pk, VotingPower: v.VotingPower})
+		}
+		r.ValidatorLinks = append(r.ValidatorLinks, l)
 	}
 	return r, nil
 }

@@ -168,7 +168,7 @@ func Verify(r *Receipt, trust *TrustRoot) (*Verified, error) {
 		return nil, fail(StepAuditPath, "path leads to root %s, batch root is %s", FormatBinary(root[:]), FormatBinary(b.Root))
 	}
 
-	if err := VerifyBatch(b, r.BatchProof, r.SignedHeader, r.Validators, trust); err != nil {
+	if err := VerifyBatch(b, r.BatchProof, r.SignedHeader, r.Validators, r.ValidatorLinks, trust); err != nil {
 		return nil, err
 	}
 
@@ -200,6 +200,19 @@ func hasUnknownFields(r *Receipt) bool {
 			return true
 		}
 	}
+	for _, l := range r.ValidatorLinks {
+		if l == nil {
+			continue
+		}
+		if len(l.ProtoReflect().GetUnknown()) > 0 {
+			return true
+		}
+		for _, v := range l.NextValidators {
+			if v != nil && len(v.ProtoReflect().GetUnknown()) > 0 {
+				return true
+			}
+		}
+	}
 	return false
 }
 
@@ -207,7 +220,7 @@ func hasUnknownFields(r *Receipt) bool {
 // AppHash of signedHeader (height record.height + 1), signed by more than
 // 2/3 of validators, which must be the trust root's set. It is Verify
 // without the leaf: what a node checks of a snapshot's index.
-func VerifyBatch(b *BatchRecord, batchProof, signedHeader []byte, validators []*Validator, trust *TrustRoot) error {
+func VerifyBatch(b *BatchRecord, batchProof, signedHeader []byte, validators []*Validator, links []*ValidatorSetLink, trust *TrustRoot) error {
 	if b == nil || trust == nil || trust.Validators == nil {
 		return fail(StepFormat, "batch record and trust root are required")
 	}
@@ -247,22 +260,71 @@ func VerifyBatch(b *BatchRecord, batchProof, signedHeader []byte, validators []*
 	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
 		return fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
 	}
-	if !bytes.Equal(vals.Hash(), trust.Validators.Hash()) {
-		return fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trust.Validators.Hash())
+	trusted, err := walkLinks(links, sh.Height, trust)
+	if err != nil {
+		return err
 	}
+	if !bytes.Equal(vals.Hash(), trusted.Hash()) {
+		return fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trusted.Hash())
+	}
+	return verifyCommit(vals, sh, trust.ChainID)
+}
+
+// verifyCommit checks that more than 2/3 of vals signed sh, each signature
+// at the position of the validator it names.
+func verifyCommit(vals *cmttypes.ValidatorSet, sh *cmttypes.SignedHeader, chainID string) error {
 	if len(sh.Commit.Signatures) != len(vals.Validators) {
-		return fail(StepCommit, "commit has %d signatures for %d validators", len(sh.Commit.Signatures), len(vals.Validators))
+		return fail(StepCommit, "commit of height %d has %d signatures for %d validators", sh.Height, len(sh.Commit.Signatures), len(vals.Validators))
 	}
 	for i, s := range sh.Commit.Signatures {
 		if s.BlockIDFlag != cmttypes.BlockIDFlagAbsent && !bytes.Equal(s.ValidatorAddress, vals.Validators[i].Address) {
-			return fail(StepCommit, "signature %d names validator %X, set has %X", i, []byte(s.ValidatorAddress), []byte(vals.Validators[i].Address))
+			return fail(StepCommit, "signature %d of height %d names validator %X, set has %X", i, sh.Height, []byte(s.ValidatorAddress), []byte(vals.Validators[i].Address))
 		}
 	}
-	if err := vals.VerifyCommitLight(trust.ChainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
-		return fail(StepCommit, "%v", err)
+	if err := vals.VerifyCommitLight(chainID, sh.Commit.BlockID, sh.Height, sh.Commit); err != nil {
+		return fail(StepCommit, "height %d: %v", sh.Height, err)
 	}
-
 	return nil
+}
+
+// walkLinks carries trust from the genesis validators through each change
+// of the set below height: a link's header is signed by more than 2/3 of
+// the set trusted so far, and its NextValidatorsHash names the set trusted
+// from then on. It returns the set trusted at height.
+func walkLinks(links []*ValidatorSetLink, height int64, trust *TrustRoot) (*cmttypes.ValidatorSet, error) {
+	trusted := trust.Validators
+	var last int64
+	for i, l := range links {
+		if l == nil {
+			return nil, fail(StepTrustRoot, "link %d is empty", i)
+		}
+		sh, err := decodeSignedHeader(l.SignedHeader)
+		if err != nil {
+			return nil, fail(StepTrustRoot, "link %d: %v", i, err)
+		}
+		if err := sh.ValidateBasic(trust.ChainID); err != nil {
+			return nil, fail(StepTrustRoot, "link %d: %v", i, err)
+		}
+		if sh.Height <= last || sh.Height >= height {
+			return nil, fail(StepTrustRoot, "link %d at height %d is out of order (after %d, before %d)", i, sh.Height, last, height)
+		}
+		last = sh.Height
+		if !bytes.Equal(trusted.Hash(), sh.ValidatorsHash) {
+			return nil, fail(StepTrustRoot, "link %d: height %d was signed by set %X, not the trusted set %X", i, sh.Height, []byte(sh.ValidatorsHash), trusted.Hash())
+		}
+		if err := verifyCommit(trusted, sh, trust.ChainID); err != nil {
+			return nil, err
+		}
+		next, err := validatorSet(l.NextValidators)
+		if err != nil {
+			return nil, fail(StepValidators, "link %d: %v", i, err)
+		}
+		if !bytes.Equal(next.Hash(), sh.NextValidatorsHash) {
+			return nil, fail(StepValidators, "link %d: next set hashes to %X, header %d names %X", i, next.Hash(), sh.Height, []byte(sh.NextValidatorsHash))
+		}
+		trusted = next
+	}
+	return trusted, nil
 }
 
 // decodeSignedHeader accepts only the canonical encoding, so that no byte of
@@ -321,4 +383,11 @@ func ValidatorsFromSet(set *cmttypes.ValidatorSet) ([]*Validator, error) {
 		out[i] = &Validator{Ed25519PublicKey: v.PubKey.Bytes(), VotingPower: v.VotingPower}
 	}
 	return out, nil
+}
+
+// VerifyValidatorLinks checks that links carry trust from the trust root
+// through every validator-set change they record below height.
+func VerifyValidatorLinks(links []*ValidatorSetLink, height int64, trust *TrustRoot) error {
+	_, err := walkLinks(links, height, trust)
+	return err
 }

@@ -194,9 +194,13 @@ type Receipt struct {
 	// batch.height + 1, whose AppHash is the state after block batch.height.
 	SignedHeader []byte `protobuf:"bytes,8,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
 	// The validator set that signed that header, in set order.
-	Validators    []*Validator `protobuf:"bytes,9,rep,name=validators,proto3" json:"validators,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Validators []*Validator `protobuf:"bytes,9,rep,name=validators,proto3" json:"validators,omitempty"`
+	// Every change of the validator set between genesis and that header, in
+	// height order: walking them from the genesis set yields the set that
+	// signed it.
+	ValidatorLinks []*ValidatorSetLink `protobuf:"bytes,10,rep,name=validator_links,json=validatorLinks,proto3" json:"validator_links,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Receipt) Reset() {
@@ -292,6 +296,70 @@ func (x *Receipt) GetValidators() []*Validator {
 	return nil
 }
 
+func (x *Receipt) GetValidatorLinks() []*ValidatorSetLink {
+	if x != nil {
+		return x.ValidatorLinks
+	}
+	return nil
+}
+
+// ValidatorSetLink carries trust from one validator set to the next: the
+// signed header of the last height the old set signed, whose
+// NextValidatorsHash commits to the new set.
+type ValidatorSetLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CometBFT SignedHeader (canonical protobuf encoding).
+	SignedHeader []byte `protobuf:"bytes,1,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
+	// The set that signs from the next height on, in set order.
+	NextValidators []*Validator `protobuf:"bytes,2,rep,name=next_validators,json=nextValidators,proto3" json:"next_validators,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ValidatorSetLink) Reset() {
+	*x = ValidatorSetLink{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidatorSetLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidatorSetLink) ProtoMessage() {}
+
+func (x *ValidatorSetLink) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidatorSetLink.ProtoReflect.Descriptor instead.
+func (*ValidatorSetLink) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ValidatorSetLink) GetSignedHeader() []byte {
+	if x != nil {
+		return x.SignedHeader
+	}
+	return nil
+}
+
+func (x *ValidatorSetLink) GetNextValidators() []*Validator {
+	if x != nil {
+		return x.NextValidators
+	}
+	return nil
+}
+
 var File_credence_receipt_v1_receipt_proto protoreflect.FileDescriptor
 
 const file_credence_receipt_v1_receipt_proto_rawDesc = "" +
@@ -309,7 +377,7 @@ const file_credence_receipt_v1_receipt_proto_rawDesc = "" +
 	"\x0etime_unix_nano\x18\a \x01(\x03R\ftimeUnixNano\"\\\n" +
 	"\tValidator\x12,\n" +
 	"\x12ed25519_public_key\x18\x01 \x01(\fR\x10ed25519PublicKey\x12!\n" +
-	"\fvoting_power\x18\x02 \x01(\x03R\vvotingPower\"\xe3\x02\n" +
+	"\fvoting_power\x18\x02 \x01(\x03R\vvotingPower\"\xb3\x03\n" +
 	"\aReceipt\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
 	"\bchain_id\x18\x02 \x01(\tR\achainId\x12'\n" +
@@ -324,7 +392,12 @@ const file_credence_receipt_v1_receipt_proto_rawDesc = "" +
 	"\rsigned_header\x18\b \x01(\fR\fsignedHeader\x12>\n" +
 	"\n" +
 	"validators\x18\t \x03(\v2\x1e.credence.receipt.v1.ValidatorR\n" +
-	"validatorsB1Z/github.com/credence-ledger/credence/proof;proofb\x06proto3"
+	"validators\x12N\n" +
+	"\x0fvalidator_links\x18\n" +
+	" \x03(\v2%.credence.receipt.v1.ValidatorSetLinkR\x0evalidatorLinks\"\x80\x01\n" +
+	"\x10ValidatorSetLink\x12#\n" +
+	"\rsigned_header\x18\x01 \x01(\fR\fsignedHeader\x12G\n" +
+	"\x0fnext_validators\x18\x02 \x03(\v2\x1e.credence.receipt.v1.ValidatorR\x0enextValidatorsB1Z/github.com/credence-ledger/credence/proof;proofb\x06proto3"
 
 var (
 	file_credence_receipt_v1_receipt_proto_rawDescOnce sync.Once
@@ -338,20 +411,23 @@ func file_credence_receipt_v1_receipt_proto_rawDescGZIP() []byte {
 	return file_credence_receipt_v1_receipt_proto_rawDescData
 }
 
-var file_credence_receipt_v1_receipt_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_credence_receipt_v1_receipt_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_credence_receipt_v1_receipt_proto_goTypes = []any{
-	(*BatchRecord)(nil), // 0: credence.receipt.v1.BatchRecord
-	(*Validator)(nil),   // 1: credence.receipt.v1.Validator
-	(*Receipt)(nil),     // 2: credence.receipt.v1.Receipt
+	(*BatchRecord)(nil),      // 0: credence.receipt.v1.BatchRecord
+	(*Validator)(nil),        // 1: credence.receipt.v1.Validator
+	(*Receipt)(nil),          // 2: credence.receipt.v1.Receipt
+	(*ValidatorSetLink)(nil), // 3: credence.receipt.v1.ValidatorSetLink
 }
 var file_credence_receipt_v1_receipt_proto_depIdxs = []int32{
 	0, // 0: credence.receipt.v1.Receipt.batch:type_name -> credence.receipt.v1.BatchRecord
 	1, // 1: credence.receipt.v1.Receipt.validators:type_name -> credence.receipt.v1.Validator
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	3, // 2: credence.receipt.v1.Receipt.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
+	1, // 3: credence.receipt.v1.ValidatorSetLink.next_validators:type_name -> credence.receipt.v1.Validator
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_credence_receipt_v1_receipt_proto_init() }
@@ -365,7 +441,7 @@ func file_credence_receipt_v1_receipt_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_receipt_v1_receipt_proto_rawDesc), len(file_credence_receipt_v1_receipt_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -34,6 +34,7 @@ type SnapshotItem struct {
 	//	*SnapshotItem_Node
 	//	*SnapshotItem_Batch
 	//	*SnapshotItem_Header
+	//	*SnapshotItem_Link
 	Item          isSnapshotItem_Item `protobuf_oneof:"item"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -103,6 +104,15 @@ func (x *SnapshotItem) GetHeader() *SnapshotHeader {
 	return nil
 }
 
+func (x *SnapshotItem) GetLink() *SnapshotLink {
+	if x != nil {
+		if x, ok := x.Item.(*SnapshotItem_Link); ok {
+			return x.Link
+		}
+	}
+	return nil
+}
+
 type isSnapshotItem_Item interface {
 	isSnapshotItem_Item()
 }
@@ -119,11 +129,70 @@ type SnapshotItem_Header struct {
 	Header *SnapshotHeader `protobuf:"bytes,3,opt,name=header,proto3,oneof"`
 }
 
+type SnapshotItem_Link struct {
+	Link *SnapshotLink `protobuf:"bytes,4,opt,name=link,proto3,oneof"`
+}
+
 func (*SnapshotItem_Node) isSnapshotItem_Item() {}
 
 func (*SnapshotItem_Batch) isSnapshotItem_Item() {}
 
 func (*SnapshotItem_Header) isSnapshotItem_Item() {}
+
+func (*SnapshotItem_Link) isSnapshotItem_Item() {}
+
+// SnapshotLink is a change of the validator set below the snapshot height.
+type SnapshotLink struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Height        int64                   `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
+	Link          *proof.ValidatorSetLink `protobuf:"bytes,2,opt,name=link,proto3" json:"link,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotLink) Reset() {
+	*x = SnapshotLink{}
+	mi := &file_credence_v1_snapshot_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotLink) ProtoMessage() {}
+
+func (x *SnapshotLink) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_snapshot_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotLink.ProtoReflect.Descriptor instead.
+func (*SnapshotLink) Descriptor() ([]byte, []int) {
+	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SnapshotLink) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *SnapshotLink) GetLink() *proof.ValidatorSetLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
 
 // SnapshotNode is an IAVL export node.
 type SnapshotNode struct {
@@ -138,7 +207,7 @@ type SnapshotNode struct {
 
 func (x *SnapshotNode) Reset() {
 	*x = SnapshotNode{}
-	mi := &file_credence_v1_snapshot_proto_msgTypes[1]
+	mi := &file_credence_v1_snapshot_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -150,7 +219,7 @@ func (x *SnapshotNode) String() string {
 func (*SnapshotNode) ProtoMessage() {}
 
 func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_snapshot_proto_msgTypes[1]
+	mi := &file_credence_v1_snapshot_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -163,7 +232,7 @@ func (x *SnapshotNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotNode.ProtoReflect.Descriptor instead.
 func (*SnapshotNode) Descriptor() ([]byte, []int) {
-	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{1}
+	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SnapshotNode) GetKey() []byte {
@@ -209,7 +278,7 @@ type SnapshotBatch struct {
 
 func (x *SnapshotBatch) Reset() {
 	*x = SnapshotBatch{}
-	mi := &file_credence_v1_snapshot_proto_msgTypes[2]
+	mi := &file_credence_v1_snapshot_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -221,7 +290,7 @@ func (x *SnapshotBatch) String() string {
 func (*SnapshotBatch) ProtoMessage() {}
 
 func (x *SnapshotBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_snapshot_proto_msgTypes[2]
+	mi := &file_credence_v1_snapshot_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -234,7 +303,7 @@ func (x *SnapshotBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotBatch.ProtoReflect.Descriptor instead.
 func (*SnapshotBatch) Descriptor() ([]byte, []int) {
-	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{2}
+	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SnapshotBatch) GetRecord() []byte {
@@ -270,7 +339,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_credence_v1_snapshot_proto_msgTypes[3]
+	mi := &file_credence_v1_snapshot_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +351,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_snapshot_proto_msgTypes[3]
+	mi := &file_credence_v1_snapshot_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +364,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{3}
+	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SnapshotHeader) GetHeight() int64 {
@@ -330,7 +399,7 @@ type SnapshotMetadata struct {
 
 func (x *SnapshotMetadata) Reset() {
 	*x = SnapshotMetadata{}
-	mi := &file_credence_v1_snapshot_proto_msgTypes[4]
+	mi := &file_credence_v1_snapshot_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +411,7 @@ func (x *SnapshotMetadata) String() string {
 func (*SnapshotMetadata) ProtoMessage() {}
 
 func (x *SnapshotMetadata) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_snapshot_proto_msgTypes[4]
+	mi := &file_credence_v1_snapshot_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +424,7 @@ func (x *SnapshotMetadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMetadata.ProtoReflect.Descriptor instead.
 func (*SnapshotMetadata) Descriptor() ([]byte, []int) {
-	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{4}
+	return file_credence_v1_snapshot_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SnapshotMetadata) GetChunkHashes() [][]byte {
@@ -369,12 +438,16 @@ var File_credence_v1_snapshot_proto protoreflect.FileDescriptor
 
 const file_credence_v1_snapshot_proto_rawDesc = "" +
 	"\n" +
-	"\x1acredence/v1/snapshot.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\"\xb2\x01\n" +
+	"\x1acredence/v1/snapshot.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\"\xe3\x01\n" +
 	"\fSnapshotItem\x12/\n" +
 	"\x04node\x18\x01 \x01(\v2\x19.credence.v1.SnapshotNodeH\x00R\x04node\x122\n" +
 	"\x05batch\x18\x02 \x01(\v2\x1a.credence.v1.SnapshotBatchH\x00R\x05batch\x125\n" +
-	"\x06header\x18\x03 \x01(\v2\x1b.credence.v1.SnapshotHeaderH\x00R\x06headerB\x06\n" +
-	"\x04item\"h\n" +
+	"\x06header\x18\x03 \x01(\v2\x1b.credence.v1.SnapshotHeaderH\x00R\x06header\x12/\n" +
+	"\x04link\x18\x04 \x01(\v2\x19.credence.v1.SnapshotLinkH\x00R\x04linkB\x06\n" +
+	"\x04item\"a\n" +
+	"\fSnapshotLink\x12\x16\n" +
+	"\x06height\x18\x01 \x01(\x03R\x06height\x129\n" +
+	"\x04link\x18\x02 \x01(\v2%.credence.receipt.v1.ValidatorSetLinkR\x04link\"h\n" +
 	"\fSnapshotNode\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
@@ -405,25 +478,29 @@ func file_credence_v1_snapshot_proto_rawDescGZIP() []byte {
 	return file_credence_v1_snapshot_proto_rawDescData
 }
 
-var file_credence_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_credence_v1_snapshot_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_credence_v1_snapshot_proto_goTypes = []any{
-	(*SnapshotItem)(nil),     // 0: credence.v1.SnapshotItem
-	(*SnapshotNode)(nil),     // 1: credence.v1.SnapshotNode
-	(*SnapshotBatch)(nil),    // 2: credence.v1.SnapshotBatch
-	(*SnapshotHeader)(nil),   // 3: credence.v1.SnapshotHeader
-	(*SnapshotMetadata)(nil), // 4: credence.v1.SnapshotMetadata
-	(*proof.Validator)(nil),  // 5: credence.receipt.v1.Validator
+	(*SnapshotItem)(nil),           // 0: credence.v1.SnapshotItem
+	(*SnapshotLink)(nil),           // 1: credence.v1.SnapshotLink
+	(*SnapshotNode)(nil),           // 2: credence.v1.SnapshotNode
+	(*SnapshotBatch)(nil),          // 3: credence.v1.SnapshotBatch
+	(*SnapshotHeader)(nil),         // 4: credence.v1.SnapshotHeader
+	(*SnapshotMetadata)(nil),       // 5: credence.v1.SnapshotMetadata
+	(*proof.ValidatorSetLink)(nil), // 6: credence.receipt.v1.ValidatorSetLink
+	(*proof.Validator)(nil),        // 7: credence.receipt.v1.Validator
 }
 var file_credence_v1_snapshot_proto_depIdxs = []int32{
-	1, // 0: credence.v1.SnapshotItem.node:type_name -> credence.v1.SnapshotNode
-	2, // 1: credence.v1.SnapshotItem.batch:type_name -> credence.v1.SnapshotBatch
-	3, // 2: credence.v1.SnapshotItem.header:type_name -> credence.v1.SnapshotHeader
-	5, // 3: credence.v1.SnapshotHeader.validators:type_name -> credence.receipt.v1.Validator
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	2, // 0: credence.v1.SnapshotItem.node:type_name -> credence.v1.SnapshotNode
+	3, // 1: credence.v1.SnapshotItem.batch:type_name -> credence.v1.SnapshotBatch
+	4, // 2: credence.v1.SnapshotItem.header:type_name -> credence.v1.SnapshotHeader
+	1, // 3: credence.v1.SnapshotItem.link:type_name -> credence.v1.SnapshotLink
+	6, // 4: credence.v1.SnapshotLink.link:type_name -> credence.receipt.v1.ValidatorSetLink
+	7, // 5: credence.v1.SnapshotHeader.validators:type_name -> credence.receipt.v1.Validator
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_snapshot_proto_init() }
@@ -435,6 +512,7 @@ func file_credence_v1_snapshot_proto_init() {
 		(*SnapshotItem_Node)(nil),
 		(*SnapshotItem_Batch)(nil),
 		(*SnapshotItem_Header)(nil),
+		(*SnapshotItem_Link)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -442,7 +520,7 @@ func file_credence_v1_snapshot_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_snapshot_proto_rawDesc), len(file_credence_v1_snapshot_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
