@@ -187,6 +187,34 @@ func TestStateSyncJoin(t *testing.T) {
 	}
 	t.Logf("node4 is a validator with power 10 (5 validators, 50 in all)")
 
+	// A receipt anchored after the change verifies from the genesis trust
+	// root through the link the change left; one from before still does.
+	after := randomHashes(1)
+	b := n.nodes[1]
+	if _, err := b.client.Submit(b.authed(ctx), &pb.SubmitRequest{Hashes: after}); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []*node{joiner, n.nodes[2]} {
+		r, err := from.receipt(ctx, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.ValidatorLinks) == 0 {
+			t.Fatalf("receipt from node%d of a batch after the validator change carries no link", from.i)
+		}
+		if _, err := proof.Verify(r, n.trust); err != nil {
+			t.Fatalf("receipt from node%d after the validator change: %v", from.i, err)
+		}
+		old, err := from.receipt(ctx, before[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := proof.Verify(old, n.trust); err != nil {
+			t.Fatalf("receipt from node%d from before the change: %v", from.i, err)
+		}
+	}
+	t.Logf("receipts anchored before and after the change verify from the genesis trust root (node2, node4)")
+
 	// One original validator stops; 40 of 50 is more than 2/3: blocks go on.
 	n.stop(a, syscall.SIGTERM)
 	h := n.height(ctx, n.nodes[1])
