@@ -65,8 +65,10 @@ type App struct {
 	checkSeq map[string]uint64
 	// block holds the batches of the block being finalized.
 	block []CommittedBatch
-	// valUpdates are the validator changes of the block being finalized.
+	// valUpdates are the validator changes of the block being finalized;
+	// valWasSet[i] says whether valUpdates[i]'s key validated before it.
 	valUpdates []abci.ValidatorUpdate
+	valWasSet  []bool
 	// decoded caches transactions that passed decodeTx, by SHA-256 of their
 	// bytes: a batch is checked in CheckTx, PrepareProposal,
 	// ProcessProposal and FinalizeBlock, and hashing its bytes once costs a
@@ -300,6 +302,10 @@ func (c *checker) check(tx *decodedTx) error {
 		if err := c.checkVote(signer, m.Vote); err != nil {
 			return err
 		}
+	case *pb.TxBody_RegisterIssuer, *pb.TxBody_RotateKey, *pb.TxBody_CompromiseKey, *pb.TxBody_Revoke:
+		if err := c.checkRegistry(tx); err != nil {
+			return err
+		}
 	case *pb.TxBody_AnchorBatch:
 		is, err := c.issuer(signer)
 		if err != nil {
@@ -420,7 +426,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	c := &checker{st: a.tree, pending: make(map[string]uint64), height: req.Height}
 	a.block = nil
 	// Fresh slices: CometBFT keeps the previous block's response.
-	a.valUpdates = nil
+	a.valUpdates, a.valWasSet = nil, nil
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, raw := range req.Txs {
 		res, err := a.deliver(c, raw, req)
@@ -434,7 +440,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		return nil, err
 	}
 	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.tree.WorkingHash(),
-		ValidatorUpdates: a.valUpdates}, nil
+		ValidatorUpdates: a.finalValUpdates()}, nil
 }
 
 // deliver executes one transaction. A rejected transaction returns a result
@@ -459,6 +465,12 @@ func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*
 		events = ev
 	case *pb.TxBody_Vote:
 		ev, err := a.vote(tx.body.Signer, m.Vote, req.Height)
+		if err != nil {
+			return nil, err
+		}
+		events = ev
+	case *pb.TxBody_RegisterIssuer, *pb.TxBody_RotateKey, *pb.TxBody_CompromiseKey, *pb.TxBody_Revoke:
+		ev, err := a.applyRegistry(tx, req.Height)
 		if err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -30,8 +31,9 @@ const (
 
 // addValUpdate records a validator change of the block, replacing an
 // earlier one for the same key: CometBFT refuses two updates of one
-// validator in a block.
-func (a *App) addValUpdate(pubKey []byte, power int64) {
+// validator in a block. wasValidator says whether the key validated before
+// this block's first update of it.
+func (a *App) addValUpdate(pubKey []byte, power int64, wasValidator bool) {
 	u := abci.Ed25519ValidatorUpdate(pubKey, power)
 	for i := range a.valUpdates {
 		if a.valUpdates[i].PubKey.Equal(u.PubKey) {
@@ -40,6 +42,21 @@ func (a *App) addValUpdate(pubKey []byte, power int64) {
 		}
 	}
 	a.valUpdates = append(a.valUpdates, u)
+	a.valWasSet = append(a.valWasSet, wasValidator)
+}
+
+// finalValUpdates drops the removal of a key that was not a validator when
+// the block began (added and removed within it): CometBFT halts on the
+// removal of a validator it does not hold.
+func (a *App) finalValUpdates() []abci.ValidatorUpdate {
+	var out []abci.ValidatorUpdate
+	for i, u := range a.valUpdates {
+		if u.Power == 0 && !a.valWasSet[i] {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 func proposalKey(id uint64) []byte { return binary.BigEndian.AppendUint64([]byte(prefixProposal), id) }
@@ -349,7 +366,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if err := a.put(memberKey(m.Id), &pb.Member{Id: m.Id, Name: m.Name, AdminKey: m.AdminKey, ValidatorKey: m.ValidatorKey, Power: m.Power}); err != nil {
 			return "", err
 		}
-		a.addValUpdate(m.ValidatorKey, m.Power)
+		a.addValUpdate(m.ValidatorKey, m.Power, false)
 	case *pb.Propose_RemoveMember:
 		m, err := c.member(x.RemoveMember.Id)
 		if err != nil || m == nil {
@@ -365,7 +382,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if _, _, err := a.tree.Remove(memberKey(m.Id)); err != nil {
 			return "", err
 		}
-		a.addValUpdate(m.ValidatorKey, 0)
+		a.addValUpdate(m.ValidatorKey, 0, true)
 		if err := a.suspendSponsored(m.Id); err != nil {
 			return "", err
 		}
@@ -378,11 +395,14 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if err := a.put(memberKey(m.Id), m); err != nil {
 			return "", err
 		}
-		a.addValUpdate(m.ValidatorKey, m.Power)
+		a.addValUpdate(m.ValidatorKey, m.Power, true)
 	case *pb.Propose_SetIssuerStatus:
 		is, err := c.issuer(x.SetIssuerStatus.Issuer)
-		if err != nil {
+		if errors.Is(err, ErrUnknown) {
 			return fmt.Sprintf("issuer %q is not registered", x.SetIssuerStatus.Issuer), nil
+		}
+		if err != nil {
+			return "", err
 		}
 		is.Status = x.SetIssuerStatus.Status
 		if err := a.put(issuerKey(is.Id), is); err != nil {

@@ -115,6 +115,11 @@ func (t *decodedTx) account() string {
 	switch t.body.Msg.(type) {
 	case *pb.TxBody_AnchorBatch:
 		return issuerAccount(t.body.Signer)
+	case *pb.TxBody_RotateKey, *pb.TxBody_Revoke:
+		if _, byIssuer := issuerOrSponsor(t.body); byIssuer {
+			return issuerAccount(t.body.Signer)
+		}
+		return memberAccount(t.body.Signer)
 	default:
 		return memberAccount(t.body.Signer)
 	}
@@ -179,6 +184,10 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 	case *pb.TxBody_Vote:
 		if m.Vote.ProposalId == 0 {
 			return nil, fmt.Errorf("%w: vote.proposal_id must be positive", ErrMalformed)
+		}
+	case *pb.TxBody_RegisterIssuer, *pb.TxBody_RotateKey, *pb.TxBody_CompromiseKey, *pb.TxBody_Revoke:
+		if err := checkIssuerMsg(&body); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, fmt.Errorf("%w: no message", ErrMalformed)

@@ -530,6 +530,77 @@ func (x *Proposal) GetOutcome() string {
 	return ""
 }
 
+// Revocation is the state entry of a revoked credential hash, under
+// "r/" + issuer + "/" + hash.
+type Revocation struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Reason   uint32                 `protobuf:"varint,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Height   int64                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	BatchSeq uint64                 `protobuf:"varint,3,opt,name=batch_seq,json=batchSeq,proto3" json:"batch_seq,omitempty"`
+	// Member or issuer that signed the revocation.
+	RevokedBy     string `protobuf:"bytes,4,opt,name=revoked_by,json=revokedBy,proto3" json:"revoked_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revocation) Reset() {
+	*x = Revocation{}
+	mi := &file_credence_v1_state_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revocation) ProtoMessage() {}
+
+func (x *Revocation) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_state_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revocation.ProtoReflect.Descriptor instead.
+func (*Revocation) Descriptor() ([]byte, []int) {
+	return file_credence_v1_state_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Revocation) GetReason() uint32 {
+	if x != nil {
+		return x.Reason
+	}
+	return 0
+}
+
+func (x *Revocation) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *Revocation) GetBatchSeq() uint64 {
+	if x != nil {
+		return x.BatchSeq
+	}
+	return 0
+}
+
+func (x *Revocation) GetRevokedBy() string {
+	if x != nil {
+		return x.RevokedBy
+	}
+	return ""
+}
+
 var File_credence_v1_state_proto protoreflect.FileDescriptor
 
 const file_credence_v1_state_proto_rawDesc = "" +
@@ -568,7 +639,14 @@ const file_credence_v1_state_proto_rawDesc = "" +
 	"\x06status\x18\b \x01(\x0e2\x1b.credence.v1.ProposalStatusR\x06status\x12%\n" +
 	"\x0edecided_height\x18\t \x01(\x03R\rdecidedHeight\x12\x18\n" +
 	"\aoutcome\x18\n" +
-	" \x01(\tR\aoutcome*d\n" +
+	" \x01(\tR\aoutcome\"x\n" +
+	"\n" +
+	"Revocation\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\rR\x06reason\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x1b\n" +
+	"\tbatch_seq\x18\x03 \x01(\x04R\bbatchSeq\x12\x1d\n" +
+	"\n" +
+	"revoked_by\x18\x04 \x01(\tR\trevokedBy*d\n" +
 	"\fIssuerStatus\x12\x1d\n" +
 	"\x19ISSUER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ISSUER_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
@@ -594,7 +672,7 @@ func file_credence_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_credence_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_credence_v1_state_proto_goTypes = []any{
 	(IssuerStatus)(0),   // 0: credence.v1.IssuerStatus
 	(ProposalStatus)(0), // 1: credence.v1.ProposalStatus
@@ -603,6 +681,7 @@ var file_credence_v1_state_proto_goTypes = []any{
 	(*Issuer)(nil),      // 4: credence.v1.Issuer
 	(*Params)(nil),      // 5: credence.v1.Params
 	(*Proposal)(nil),    // 6: credence.v1.Proposal
+	(*Revocation)(nil),  // 7: credence.v1.Revocation
 }
 var file_credence_v1_state_proto_depIdxs = []int32{
 	0, // 0: credence.v1.Issuer.status:type_name -> credence.v1.IssuerStatus
@@ -626,7 +705,7 @@ func file_credence_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_state_proto_rawDesc), len(file_credence_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -100,6 +100,10 @@ type TxBody struct {
 	//	*TxBody_AnchorBatch
 	//	*TxBody_Propose
 	//	*TxBody_Vote
+	//	*TxBody_RegisterIssuer
+	//	*TxBody_RotateKey
+	//	*TxBody_CompromiseKey
+	//	*TxBody_Revoke
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -190,6 +194,42 @@ func (x *TxBody) GetVote() *Vote {
 	return nil
 }
 
+func (x *TxBody) GetRegisterIssuer() *RegisterIssuer {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_RegisterIssuer); ok {
+			return x.RegisterIssuer
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetRotateKey() *RotateKey {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_RotateKey); ok {
+			return x.RotateKey
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetCompromiseKey() *CompromiseKey {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_CompromiseKey); ok {
+			return x.CompromiseKey
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetRevoke() *Revoke {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_Revoke); ok {
+			return x.Revoke
+		}
+	}
+	return nil
+}
+
 type isTxBody_Msg interface {
 	isTxBody_Msg()
 }
@@ -206,11 +246,348 @@ type TxBody_Vote struct {
 	Vote *Vote `protobuf:"bytes,12,opt,name=vote,proto3,oneof"`
 }
 
+type TxBody_RegisterIssuer struct {
+	RegisterIssuer *RegisterIssuer `protobuf:"bytes,13,opt,name=register_issuer,json=registerIssuer,proto3,oneof"`
+}
+
+type TxBody_RotateKey struct {
+	RotateKey *RotateKey `protobuf:"bytes,14,opt,name=rotate_key,json=rotateKey,proto3,oneof"`
+}
+
+type TxBody_CompromiseKey struct {
+	CompromiseKey *CompromiseKey `protobuf:"bytes,15,opt,name=compromise_key,json=compromiseKey,proto3,oneof"`
+}
+
+type TxBody_Revoke struct {
+	Revoke *Revoke `protobuf:"bytes,16,opt,name=revoke,proto3,oneof"`
+}
+
 func (*TxBody_AnchorBatch) isTxBody_Msg() {}
 
 func (*TxBody_Propose) isTxBody_Msg() {}
 
 func (*TxBody_Vote) isTxBody_Msg() {}
+
+func (*TxBody_RegisterIssuer) isTxBody_Msg() {}
+
+func (*TxBody_RotateKey) isTxBody_Msg() {}
+
+func (*TxBody_CompromiseKey) isTxBody_Msg() {}
+
+func (*TxBody_Revoke) isTxBody_Msg() {}
+
+// RegisterIssuer registers an issuer sponsored by the signing member
+// (admin key). Its keys are valid from the block that registers it.
+type RegisterIssuer struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Keys          [][]byte               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterIssuer) Reset() {
+	*x = RegisterIssuer{}
+	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterIssuer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterIssuer) ProtoMessage() {}
+
+func (x *RegisterIssuer) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterIssuer.ProtoReflect.Descriptor instead.
+func (*RegisterIssuer) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RegisterIssuer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RegisterIssuer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RegisterIssuer) GetKeys() [][]byte {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// RotateKey ends every open key window of the issuer at this block and
+// opens one for new_key. Signed by the issuer (with a key valid now) or by
+// its sponsor (admin key).
+type RotateKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	NewKey        []byte                 `protobuf:"bytes,2,opt,name=new_key,json=newKey,proto3" json:"new_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKey) Reset() {
+	*x = RotateKey{}
+	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKey) ProtoMessage() {}
+
+func (x *RotateKey) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKey.ProtoReflect.Descriptor instead.
+func (*RotateKey) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RotateKey) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *RotateKey) GetNewKey() []byte {
+	if x != nil {
+		return x.NewKey
+	}
+	return nil
+}
+
+// CompromiseKey marks one of the issuer's keys compromised from a height:
+// batches it signed from then on no longer count as the issuer's. Signed by
+// the sponsor (admin key).
+type CompromiseKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	FromHeight    int64                  `protobuf:"varint,3,opt,name=from_height,json=fromHeight,proto3" json:"from_height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompromiseKey) Reset() {
+	*x = CompromiseKey{}
+	mi := &file_credence_v1_tx_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompromiseKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompromiseKey) ProtoMessage() {}
+
+func (x *CompromiseKey) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompromiseKey.ProtoReflect.Descriptor instead.
+func (*CompromiseKey) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CompromiseKey) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *CompromiseKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *CompromiseKey) GetFromHeight() int64 {
+	if x != nil {
+		return x.FromHeight
+	}
+	return 0
+}
+
+// Revoke revokes credential hashes the issuer anchored. Each carries its
+// position and audit path, so the state machine checks it was anchored by
+// this issuer without keeping every hash. Signed by the issuer or its
+// sponsor.
+type Revoke struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Issuer string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// Application-defined reason code (0: unspecified).
+	Reason        uint32         `protobuf:"varint,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Hashes        []*RevokedHash `protobuf:"bytes,3,rep,name=hashes,proto3" json:"hashes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Revoke) Reset() {
+	*x = Revoke{}
+	mi := &file_credence_v1_tx_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Revoke) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Revoke) ProtoMessage() {}
+
+func (x *Revoke) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
+func (*Revoke) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Revoke) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *Revoke) GetReason() uint32 {
+	if x != nil {
+		return x.Reason
+	}
+	return 0
+}
+
+func (x *Revoke) GetHashes() []*RevokedHash {
+	if x != nil {
+		return x.Hashes
+	}
+	return nil
+}
+
+type RevokedHash struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	BatchSeq      uint64                 `protobuf:"varint,2,opt,name=batch_seq,json=batchSeq,proto3" json:"batch_seq,omitempty"`
+	LeafIndex     uint64                 `protobuf:"varint,3,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	AuditPath     [][]byte               `protobuf:"bytes,4,rep,name=audit_path,json=auditPath,proto3" json:"audit_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokedHash) Reset() {
+	*x = RevokedHash{}
+	mi := &file_credence_v1_tx_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokedHash) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokedHash) ProtoMessage() {}
+
+func (x *RevokedHash) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokedHash.ProtoReflect.Descriptor instead.
+func (*RevokedHash) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *RevokedHash) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *RevokedHash) GetBatchSeq() uint64 {
+	if x != nil {
+		return x.BatchSeq
+	}
+	return 0
+}
+
+func (x *RevokedHash) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *RevokedHash) GetAuditPath() [][]byte {
+	if x != nil {
+		return x.AuditPath
+	}
+	return nil
+}
 
 // Propose opens a proposal; the proposer's own vote is yes. It passes once
 // members holding more than 2/3 of the voting power vote yes, and expires
@@ -232,7 +609,7 @@ type Propose struct {
 
 func (x *Propose) Reset() {
 	*x = Propose{}
-	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	mi := &file_credence_v1_tx_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +621,7 @@ func (x *Propose) String() string {
 func (*Propose) ProtoMessage() {}
 
 func (x *Propose) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	mi := &file_credence_v1_tx_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +634,7 @@ func (x *Propose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Propose.ProtoReflect.Descriptor instead.
 func (*Propose) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{2}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Propose) GetDescription() string {
@@ -366,7 +743,7 @@ type AddMember struct {
 
 func (x *AddMember) Reset() {
 	*x = AddMember{}
-	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	mi := &file_credence_v1_tx_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +755,7 @@ func (x *AddMember) String() string {
 func (*AddMember) ProtoMessage() {}
 
 func (x *AddMember) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	mi := &file_credence_v1_tx_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +768,7 @@ func (x *AddMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMember.ProtoReflect.Descriptor instead.
 func (*AddMember) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{3}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AddMember) GetId() string {
@@ -438,7 +815,7 @@ type RemoveMember struct {
 
 func (x *RemoveMember) Reset() {
 	*x = RemoveMember{}
-	mi := &file_credence_v1_tx_proto_msgTypes[4]
+	mi := &file_credence_v1_tx_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +827,7 @@ func (x *RemoveMember) String() string {
 func (*RemoveMember) ProtoMessage() {}
 
 func (x *RemoveMember) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[4]
+	mi := &file_credence_v1_tx_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +840,7 @@ func (x *RemoveMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMember.ProtoReflect.Descriptor instead.
 func (*RemoveMember) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{4}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RemoveMember) GetId() string {
@@ -483,7 +860,7 @@ type ChangePower struct {
 
 func (x *ChangePower) Reset() {
 	*x = ChangePower{}
-	mi := &file_credence_v1_tx_proto_msgTypes[5]
+	mi := &file_credence_v1_tx_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -495,7 +872,7 @@ func (x *ChangePower) String() string {
 func (*ChangePower) ProtoMessage() {}
 
 func (x *ChangePower) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[5]
+	mi := &file_credence_v1_tx_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -508,7 +885,7 @@ func (x *ChangePower) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePower.ProtoReflect.Descriptor instead.
 func (*ChangePower) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{5}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChangePower) GetId() string {
@@ -535,7 +912,7 @@ type SetIssuerStatus struct {
 
 func (x *SetIssuerStatus) Reset() {
 	*x = SetIssuerStatus{}
-	mi := &file_credence_v1_tx_proto_msgTypes[6]
+	mi := &file_credence_v1_tx_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -547,7 +924,7 @@ func (x *SetIssuerStatus) String() string {
 func (*SetIssuerStatus) ProtoMessage() {}
 
 func (x *SetIssuerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[6]
+	mi := &file_credence_v1_tx_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -560,7 +937,7 @@ func (x *SetIssuerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetIssuerStatus.ProtoReflect.Descriptor instead.
 func (*SetIssuerStatus) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{6}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetIssuerStatus) GetIssuer() string {
@@ -588,7 +965,7 @@ type ChangeParams struct {
 
 func (x *ChangeParams) Reset() {
 	*x = ChangeParams{}
-	mi := &file_credence_v1_tx_proto_msgTypes[7]
+	mi := &file_credence_v1_tx_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +977,7 @@ func (x *ChangeParams) String() string {
 func (*ChangeParams) ProtoMessage() {}
 
 func (x *ChangeParams) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[7]
+	mi := &file_credence_v1_tx_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +990,7 @@ func (x *ChangeParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeParams.ProtoReflect.Descriptor instead.
 func (*ChangeParams) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{7}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ChangeParams) GetMaxBatchHashes() uint64 {
@@ -640,7 +1017,7 @@ type Vote struct {
 
 func (x *Vote) Reset() {
 	*x = Vote{}
-	mi := &file_credence_v1_tx_proto_msgTypes[8]
+	mi := &file_credence_v1_tx_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -652,7 +1029,7 @@ func (x *Vote) String() string {
 func (*Vote) ProtoMessage() {}
 
 func (x *Vote) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[8]
+	mi := &file_credence_v1_tx_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -665,7 +1042,7 @@ func (x *Vote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vote.ProtoReflect.Descriptor instead.
 func (*Vote) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{8}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Vote) GetProposalId() uint64 {
@@ -696,7 +1073,7 @@ type AnchorBatch struct {
 
 func (x *AnchorBatch) Reset() {
 	*x = AnchorBatch{}
-	mi := &file_credence_v1_tx_proto_msgTypes[9]
+	mi := &file_credence_v1_tx_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +1085,7 @@ func (x *AnchorBatch) String() string {
 func (*AnchorBatch) ProtoMessage() {}
 
 func (x *AnchorBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[9]
+	mi := &file_credence_v1_tx_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +1098,7 @@ func (x *AnchorBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnchorBatch.ProtoReflect.Descriptor instead.
 func (*AnchorBatch) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{9}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AnchorBatch) GetRoot() []byte {
@@ -747,7 +1124,7 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xf8\x01\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xed\x03\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
@@ -755,8 +1132,36 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\fanchor_batch\x18\n" +
 	" \x01(\v2\x18.credence.v1.AnchorBatchH\x00R\vanchorBatch\x120\n" +
 	"\apropose\x18\v \x01(\v2\x14.credence.v1.ProposeH\x00R\apropose\x12'\n" +
-	"\x04vote\x18\f \x01(\v2\x11.credence.v1.VoteH\x00R\x04voteB\x05\n" +
-	"\x03msg\"\xfd\x02\n" +
+	"\x04vote\x18\f \x01(\v2\x11.credence.v1.VoteH\x00R\x04vote\x12F\n" +
+	"\x0fregister_issuer\x18\r \x01(\v2\x1b.credence.v1.RegisterIssuerH\x00R\x0eregisterIssuer\x127\n" +
+	"\n" +
+	"rotate_key\x18\x0e \x01(\v2\x16.credence.v1.RotateKeyH\x00R\trotateKey\x12C\n" +
+	"\x0ecompromise_key\x18\x0f \x01(\v2\x1a.credence.v1.CompromiseKeyH\x00R\rcompromiseKey\x12-\n" +
+	"\x06revoke\x18\x10 \x01(\v2\x13.credence.v1.RevokeH\x00R\x06revokeB\x05\n" +
+	"\x03msg\"H\n" +
+	"\x0eRegisterIssuer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\fR\x04keys\"<\n" +
+	"\tRotateKey\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x17\n" +
+	"\anew_key\x18\x02 \x01(\fR\x06newKey\"Z\n" +
+	"\rCompromiseKey\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1f\n" +
+	"\vfrom_height\x18\x03 \x01(\x03R\n" +
+	"fromHeight\"j\n" +
+	"\x06Revoke\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\rR\x06reason\x120\n" +
+	"\x06hashes\x18\x03 \x03(\v2\x18.credence.v1.RevokedHashR\x06hashes\"|\n" +
+	"\vRevokedHash\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x1b\n" +
+	"\tbatch_seq\x18\x02 \x01(\x04R\bbatchSeq\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x03 \x01(\x04R\tleafIndex\x12\x1d\n" +
+	"\n" +
+	"audit_path\x18\x04 \x03(\fR\tauditPath\"\xfd\x02\n" +
 	"\aPropose\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x127\n" +
 	"\n" +
@@ -804,35 +1209,45 @@ func file_credence_v1_tx_proto_rawDescGZIP() []byte {
 	return file_credence_v1_tx_proto_rawDescData
 }
 
-var file_credence_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_credence_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_credence_v1_tx_proto_goTypes = []any{
 	(*Tx)(nil),              // 0: credence.v1.Tx
 	(*TxBody)(nil),          // 1: credence.v1.TxBody
-	(*Propose)(nil),         // 2: credence.v1.Propose
-	(*AddMember)(nil),       // 3: credence.v1.AddMember
-	(*RemoveMember)(nil),    // 4: credence.v1.RemoveMember
-	(*ChangePower)(nil),     // 5: credence.v1.ChangePower
-	(*SetIssuerStatus)(nil), // 6: credence.v1.SetIssuerStatus
-	(*ChangeParams)(nil),    // 7: credence.v1.ChangeParams
-	(*Vote)(nil),            // 8: credence.v1.Vote
-	(*AnchorBatch)(nil),     // 9: credence.v1.AnchorBatch
-	(IssuerStatus)(0),       // 10: credence.v1.IssuerStatus
+	(*RegisterIssuer)(nil),  // 2: credence.v1.RegisterIssuer
+	(*RotateKey)(nil),       // 3: credence.v1.RotateKey
+	(*CompromiseKey)(nil),   // 4: credence.v1.CompromiseKey
+	(*Revoke)(nil),          // 5: credence.v1.Revoke
+	(*RevokedHash)(nil),     // 6: credence.v1.RevokedHash
+	(*Propose)(nil),         // 7: credence.v1.Propose
+	(*AddMember)(nil),       // 8: credence.v1.AddMember
+	(*RemoveMember)(nil),    // 9: credence.v1.RemoveMember
+	(*ChangePower)(nil),     // 10: credence.v1.ChangePower
+	(*SetIssuerStatus)(nil), // 11: credence.v1.SetIssuerStatus
+	(*ChangeParams)(nil),    // 12: credence.v1.ChangeParams
+	(*Vote)(nil),            // 13: credence.v1.Vote
+	(*AnchorBatch)(nil),     // 14: credence.v1.AnchorBatch
+	(IssuerStatus)(0),       // 15: credence.v1.IssuerStatus
 }
 var file_credence_v1_tx_proto_depIdxs = []int32{
-	9,  // 0: credence.v1.TxBody.anchor_batch:type_name -> credence.v1.AnchorBatch
-	2,  // 1: credence.v1.TxBody.propose:type_name -> credence.v1.Propose
-	8,  // 2: credence.v1.TxBody.vote:type_name -> credence.v1.Vote
-	3,  // 3: credence.v1.Propose.add_member:type_name -> credence.v1.AddMember
-	4,  // 4: credence.v1.Propose.remove_member:type_name -> credence.v1.RemoveMember
-	5,  // 5: credence.v1.Propose.change_power:type_name -> credence.v1.ChangePower
-	6,  // 6: credence.v1.Propose.set_issuer_status:type_name -> credence.v1.SetIssuerStatus
-	7,  // 7: credence.v1.Propose.change_params:type_name -> credence.v1.ChangeParams
-	10, // 8: credence.v1.SetIssuerStatus.status:type_name -> credence.v1.IssuerStatus
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 0: credence.v1.TxBody.anchor_batch:type_name -> credence.v1.AnchorBatch
+	7,  // 1: credence.v1.TxBody.propose:type_name -> credence.v1.Propose
+	13, // 2: credence.v1.TxBody.vote:type_name -> credence.v1.Vote
+	2,  // 3: credence.v1.TxBody.register_issuer:type_name -> credence.v1.RegisterIssuer
+	3,  // 4: credence.v1.TxBody.rotate_key:type_name -> credence.v1.RotateKey
+	4,  // 5: credence.v1.TxBody.compromise_key:type_name -> credence.v1.CompromiseKey
+	5,  // 6: credence.v1.TxBody.revoke:type_name -> credence.v1.Revoke
+	6,  // 7: credence.v1.Revoke.hashes:type_name -> credence.v1.RevokedHash
+	8,  // 8: credence.v1.Propose.add_member:type_name -> credence.v1.AddMember
+	9,  // 9: credence.v1.Propose.remove_member:type_name -> credence.v1.RemoveMember
+	10, // 10: credence.v1.Propose.change_power:type_name -> credence.v1.ChangePower
+	11, // 11: credence.v1.Propose.set_issuer_status:type_name -> credence.v1.SetIssuerStatus
+	12, // 12: credence.v1.Propose.change_params:type_name -> credence.v1.ChangeParams
+	15, // 13: credence.v1.SetIssuerStatus.status:type_name -> credence.v1.IssuerStatus
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_tx_proto_init() }
@@ -845,8 +1260,12 @@ func file_credence_v1_tx_proto_init() {
 		(*TxBody_AnchorBatch)(nil),
 		(*TxBody_Propose)(nil),
 		(*TxBody_Vote)(nil),
+		(*TxBody_RegisterIssuer)(nil),
+		(*TxBody_RotateKey)(nil),
+		(*TxBody_CompromiseKey)(nil),
+		(*TxBody_Revoke)(nil),
 	}
-	file_credence_v1_tx_proto_msgTypes[2].OneofWrappers = []any{
+	file_credence_v1_tx_proto_msgTypes[7].OneofWrappers = []any{
 		(*Propose_AddMember)(nil),
 		(*Propose_RemoveMember)(nil),
 		(*Propose_ChangePower)(nil),
@@ -859,7 +1278,7 @@ func file_credence_v1_tx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_tx_proto_rawDesc), len(file_credence_v1_tx_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
