@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	abci "github.com/cometbft/cometbft/abci/types"
 	"io"
 	"strings"
@@ -284,4 +285,76 @@ func (s *api) ListProposals(_ context.Context, req *pb.ListProposalsRequest) (*p
 		out.Proposals = out.Proposals[:limit]
 	}
 	return out, nil
+}
+
+// proveKey reads key in the state at height with its ICS23 proof
+// (membership, or non-membership when absent).
+func (s *api) proveKey(height int64, key []byte) (value, prf []byte, err error) {
+	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: key, Height: height, Prove: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Code != 0 || res.ProofOps == nil || len(res.ProofOps.Ops) != 1 {
+		return nil, nil, fmt.Errorf("state at height %d: %s", height, res.Log)
+	}
+	return res.Value, res.ProofOps.Ops[0].Data, nil
+}
+
+func (s *api) GetStatus(ctx context.Context, req *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
+	if len(req.GetHash()) != proof.HashSize {
+		return nil, status.Errorf(codes.InvalidArgument, "hash: %d bytes, want a 32-byte SHA-256", len(req.GetHash()))
+	}
+	if req.Issuer != "" && !validIssuerID(req.Issuer) {
+		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.Issuer)
+	}
+	r, err := s.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: req.Hash, Issuer: req.Issuer})
+	if err != nil {
+		return nil, err
+	}
+	// The newest state a signed header proves: the app hash of the last
+	// committed height is only in the next header, so take the one before.
+	height := s.n.app.Height() - 1
+	if height < r.Receipt.Batch.Height {
+		height = r.Receipt.Batch.Height
+	}
+	hdr, err := s.n.receipts.header(ctx, height+1)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "header %d: %v", height+1, err)
+	}
+	links, err := s.n.receipts.links(ctx, height+1)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "validator links: %v", err)
+	}
+	issuer := r.Receipt.Batch.Issuer
+	rec, recProof, err := s.proveKey(height, app.IssuerKey(issuer))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "issuer record: %v", err)
+	}
+	rev, revProof, err := s.proveKey(height, app.RevocationKey(issuer, req.Hash))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "revocation: %v", err)
+	}
+	return &pb.GetStatusResponse{Status: &proof.Status{
+		Version: proof.StatusVersion, Receipt: r.Receipt, Height: height,
+		SignedHeader: hdr.signedHeader, Validators: hdr.validators, ValidatorLinks: links,
+		IssuerRecord: rec, IssuerProof: recProof, Revocation: rev, RevocationProof: revProof,
+	}}, nil
+}
+
+func (s *api) GetIssuer(_ context.Context, req *pb.GetIssuerRequest) (*pb.GetIssuerResponse, error) {
+	if !validIssuerID(req.GetId()) {
+		return nil, status.Errorf(codes.InvalidArgument, "id: %q is not a valid issuer id", req.GetId())
+	}
+	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: app.IssuerKey(req.Id)})
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "issuer: %v", err)
+	}
+	if res.Value == nil {
+		return nil, status.Errorf(codes.NotFound, "no issuer %q", req.Id)
+	}
+	var is pb.Issuer
+	if err := proto.Unmarshal(res.Value, &is); err != nil {
+		return nil, status.Errorf(codes.Internal, "issuer: %v", err)
+	}
+	return &pb.GetIssuerResponse{Issuer: &is, Height: res.Height}, nil
 }

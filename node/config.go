@@ -272,3 +272,18 @@ func MemberKey(home string) (string, ed25519.PrivateKey, error) {
 	}
 	return f.Issuer, key, nil
 }
+
+// IssuerSigningKey reads the key of the first issuer the home's node
+// anchors for.
+func IssuerSigningKey(home string) (string, ed25519.PrivateKey, error) {
+	c, err := LoadConfig(home)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(c.Issuers) == 0 {
+		return "", nil, errors.New("the node at this home anchors for no issuer")
+	}
+	is := c.Issuers[0]
+	k, err := readIssuerKey(inConfigDir(home, is.KeyFile))
+	return is.ID, k, err
+}

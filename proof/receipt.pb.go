@@ -360,6 +360,348 @@ func (x *ValidatorSetLink) GetNextValidators() []*Validator {
 	return nil
 }
 
+// Status is a node's answer about a credential hash, checkable offline:
+// the receipt of its anchoring, and, in the state at height, the issuer's
+// record (active? its keys and their windows) and the hash's revocation
+// entry or the proof that there is none. The state is proven by the signed
+// header of height + 1; its time is the answer's freshness.
+type Status struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Receipt        *Receipt               `protobuf:"bytes,2,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	Height         int64                  `protobuf:"varint,3,opt,name=height,proto3" json:"height,omitempty"`
+	SignedHeader   []byte                 `protobuf:"bytes,4,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
+	Validators     []*Validator           `protobuf:"bytes,5,rep,name=validators,proto3" json:"validators,omitempty"`
+	ValidatorLinks []*ValidatorSetLink    `protobuf:"bytes,6,rep,name=validator_links,json=validatorLinks,proto3" json:"validator_links,omitempty"`
+	// The issuer's record as stored under "i/" + issuer (IssuerRecord).
+	IssuerRecord []byte `protobuf:"bytes,7,opt,name=issuer_record,json=issuerRecord,proto3" json:"issuer_record,omitempty"`
+	// ICS23 membership proof of it.
+	IssuerProof []byte `protobuf:"bytes,8,opt,name=issuer_proof,json=issuerProof,proto3" json:"issuer_proof,omitempty"`
+	// The revocation entry under "r/" + issuer + "/" + hash
+	// (RevocationRecord), empty when the hash is not revoked.
+	Revocation []byte `protobuf:"bytes,9,opt,name=revocation,proto3" json:"revocation,omitempty"`
+	// ICS23 membership proof of it, or non-membership proof when empty.
+	RevocationProof []byte `protobuf:"bytes,10,opt,name=revocation_proof,json=revocationProof,proto3" json:"revocation_proof,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Status) Reset() {
+	*x = Status{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Status) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Status) ProtoMessage() {}
+
+func (x *Status) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Status.ProtoReflect.Descriptor instead.
+func (*Status) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Status) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Status) GetReceipt() *Receipt {
+	if x != nil {
+		return x.Receipt
+	}
+	return nil
+}
+
+func (x *Status) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *Status) GetSignedHeader() []byte {
+	if x != nil {
+		return x.SignedHeader
+	}
+	return nil
+}
+
+func (x *Status) GetValidators() []*Validator {
+	if x != nil {
+		return x.Validators
+	}
+	return nil
+}
+
+func (x *Status) GetValidatorLinks() []*ValidatorSetLink {
+	if x != nil {
+		return x.ValidatorLinks
+	}
+	return nil
+}
+
+func (x *Status) GetIssuerRecord() []byte {
+	if x != nil {
+		return x.IssuerRecord
+	}
+	return nil
+}
+
+func (x *Status) GetIssuerProof() []byte {
+	if x != nil {
+		return x.IssuerProof
+	}
+	return nil
+}
+
+func (x *Status) GetRevocation() []byte {
+	if x != nil {
+		return x.Revocation
+	}
+	return nil
+}
+
+func (x *Status) GetRevocationProof() []byte {
+	if x != nil {
+		return x.RevocationProof
+	}
+	return nil
+}
+
+// IssuerRecord reads the issuer entry of the state (credence.v1.Issuer has
+// the same fields); the verifier decodes the proven bytes with it.
+type IssuerRecord struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Sponsor string                 `protobuf:"bytes,3,opt,name=sponsor,proto3" json:"sponsor,omitempty"`
+	// 1 active, 2 suspended.
+	Status        int32              `protobuf:"varint,4,opt,name=status,proto3" json:"status,omitempty"`
+	Keys          []*IssuerKeyRecord `protobuf:"bytes,5,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssuerRecord) Reset() {
+	*x = IssuerRecord{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssuerRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssuerRecord) ProtoMessage() {}
+
+func (x *IssuerRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssuerRecord.ProtoReflect.Descriptor instead.
+func (*IssuerRecord) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IssuerRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *IssuerRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *IssuerRecord) GetSponsor() string {
+	if x != nil {
+		return x.Sponsor
+	}
+	return ""
+}
+
+func (x *IssuerRecord) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *IssuerRecord) GetKeys() []*IssuerKeyRecord {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type IssuerKeyRecord struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey       []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	FromHeight      int64                  `protobuf:"varint,2,opt,name=from_height,json=fromHeight,proto3" json:"from_height,omitempty"`
+	ToHeight        int64                  `protobuf:"varint,3,opt,name=to_height,json=toHeight,proto3" json:"to_height,omitempty"`
+	CompromisedFrom int64                  `protobuf:"varint,4,opt,name=compromised_from,json=compromisedFrom,proto3" json:"compromised_from,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *IssuerKeyRecord) Reset() {
+	*x = IssuerKeyRecord{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssuerKeyRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssuerKeyRecord) ProtoMessage() {}
+
+func (x *IssuerKeyRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssuerKeyRecord.ProtoReflect.Descriptor instead.
+func (*IssuerKeyRecord) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *IssuerKeyRecord) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *IssuerKeyRecord) GetFromHeight() int64 {
+	if x != nil {
+		return x.FromHeight
+	}
+	return 0
+}
+
+func (x *IssuerKeyRecord) GetToHeight() int64 {
+	if x != nil {
+		return x.ToHeight
+	}
+	return 0
+}
+
+func (x *IssuerKeyRecord) GetCompromisedFrom() int64 {
+	if x != nil {
+		return x.CompromisedFrom
+	}
+	return 0
+}
+
+// RevocationRecord reads a revocation entry (credence.v1.Revocation).
+type RevocationRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        uint32                 `protobuf:"varint,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Height        int64                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	BatchSeq      uint64                 `protobuf:"varint,3,opt,name=batch_seq,json=batchSeq,proto3" json:"batch_seq,omitempty"`
+	RevokedBy     string                 `protobuf:"bytes,4,opt,name=revoked_by,json=revokedBy,proto3" json:"revoked_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevocationRecord) Reset() {
+	*x = RevocationRecord{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevocationRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevocationRecord) ProtoMessage() {}
+
+func (x *RevocationRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevocationRecord.ProtoReflect.Descriptor instead.
+func (*RevocationRecord) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RevocationRecord) GetReason() uint32 {
+	if x != nil {
+		return x.Reason
+	}
+	return 0
+}
+
+func (x *RevocationRecord) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *RevocationRecord) GetBatchSeq() uint64 {
+	if x != nil {
+		return x.BatchSeq
+	}
+	return 0
+}
+
+func (x *RevocationRecord) GetRevokedBy() string {
+	if x != nil {
+		return x.RevokedBy
+	}
+	return ""
+}
+
 var File_credence_receipt_v1_receipt_proto protoreflect.FileDescriptor
 
 const file_credence_receipt_v1_receipt_proto_rawDesc = "" +
@@ -397,7 +739,42 @@ const file_credence_receipt_v1_receipt_proto_rawDesc = "" +
 	" \x03(\v2%.credence.receipt.v1.ValidatorSetLinkR\x0evalidatorLinks\"\x80\x01\n" +
 	"\x10ValidatorSetLink\x12#\n" +
 	"\rsigned_header\x18\x01 \x01(\fR\fsignedHeader\x12G\n" +
-	"\x0fnext_validators\x18\x02 \x03(\v2\x1e.credence.receipt.v1.ValidatorR\x0enextValidatorsB1Z/github.com/credence-ledger/credence/proof;proofb\x06proto3"
+	"\x0fnext_validators\x18\x02 \x03(\v2\x1e.credence.receipt.v1.ValidatorR\x0enextValidators\"\xba\x03\n" +
+	"\x06Status\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x126\n" +
+	"\areceipt\x18\x02 \x01(\v2\x1c.credence.receipt.v1.ReceiptR\areceipt\x12\x16\n" +
+	"\x06height\x18\x03 \x01(\x03R\x06height\x12#\n" +
+	"\rsigned_header\x18\x04 \x01(\fR\fsignedHeader\x12>\n" +
+	"\n" +
+	"validators\x18\x05 \x03(\v2\x1e.credence.receipt.v1.ValidatorR\n" +
+	"validators\x12N\n" +
+	"\x0fvalidator_links\x18\x06 \x03(\v2%.credence.receipt.v1.ValidatorSetLinkR\x0evalidatorLinks\x12#\n" +
+	"\rissuer_record\x18\a \x01(\fR\fissuerRecord\x12!\n" +
+	"\fissuer_proof\x18\b \x01(\fR\vissuerProof\x12\x1e\n" +
+	"\n" +
+	"revocation\x18\t \x01(\fR\n" +
+	"revocation\x12)\n" +
+	"\x10revocation_proof\x18\n" +
+	" \x01(\fR\x0frevocationProof\"\x9e\x01\n" +
+	"\fIssuerRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\asponsor\x18\x03 \x01(\tR\asponsor\x12\x16\n" +
+	"\x06status\x18\x04 \x01(\x05R\x06status\x128\n" +
+	"\x04keys\x18\x05 \x03(\v2$.credence.receipt.v1.IssuerKeyRecordR\x04keys\"\x99\x01\n" +
+	"\x0fIssuerKeyRecord\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1f\n" +
+	"\vfrom_height\x18\x02 \x01(\x03R\n" +
+	"fromHeight\x12\x1b\n" +
+	"\tto_height\x18\x03 \x01(\x03R\btoHeight\x12)\n" +
+	"\x10compromised_from\x18\x04 \x01(\x03R\x0fcompromisedFrom\"~\n" +
+	"\x10RevocationRecord\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\rR\x06reason\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x1b\n" +
+	"\tbatch_seq\x18\x03 \x01(\x04R\bbatchSeq\x12\x1d\n" +
+	"\n" +
+	"revoked_by\x18\x04 \x01(\tR\trevokedByB1Z/github.com/credence-ledger/credence/proof;proofb\x06proto3"
 
 var (
 	file_credence_receipt_v1_receipt_proto_rawDescOnce sync.Once
@@ -411,23 +788,31 @@ func file_credence_receipt_v1_receipt_proto_rawDescGZIP() []byte {
 	return file_credence_receipt_v1_receipt_proto_rawDescData
 }
 
-var file_credence_receipt_v1_receipt_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_credence_receipt_v1_receipt_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_credence_receipt_v1_receipt_proto_goTypes = []any{
 	(*BatchRecord)(nil),      // 0: credence.receipt.v1.BatchRecord
 	(*Validator)(nil),        // 1: credence.receipt.v1.Validator
 	(*Receipt)(nil),          // 2: credence.receipt.v1.Receipt
 	(*ValidatorSetLink)(nil), // 3: credence.receipt.v1.ValidatorSetLink
+	(*Status)(nil),           // 4: credence.receipt.v1.Status
+	(*IssuerRecord)(nil),     // 5: credence.receipt.v1.IssuerRecord
+	(*IssuerKeyRecord)(nil),  // 6: credence.receipt.v1.IssuerKeyRecord
+	(*RevocationRecord)(nil), // 7: credence.receipt.v1.RevocationRecord
 }
 var file_credence_receipt_v1_receipt_proto_depIdxs = []int32{
 	0, // 0: credence.receipt.v1.Receipt.batch:type_name -> credence.receipt.v1.BatchRecord
 	1, // 1: credence.receipt.v1.Receipt.validators:type_name -> credence.receipt.v1.Validator
 	3, // 2: credence.receipt.v1.Receipt.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
 	1, // 3: credence.receipt.v1.ValidatorSetLink.next_validators:type_name -> credence.receipt.v1.Validator
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	2, // 4: credence.receipt.v1.Status.receipt:type_name -> credence.receipt.v1.Receipt
+	1, // 5: credence.receipt.v1.Status.validators:type_name -> credence.receipt.v1.Validator
+	3, // 6: credence.receipt.v1.Status.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
+	6, // 7: credence.receipt.v1.IssuerRecord.keys:type_name -> credence.receipt.v1.IssuerKeyRecord
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_credence_receipt_v1_receipt_proto_init() }
@@ -441,7 +826,7 @@ func file_credence_receipt_v1_receipt_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_receipt_v1_receipt_proto_rawDesc), len(file_credence_receipt_v1_receipt_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

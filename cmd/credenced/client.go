@@ -309,7 +309,8 @@ func receiptCmd() *cobra.Command {
 }
 
 func verifyCmd() *cobra.Command {
-	var genesis, file string
+	var genesis, file, online string
+	var maxAge time.Duration
 	c := &cobra.Command{
 		Use:   "verify --genesis GENESIS.json [--file CREDENTIAL] RECEIPT.json",
 		Short: "Verify a receipt offline against the chain's genesis",
@@ -354,9 +355,26 @@ func verifyCmd() *cobra.Command {
 			if file != "" {
 				fmt.Printf("  file:       %s matches\n", file)
 			}
+			if online != "" {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+				defer cancel()
+				s, err := onlineStatus(ctx, online, v.CredentialHash, trust, maxAge)
+				if err != nil {
+					return &exitError{1, fmt.Errorf("online status from %s: %w", online, err)}
+				}
+				if err := s.Valid(); err != nil {
+					fmt.Printf("NOT VALID now: %v\n", err)
+					printStatus(s)
+					return &exitError{1, err}
+				}
+				fmt.Printf("and, online, still valid and not revoked:\n")
+				printStatus(s)
+			}
 			return nil
 		},
 	}
+	c.Flags().StringVar(&online, "online", "", "also check the credential's current status with this node (gRPC address)")
+	c.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "with --online: refuse a status answer older than this")
 	c.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
 	c.Flags().StringVar(&file, "file", "", "also check that this credential file's SHA-256 is the receipt's hash")
 	return c

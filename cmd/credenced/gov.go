@@ -40,6 +40,11 @@ func (g *govFlags) send(cmd *cobra.Command, body *pb.TxBody) (*pb.BroadcastRespo
 	if err != nil {
 		return nil, fmt.Errorf("--home: %w", err)
 	}
+	return g.sendAs(cmd, member, key, body)
+}
+
+// sendAs signs body as signer with key and broadcasts it.
+func (g *govFlags) sendAs(cmd *cobra.Command, signer string, key ed25519.PrivateKey, body *pb.TxBody) (*pb.BroadcastResponse, error) {
 	cl, closeConn, err := dial(g.addr)
 	if err != nil {
 		return nil, err
@@ -51,7 +56,7 @@ func (g *govFlags) send(cmd *cobra.Command, body *pb.TxBody) (*pb.BroadcastRespo
 	if err != nil {
 		return nil, rpcError("node info", err)
 	}
-	body.ChainId, body.Signer, body.Sequence = info.ChainId, member, uint64(time.Now().UnixNano())
+	body.ChainId, body.Signer, body.Sequence = info.ChainId, signer, uint64(time.Now().UnixNano())
 	tx, err := app.SignTx(body, key)
 	if err != nil {
 		return nil, err

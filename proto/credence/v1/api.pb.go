@@ -77,6 +77,199 @@ func (HashState) EnumDescriptor() ([]byte, []int) {
 	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
 }
 
+type GetStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Hash  []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
+	// Issuer whose anchoring to answer for; empty takes the first.
+	Issuer        string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusRequest) Reset() {
+	*x = GetStatusRequest{}
+	mi := &file_credence_v1_api_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusRequest) ProtoMessage() {}
+
+func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetStatusRequest) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetStatusRequest) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *GetStatusRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+type GetStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *proof.Status          `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetStatusResponse) Reset() {
+	*x = GetStatusResponse{}
+	mi := &file_credence_v1_api_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatusResponse) ProtoMessage() {}
+
+func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetStatusResponse) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetStatusResponse) GetStatus() *proof.Status {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type GetIssuerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIssuerRequest) Reset() {
+	*x = GetIssuerRequest{}
+	mi := &file_credence_v1_api_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIssuerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIssuerRequest) ProtoMessage() {}
+
+func (x *GetIssuerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIssuerRequest.ProtoReflect.Descriptor instead.
+func (*GetIssuerRequest) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetIssuerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetIssuerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        *Issuer                `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Height        int64                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIssuerResponse) Reset() {
+	*x = GetIssuerResponse{}
+	mi := &file_credence_v1_api_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIssuerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIssuerResponse) ProtoMessage() {}
+
+func (x *GetIssuerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIssuerResponse.ProtoReflect.Descriptor instead.
+func (*GetIssuerResponse) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetIssuerResponse) GetIssuer() *Issuer {
+	if x != nil {
+		return x.Issuer
+	}
+	return nil
+}
+
+func (x *GetIssuerResponse) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 type BroadcastRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// An encoded credence.v1.Tx.
@@ -87,7 +280,7 @@ type BroadcastRequest struct {
 
 func (x *BroadcastRequest) Reset() {
 	*x = BroadcastRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[0]
+	mi := &file_credence_v1_api_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +292,7 @@ func (x *BroadcastRequest) String() string {
 func (*BroadcastRequest) ProtoMessage() {}
 
 func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[0]
+	mi := &file_credence_v1_api_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +305,7 @@ func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BroadcastRequest) GetTx() []byte {
@@ -137,7 +330,7 @@ type BroadcastResponse struct {
 
 func (x *BroadcastResponse) Reset() {
 	*x = BroadcastResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[1]
+	mi := &file_credence_v1_api_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +342,7 @@ func (x *BroadcastResponse) String() string {
 func (*BroadcastResponse) ProtoMessage() {}
 
 func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[1]
+	mi := &file_credence_v1_api_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +355,7 @@ func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BroadcastResponse) GetCode() uint32 {
@@ -202,7 +395,7 @@ type GetProposalRequest struct {
 
 func (x *GetProposalRequest) Reset() {
 	*x = GetProposalRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[2]
+	mi := &file_credence_v1_api_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -214,7 +407,7 @@ func (x *GetProposalRequest) String() string {
 func (*GetProposalRequest) ProtoMessage() {}
 
 func (x *GetProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[2]
+	mi := &file_credence_v1_api_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -227,7 +420,7 @@ func (x *GetProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalRequest.ProtoReflect.Descriptor instead.
 func (*GetProposalRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{2}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetProposalRequest) GetId() uint64 {
@@ -249,7 +442,7 @@ type GetProposalResponse struct {
 
 func (x *GetProposalResponse) Reset() {
 	*x = GetProposalResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[3]
+	mi := &file_credence_v1_api_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +454,7 @@ func (x *GetProposalResponse) String() string {
 func (*GetProposalResponse) ProtoMessage() {}
 
 func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[3]
+	mi := &file_credence_v1_api_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +467,7 @@ func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalResponse.ProtoReflect.Descriptor instead.
 func (*GetProposalResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{3}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetProposalResponse) GetProposal() *Proposal {
@@ -308,7 +501,7 @@ type ListProposalsRequest struct {
 
 func (x *ListProposalsRequest) Reset() {
 	*x = ListProposalsRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[4]
+	mi := &file_credence_v1_api_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +513,7 @@ func (x *ListProposalsRequest) String() string {
 func (*ListProposalsRequest) ProtoMessage() {}
 
 func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[4]
+	mi := &file_credence_v1_api_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +526,7 @@ func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
 func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{4}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListProposalsRequest) GetLimit() uint32 {
@@ -352,7 +545,7 @@ type ListProposalsResponse struct {
 
 func (x *ListProposalsResponse) Reset() {
 	*x = ListProposalsResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[5]
+	mi := &file_credence_v1_api_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +557,7 @@ func (x *ListProposalsResponse) String() string {
 func (*ListProposalsResponse) ProtoMessage() {}
 
 func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[5]
+	mi := &file_credence_v1_api_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +570,7 @@ func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
 func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{5}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListProposalsResponse) GetProposals() []*GetProposalResponse {
@@ -397,7 +590,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[6]
+	mi := &file_credence_v1_api_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +602,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[6]
+	mi := &file_credence_v1_api_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +615,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{6}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubmitRequest) GetHashes() []byte {
@@ -445,7 +638,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[7]
+	mi := &file_credence_v1_api_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +650,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[7]
+	mi := &file_credence_v1_api_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +663,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{7}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubmitResponse) GetQueued() uint64 {
@@ -503,7 +696,7 @@ type Known struct {
 
 func (x *Known) Reset() {
 	*x = Known{}
-	mi := &file_credence_v1_api_proto_msgTypes[8]
+	mi := &file_credence_v1_api_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +708,7 @@ func (x *Known) String() string {
 func (*Known) ProtoMessage() {}
 
 func (x *Known) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[8]
+	mi := &file_credence_v1_api_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +721,7 @@ func (x *Known) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Known.ProtoReflect.Descriptor instead.
 func (*Known) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{8}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Known) GetIndex() uint64 {
@@ -584,7 +777,7 @@ type GetReceiptRequest struct {
 
 func (x *GetReceiptRequest) Reset() {
 	*x = GetReceiptRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[9]
+	mi := &file_credence_v1_api_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +789,7 @@ func (x *GetReceiptRequest) String() string {
 func (*GetReceiptRequest) ProtoMessage() {}
 
 func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[9]
+	mi := &file_credence_v1_api_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +802,7 @@ func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
 func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{9}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetReceiptRequest) GetHash() []byte {
@@ -635,7 +828,7 @@ type GetReceiptResponse struct {
 
 func (x *GetReceiptResponse) Reset() {
 	*x = GetReceiptResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[10]
+	mi := &file_credence_v1_api_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +840,7 @@ func (x *GetReceiptResponse) String() string {
 func (*GetReceiptResponse) ProtoMessage() {}
 
 func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[10]
+	mi := &file_credence_v1_api_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +853,7 @@ func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
 func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{10}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetReceiptResponse) GetReceipt() *proof.Receipt {
@@ -681,7 +874,7 @@ type GetBatchRequest struct {
 
 func (x *GetBatchRequest) Reset() {
 	*x = GetBatchRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[11]
+	mi := &file_credence_v1_api_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +886,7 @@ func (x *GetBatchRequest) String() string {
 func (*GetBatchRequest) ProtoMessage() {}
 
 func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[11]
+	mi := &file_credence_v1_api_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +899,7 @@ func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchRequest.ProtoReflect.Descriptor instead.
 func (*GetBatchRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{11}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetBatchRequest) GetIssuer() string {
@@ -740,7 +933,7 @@ type GetBatchResponse struct {
 
 func (x *GetBatchResponse) Reset() {
 	*x = GetBatchResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[12]
+	mi := &file_credence_v1_api_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +945,7 @@ func (x *GetBatchResponse) String() string {
 func (*GetBatchResponse) ProtoMessage() {}
 
 func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[12]
+	mi := &file_credence_v1_api_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +958,7 @@ func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchResponse.ProtoReflect.Descriptor instead.
 func (*GetBatchResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{12}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetBatchResponse) GetRecord() *proof.BatchRecord {
@@ -790,7 +983,7 @@ type NodeInfoRequest struct {
 
 func (x *NodeInfoRequest) Reset() {
 	*x = NodeInfoRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[13]
+	mi := &file_credence_v1_api_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +995,7 @@ func (x *NodeInfoRequest) String() string {
 func (*NodeInfoRequest) ProtoMessage() {}
 
 func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[13]
+	mi := &file_credence_v1_api_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +1008,7 @@ func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoRequest.ProtoReflect.Descriptor instead.
 func (*NodeInfoRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{13}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{17}
 }
 
 type NodeInfoResponse struct {
@@ -835,7 +1028,7 @@ type NodeInfoResponse struct {
 
 func (x *NodeInfoResponse) Reset() {
 	*x = NodeInfoResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[14]
+	mi := &file_credence_v1_api_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +1040,7 @@ func (x *NodeInfoResponse) String() string {
 func (*NodeInfoResponse) ProtoMessage() {}
 
 func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[14]
+	mi := &file_credence_v1_api_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +1053,7 @@ func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoResponse.ProtoReflect.Descriptor instead.
 func (*NodeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{14}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NodeInfoResponse) GetChainId() string {
@@ -923,7 +1116,17 @@ var File_credence_v1_api_proto protoreflect.FileDescriptor
 
 const file_credence_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x15credence/v1/api.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\x1a\x17credence/v1/state.proto\x1a\x14credence/v1/tx.proto\"\"\n" +
+	"\x15credence/v1/api.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\x1a\x17credence/v1/state.proto\x1a\x14credence/v1/tx.proto\">\n" +
+	"\x10GetStatusRequest\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x16\n" +
+	"\x06issuer\x18\x02 \x01(\tR\x06issuer\"H\n" +
+	"\x11GetStatusResponse\x123\n" +
+	"\x06status\x18\x01 \x01(\v2\x1b.credence.receipt.v1.StatusR\x06status\"\"\n" +
+	"\x10GetIssuerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"X\n" +
+	"\x11GetIssuerResponse\x12+\n" +
+	"\x06issuer\x18\x01 \x01(\v2\x13.credence.v1.IssuerR\x06issuer\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x03R\x06height\"\"\n" +
 	"\x10BroadcastRequest\x12\x0e\n" +
 	"\x02tx\x18\x01 \x01(\fR\x02tx\"j\n" +
 	"\x11BroadcastResponse\x12\x12\n" +
@@ -980,7 +1183,7 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\x16HASH_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HASH_STATE_QUEUED\x10\x01\x12\x16\n" +
 	"\x12HASH_STATE_PENDING\x10\x02\x12\x17\n" +
-	"\x13HASH_STATE_ANCHORED\x10\x032\xef\x04\n" +
+	"\x13HASH_STATE_ANCHORED\x10\x032\x87\x06\n" +
 	"\bCredence\x12A\n" +
 	"\x06Submit\x12\x1a.credence.v1.SubmitRequest\x1a\x1b.credence.v1.SubmitResponse\x12I\n" +
 	"\fSubmitStream\x12\x1a.credence.v1.SubmitRequest\x1a\x1b.credence.v1.SubmitResponse(\x01\x12M\n" +
@@ -990,7 +1193,9 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\bNodeInfo\x12\x1c.credence.v1.NodeInfoRequest\x1a\x1d.credence.v1.NodeInfoResponse\x12J\n" +
 	"\tBroadcast\x12\x1d.credence.v1.BroadcastRequest\x1a\x1e.credence.v1.BroadcastResponse\x12P\n" +
 	"\vGetProposal\x12\x1f.credence.v1.GetProposalRequest\x1a .credence.v1.GetProposalResponse\x12V\n" +
-	"\rListProposals\x12!.credence.v1.ListProposalsRequest\x1a\".credence.v1.ListProposalsResponseBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
+	"\rListProposals\x12!.credence.v1.ListProposalsRequest\x1a\".credence.v1.ListProposalsResponse\x12J\n" +
+	"\tGetStatus\x12\x1d.credence.v1.GetStatusRequest\x1a\x1e.credence.v1.GetStatusResponse\x12J\n" +
+	"\tGetIssuer\x12\x1d.credence.v1.GetIssuerRequest\x1a\x1e.credence.v1.GetIssuerResponseBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
 
 var (
 	file_credence_v1_api_proto_rawDescOnce sync.Once
@@ -1005,58 +1210,70 @@ func file_credence_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_credence_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_credence_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_credence_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_credence_v1_api_proto_goTypes = []any{
 	(HashState)(0),                // 0: credence.v1.HashState
-	(*BroadcastRequest)(nil),      // 1: credence.v1.BroadcastRequest
-	(*BroadcastResponse)(nil),     // 2: credence.v1.BroadcastResponse
-	(*GetProposalRequest)(nil),    // 3: credence.v1.GetProposalRequest
-	(*GetProposalResponse)(nil),   // 4: credence.v1.GetProposalResponse
-	(*ListProposalsRequest)(nil),  // 5: credence.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil), // 6: credence.v1.ListProposalsResponse
-	(*SubmitRequest)(nil),         // 7: credence.v1.SubmitRequest
-	(*SubmitResponse)(nil),        // 8: credence.v1.SubmitResponse
-	(*Known)(nil),                 // 9: credence.v1.Known
-	(*GetReceiptRequest)(nil),     // 10: credence.v1.GetReceiptRequest
-	(*GetReceiptResponse)(nil),    // 11: credence.v1.GetReceiptResponse
-	(*GetBatchRequest)(nil),       // 12: credence.v1.GetBatchRequest
-	(*GetBatchResponse)(nil),      // 13: credence.v1.GetBatchResponse
-	(*NodeInfoRequest)(nil),       // 14: credence.v1.NodeInfoRequest
-	(*NodeInfoResponse)(nil),      // 15: credence.v1.NodeInfoResponse
-	(*Proposal)(nil),              // 16: credence.v1.Proposal
-	(*Propose)(nil),               // 17: credence.v1.Propose
-	(*proof.Receipt)(nil),         // 18: credence.receipt.v1.Receipt
-	(*proof.BatchRecord)(nil),     // 19: credence.receipt.v1.BatchRecord
+	(*GetStatusRequest)(nil),      // 1: credence.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 2: credence.v1.GetStatusResponse
+	(*GetIssuerRequest)(nil),      // 3: credence.v1.GetIssuerRequest
+	(*GetIssuerResponse)(nil),     // 4: credence.v1.GetIssuerResponse
+	(*BroadcastRequest)(nil),      // 5: credence.v1.BroadcastRequest
+	(*BroadcastResponse)(nil),     // 6: credence.v1.BroadcastResponse
+	(*GetProposalRequest)(nil),    // 7: credence.v1.GetProposalRequest
+	(*GetProposalResponse)(nil),   // 8: credence.v1.GetProposalResponse
+	(*ListProposalsRequest)(nil),  // 9: credence.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil), // 10: credence.v1.ListProposalsResponse
+	(*SubmitRequest)(nil),         // 11: credence.v1.SubmitRequest
+	(*SubmitResponse)(nil),        // 12: credence.v1.SubmitResponse
+	(*Known)(nil),                 // 13: credence.v1.Known
+	(*GetReceiptRequest)(nil),     // 14: credence.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),    // 15: credence.v1.GetReceiptResponse
+	(*GetBatchRequest)(nil),       // 16: credence.v1.GetBatchRequest
+	(*GetBatchResponse)(nil),      // 17: credence.v1.GetBatchResponse
+	(*NodeInfoRequest)(nil),       // 18: credence.v1.NodeInfoRequest
+	(*NodeInfoResponse)(nil),      // 19: credence.v1.NodeInfoResponse
+	(*proof.Status)(nil),          // 20: credence.receipt.v1.Status
+	(*Issuer)(nil),                // 21: credence.v1.Issuer
+	(*Proposal)(nil),              // 22: credence.v1.Proposal
+	(*Propose)(nil),               // 23: credence.v1.Propose
+	(*proof.Receipt)(nil),         // 24: credence.receipt.v1.Receipt
+	(*proof.BatchRecord)(nil),     // 25: credence.receipt.v1.BatchRecord
 }
 var file_credence_v1_api_proto_depIdxs = []int32{
-	16, // 0: credence.v1.GetProposalResponse.proposal:type_name -> credence.v1.Proposal
-	17, // 1: credence.v1.GetProposalResponse.propose:type_name -> credence.v1.Propose
-	4,  // 2: credence.v1.ListProposalsResponse.proposals:type_name -> credence.v1.GetProposalResponse
-	9,  // 3: credence.v1.SubmitResponse.known:type_name -> credence.v1.Known
-	0,  // 4: credence.v1.Known.state:type_name -> credence.v1.HashState
-	18, // 5: credence.v1.GetReceiptResponse.receipt:type_name -> credence.receipt.v1.Receipt
-	19, // 6: credence.v1.GetBatchResponse.record:type_name -> credence.receipt.v1.BatchRecord
-	7,  // 7: credence.v1.Credence.Submit:input_type -> credence.v1.SubmitRequest
-	7,  // 8: credence.v1.Credence.SubmitStream:input_type -> credence.v1.SubmitRequest
-	10, // 9: credence.v1.Credence.GetReceipt:input_type -> credence.v1.GetReceiptRequest
-	12, // 10: credence.v1.Credence.GetBatch:input_type -> credence.v1.GetBatchRequest
-	14, // 11: credence.v1.Credence.NodeInfo:input_type -> credence.v1.NodeInfoRequest
-	1,  // 12: credence.v1.Credence.Broadcast:input_type -> credence.v1.BroadcastRequest
-	3,  // 13: credence.v1.Credence.GetProposal:input_type -> credence.v1.GetProposalRequest
-	5,  // 14: credence.v1.Credence.ListProposals:input_type -> credence.v1.ListProposalsRequest
-	8,  // 15: credence.v1.Credence.Submit:output_type -> credence.v1.SubmitResponse
-	8,  // 16: credence.v1.Credence.SubmitStream:output_type -> credence.v1.SubmitResponse
-	11, // 17: credence.v1.Credence.GetReceipt:output_type -> credence.v1.GetReceiptResponse
-	13, // 18: credence.v1.Credence.GetBatch:output_type -> credence.v1.GetBatchResponse
-	15, // 19: credence.v1.Credence.NodeInfo:output_type -> credence.v1.NodeInfoResponse
-	2,  // 20: credence.v1.Credence.Broadcast:output_type -> credence.v1.BroadcastResponse
-	4,  // 21: credence.v1.Credence.GetProposal:output_type -> credence.v1.GetProposalResponse
-	6,  // 22: credence.v1.Credence.ListProposals:output_type -> credence.v1.ListProposalsResponse
-	15, // [15:23] is the sub-list for method output_type
-	7,  // [7:15] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	20, // 0: credence.v1.GetStatusResponse.status:type_name -> credence.receipt.v1.Status
+	21, // 1: credence.v1.GetIssuerResponse.issuer:type_name -> credence.v1.Issuer
+	22, // 2: credence.v1.GetProposalResponse.proposal:type_name -> credence.v1.Proposal
+	23, // 3: credence.v1.GetProposalResponse.propose:type_name -> credence.v1.Propose
+	8,  // 4: credence.v1.ListProposalsResponse.proposals:type_name -> credence.v1.GetProposalResponse
+	13, // 5: credence.v1.SubmitResponse.known:type_name -> credence.v1.Known
+	0,  // 6: credence.v1.Known.state:type_name -> credence.v1.HashState
+	24, // 7: credence.v1.GetReceiptResponse.receipt:type_name -> credence.receipt.v1.Receipt
+	25, // 8: credence.v1.GetBatchResponse.record:type_name -> credence.receipt.v1.BatchRecord
+	11, // 9: credence.v1.Credence.Submit:input_type -> credence.v1.SubmitRequest
+	11, // 10: credence.v1.Credence.SubmitStream:input_type -> credence.v1.SubmitRequest
+	14, // 11: credence.v1.Credence.GetReceipt:input_type -> credence.v1.GetReceiptRequest
+	16, // 12: credence.v1.Credence.GetBatch:input_type -> credence.v1.GetBatchRequest
+	18, // 13: credence.v1.Credence.NodeInfo:input_type -> credence.v1.NodeInfoRequest
+	5,  // 14: credence.v1.Credence.Broadcast:input_type -> credence.v1.BroadcastRequest
+	7,  // 15: credence.v1.Credence.GetProposal:input_type -> credence.v1.GetProposalRequest
+	9,  // 16: credence.v1.Credence.ListProposals:input_type -> credence.v1.ListProposalsRequest
+	1,  // 17: credence.v1.Credence.GetStatus:input_type -> credence.v1.GetStatusRequest
+	3,  // 18: credence.v1.Credence.GetIssuer:input_type -> credence.v1.GetIssuerRequest
+	12, // 19: credence.v1.Credence.Submit:output_type -> credence.v1.SubmitResponse
+	12, // 20: credence.v1.Credence.SubmitStream:output_type -> credence.v1.SubmitResponse
+	15, // 21: credence.v1.Credence.GetReceipt:output_type -> credence.v1.GetReceiptResponse
+	17, // 22: credence.v1.Credence.GetBatch:output_type -> credence.v1.GetBatchResponse
+	19, // 23: credence.v1.Credence.NodeInfo:output_type -> credence.v1.NodeInfoResponse
+	6,  // 24: credence.v1.Credence.Broadcast:output_type -> credence.v1.BroadcastResponse
+	8,  // 25: credence.v1.Credence.GetProposal:output_type -> credence.v1.GetProposalResponse
+	10, // 26: credence.v1.Credence.ListProposals:output_type -> credence.v1.ListProposalsResponse
+	2,  // 27: credence.v1.Credence.GetStatus:output_type -> credence.v1.GetStatusResponse
+	4,  // 28: credence.v1.Credence.GetIssuer:output_type -> credence.v1.GetIssuerResponse
+	19, // [19:29] is the sub-list for method output_type
+	9,  // [9:19] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_api_proto_init() }
@@ -1072,7 +1289,7 @@ func file_credence_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_api_proto_rawDesc), len(file_credence_v1_api_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

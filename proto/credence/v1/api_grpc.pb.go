@@ -27,6 +27,8 @@ const (
 	Credence_Broadcast_FullMethodName     = "/credence.v1.Credence/Broadcast"
 	Credence_GetProposal_FullMethodName   = "/credence.v1.Credence/GetProposal"
 	Credence_ListProposals_FullMethodName = "/credence.v1.Credence/ListProposals"
+	Credence_GetStatus_FullMethodName     = "/credence.v1.Credence/GetStatus"
+	Credence_GetIssuer_FullMethodName     = "/credence.v1.Credence/GetIssuer"
 )
 
 // CredenceClient is the client API for Credence service.
@@ -56,6 +58,11 @@ type CredenceClient interface {
 	GetProposal(ctx context.Context, in *GetProposalRequest, opts ...grpc.CallOption) (*GetProposalResponse, error)
 	// ListProposals returns the most recent proposals, newest first.
 	ListProposals(ctx context.Context, in *ListProposalsRequest, opts ...grpc.CallOption) (*ListProposalsResponse, error)
+	// GetStatus answers for a credential hash, with proofs: anchored by
+	// which issuer, issuer active, key history, revoked or not.
+	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
+	// GetIssuer returns an issuer's record.
+	GetIssuer(ctx context.Context, in *GetIssuerRequest, opts ...grpc.CallOption) (*GetIssuerResponse, error)
 }
 
 type credenceClient struct {
@@ -149,6 +156,26 @@ func (c *credenceClient) ListProposals(ctx context.Context, in *ListProposalsReq
 	return out, nil
 }
 
+func (c *credenceClient) GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatusResponse)
+	err := c.cc.Invoke(ctx, Credence_GetStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *credenceClient) GetIssuer(ctx context.Context, in *GetIssuerRequest, opts ...grpc.CallOption) (*GetIssuerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetIssuerResponse)
+	err := c.cc.Invoke(ctx, Credence_GetIssuer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CredenceServer is the server API for Credence service.
 // All implementations must embed UnimplementedCredenceServer
 // for forward compatibility.
@@ -176,6 +203,11 @@ type CredenceServer interface {
 	GetProposal(context.Context, *GetProposalRequest) (*GetProposalResponse, error)
 	// ListProposals returns the most recent proposals, newest first.
 	ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error)
+	// GetStatus answers for a credential hash, with proofs: anchored by
+	// which issuer, issuer active, key history, revoked or not.
+	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
+	// GetIssuer returns an issuer's record.
+	GetIssuer(context.Context, *GetIssuerRequest) (*GetIssuerResponse, error)
 	mustEmbedUnimplementedCredenceServer()
 }
 
@@ -209,6 +241,12 @@ func (UnimplementedCredenceServer) GetProposal(context.Context, *GetProposalRequ
 }
 func (UnimplementedCredenceServer) ListProposals(context.Context, *ListProposalsRequest) (*ListProposalsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProposals not implemented")
+}
+func (UnimplementedCredenceServer) GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStatus not implemented")
+}
+func (UnimplementedCredenceServer) GetIssuer(context.Context, *GetIssuerRequest) (*GetIssuerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIssuer not implemented")
 }
 func (UnimplementedCredenceServer) mustEmbedUnimplementedCredenceServer() {}
 func (UnimplementedCredenceServer) testEmbeddedByValue()                  {}
@@ -364,6 +402,42 @@ func _Credence_ListProposals_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Credence_GetStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredenceServer).GetStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Credence_GetStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredenceServer).GetStatus(ctx, req.(*GetStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Credence_GetIssuer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIssuerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredenceServer).GetIssuer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Credence_GetIssuer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredenceServer).GetIssuer(ctx, req.(*GetIssuerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Credence_ServiceDesc is the grpc.ServiceDesc for Credence service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -398,6 +472,14 @@ var Credence_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListProposals",
 			Handler:    _Credence_ListProposals_Handler,
+		},
+		{
+			MethodName: "GetStatus",
+			Handler:    _Credence_GetStatus_Handler,
+		},
+		{
+			MethodName: "GetIssuer",
+			Handler:    _Credence_GetIssuer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/credence-ledger/credence/node"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+func trustFromFlag(genesis string) (*proof.TrustRoot, error) {
+	if genesis == "" {
+		return nil, errors.New("--genesis is required: the genesis.json the verifier trusts")
+	}
+	g, err := os.ReadFile(genesis)
+	if err != nil {
+		return nil, fmt.Errorf("--genesis: %w", err)
+	}
+	t, err := proof.TrustRootFromGenesis(g)
+	if err != nil {
+		return nil, fmt.Errorf("--genesis %s: %w", genesis, err)
+	}
+	return t, nil
+}
+
+// onlineStatus fetches and verifies a hash's status from a node.
+func onlineStatus(ctx context.Context, addr string, hash []byte, trust *proof.TrustRoot, maxAge time.Duration) (*proof.StatusResult, error) {
+	cl, closeConn, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn()
+	res, err := cl.GetStatus(ctx, &pb.GetStatusRequest{Hash: hash})
+	if err != nil {
+		return nil, rpcError("status", err)
+	}
+	return proof.VerifyStatus(res.Status, trust, maxAge, time.Now())
+}
+
+func printStatus(s *proof.StatusResult) {
+	fmt.Printf("  issuer:     %s (%s)\n  anchored:   height %d, batch %d\n  as of:      height %d, %s\n",
+		s.Issuer, map[bool]string{true: "active", false: "SUSPENDED"}[s.IssuerActive], s.Verified.Height, s.BatchSeq,
+		s.Height, s.Time.Format(time.RFC3339))
+	if s.KeyCompromisedFrom != 0 {
+		fmt.Printf("  key:        marked compromised from height %d\n", s.KeyCompromisedFrom)
+	}
+	if s.Revoked {
+		fmt.Printf("  revoked:    at height %d, reason %d\n", s.RevokedAt, s.RevocationReason)
+	} else {
+		fmt.Printf("  revoked:    no\n")
+	}
+}
+
+func statusCmd() *cobra.Command {
+	var addr, genesis, file string
+	var maxAge time.Duration
+	c := &cobra.Command{
+		Use:   "status [--node ADDR] --genesis GENESIS.json HASH | --file CREDENTIAL",
+		Short: "Check a credential's status with any member's node: exit 0 valid and not revoked, 1 otherwise (naming why)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var hash []byte
+			var err error
+			switch {
+			case file != "" && len(args) == 0:
+				hash, err = hashFile(file)
+			case file == "" && len(args) == 1:
+				hash, err = proof.ParseHash(args[0])
+			default:
+				return errors.New("give a HASH or --file, not both")
+			}
+			if err != nil {
+				return err
+			}
+			trust, err := trustFromFlag(genesis)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			s, err := onlineStatus(ctx, addr, hash, trust, maxAge)
+			if err != nil {
+				return &exitError{1, fmt.Errorf("INVALID: %w", err)}
+			}
+			if err := s.Valid(); err != nil {
+				fmt.Printf("NOT VALID: %v\n", err)
+				printStatus(s)
+				return &exitError{1, err}
+			}
+			fmt.Printf("VALID and not revoked\n")
+			printStatus(s)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "any member node's gRPC address")
+	c.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
+	c.Flags().StringVar(&file, "file", "", "the credential file (its SHA-256 is the hash)")
+	c.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "refuse an answer older than this")
+	return c
+}
+
+func revokeCmd() *cobra.Command {
+	var g govFlags
+	var reason uint32
+	var file string
+	var asSponsor bool
+	c := &cobra.Command{
+		Use:   "revoke [--reason R] HASH... | --file CREDENTIAL",
+		Short: "Revoke credential hashes anchored by the home's issuer (or, with --as-sponsor, by an issuer the home's member sponsors)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var hashes [][]byte
+			for _, a := range args {
+				h, err := proof.ParseHash(a)
+				if err != nil {
+					return fmt.Errorf("HASH: %w", err)
+				}
+				hashes = append(hashes, h)
+			}
+			if file != "" {
+				h, err := hashFile(file)
+				if err != nil {
+					return fmt.Errorf("--file: %w", err)
+				}
+				hashes = append(hashes, h)
+			}
+			if len(hashes) == 0 {
+				return errors.New("nothing to revoke: give hashes or --file")
+			}
+			cl, closeConn, err := dial(g.addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+			defer cancel()
+			issuer, issuerKey, err := node.IssuerSigningKey(g.home)
+			if asSponsor || err != nil {
+				if !asSponsor {
+					return fmt.Errorf("--home: %w (use --as-sponsor to sign as the sponsoring member)", err)
+				}
+				issuer = ""
+			}
+			rv := &pb.Revoke{Reason: reason}
+			for _, h := range hashes {
+				res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: h, Issuer: issuer})
+				if err != nil {
+					return rpcError(fmt.Sprintf("receipt of %s", proof.FormatBinary(h)), err)
+				}
+				r := res.Receipt
+				if rv.Issuer != "" && rv.Issuer != r.Batch.Issuer {
+					return fmt.Errorf("%s was anchored by %s, not %s: revoke each issuer's hashes separately", proof.FormatBinary(h), r.Batch.Issuer, rv.Issuer)
+				}
+				rv.Issuer = r.Batch.Issuer
+				rv.Hashes = append(rv.Hashes, &pb.RevokedHash{Hash: h, BatchSeq: r.Batch.Seq, LeafIndex: r.LeafIndex, AuditPath: r.AuditPath})
+			}
+			body := &pb.TxBody{Msg: &pb.TxBody_Revoke{Revoke: rv}}
+			var res *pb.BroadcastResponse
+			if asSponsor {
+				res, err = g.send(cmd, body)
+			} else {
+				res, err = g.sendAs(cmd, issuer, issuerKey, body)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%d hash(es) of issuer %s revoked at height %d\n", len(rv.Hashes), rv.Issuer, res.Height)
+			return nil
+		},
+	}
+	g.register(c)
+	c.Flags().Uint32Var(&reason, "reason", 0, "reason code (application-defined; 0 unspecified)")
+	c.Flags().StringVar(&file, "file", "", "revoke this credential file's hash")
+	c.Flags().BoolVar(&asSponsor, "as-sponsor", false, "sign as the home's member, the issuer's sponsor")
+	return c
+}

@@ -1,0 +1,177 @@
+package proof
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	ics23 "github.com/cosmos/ics23/go"
+	"google.golang.org/protobuf/proto"
+)
+
+// StatusVersion is the status format this package reads.
+const StatusVersion = 1
+
+// StepFreshness and StepStatus name the status checks beyond the receipt.
+const (
+	StepFreshness Step = "freshness"
+	StepStatus    Step = "status proof"
+)
+
+// StatusResult is what a valid status proves, as of Height and Time.
+type StatusResult struct {
+	*Verified
+	// Height and Time of the state the answer is about.
+	Height int64
+	Time   time.Time
+	// IssuerActive: the issuer is not suspended.
+	IssuerActive bool
+	// KeyCompromisedFrom is the height from which the batch's signing key is
+	// known compromised, 0 if it is not. A batch at or above it does not
+	// count as the issuer's.
+	KeyCompromisedFrom int64
+	Revoked            bool
+	RevokedAt          int64
+	RevocationReason   uint32
+}
+
+// Valid reports whether the credential stands: anchored by an active
+// issuer with a key not compromised by then, and not revoked.
+func (s *StatusResult) Valid() error {
+	switch {
+	case s.Revoked:
+		return fmt.Errorf("revoked at height %d (reason %d)", s.RevokedAt, s.RevocationReason)
+	case !s.IssuerActive:
+		return fmt.Errorf("issuer %q is suspended", s.Issuer)
+	case s.KeyCompromisedFrom != 0 && s.KeyCompromisedFrom <= s.Verified.Height:
+		return fmt.Errorf("the key that signed it was compromised from height %d, at or before the batch (%d)", s.KeyCompromisedFrom, s.Verified.Height)
+	}
+	return nil
+}
+
+// StatusKeys are the state keys a status proves, "i/"+issuer and
+// "r/"+issuer+"/"+hash: the layout nodes and verifiers share.
+func issuerStateKey(issuer string) []byte { return []byte("i/" + issuer) }
+
+func revocationStateKey(issuer string, hash []byte) []byte {
+	return append([]byte("r/"+issuer+"/"), hash...)
+}
+
+// VerifyStatus checks a status answer offline: its receipt, its header
+// (signed through the validator links from the trust root), the issuer
+// record and the revocation entry (or its absence) in that header's state,
+// and that the header is no older than maxAge at now.
+func VerifyStatus(st *Status, trust *TrustRoot, maxAge time.Duration, now time.Time) (*StatusResult, error) {
+	if st == nil || st.Receipt == nil {
+		return nil, fail(StepFormat, "status and its receipt are required")
+	}
+	if st.Version != StatusVersion {
+		return nil, fail(StepFormat, "status version %d, this verifier reads %d", st.Version, StatusVersion)
+	}
+	if len(st.ProtoReflect().GetUnknown()) > 0 {
+		return nil, fail(StepFormat, "status carries fields this verifier does not know")
+	}
+	v, err := Verify(st.Receipt, trust)
+	if err != nil {
+		return nil, err
+	}
+	sh, err := decodeSignedHeader(st.SignedHeader)
+	if err != nil {
+		return nil, fail(StepHeader, "%v", err)
+	}
+	if err := sh.ValidateBasic(trust.ChainID); err != nil {
+		return nil, fail(StepHeader, "%v", err)
+	}
+	if sh.Height != st.Height+1 {
+		return nil, fail(StepHeader, "header height %d, want state height %d + 1", sh.Height, st.Height)
+	}
+	if st.Height < v.Height {
+		return nil, fail(StepStatus, "state height %d is before the batch (%d)", st.Height, v.Height)
+	}
+	vals, err := validatorSet(st.Validators)
+	if err != nil {
+		return nil, fail(StepValidators, "%v", err)
+	}
+	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
+		return nil, fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
+	}
+	trusted, err := walkLinks(st.ValidatorLinks, sh.Height, trust)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(vals.Hash(), trusted.Hash()) {
+		return nil, fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trusted.Hash())
+	}
+	if err := verifyCommit(vals, sh, trust.ChainID); err != nil {
+		return nil, err
+	}
+	headerTime := sh.Time.UTC()
+	if maxAge > 0 && now.Sub(headerTime) > maxAge {
+		return nil, fail(StepFreshness, "answer is from %s, older than the %s accepted", headerTime.Format(time.RFC3339), maxAge)
+	}
+
+	appHash := []byte(sh.AppHash)
+	if err := membership(appHash, st.IssuerProof, issuerStateKey(v.Issuer), st.IssuerRecord); err != nil {
+		return nil, fail(StepStatus, "issuer record: %v", err)
+	}
+	var is IssuerRecord
+	if err := proto.Unmarshal(st.IssuerRecord, &is); err != nil || is.Id != v.Issuer {
+		return nil, fail(StepStatus, "issuer record does not decode as issuer %q", v.Issuer)
+	}
+	res := &StatusResult{Verified: v, Height: st.Height, Time: headerTime, IssuerActive: is.Status == 1}
+	for _, k := range is.Keys {
+		if bytes.Equal(k.PublicKey, v.SignerKey) {
+			res.KeyCompromisedFrom = k.CompromisedFrom
+		}
+	}
+	rkey := revocationStateKey(v.Issuer, v.CredentialHash)
+	if len(st.Revocation) == 0 {
+		if err := nonMembership(appHash, st.RevocationProof, rkey); err != nil {
+			return nil, fail(StepStatus, "not revoked: %v", err)
+		}
+		return res, nil
+	}
+	if err := membership(appHash, st.RevocationProof, rkey, st.Revocation); err != nil {
+		return nil, fail(StepStatus, "revocation: %v", err)
+	}
+	var rv RevocationRecord
+	if err := proto.Unmarshal(st.Revocation, &rv); err != nil {
+		return nil, fail(StepStatus, "revocation entry does not decode")
+	}
+	res.Revoked, res.RevokedAt, res.RevocationReason = true, rv.Height, rv.Reason
+	return res, nil
+}
+
+func decodeProof(b []byte) (*ics23.CommitmentProof, error) {
+	var cp ics23.CommitmentProof
+	if err := cp.Unmarshal(b); err != nil {
+		return nil, err
+	}
+	if canon, err := cp.Marshal(); err != nil || !bytes.Equal(canon, b) {
+		return nil, errors.New("proof is not in canonical encoding")
+	}
+	return &cp, nil
+}
+
+func membership(root, proofBytes, key, value []byte) error {
+	cp, err := decodeProof(proofBytes)
+	if err != nil {
+		return err
+	}
+	if !ics23.VerifyMembership(ics23.IavlSpec, root, cp, key, value) {
+		return errors.New("membership proof does not verify against the app hash")
+	}
+	return nil
+}
+
+func nonMembership(root, proofBytes, key []byte) error {
+	cp, err := decodeProof(proofBytes)
+	if err != nil {
+		return err
+	}
+	if !ics23.VerifyNonMembership(ics23.IavlSpec, root, cp, key) {
+		return errors.New("non-membership proof does not verify against the app hash")
+	}
+	return nil
+}
