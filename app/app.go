@@ -306,6 +306,10 @@ func (c *checker) check(tx *decodedTx) error {
 		if err := c.checkRegistry(tx); err != nil {
 			return err
 		}
+	case *pb.TxBody_CreateRegistry, *pb.TxBody_UpdateRegistry:
+		if err := c.checkStatusList(tx); err != nil {
+			return err
+		}
 	case *pb.TxBody_AnchorBatch:
 		is, err := c.issuer(signer)
 		if err != nil {
@@ -471,6 +475,12 @@ func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*
 		events = ev
 	case *pb.TxBody_RegisterIssuer, *pb.TxBody_RotateKey, *pb.TxBody_CompromiseKey, *pb.TxBody_Revoke:
 		ev, err := a.applyRegistry(tx, req.Height)
+		if err != nil {
+			return nil, err
+		}
+		events = ev
+	case *pb.TxBody_CreateRegistry, *pb.TxBody_UpdateRegistry:
+		ev, err := a.applyStatusList(tx, req.Height)
 		if err != nil {
 			return nil, err
 		}

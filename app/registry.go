@@ -119,6 +119,8 @@ func issuerOrSponsor(body *pb.TxBody) (issuer string, byIssuer bool) {
 		issuer = m.RotateKey.Issuer
 	case *pb.TxBody_Revoke:
 		issuer = m.Revoke.Issuer
+	case *pb.TxBody_UpdateRegistry:
+		issuer = m.UpdateRegistry.Issuer
 	default:
 		return "", false
 	}

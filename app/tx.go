@@ -113,9 +113,9 @@ func SignTx(body *pb.TxBody, key ed25519.PrivateKey) ([]byte, error) {
 // account is the sequence space the transaction's signer uses.
 func (t *decodedTx) account() string {
 	switch t.body.Msg.(type) {
-	case *pb.TxBody_AnchorBatch:
+	case *pb.TxBody_AnchorBatch, *pb.TxBody_CreateRegistry:
 		return issuerAccount(t.body.Signer)
-	case *pb.TxBody_RotateKey, *pb.TxBody_Revoke:
+	case *pb.TxBody_RotateKey, *pb.TxBody_Revoke, *pb.TxBody_UpdateRegistry:
 		if _, byIssuer := issuerOrSponsor(t.body); byIssuer {
 			return issuerAccount(t.body.Signer)
 		}
@@ -187,6 +187,10 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 		}
 	case *pb.TxBody_RegisterIssuer, *pb.TxBody_RotateKey, *pb.TxBody_CompromiseKey, *pb.TxBody_Revoke:
 		if err := checkIssuerMsg(&body); err != nil {
+			return nil, err
+		}
+	case *pb.TxBody_CreateRegistry, *pb.TxBody_UpdateRegistry:
+		if err := checkRegistryMsg(&body); err != nil {
 			return nil, err
 		}
 	default:

@@ -358,3 +358,103 @@ func (s *api) GetIssuer(_ context.Context, req *pb.GetIssuerRequest) (*pb.GetIss
 	}
 	return &pb.GetIssuerResponse{Issuer: &is, Height: res.Height}, nil
 }
+
+// provenState is the newest state a committed header proves, with that
+// header and the validator links to it.
+func (s *api) provenState(ctx context.Context) (int64, *headerEntry, []*proof.ValidatorSetLink, error) {
+	height := s.n.app.Height() - 1
+	if height < 1 {
+		return 0, nil, nil, status.Error(codes.Unavailable, "the chain has no provable state yet")
+	}
+	hdr, err := s.n.receipts.header(ctx, height+1)
+	if err != nil {
+		return 0, nil, nil, status.Errorf(codes.Unavailable, "header %d: %v", height+1, err)
+	}
+	links, err := s.n.receipts.links(ctx, height+1)
+	if err != nil {
+		return 0, nil, nil, status.Errorf(codes.Internal, "validator links: %v", err)
+	}
+	return height, hdr, links, nil
+}
+
+func (s *api) registryArgs(issuer, id string) error {
+	if !validIssuerID(issuer) {
+		return status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", issuer)
+	}
+	if !validIssuerID(id) {
+		return status.Errorf(codes.InvalidArgument, "id: %q is not a valid registry id", id)
+	}
+	return nil
+}
+
+func (s *api) GetRegistryStatus(ctx context.Context, req *pb.GetRegistryStatusRequest) (*pb.GetRegistryStatusResponse, error) {
+	if err := s.registryArgs(req.GetIssuer(), req.GetId()); err != nil {
+		return nil, err
+	}
+	height, hdr, links, err := s.provenState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, recProof, err := s.proveKey(height, app.RegistryKey(req.Issuer, req.Id))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "registry: %v", err)
+	}
+	if rec == nil {
+		return nil, status.Errorf(codes.NotFound, "issuer %q has no registry %q (as of height %d)", req.Issuer, req.Id, height)
+	}
+	var r pb.Registry
+	if err := proto.Unmarshal(rec, &r); err != nil {
+		return nil, status.Errorf(codes.Internal, "registry: %v", err)
+	}
+	if req.Index >= r.Size {
+		return nil, status.Errorf(codes.InvalidArgument, "index: %d is outside the registry's %d entries", req.Index, r.Size)
+	}
+	chunk, chunkProof, err := s.proveKey(height, app.ChunkKey(req.Issuer, req.Id, uint32(req.Index/app.ChunkBits)))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "chunk: %v", err)
+	}
+	return &pb.GetRegistryStatusResponse{Status: &proof.RegistryStatus{
+		Version: proof.StatusVersion, ChainId: s.n.chainID, Index: req.Index, Height: height,
+		SignedHeader: hdr.signedHeader, Validators: hdr.validators, ValidatorLinks: links,
+		RegistryRecord: rec, RegistryProof: recProof, Chunk: chunk, ChunkProof: chunkProof,
+	}}, nil
+}
+
+func (s *api) ExportRegistry(ctx context.Context, req *pb.ExportRegistryRequest) (*pb.ExportRegistryResponse, error) {
+	if err := s.registryArgs(req.GetIssuer(), req.GetId()); err != nil {
+		return nil, err
+	}
+	height, hdr, links, err := s.provenState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, recProof, err := s.proveKey(height, app.RegistryKey(req.Issuer, req.Id))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "registry: %v", err)
+	}
+	if rec == nil {
+		return nil, status.Errorf(codes.NotFound, "issuer %q has no registry %q (as of height %d)", req.Issuer, req.Id, height)
+	}
+	var r pb.Registry
+	if err := proto.Unmarshal(rec, &r); err != nil {
+		return nil, status.Errorf(codes.Internal, "registry: %v", err)
+	}
+	ex := &proof.RegistryExport{
+		Version: proof.StatusVersion, ChainId: s.n.chainID, Height: height,
+		SignedHeader: hdr.signedHeader, Validators: hdr.validators, ValidatorLinks: links,
+		RegistryRecord: rec, RegistryProof: recProof,
+	}
+	bits := make([]byte, r.Size/8)
+	for c := uint32(0); uint64(c)*app.ChunkBits < r.Size; c++ {
+		chunk, chunkProof, err := s.proveKey(height, app.ChunkKey(req.Issuer, req.Id, c))
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "chunk %d: %v", c, err)
+		}
+		ex.Chunks = append(ex.Chunks, &proof.ChunkProof{Index: c, Chunk: chunk, Proof: chunkProof})
+		copy(bits[int(c)*app.ChunkBits/8:], chunk)
+	}
+	if ex.EncodedList, err = proof.EncodeStatusList(bits); err != nil {
+		return nil, status.Errorf(codes.Internal, "encode: %v", err)
+	}
+	return &pb.ExportRegistryResponse{Export: ex}, nil
+}

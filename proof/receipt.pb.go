@@ -702,6 +702,396 @@ func (x *RevocationRecord) GetRevokedBy() string {
 	return ""
 }
 
+// RegistryRecord is a status registry's entry under "sl/" + issuer + "/"
+// + id (credence.v1.Registry has the same fields). Its bits live in chunks
+// of 16,384 under "sc/" + issuer + "/" + id + "/" + chunk (4 bytes
+// big-endian); an absent chunk is all zeros.
+type RegistryRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Issuer string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Id     string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// 1 revocation, 2 suspension.
+	Purpose       int32  `protobuf:"varint,3,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	Size          uint64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	CreatedHeight int64  `protobuf:"varint,5,opt,name=created_height,json=createdHeight,proto3" json:"created_height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryRecord) Reset() {
+	*x = RegistryRecord{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryRecord) ProtoMessage() {}
+
+func (x *RegistryRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryRecord.ProtoReflect.Descriptor instead.
+func (*RegistryRecord) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RegistryRecord) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *RegistryRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RegistryRecord) GetPurpose() int32 {
+	if x != nil {
+		return x.Purpose
+	}
+	return 0
+}
+
+func (x *RegistryRecord) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *RegistryRecord) GetCreatedHeight() int64 {
+	if x != nil {
+		return x.CreatedHeight
+	}
+	return 0
+}
+
+// RegistryStatus proves one entry of a status registry at a height: the
+// registry record and the chunk holding the entry (or its absence), in the
+// state proven by the signed header of height + 1.
+type RegistryStatus struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	ChainId        string                 `protobuf:"bytes,2,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Index          uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	Height         int64                  `protobuf:"varint,4,opt,name=height,proto3" json:"height,omitempty"`
+	SignedHeader   []byte                 `protobuf:"bytes,5,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
+	Validators     []*Validator           `protobuf:"bytes,6,rep,name=validators,proto3" json:"validators,omitempty"`
+	ValidatorLinks []*ValidatorSetLink    `protobuf:"bytes,7,rep,name=validator_links,json=validatorLinks,proto3" json:"validator_links,omitempty"`
+	RegistryRecord []byte                 `protobuf:"bytes,8,opt,name=registry_record,json=registryRecord,proto3" json:"registry_record,omitempty"`
+	RegistryProof  []byte                 `protobuf:"bytes,9,opt,name=registry_proof,json=registryProof,proto3" json:"registry_proof,omitempty"`
+	// The chunk's bytes, empty when the chunk is absent (all zeros).
+	Chunk         []byte `protobuf:"bytes,10,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	ChunkProof    []byte `protobuf:"bytes,11,opt,name=chunk_proof,json=chunkProof,proto3" json:"chunk_proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryStatus) Reset() {
+	*x = RegistryStatus{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryStatus) ProtoMessage() {}
+
+func (x *RegistryStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryStatus.ProtoReflect.Descriptor instead.
+func (*RegistryStatus) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RegistryStatus) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RegistryStatus) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *RegistryStatus) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RegistryStatus) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *RegistryStatus) GetSignedHeader() []byte {
+	if x != nil {
+		return x.SignedHeader
+	}
+	return nil
+}
+
+func (x *RegistryStatus) GetValidators() []*Validator {
+	if x != nil {
+		return x.Validators
+	}
+	return nil
+}
+
+func (x *RegistryStatus) GetValidatorLinks() []*ValidatorSetLink {
+	if x != nil {
+		return x.ValidatorLinks
+	}
+	return nil
+}
+
+func (x *RegistryStatus) GetRegistryRecord() []byte {
+	if x != nil {
+		return x.RegistryRecord
+	}
+	return nil
+}
+
+func (x *RegistryStatus) GetRegistryProof() []byte {
+	if x != nil {
+		return x.RegistryProof
+	}
+	return nil
+}
+
+func (x *RegistryStatus) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *RegistryStatus) GetChunkProof() []byte {
+	if x != nil {
+		return x.ChunkProof
+	}
+	return nil
+}
+
+// RegistryExport is a whole status registry at a height as a W3C
+// Bitstring Status List, with the proofs of every chunk.
+type RegistryExport struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	ChainId        string                 `protobuf:"bytes,2,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
+	Height         int64                  `protobuf:"varint,3,opt,name=height,proto3" json:"height,omitempty"`
+	SignedHeader   []byte                 `protobuf:"bytes,4,opt,name=signed_header,json=signedHeader,proto3" json:"signed_header,omitempty"`
+	Validators     []*Validator           `protobuf:"bytes,5,rep,name=validators,proto3" json:"validators,omitempty"`
+	ValidatorLinks []*ValidatorSetLink    `protobuf:"bytes,6,rep,name=validator_links,json=validatorLinks,proto3" json:"validator_links,omitempty"`
+	RegistryRecord []byte                 `protobuf:"bytes,7,opt,name=registry_record,json=registryRecord,proto3" json:"registry_record,omitempty"`
+	RegistryProof  []byte                 `protobuf:"bytes,8,opt,name=registry_proof,json=registryProof,proto3" json:"registry_proof,omitempty"`
+	Chunks         []*ChunkProof          `protobuf:"bytes,9,rep,name=chunks,proto3" json:"chunks,omitempty"`
+	// Multibase base64url (no padding, prefix "u") of the GZIP-compressed
+	// bitstring; the first index is the most significant bit of the first byte.
+	EncodedList   string `protobuf:"bytes,10,opt,name=encoded_list,json=encodedList,proto3" json:"encoded_list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryExport) Reset() {
+	*x = RegistryExport{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryExport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryExport) ProtoMessage() {}
+
+func (x *RegistryExport) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryExport.ProtoReflect.Descriptor instead.
+func (*RegistryExport) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RegistryExport) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RegistryExport) GetChainId() string {
+	if x != nil {
+		return x.ChainId
+	}
+	return ""
+}
+
+func (x *RegistryExport) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *RegistryExport) GetSignedHeader() []byte {
+	if x != nil {
+		return x.SignedHeader
+	}
+	return nil
+}
+
+func (x *RegistryExport) GetValidators() []*Validator {
+	if x != nil {
+		return x.Validators
+	}
+	return nil
+}
+
+func (x *RegistryExport) GetValidatorLinks() []*ValidatorSetLink {
+	if x != nil {
+		return x.ValidatorLinks
+	}
+	return nil
+}
+
+func (x *RegistryExport) GetRegistryRecord() []byte {
+	if x != nil {
+		return x.RegistryRecord
+	}
+	return nil
+}
+
+func (x *RegistryExport) GetRegistryProof() []byte {
+	if x != nil {
+		return x.RegistryProof
+	}
+	return nil
+}
+
+func (x *RegistryExport) GetChunks() []*ChunkProof {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+func (x *RegistryExport) GetEncodedList() string {
+	if x != nil {
+		return x.EncodedList
+	}
+	return ""
+}
+
+type ChunkProof struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// Empty when the chunk is absent (all zeros).
+	Chunk         []byte `protobuf:"bytes,2,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Proof         []byte `protobuf:"bytes,3,opt,name=proof,proto3" json:"proof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChunkProof) Reset() {
+	*x = ChunkProof{}
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChunkProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChunkProof) ProtoMessage() {}
+
+func (x *ChunkProof) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_receipt_v1_receipt_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChunkProof.ProtoReflect.Descriptor instead.
+func (*ChunkProof) Descriptor() ([]byte, []int) {
+	return file_credence_receipt_v1_receipt_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ChunkProof) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ChunkProof) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ChunkProof) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 var File_credence_receipt_v1_receipt_proto protoreflect.FileDescriptor
 
 const file_credence_receipt_v1_receipt_proto_rawDesc = "" +
@@ -774,7 +1164,48 @@ const file_credence_receipt_v1_receipt_proto_rawDesc = "" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x1b\n" +
 	"\tbatch_seq\x18\x03 \x01(\x04R\bbatchSeq\x12\x1d\n" +
 	"\n" +
-	"revoked_by\x18\x04 \x01(\tR\trevokedByB1Z/github.com/credence-ledger/credence/proof;proofb\x06proto3"
+	"revoked_by\x18\x04 \x01(\tR\trevokedBy\"\x8d\x01\n" +
+	"\x0eRegistryRecord\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
+	"\apurpose\x18\x03 \x01(\x05R\apurpose\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12%\n" +
+	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeight\"\xaf\x03\n" +
+	"\x0eRegistryStatus\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
+	"\bchain_id\x18\x02 \x01(\tR\achainId\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12\x16\n" +
+	"\x06height\x18\x04 \x01(\x03R\x06height\x12#\n" +
+	"\rsigned_header\x18\x05 \x01(\fR\fsignedHeader\x12>\n" +
+	"\n" +
+	"validators\x18\x06 \x03(\v2\x1e.credence.receipt.v1.ValidatorR\n" +
+	"validators\x12N\n" +
+	"\x0fvalidator_links\x18\a \x03(\v2%.credence.receipt.v1.ValidatorSetLinkR\x0evalidatorLinks\x12'\n" +
+	"\x0fregistry_record\x18\b \x01(\fR\x0eregistryRecord\x12%\n" +
+	"\x0eregistry_proof\x18\t \x01(\fR\rregistryProof\x12\x14\n" +
+	"\x05chunk\x18\n" +
+	" \x01(\fR\x05chunk\x12\x1f\n" +
+	"\vchunk_proof\x18\v \x01(\fR\n" +
+	"chunkProof\"\xbe\x03\n" +
+	"\x0eRegistryExport\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x19\n" +
+	"\bchain_id\x18\x02 \x01(\tR\achainId\x12\x16\n" +
+	"\x06height\x18\x03 \x01(\x03R\x06height\x12#\n" +
+	"\rsigned_header\x18\x04 \x01(\fR\fsignedHeader\x12>\n" +
+	"\n" +
+	"validators\x18\x05 \x03(\v2\x1e.credence.receipt.v1.ValidatorR\n" +
+	"validators\x12N\n" +
+	"\x0fvalidator_links\x18\x06 \x03(\v2%.credence.receipt.v1.ValidatorSetLinkR\x0evalidatorLinks\x12'\n" +
+	"\x0fregistry_record\x18\a \x01(\fR\x0eregistryRecord\x12%\n" +
+	"\x0eregistry_proof\x18\b \x01(\fR\rregistryProof\x127\n" +
+	"\x06chunks\x18\t \x03(\v2\x1f.credence.receipt.v1.ChunkProofR\x06chunks\x12!\n" +
+	"\fencoded_list\x18\n" +
+	" \x01(\tR\vencodedList\"N\n" +
+	"\n" +
+	"ChunkProof\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x14\n" +
+	"\x05chunk\x18\x02 \x01(\fR\x05chunk\x12\x14\n" +
+	"\x05proof\x18\x03 \x01(\fR\x05proofB1Z/github.com/credence-ledger/credence/proof;proofb\x06proto3"
 
 var (
 	file_credence_receipt_v1_receipt_proto_rawDescOnce sync.Once
@@ -788,7 +1219,7 @@ func file_credence_receipt_v1_receipt_proto_rawDescGZIP() []byte {
 	return file_credence_receipt_v1_receipt_proto_rawDescData
 }
 
-var file_credence_receipt_v1_receipt_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_credence_receipt_v1_receipt_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_credence_receipt_v1_receipt_proto_goTypes = []any{
 	(*BatchRecord)(nil),      // 0: credence.receipt.v1.BatchRecord
 	(*Validator)(nil),        // 1: credence.receipt.v1.Validator
@@ -798,21 +1229,30 @@ var file_credence_receipt_v1_receipt_proto_goTypes = []any{
 	(*IssuerRecord)(nil),     // 5: credence.receipt.v1.IssuerRecord
 	(*IssuerKeyRecord)(nil),  // 6: credence.receipt.v1.IssuerKeyRecord
 	(*RevocationRecord)(nil), // 7: credence.receipt.v1.RevocationRecord
+	(*RegistryRecord)(nil),   // 8: credence.receipt.v1.RegistryRecord
+	(*RegistryStatus)(nil),   // 9: credence.receipt.v1.RegistryStatus
+	(*RegistryExport)(nil),   // 10: credence.receipt.v1.RegistryExport
+	(*ChunkProof)(nil),       // 11: credence.receipt.v1.ChunkProof
 }
 var file_credence_receipt_v1_receipt_proto_depIdxs = []int32{
-	0, // 0: credence.receipt.v1.Receipt.batch:type_name -> credence.receipt.v1.BatchRecord
-	1, // 1: credence.receipt.v1.Receipt.validators:type_name -> credence.receipt.v1.Validator
-	3, // 2: credence.receipt.v1.Receipt.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
-	1, // 3: credence.receipt.v1.ValidatorSetLink.next_validators:type_name -> credence.receipt.v1.Validator
-	2, // 4: credence.receipt.v1.Status.receipt:type_name -> credence.receipt.v1.Receipt
-	1, // 5: credence.receipt.v1.Status.validators:type_name -> credence.receipt.v1.Validator
-	3, // 6: credence.receipt.v1.Status.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
-	6, // 7: credence.receipt.v1.IssuerRecord.keys:type_name -> credence.receipt.v1.IssuerKeyRecord
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	0,  // 0: credence.receipt.v1.Receipt.batch:type_name -> credence.receipt.v1.BatchRecord
+	1,  // 1: credence.receipt.v1.Receipt.validators:type_name -> credence.receipt.v1.Validator
+	3,  // 2: credence.receipt.v1.Receipt.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
+	1,  // 3: credence.receipt.v1.ValidatorSetLink.next_validators:type_name -> credence.receipt.v1.Validator
+	2,  // 4: credence.receipt.v1.Status.receipt:type_name -> credence.receipt.v1.Receipt
+	1,  // 5: credence.receipt.v1.Status.validators:type_name -> credence.receipt.v1.Validator
+	3,  // 6: credence.receipt.v1.Status.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
+	6,  // 7: credence.receipt.v1.IssuerRecord.keys:type_name -> credence.receipt.v1.IssuerKeyRecord
+	1,  // 8: credence.receipt.v1.RegistryStatus.validators:type_name -> credence.receipt.v1.Validator
+	3,  // 9: credence.receipt.v1.RegistryStatus.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
+	1,  // 10: credence.receipt.v1.RegistryExport.validators:type_name -> credence.receipt.v1.Validator
+	3,  // 11: credence.receipt.v1.RegistryExport.validator_links:type_name -> credence.receipt.v1.ValidatorSetLink
+	11, // 12: credence.receipt.v1.RegistryExport.chunks:type_name -> credence.receipt.v1.ChunkProof
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_credence_receipt_v1_receipt_proto_init() }
@@ -826,7 +1266,7 @@ func file_credence_receipt_v1_receipt_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_receipt_v1_receipt_proto_rawDesc), len(file_credence_receipt_v1_receipt_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -77,6 +77,206 @@ func (HashState) EnumDescriptor() ([]byte, []int) {
 	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
 }
 
+type GetRegistryStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegistryStatusRequest) Reset() {
+	*x = GetRegistryStatusRequest{}
+	mi := &file_credence_v1_api_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistryStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistryStatusRequest) ProtoMessage() {}
+
+func (x *GetRegistryStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistryStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetRegistryStatusRequest) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetRegistryStatusRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *GetRegistryStatusRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetRegistryStatusRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type GetRegistryStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *proof.RegistryStatus  `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegistryStatusResponse) Reset() {
+	*x = GetRegistryStatusResponse{}
+	mi := &file_credence_v1_api_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistryStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistryStatusResponse) ProtoMessage() {}
+
+func (x *GetRegistryStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistryStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetRegistryStatusResponse) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetRegistryStatusResponse) GetStatus() *proof.RegistryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type ExportRegistryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportRegistryRequest) Reset() {
+	*x = ExportRegistryRequest{}
+	mi := &file_credence_v1_api_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRegistryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRegistryRequest) ProtoMessage() {}
+
+func (x *ExportRegistryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRegistryRequest.ProtoReflect.Descriptor instead.
+func (*ExportRegistryRequest) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ExportRegistryRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *ExportRegistryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type ExportRegistryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Export        *proof.RegistryExport  `protobuf:"bytes,1,opt,name=export,proto3" json:"export,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportRegistryResponse) Reset() {
+	*x = ExportRegistryResponse{}
+	mi := &file_credence_v1_api_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRegistryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRegistryResponse) ProtoMessage() {}
+
+func (x *ExportRegistryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRegistryResponse.ProtoReflect.Descriptor instead.
+func (*ExportRegistryResponse) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ExportRegistryResponse) GetExport() *proof.RegistryExport {
+	if x != nil {
+		return x.Export
+	}
+	return nil
+}
+
 type GetStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Hash  []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
@@ -88,7 +288,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[0]
+	mi := &file_credence_v1_api_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +300,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[0]
+	mi := &file_credence_v1_api_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +313,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetStatusRequest) GetHash() []byte {
@@ -139,7 +339,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[1]
+	mi := &file_credence_v1_api_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -151,7 +351,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[1]
+	mi := &file_credence_v1_api_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -164,7 +364,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetStatusResponse) GetStatus() *proof.Status {
@@ -183,7 +383,7 @@ type GetIssuerRequest struct {
 
 func (x *GetIssuerRequest) Reset() {
 	*x = GetIssuerRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[2]
+	mi := &file_credence_v1_api_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +395,7 @@ func (x *GetIssuerRequest) String() string {
 func (*GetIssuerRequest) ProtoMessage() {}
 
 func (x *GetIssuerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[2]
+	mi := &file_credence_v1_api_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +408,7 @@ func (x *GetIssuerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIssuerRequest.ProtoReflect.Descriptor instead.
 func (*GetIssuerRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{2}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetIssuerRequest) GetId() string {
@@ -228,7 +428,7 @@ type GetIssuerResponse struct {
 
 func (x *GetIssuerResponse) Reset() {
 	*x = GetIssuerResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[3]
+	mi := &file_credence_v1_api_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +440,7 @@ func (x *GetIssuerResponse) String() string {
 func (*GetIssuerResponse) ProtoMessage() {}
 
 func (x *GetIssuerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[3]
+	mi := &file_credence_v1_api_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +453,7 @@ func (x *GetIssuerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIssuerResponse.ProtoReflect.Descriptor instead.
 func (*GetIssuerResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{3}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetIssuerResponse) GetIssuer() *Issuer {
@@ -280,7 +480,7 @@ type BroadcastRequest struct {
 
 func (x *BroadcastRequest) Reset() {
 	*x = BroadcastRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[4]
+	mi := &file_credence_v1_api_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +492,7 @@ func (x *BroadcastRequest) String() string {
 func (*BroadcastRequest) ProtoMessage() {}
 
 func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[4]
+	mi := &file_credence_v1_api_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +505,7 @@ func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{4}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BroadcastRequest) GetTx() []byte {
@@ -330,7 +530,7 @@ type BroadcastResponse struct {
 
 func (x *BroadcastResponse) Reset() {
 	*x = BroadcastResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[5]
+	mi := &file_credence_v1_api_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +542,7 @@ func (x *BroadcastResponse) String() string {
 func (*BroadcastResponse) ProtoMessage() {}
 
 func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[5]
+	mi := &file_credence_v1_api_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +555,7 @@ func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{5}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BroadcastResponse) GetCode() uint32 {
@@ -395,7 +595,7 @@ type GetProposalRequest struct {
 
 func (x *GetProposalRequest) Reset() {
 	*x = GetProposalRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[6]
+	mi := &file_credence_v1_api_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +607,7 @@ func (x *GetProposalRequest) String() string {
 func (*GetProposalRequest) ProtoMessage() {}
 
 func (x *GetProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[6]
+	mi := &file_credence_v1_api_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +620,7 @@ func (x *GetProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalRequest.ProtoReflect.Descriptor instead.
 func (*GetProposalRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{6}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetProposalRequest) GetId() uint64 {
@@ -442,7 +642,7 @@ type GetProposalResponse struct {
 
 func (x *GetProposalResponse) Reset() {
 	*x = GetProposalResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[7]
+	mi := &file_credence_v1_api_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +654,7 @@ func (x *GetProposalResponse) String() string {
 func (*GetProposalResponse) ProtoMessage() {}
 
 func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[7]
+	mi := &file_credence_v1_api_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +667,7 @@ func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalResponse.ProtoReflect.Descriptor instead.
 func (*GetProposalResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{7}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetProposalResponse) GetProposal() *Proposal {
@@ -501,7 +701,7 @@ type ListProposalsRequest struct {
 
 func (x *ListProposalsRequest) Reset() {
 	*x = ListProposalsRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[8]
+	mi := &file_credence_v1_api_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +713,7 @@ func (x *ListProposalsRequest) String() string {
 func (*ListProposalsRequest) ProtoMessage() {}
 
 func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[8]
+	mi := &file_credence_v1_api_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +726,7 @@ func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
 func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{8}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListProposalsRequest) GetLimit() uint32 {
@@ -545,7 +745,7 @@ type ListProposalsResponse struct {
 
 func (x *ListProposalsResponse) Reset() {
 	*x = ListProposalsResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[9]
+	mi := &file_credence_v1_api_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +757,7 @@ func (x *ListProposalsResponse) String() string {
 func (*ListProposalsResponse) ProtoMessage() {}
 
 func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[9]
+	mi := &file_credence_v1_api_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +770,7 @@ func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
 func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{9}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListProposalsResponse) GetProposals() []*GetProposalResponse {
@@ -590,7 +790,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[10]
+	mi := &file_credence_v1_api_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +802,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[10]
+	mi := &file_credence_v1_api_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +815,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{10}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SubmitRequest) GetHashes() []byte {
@@ -638,7 +838,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[11]
+	mi := &file_credence_v1_api_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +850,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[11]
+	mi := &file_credence_v1_api_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +863,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{11}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SubmitResponse) GetQueued() uint64 {
@@ -696,7 +896,7 @@ type Known struct {
 
 func (x *Known) Reset() {
 	*x = Known{}
-	mi := &file_credence_v1_api_proto_msgTypes[12]
+	mi := &file_credence_v1_api_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +908,7 @@ func (x *Known) String() string {
 func (*Known) ProtoMessage() {}
 
 func (x *Known) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[12]
+	mi := &file_credence_v1_api_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +921,7 @@ func (x *Known) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Known.ProtoReflect.Descriptor instead.
 func (*Known) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{12}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Known) GetIndex() uint64 {
@@ -777,7 +977,7 @@ type GetReceiptRequest struct {
 
 func (x *GetReceiptRequest) Reset() {
 	*x = GetReceiptRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[13]
+	mi := &file_credence_v1_api_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +989,7 @@ func (x *GetReceiptRequest) String() string {
 func (*GetReceiptRequest) ProtoMessage() {}
 
 func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[13]
+	mi := &file_credence_v1_api_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +1002,7 @@ func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
 func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{13}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetReceiptRequest) GetHash() []byte {
@@ -828,7 +1028,7 @@ type GetReceiptResponse struct {
 
 func (x *GetReceiptResponse) Reset() {
 	*x = GetReceiptResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[14]
+	mi := &file_credence_v1_api_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1040,7 @@ func (x *GetReceiptResponse) String() string {
 func (*GetReceiptResponse) ProtoMessage() {}
 
 func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[14]
+	mi := &file_credence_v1_api_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1053,7 @@ func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
 func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{14}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetReceiptResponse) GetReceipt() *proof.Receipt {
@@ -874,7 +1074,7 @@ type GetBatchRequest struct {
 
 func (x *GetBatchRequest) Reset() {
 	*x = GetBatchRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[15]
+	mi := &file_credence_v1_api_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1086,7 @@ func (x *GetBatchRequest) String() string {
 func (*GetBatchRequest) ProtoMessage() {}
 
 func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[15]
+	mi := &file_credence_v1_api_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1099,7 @@ func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchRequest.ProtoReflect.Descriptor instead.
 func (*GetBatchRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{15}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetBatchRequest) GetIssuer() string {
@@ -933,7 +1133,7 @@ type GetBatchResponse struct {
 
 func (x *GetBatchResponse) Reset() {
 	*x = GetBatchResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[16]
+	mi := &file_credence_v1_api_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1145,7 @@ func (x *GetBatchResponse) String() string {
 func (*GetBatchResponse) ProtoMessage() {}
 
 func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[16]
+	mi := &file_credence_v1_api_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1158,7 @@ func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchResponse.ProtoReflect.Descriptor instead.
 func (*GetBatchResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{16}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetBatchResponse) GetRecord() *proof.BatchRecord {
@@ -983,7 +1183,7 @@ type NodeInfoRequest struct {
 
 func (x *NodeInfoRequest) Reset() {
 	*x = NodeInfoRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[17]
+	mi := &file_credence_v1_api_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1195,7 @@ func (x *NodeInfoRequest) String() string {
 func (*NodeInfoRequest) ProtoMessage() {}
 
 func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[17]
+	mi := &file_credence_v1_api_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1208,7 @@ func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoRequest.ProtoReflect.Descriptor instead.
 func (*NodeInfoRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{17}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{21}
 }
 
 type NodeInfoResponse struct {
@@ -1028,7 +1228,7 @@ type NodeInfoResponse struct {
 
 func (x *NodeInfoResponse) Reset() {
 	*x = NodeInfoResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[18]
+	mi := &file_credence_v1_api_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1240,7 @@ func (x *NodeInfoResponse) String() string {
 func (*NodeInfoResponse) ProtoMessage() {}
 
 func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[18]
+	mi := &file_credence_v1_api_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1253,7 @@ func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoResponse.ProtoReflect.Descriptor instead.
 func (*NodeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{18}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NodeInfoResponse) GetChainId() string {
@@ -1116,7 +1316,18 @@ var File_credence_v1_api_proto protoreflect.FileDescriptor
 
 const file_credence_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x15credence/v1/api.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\x1a\x17credence/v1/state.proto\x1a\x14credence/v1/tx.proto\">\n" +
+	"\x15credence/v1/api.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\x1a\x17credence/v1/state.proto\x1a\x14credence/v1/tx.proto\"X\n" +
+	"\x18GetRegistryStatusRequest\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"X\n" +
+	"\x19GetRegistryStatusResponse\x12;\n" +
+	"\x06status\x18\x01 \x01(\v2#.credence.receipt.v1.RegistryStatusR\x06status\"?\n" +
+	"\x15ExportRegistryRequest\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"U\n" +
+	"\x16ExportRegistryResponse\x12;\n" +
+	"\x06export\x18\x01 \x01(\v2#.credence.receipt.v1.RegistryExportR\x06export\">\n" +
 	"\x10GetStatusRequest\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\"H\n" +
@@ -1183,7 +1394,7 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\x16HASH_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HASH_STATE_QUEUED\x10\x01\x12\x16\n" +
 	"\x12HASH_STATE_PENDING\x10\x02\x12\x17\n" +
-	"\x13HASH_STATE_ANCHORED\x10\x032\x87\x06\n" +
+	"\x13HASH_STATE_ANCHORED\x10\x032\xc6\a\n" +
 	"\bCredence\x12A\n" +
 	"\x06Submit\x12\x1a.credence.v1.SubmitRequest\x1a\x1b.credence.v1.SubmitResponse\x12I\n" +
 	"\fSubmitStream\x12\x1a.credence.v1.SubmitRequest\x1a\x1b.credence.v1.SubmitResponse(\x01\x12M\n" +
@@ -1195,7 +1406,9 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\vGetProposal\x12\x1f.credence.v1.GetProposalRequest\x1a .credence.v1.GetProposalResponse\x12V\n" +
 	"\rListProposals\x12!.credence.v1.ListProposalsRequest\x1a\".credence.v1.ListProposalsResponse\x12J\n" +
 	"\tGetStatus\x12\x1d.credence.v1.GetStatusRequest\x1a\x1e.credence.v1.GetStatusResponse\x12J\n" +
-	"\tGetIssuer\x12\x1d.credence.v1.GetIssuerRequest\x1a\x1e.credence.v1.GetIssuerResponseBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
+	"\tGetIssuer\x12\x1d.credence.v1.GetIssuerRequest\x1a\x1e.credence.v1.GetIssuerResponse\x12b\n" +
+	"\x11GetRegistryStatus\x12%.credence.v1.GetRegistryStatusRequest\x1a&.credence.v1.GetRegistryStatusResponse\x12Y\n" +
+	"\x0eExportRegistry\x12\".credence.v1.ExportRegistryRequest\x1a#.credence.v1.ExportRegistryResponseBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
 
 var (
 	file_credence_v1_api_proto_rawDescOnce sync.Once
@@ -1210,70 +1423,82 @@ func file_credence_v1_api_proto_rawDescGZIP() []byte {
 }
 
 var file_credence_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_credence_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_credence_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_credence_v1_api_proto_goTypes = []any{
-	(HashState)(0),                // 0: credence.v1.HashState
-	(*GetStatusRequest)(nil),      // 1: credence.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 2: credence.v1.GetStatusResponse
-	(*GetIssuerRequest)(nil),      // 3: credence.v1.GetIssuerRequest
-	(*GetIssuerResponse)(nil),     // 4: credence.v1.GetIssuerResponse
-	(*BroadcastRequest)(nil),      // 5: credence.v1.BroadcastRequest
-	(*BroadcastResponse)(nil),     // 6: credence.v1.BroadcastResponse
-	(*GetProposalRequest)(nil),    // 7: credence.v1.GetProposalRequest
-	(*GetProposalResponse)(nil),   // 8: credence.v1.GetProposalResponse
-	(*ListProposalsRequest)(nil),  // 9: credence.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil), // 10: credence.v1.ListProposalsResponse
-	(*SubmitRequest)(nil),         // 11: credence.v1.SubmitRequest
-	(*SubmitResponse)(nil),        // 12: credence.v1.SubmitResponse
-	(*Known)(nil),                 // 13: credence.v1.Known
-	(*GetReceiptRequest)(nil),     // 14: credence.v1.GetReceiptRequest
-	(*GetReceiptResponse)(nil),    // 15: credence.v1.GetReceiptResponse
-	(*GetBatchRequest)(nil),       // 16: credence.v1.GetBatchRequest
-	(*GetBatchResponse)(nil),      // 17: credence.v1.GetBatchResponse
-	(*NodeInfoRequest)(nil),       // 18: credence.v1.NodeInfoRequest
-	(*NodeInfoResponse)(nil),      // 19: credence.v1.NodeInfoResponse
-	(*proof.Status)(nil),          // 20: credence.receipt.v1.Status
-	(*Issuer)(nil),                // 21: credence.v1.Issuer
-	(*Proposal)(nil),              // 22: credence.v1.Proposal
-	(*Propose)(nil),               // 23: credence.v1.Propose
-	(*proof.Receipt)(nil),         // 24: credence.receipt.v1.Receipt
-	(*proof.BatchRecord)(nil),     // 25: credence.receipt.v1.BatchRecord
+	(HashState)(0),                    // 0: credence.v1.HashState
+	(*GetRegistryStatusRequest)(nil),  // 1: credence.v1.GetRegistryStatusRequest
+	(*GetRegistryStatusResponse)(nil), // 2: credence.v1.GetRegistryStatusResponse
+	(*ExportRegistryRequest)(nil),     // 3: credence.v1.ExportRegistryRequest
+	(*ExportRegistryResponse)(nil),    // 4: credence.v1.ExportRegistryResponse
+	(*GetStatusRequest)(nil),          // 5: credence.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),         // 6: credence.v1.GetStatusResponse
+	(*GetIssuerRequest)(nil),          // 7: credence.v1.GetIssuerRequest
+	(*GetIssuerResponse)(nil),         // 8: credence.v1.GetIssuerResponse
+	(*BroadcastRequest)(nil),          // 9: credence.v1.BroadcastRequest
+	(*BroadcastResponse)(nil),         // 10: credence.v1.BroadcastResponse
+	(*GetProposalRequest)(nil),        // 11: credence.v1.GetProposalRequest
+	(*GetProposalResponse)(nil),       // 12: credence.v1.GetProposalResponse
+	(*ListProposalsRequest)(nil),      // 13: credence.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil),     // 14: credence.v1.ListProposalsResponse
+	(*SubmitRequest)(nil),             // 15: credence.v1.SubmitRequest
+	(*SubmitResponse)(nil),            // 16: credence.v1.SubmitResponse
+	(*Known)(nil),                     // 17: credence.v1.Known
+	(*GetReceiptRequest)(nil),         // 18: credence.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),        // 19: credence.v1.GetReceiptResponse
+	(*GetBatchRequest)(nil),           // 20: credence.v1.GetBatchRequest
+	(*GetBatchResponse)(nil),          // 21: credence.v1.GetBatchResponse
+	(*NodeInfoRequest)(nil),           // 22: credence.v1.NodeInfoRequest
+	(*NodeInfoResponse)(nil),          // 23: credence.v1.NodeInfoResponse
+	(*proof.RegistryStatus)(nil),      // 24: credence.receipt.v1.RegistryStatus
+	(*proof.RegistryExport)(nil),      // 25: credence.receipt.v1.RegistryExport
+	(*proof.Status)(nil),              // 26: credence.receipt.v1.Status
+	(*Issuer)(nil),                    // 27: credence.v1.Issuer
+	(*Proposal)(nil),                  // 28: credence.v1.Proposal
+	(*Propose)(nil),                   // 29: credence.v1.Propose
+	(*proof.Receipt)(nil),             // 30: credence.receipt.v1.Receipt
+	(*proof.BatchRecord)(nil),         // 31: credence.receipt.v1.BatchRecord
 }
 var file_credence_v1_api_proto_depIdxs = []int32{
-	20, // 0: credence.v1.GetStatusResponse.status:type_name -> credence.receipt.v1.Status
-	21, // 1: credence.v1.GetIssuerResponse.issuer:type_name -> credence.v1.Issuer
-	22, // 2: credence.v1.GetProposalResponse.proposal:type_name -> credence.v1.Proposal
-	23, // 3: credence.v1.GetProposalResponse.propose:type_name -> credence.v1.Propose
-	8,  // 4: credence.v1.ListProposalsResponse.proposals:type_name -> credence.v1.GetProposalResponse
-	13, // 5: credence.v1.SubmitResponse.known:type_name -> credence.v1.Known
-	0,  // 6: credence.v1.Known.state:type_name -> credence.v1.HashState
-	24, // 7: credence.v1.GetReceiptResponse.receipt:type_name -> credence.receipt.v1.Receipt
-	25, // 8: credence.v1.GetBatchResponse.record:type_name -> credence.receipt.v1.BatchRecord
-	11, // 9: credence.v1.Credence.Submit:input_type -> credence.v1.SubmitRequest
-	11, // 10: credence.v1.Credence.SubmitStream:input_type -> credence.v1.SubmitRequest
-	14, // 11: credence.v1.Credence.GetReceipt:input_type -> credence.v1.GetReceiptRequest
-	16, // 12: credence.v1.Credence.GetBatch:input_type -> credence.v1.GetBatchRequest
-	18, // 13: credence.v1.Credence.NodeInfo:input_type -> credence.v1.NodeInfoRequest
-	5,  // 14: credence.v1.Credence.Broadcast:input_type -> credence.v1.BroadcastRequest
-	7,  // 15: credence.v1.Credence.GetProposal:input_type -> credence.v1.GetProposalRequest
-	9,  // 16: credence.v1.Credence.ListProposals:input_type -> credence.v1.ListProposalsRequest
-	1,  // 17: credence.v1.Credence.GetStatus:input_type -> credence.v1.GetStatusRequest
-	3,  // 18: credence.v1.Credence.GetIssuer:input_type -> credence.v1.GetIssuerRequest
-	12, // 19: credence.v1.Credence.Submit:output_type -> credence.v1.SubmitResponse
-	12, // 20: credence.v1.Credence.SubmitStream:output_type -> credence.v1.SubmitResponse
-	15, // 21: credence.v1.Credence.GetReceipt:output_type -> credence.v1.GetReceiptResponse
-	17, // 22: credence.v1.Credence.GetBatch:output_type -> credence.v1.GetBatchResponse
-	19, // 23: credence.v1.Credence.NodeInfo:output_type -> credence.v1.NodeInfoResponse
-	6,  // 24: credence.v1.Credence.Broadcast:output_type -> credence.v1.BroadcastResponse
-	8,  // 25: credence.v1.Credence.GetProposal:output_type -> credence.v1.GetProposalResponse
-	10, // 26: credence.v1.Credence.ListProposals:output_type -> credence.v1.ListProposalsResponse
-	2,  // 27: credence.v1.Credence.GetStatus:output_type -> credence.v1.GetStatusResponse
-	4,  // 28: credence.v1.Credence.GetIssuer:output_type -> credence.v1.GetIssuerResponse
-	19, // [19:29] is the sub-list for method output_type
-	9,  // [9:19] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	24, // 0: credence.v1.GetRegistryStatusResponse.status:type_name -> credence.receipt.v1.RegistryStatus
+	25, // 1: credence.v1.ExportRegistryResponse.export:type_name -> credence.receipt.v1.RegistryExport
+	26, // 2: credence.v1.GetStatusResponse.status:type_name -> credence.receipt.v1.Status
+	27, // 3: credence.v1.GetIssuerResponse.issuer:type_name -> credence.v1.Issuer
+	28, // 4: credence.v1.GetProposalResponse.proposal:type_name -> credence.v1.Proposal
+	29, // 5: credence.v1.GetProposalResponse.propose:type_name -> credence.v1.Propose
+	12, // 6: credence.v1.ListProposalsResponse.proposals:type_name -> credence.v1.GetProposalResponse
+	17, // 7: credence.v1.SubmitResponse.known:type_name -> credence.v1.Known
+	0,  // 8: credence.v1.Known.state:type_name -> credence.v1.HashState
+	30, // 9: credence.v1.GetReceiptResponse.receipt:type_name -> credence.receipt.v1.Receipt
+	31, // 10: credence.v1.GetBatchResponse.record:type_name -> credence.receipt.v1.BatchRecord
+	15, // 11: credence.v1.Credence.Submit:input_type -> credence.v1.SubmitRequest
+	15, // 12: credence.v1.Credence.SubmitStream:input_type -> credence.v1.SubmitRequest
+	18, // 13: credence.v1.Credence.GetReceipt:input_type -> credence.v1.GetReceiptRequest
+	20, // 14: credence.v1.Credence.GetBatch:input_type -> credence.v1.GetBatchRequest
+	22, // 15: credence.v1.Credence.NodeInfo:input_type -> credence.v1.NodeInfoRequest
+	9,  // 16: credence.v1.Credence.Broadcast:input_type -> credence.v1.BroadcastRequest
+	11, // 17: credence.v1.Credence.GetProposal:input_type -> credence.v1.GetProposalRequest
+	13, // 18: credence.v1.Credence.ListProposals:input_type -> credence.v1.ListProposalsRequest
+	5,  // 19: credence.v1.Credence.GetStatus:input_type -> credence.v1.GetStatusRequest
+	7,  // 20: credence.v1.Credence.GetIssuer:input_type -> credence.v1.GetIssuerRequest
+	1,  // 21: credence.v1.Credence.GetRegistryStatus:input_type -> credence.v1.GetRegistryStatusRequest
+	3,  // 22: credence.v1.Credence.ExportRegistry:input_type -> credence.v1.ExportRegistryRequest
+	16, // 23: credence.v1.Credence.Submit:output_type -> credence.v1.SubmitResponse
+	16, // 24: credence.v1.Credence.SubmitStream:output_type -> credence.v1.SubmitResponse
+	19, // 25: credence.v1.Credence.GetReceipt:output_type -> credence.v1.GetReceiptResponse
+	21, // 26: credence.v1.Credence.GetBatch:output_type -> credence.v1.GetBatchResponse
+	23, // 27: credence.v1.Credence.NodeInfo:output_type -> credence.v1.NodeInfoResponse
+	10, // 28: credence.v1.Credence.Broadcast:output_type -> credence.v1.BroadcastResponse
+	12, // 29: credence.v1.Credence.GetProposal:output_type -> credence.v1.GetProposalResponse
+	14, // 30: credence.v1.Credence.ListProposals:output_type -> credence.v1.ListProposalsResponse
+	6,  // 31: credence.v1.Credence.GetStatus:output_type -> credence.v1.GetStatusResponse
+	8,  // 32: credence.v1.Credence.GetIssuer:output_type -> credence.v1.GetIssuerResponse
+	2,  // 33: credence.v1.Credence.GetRegistryStatus:output_type -> credence.v1.GetRegistryStatusResponse
+	4,  // 34: credence.v1.Credence.ExportRegistry:output_type -> credence.v1.ExportRegistryResponse
+	23, // [23:35] is the sub-list for method output_type
+	11, // [11:23] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_api_proto_init() }
@@ -1289,7 +1514,7 @@ func file_credence_v1_api_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_api_proto_rawDesc), len(file_credence_v1_api_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

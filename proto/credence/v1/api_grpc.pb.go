@@ -19,16 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Credence_Submit_FullMethodName        = "/credence.v1.Credence/Submit"
-	Credence_SubmitStream_FullMethodName  = "/credence.v1.Credence/SubmitStream"
-	Credence_GetReceipt_FullMethodName    = "/credence.v1.Credence/GetReceipt"
-	Credence_GetBatch_FullMethodName      = "/credence.v1.Credence/GetBatch"
-	Credence_NodeInfo_FullMethodName      = "/credence.v1.Credence/NodeInfo"
-	Credence_Broadcast_FullMethodName     = "/credence.v1.Credence/Broadcast"
-	Credence_GetProposal_FullMethodName   = "/credence.v1.Credence/GetProposal"
-	Credence_ListProposals_FullMethodName = "/credence.v1.Credence/ListProposals"
-	Credence_GetStatus_FullMethodName     = "/credence.v1.Credence/GetStatus"
-	Credence_GetIssuer_FullMethodName     = "/credence.v1.Credence/GetIssuer"
+	Credence_Submit_FullMethodName            = "/credence.v1.Credence/Submit"
+	Credence_SubmitStream_FullMethodName      = "/credence.v1.Credence/SubmitStream"
+	Credence_GetReceipt_FullMethodName        = "/credence.v1.Credence/GetReceipt"
+	Credence_GetBatch_FullMethodName          = "/credence.v1.Credence/GetBatch"
+	Credence_NodeInfo_FullMethodName          = "/credence.v1.Credence/NodeInfo"
+	Credence_Broadcast_FullMethodName         = "/credence.v1.Credence/Broadcast"
+	Credence_GetProposal_FullMethodName       = "/credence.v1.Credence/GetProposal"
+	Credence_ListProposals_FullMethodName     = "/credence.v1.Credence/ListProposals"
+	Credence_GetStatus_FullMethodName         = "/credence.v1.Credence/GetStatus"
+	Credence_GetIssuer_FullMethodName         = "/credence.v1.Credence/GetIssuer"
+	Credence_GetRegistryStatus_FullMethodName = "/credence.v1.Credence/GetRegistryStatus"
+	Credence_ExportRegistry_FullMethodName    = "/credence.v1.Credence/ExportRegistry"
 )
 
 // CredenceClient is the client API for Credence service.
@@ -63,6 +65,11 @@ type CredenceClient interface {
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// GetIssuer returns an issuer's record.
 	GetIssuer(ctx context.Context, in *GetIssuerRequest, opts ...grpc.CallOption) (*GetIssuerResponse, error)
+	// GetRegistryStatus proves one entry of a status registry.
+	GetRegistryStatus(ctx context.Context, in *GetRegistryStatusRequest, opts ...grpc.CallOption) (*GetRegistryStatusResponse, error)
+	// ExportRegistry returns a status registry as a Bitstring Status List
+	// with its proofs.
+	ExportRegistry(ctx context.Context, in *ExportRegistryRequest, opts ...grpc.CallOption) (*ExportRegistryResponse, error)
 }
 
 type credenceClient struct {
@@ -176,6 +183,26 @@ func (c *credenceClient) GetIssuer(ctx context.Context, in *GetIssuerRequest, op
 	return out, nil
 }
 
+func (c *credenceClient) GetRegistryStatus(ctx context.Context, in *GetRegistryStatusRequest, opts ...grpc.CallOption) (*GetRegistryStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRegistryStatusResponse)
+	err := c.cc.Invoke(ctx, Credence_GetRegistryStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *credenceClient) ExportRegistry(ctx context.Context, in *ExportRegistryRequest, opts ...grpc.CallOption) (*ExportRegistryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportRegistryResponse)
+	err := c.cc.Invoke(ctx, Credence_ExportRegistry_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CredenceServer is the server API for Credence service.
 // All implementations must embed UnimplementedCredenceServer
 // for forward compatibility.
@@ -208,6 +235,11 @@ type CredenceServer interface {
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// GetIssuer returns an issuer's record.
 	GetIssuer(context.Context, *GetIssuerRequest) (*GetIssuerResponse, error)
+	// GetRegistryStatus proves one entry of a status registry.
+	GetRegistryStatus(context.Context, *GetRegistryStatusRequest) (*GetRegistryStatusResponse, error)
+	// ExportRegistry returns a status registry as a Bitstring Status List
+	// with its proofs.
+	ExportRegistry(context.Context, *ExportRegistryRequest) (*ExportRegistryResponse, error)
 	mustEmbedUnimplementedCredenceServer()
 }
 
@@ -247,6 +279,12 @@ func (UnimplementedCredenceServer) GetStatus(context.Context, *GetStatusRequest)
 }
 func (UnimplementedCredenceServer) GetIssuer(context.Context, *GetIssuerRequest) (*GetIssuerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetIssuer not implemented")
+}
+func (UnimplementedCredenceServer) GetRegistryStatus(context.Context, *GetRegistryStatusRequest) (*GetRegistryStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRegistryStatus not implemented")
+}
+func (UnimplementedCredenceServer) ExportRegistry(context.Context, *ExportRegistryRequest) (*ExportRegistryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportRegistry not implemented")
 }
 func (UnimplementedCredenceServer) mustEmbedUnimplementedCredenceServer() {}
 func (UnimplementedCredenceServer) testEmbeddedByValue()                  {}
@@ -438,6 +476,42 @@ func _Credence_GetIssuer_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Credence_GetRegistryStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRegistryStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredenceServer).GetRegistryStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Credence_GetRegistryStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredenceServer).GetRegistryStatus(ctx, req.(*GetRegistryStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Credence_ExportRegistry_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportRegistryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredenceServer).ExportRegistry(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Credence_ExportRegistry_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredenceServer).ExportRegistry(ctx, req.(*ExportRegistryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Credence_ServiceDesc is the grpc.ServiceDesc for Credence service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -480,6 +554,14 @@ var Credence_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetIssuer",
 			Handler:    _Credence_GetIssuer_Handler,
+		},
+		{
+			MethodName: "GetRegistryStatus",
+			Handler:    _Credence_GetRegistryStatus_Handler,
+		},
+		{
+			MethodName: "ExportRegistry",
+			Handler:    _Credence_ExportRegistry_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

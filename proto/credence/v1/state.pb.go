@@ -130,6 +130,57 @@ func (ProposalStatus) EnumDescriptor() ([]byte, []int) {
 	return file_credence_v1_state_proto_rawDescGZIP(), []int{1}
 }
 
+type RegistryPurpose int32
+
+const (
+	RegistryPurpose_REGISTRY_PURPOSE_UNSPECIFIED RegistryPurpose = 0
+	// A set bit is never cleared.
+	RegistryPurpose_REGISTRY_PURPOSE_REVOCATION RegistryPurpose = 1
+	// Bits may be cleared.
+	RegistryPurpose_REGISTRY_PURPOSE_SUSPENSION RegistryPurpose = 2
+)
+
+// Enum value maps for RegistryPurpose.
+var (
+	RegistryPurpose_name = map[int32]string{
+		0: "REGISTRY_PURPOSE_UNSPECIFIED",
+		1: "REGISTRY_PURPOSE_REVOCATION",
+		2: "REGISTRY_PURPOSE_SUSPENSION",
+	}
+	RegistryPurpose_value = map[string]int32{
+		"REGISTRY_PURPOSE_UNSPECIFIED": 0,
+		"REGISTRY_PURPOSE_REVOCATION":  1,
+		"REGISTRY_PURPOSE_SUSPENSION":  2,
+	}
+)
+
+func (x RegistryPurpose) Enum() *RegistryPurpose {
+	p := new(RegistryPurpose)
+	*p = x
+	return p
+}
+
+func (x RegistryPurpose) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RegistryPurpose) Descriptor() protoreflect.EnumDescriptor {
+	return file_credence_v1_state_proto_enumTypes[2].Descriptor()
+}
+
+func (RegistryPurpose) Type() protoreflect.EnumType {
+	return &file_credence_v1_state_proto_enumTypes[2]
+}
+
+func (x RegistryPurpose) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RegistryPurpose.Descriptor instead.
+func (RegistryPurpose) EnumDescriptor() ([]byte, []int) {
+	return file_credence_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
 // Member is a consortium member: an institution that runs a validator.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -601,6 +652,83 @@ func (x *Revocation) GetRevokedBy() string {
 	return ""
 }
 
+// Registry is a status registry's state entry.
+type Registry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Purpose       RegistryPurpose        `protobuf:"varint,3,opt,name=purpose,proto3,enum=credence.v1.RegistryPurpose" json:"purpose,omitempty"`
+	Size          uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	CreatedHeight int64                  `protobuf:"varint,5,opt,name=created_height,json=createdHeight,proto3" json:"created_height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Registry) Reset() {
+	*x = Registry{}
+	mi := &file_credence_v1_state_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Registry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Registry) ProtoMessage() {}
+
+func (x *Registry) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_state_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Registry.ProtoReflect.Descriptor instead.
+func (*Registry) Descriptor() ([]byte, []int) {
+	return file_credence_v1_state_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Registry) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *Registry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Registry) GetPurpose() RegistryPurpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return RegistryPurpose_REGISTRY_PURPOSE_UNSPECIFIED
+}
+
+func (x *Registry) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *Registry) GetCreatedHeight() int64 {
+	if x != nil {
+		return x.CreatedHeight
+	}
+	return 0
+}
+
 var File_credence_v1_state_proto protoreflect.FileDescriptor
 
 const file_credence_v1_state_proto_rawDesc = "" +
@@ -646,7 +774,13 @@ const file_credence_v1_state_proto_rawDesc = "" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x1b\n" +
 	"\tbatch_seq\x18\x03 \x01(\x04R\bbatchSeq\x12\x1d\n" +
 	"\n" +
-	"revoked_by\x18\x04 \x01(\tR\trevokedBy*d\n" +
+	"revoked_by\x18\x04 \x01(\tR\trevokedBy\"\xa5\x01\n" +
+	"\bRegistry\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x126\n" +
+	"\apurpose\x18\x03 \x01(\x0e2\x1c.credence.v1.RegistryPurposeR\apurpose\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12%\n" +
+	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeight*d\n" +
 	"\fIssuerStatus\x12\x1d\n" +
 	"\x19ISSUER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ISSUER_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
@@ -657,7 +791,11 @@ const file_credence_v1_state_proto_rawDesc = "" +
 	"\x16PROPOSAL_STATUS_PASSED\x10\x02\x12\x1c\n" +
 	"\x18PROPOSAL_STATUS_REJECTED\x10\x03\x12\x1b\n" +
 	"\x17PROPOSAL_STATUS_EXPIRED\x10\x04\x12\x1a\n" +
-	"\x16PROPOSAL_STATUS_FAILED\x10\x05BBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
+	"\x16PROPOSAL_STATUS_FAILED\x10\x05*u\n" +
+	"\x0fRegistryPurpose\x12 \n" +
+	"\x1cREGISTRY_PURPOSE_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bREGISTRY_PURPOSE_REVOCATION\x10\x01\x12\x1f\n" +
+	"\x1bREGISTRY_PURPOSE_SUSPENSION\x10\x02BBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
 
 var (
 	file_credence_v1_state_proto_rawDescOnce sync.Once
@@ -671,27 +809,30 @@ func file_credence_v1_state_proto_rawDescGZIP() []byte {
 	return file_credence_v1_state_proto_rawDescData
 }
 
-var file_credence_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_credence_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_credence_v1_state_proto_goTypes = []any{
-	(IssuerStatus)(0),   // 0: credence.v1.IssuerStatus
-	(ProposalStatus)(0), // 1: credence.v1.ProposalStatus
-	(*Member)(nil),      // 2: credence.v1.Member
-	(*IssuerKey)(nil),   // 3: credence.v1.IssuerKey
-	(*Issuer)(nil),      // 4: credence.v1.Issuer
-	(*Params)(nil),      // 5: credence.v1.Params
-	(*Proposal)(nil),    // 6: credence.v1.Proposal
-	(*Revocation)(nil),  // 7: credence.v1.Revocation
+	(IssuerStatus)(0),    // 0: credence.v1.IssuerStatus
+	(ProposalStatus)(0),  // 1: credence.v1.ProposalStatus
+	(RegistryPurpose)(0), // 2: credence.v1.RegistryPurpose
+	(*Member)(nil),       // 3: credence.v1.Member
+	(*IssuerKey)(nil),    // 4: credence.v1.IssuerKey
+	(*Issuer)(nil),       // 5: credence.v1.Issuer
+	(*Params)(nil),       // 6: credence.v1.Params
+	(*Proposal)(nil),     // 7: credence.v1.Proposal
+	(*Revocation)(nil),   // 8: credence.v1.Revocation
+	(*Registry)(nil),     // 9: credence.v1.Registry
 }
 var file_credence_v1_state_proto_depIdxs = []int32{
 	0, // 0: credence.v1.Issuer.status:type_name -> credence.v1.IssuerStatus
-	3, // 1: credence.v1.Issuer.keys:type_name -> credence.v1.IssuerKey
+	4, // 1: credence.v1.Issuer.keys:type_name -> credence.v1.IssuerKey
 	1, // 2: credence.v1.Proposal.status:type_name -> credence.v1.ProposalStatus
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	2, // 3: credence.v1.Registry.purpose:type_name -> credence.v1.RegistryPurpose
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_state_proto_init() }
@@ -704,8 +845,8 @@ func file_credence_v1_state_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_state_proto_rawDesc), len(file_credence_v1_state_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   6,
+			NumEnums:      3,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -104,6 +104,8 @@ type TxBody struct {
 	//	*TxBody_RotateKey
 	//	*TxBody_CompromiseKey
 	//	*TxBody_Revoke
+	//	*TxBody_CreateRegistry
+	//	*TxBody_UpdateRegistry
 	Msg           isTxBody_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -230,6 +232,24 @@ func (x *TxBody) GetRevoke() *Revoke {
 	return nil
 }
 
+func (x *TxBody) GetCreateRegistry() *CreateRegistry {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_CreateRegistry); ok {
+			return x.CreateRegistry
+		}
+	}
+	return nil
+}
+
+func (x *TxBody) GetUpdateRegistry() *UpdateRegistry {
+	if x != nil {
+		if x, ok := x.Msg.(*TxBody_UpdateRegistry); ok {
+			return x.UpdateRegistry
+		}
+	}
+	return nil
+}
+
 type isTxBody_Msg interface {
 	isTxBody_Msg()
 }
@@ -262,6 +282,14 @@ type TxBody_Revoke struct {
 	Revoke *Revoke `protobuf:"bytes,16,opt,name=revoke,proto3,oneof"`
 }
 
+type TxBody_CreateRegistry struct {
+	CreateRegistry *CreateRegistry `protobuf:"bytes,17,opt,name=create_registry,json=createRegistry,proto3,oneof"`
+}
+
+type TxBody_UpdateRegistry struct {
+	UpdateRegistry *UpdateRegistry `protobuf:"bytes,18,opt,name=update_registry,json=updateRegistry,proto3,oneof"`
+}
+
 func (*TxBody_AnchorBatch) isTxBody_Msg() {}
 
 func (*TxBody_Propose) isTxBody_Msg() {}
@@ -276,6 +304,142 @@ func (*TxBody_CompromiseKey) isTxBody_Msg() {}
 
 func (*TxBody_Revoke) isTxBody_Msg() {}
 
+func (*TxBody_CreateRegistry) isTxBody_Msg() {}
+
+func (*TxBody_UpdateRegistry) isTxBody_Msg() {}
+
+// CreateRegistry creates a W3C Bitstring Status List of size entries (at
+// least 131,072, a multiple of 8), all 0, for the signing issuer.
+type CreateRegistry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Purpose       RegistryPurpose        `protobuf:"varint,2,opt,name=purpose,proto3,enum=credence.v1.RegistryPurpose" json:"purpose,omitempty"`
+	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRegistry) Reset() {
+	*x = CreateRegistry{}
+	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRegistry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRegistry) ProtoMessage() {}
+
+func (x *CreateRegistry) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRegistry.ProtoReflect.Descriptor instead.
+func (*CreateRegistry) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateRegistry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CreateRegistry) GetPurpose() RegistryPurpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return RegistryPurpose_REGISTRY_PURPOSE_UNSPECIFIED
+}
+
+func (x *CreateRegistry) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+// UpdateRegistry sets and clears entries. Clearing is allowed only in a
+// suspension registry. Signed by the issuer or its sponsor.
+type UpdateRegistry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Set           []uint64               `protobuf:"varint,3,rep,packed,name=set,proto3" json:"set,omitempty"`
+	Clear         []uint64               `protobuf:"varint,4,rep,packed,name=clear,proto3" json:"clear,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRegistry) Reset() {
+	*x = UpdateRegistry{}
+	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegistry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegistry) ProtoMessage() {}
+
+func (x *UpdateRegistry) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegistry.ProtoReflect.Descriptor instead.
+func (*UpdateRegistry) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UpdateRegistry) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *UpdateRegistry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateRegistry) GetSet() []uint64 {
+	if x != nil {
+		return x.Set
+	}
+	return nil
+}
+
+func (x *UpdateRegistry) GetClear() []uint64 {
+	if x != nil {
+		return x.Clear
+	}
+	return nil
+}
+
 // RegisterIssuer registers an issuer sponsored by the signing member
 // (admin key). Its keys are valid from the block that registers it.
 type RegisterIssuer struct {
@@ -289,7 +453,7 @@ type RegisterIssuer struct {
 
 func (x *RegisterIssuer) Reset() {
 	*x = RegisterIssuer{}
-	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	mi := &file_credence_v1_tx_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +465,7 @@ func (x *RegisterIssuer) String() string {
 func (*RegisterIssuer) ProtoMessage() {}
 
 func (x *RegisterIssuer) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[2]
+	mi := &file_credence_v1_tx_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +478,7 @@ func (x *RegisterIssuer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterIssuer.ProtoReflect.Descriptor instead.
 func (*RegisterIssuer) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{2}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RegisterIssuer) GetId() string {
@@ -351,7 +515,7 @@ type RotateKey struct {
 
 func (x *RotateKey) Reset() {
 	*x = RotateKey{}
-	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	mi := &file_credence_v1_tx_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +527,7 @@ func (x *RotateKey) String() string {
 func (*RotateKey) ProtoMessage() {}
 
 func (x *RotateKey) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[3]
+	mi := &file_credence_v1_tx_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +540,7 @@ func (x *RotateKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKey.ProtoReflect.Descriptor instead.
 func (*RotateKey) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{3}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RotateKey) GetIssuer() string {
@@ -407,7 +571,7 @@ type CompromiseKey struct {
 
 func (x *CompromiseKey) Reset() {
 	*x = CompromiseKey{}
-	mi := &file_credence_v1_tx_proto_msgTypes[4]
+	mi := &file_credence_v1_tx_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +583,7 @@ func (x *CompromiseKey) String() string {
 func (*CompromiseKey) ProtoMessage() {}
 
 func (x *CompromiseKey) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[4]
+	mi := &file_credence_v1_tx_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +596,7 @@ func (x *CompromiseKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompromiseKey.ProtoReflect.Descriptor instead.
 func (*CompromiseKey) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{4}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CompromiseKey) GetIssuer() string {
@@ -472,7 +636,7 @@ type Revoke struct {
 
 func (x *Revoke) Reset() {
 	*x = Revoke{}
-	mi := &file_credence_v1_tx_proto_msgTypes[5]
+	mi := &file_credence_v1_tx_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +648,7 @@ func (x *Revoke) String() string {
 func (*Revoke) ProtoMessage() {}
 
 func (x *Revoke) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[5]
+	mi := &file_credence_v1_tx_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +661,7 @@ func (x *Revoke) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revoke.ProtoReflect.Descriptor instead.
 func (*Revoke) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{5}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Revoke) GetIssuer() string {
@@ -533,7 +697,7 @@ type RevokedHash struct {
 
 func (x *RevokedHash) Reset() {
 	*x = RevokedHash{}
-	mi := &file_credence_v1_tx_proto_msgTypes[6]
+	mi := &file_credence_v1_tx_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +709,7 @@ func (x *RevokedHash) String() string {
 func (*RevokedHash) ProtoMessage() {}
 
 func (x *RevokedHash) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[6]
+	mi := &file_credence_v1_tx_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +722,7 @@ func (x *RevokedHash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokedHash.ProtoReflect.Descriptor instead.
 func (*RevokedHash) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{6}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RevokedHash) GetHash() []byte {
@@ -609,7 +773,7 @@ type Propose struct {
 
 func (x *Propose) Reset() {
 	*x = Propose{}
-	mi := &file_credence_v1_tx_proto_msgTypes[7]
+	mi := &file_credence_v1_tx_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +785,7 @@ func (x *Propose) String() string {
 func (*Propose) ProtoMessage() {}
 
 func (x *Propose) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[7]
+	mi := &file_credence_v1_tx_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +798,7 @@ func (x *Propose) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Propose.ProtoReflect.Descriptor instead.
 func (*Propose) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{7}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Propose) GetDescription() string {
@@ -743,7 +907,7 @@ type AddMember struct {
 
 func (x *AddMember) Reset() {
 	*x = AddMember{}
-	mi := &file_credence_v1_tx_proto_msgTypes[8]
+	mi := &file_credence_v1_tx_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +919,7 @@ func (x *AddMember) String() string {
 func (*AddMember) ProtoMessage() {}
 
 func (x *AddMember) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[8]
+	mi := &file_credence_v1_tx_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +932,7 @@ func (x *AddMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMember.ProtoReflect.Descriptor instead.
 func (*AddMember) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{8}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AddMember) GetId() string {
@@ -815,7 +979,7 @@ type RemoveMember struct {
 
 func (x *RemoveMember) Reset() {
 	*x = RemoveMember{}
-	mi := &file_credence_v1_tx_proto_msgTypes[9]
+	mi := &file_credence_v1_tx_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +991,7 @@ func (x *RemoveMember) String() string {
 func (*RemoveMember) ProtoMessage() {}
 
 func (x *RemoveMember) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[9]
+	mi := &file_credence_v1_tx_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1004,7 @@ func (x *RemoveMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMember.ProtoReflect.Descriptor instead.
 func (*RemoveMember) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{9}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RemoveMember) GetId() string {
@@ -860,7 +1024,7 @@ type ChangePower struct {
 
 func (x *ChangePower) Reset() {
 	*x = ChangePower{}
-	mi := &file_credence_v1_tx_proto_msgTypes[10]
+	mi := &file_credence_v1_tx_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1036,7 @@ func (x *ChangePower) String() string {
 func (*ChangePower) ProtoMessage() {}
 
 func (x *ChangePower) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[10]
+	mi := &file_credence_v1_tx_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1049,7 @@ func (x *ChangePower) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePower.ProtoReflect.Descriptor instead.
 func (*ChangePower) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{10}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ChangePower) GetId() string {
@@ -912,7 +1076,7 @@ type SetIssuerStatus struct {
 
 func (x *SetIssuerStatus) Reset() {
 	*x = SetIssuerStatus{}
-	mi := &file_credence_v1_tx_proto_msgTypes[11]
+	mi := &file_credence_v1_tx_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1088,7 @@ func (x *SetIssuerStatus) String() string {
 func (*SetIssuerStatus) ProtoMessage() {}
 
 func (x *SetIssuerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[11]
+	mi := &file_credence_v1_tx_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1101,7 @@ func (x *SetIssuerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetIssuerStatus.ProtoReflect.Descriptor instead.
 func (*SetIssuerStatus) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{11}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetIssuerStatus) GetIssuer() string {
@@ -965,7 +1129,7 @@ type ChangeParams struct {
 
 func (x *ChangeParams) Reset() {
 	*x = ChangeParams{}
-	mi := &file_credence_v1_tx_proto_msgTypes[12]
+	mi := &file_credence_v1_tx_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1141,7 @@ func (x *ChangeParams) String() string {
 func (*ChangeParams) ProtoMessage() {}
 
 func (x *ChangeParams) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[12]
+	mi := &file_credence_v1_tx_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1154,7 @@ func (x *ChangeParams) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeParams.ProtoReflect.Descriptor instead.
 func (*ChangeParams) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{12}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChangeParams) GetMaxBatchHashes() uint64 {
@@ -1017,7 +1181,7 @@ type Vote struct {
 
 func (x *Vote) Reset() {
 	*x = Vote{}
-	mi := &file_credence_v1_tx_proto_msgTypes[13]
+	mi := &file_credence_v1_tx_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1193,7 @@ func (x *Vote) String() string {
 func (*Vote) ProtoMessage() {}
 
 func (x *Vote) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[13]
+	mi := &file_credence_v1_tx_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1206,7 @@ func (x *Vote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vote.ProtoReflect.Descriptor instead.
 func (*Vote) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{13}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Vote) GetProposalId() uint64 {
@@ -1073,7 +1237,7 @@ type AnchorBatch struct {
 
 func (x *AnchorBatch) Reset() {
 	*x = AnchorBatch{}
-	mi := &file_credence_v1_tx_proto_msgTypes[14]
+	mi := &file_credence_v1_tx_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1249,7 @@ func (x *AnchorBatch) String() string {
 func (*AnchorBatch) ProtoMessage() {}
 
 func (x *AnchorBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[14]
+	mi := &file_credence_v1_tx_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1262,7 @@ func (x *AnchorBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnchorBatch.ProtoReflect.Descriptor instead.
 func (*AnchorBatch) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{14}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AnchorBatch) GetRoot() []byte {
@@ -1124,7 +1288,7 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xed\x03\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xfd\x04\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
@@ -1137,8 +1301,19 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\n" +
 	"rotate_key\x18\x0e \x01(\v2\x16.credence.v1.RotateKeyH\x00R\trotateKey\x12C\n" +
 	"\x0ecompromise_key\x18\x0f \x01(\v2\x1a.credence.v1.CompromiseKeyH\x00R\rcompromiseKey\x12-\n" +
-	"\x06revoke\x18\x10 \x01(\v2\x13.credence.v1.RevokeH\x00R\x06revokeB\x05\n" +
-	"\x03msg\"H\n" +
+	"\x06revoke\x18\x10 \x01(\v2\x13.credence.v1.RevokeH\x00R\x06revoke\x12F\n" +
+	"\x0fcreate_registry\x18\x11 \x01(\v2\x1b.credence.v1.CreateRegistryH\x00R\x0ecreateRegistry\x12F\n" +
+	"\x0fupdate_registry\x18\x12 \x01(\v2\x1b.credence.v1.UpdateRegistryH\x00R\x0eupdateRegistryB\x05\n" +
+	"\x03msg\"l\n" +
+	"\x0eCreateRegistry\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
+	"\apurpose\x18\x02 \x01(\x0e2\x1c.credence.v1.RegistryPurposeR\apurpose\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\"`\n" +
+	"\x0eUpdateRegistry\x12\x16\n" +
+	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x10\n" +
+	"\x03set\x18\x03 \x03(\x04R\x03set\x12\x14\n" +
+	"\x05clear\x18\x04 \x03(\x04R\x05clear\"H\n" +
 	"\x0eRegisterIssuer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1209,45 +1384,51 @@ func file_credence_v1_tx_proto_rawDescGZIP() []byte {
 	return file_credence_v1_tx_proto_rawDescData
 }
 
-var file_credence_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_credence_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_credence_v1_tx_proto_goTypes = []any{
 	(*Tx)(nil),              // 0: credence.v1.Tx
 	(*TxBody)(nil),          // 1: credence.v1.TxBody
-	(*RegisterIssuer)(nil),  // 2: credence.v1.RegisterIssuer
-	(*RotateKey)(nil),       // 3: credence.v1.RotateKey
-	(*CompromiseKey)(nil),   // 4: credence.v1.CompromiseKey
-	(*Revoke)(nil),          // 5: credence.v1.Revoke
-	(*RevokedHash)(nil),     // 6: credence.v1.RevokedHash
-	(*Propose)(nil),         // 7: credence.v1.Propose
-	(*AddMember)(nil),       // 8: credence.v1.AddMember
-	(*RemoveMember)(nil),    // 9: credence.v1.RemoveMember
-	(*ChangePower)(nil),     // 10: credence.v1.ChangePower
-	(*SetIssuerStatus)(nil), // 11: credence.v1.SetIssuerStatus
-	(*ChangeParams)(nil),    // 12: credence.v1.ChangeParams
-	(*Vote)(nil),            // 13: credence.v1.Vote
-	(*AnchorBatch)(nil),     // 14: credence.v1.AnchorBatch
-	(IssuerStatus)(0),       // 15: credence.v1.IssuerStatus
+	(*CreateRegistry)(nil),  // 2: credence.v1.CreateRegistry
+	(*UpdateRegistry)(nil),  // 3: credence.v1.UpdateRegistry
+	(*RegisterIssuer)(nil),  // 4: credence.v1.RegisterIssuer
+	(*RotateKey)(nil),       // 5: credence.v1.RotateKey
+	(*CompromiseKey)(nil),   // 6: credence.v1.CompromiseKey
+	(*Revoke)(nil),          // 7: credence.v1.Revoke
+	(*RevokedHash)(nil),     // 8: credence.v1.RevokedHash
+	(*Propose)(nil),         // 9: credence.v1.Propose
+	(*AddMember)(nil),       // 10: credence.v1.AddMember
+	(*RemoveMember)(nil),    // 11: credence.v1.RemoveMember
+	(*ChangePower)(nil),     // 12: credence.v1.ChangePower
+	(*SetIssuerStatus)(nil), // 13: credence.v1.SetIssuerStatus
+	(*ChangeParams)(nil),    // 14: credence.v1.ChangeParams
+	(*Vote)(nil),            // 15: credence.v1.Vote
+	(*AnchorBatch)(nil),     // 16: credence.v1.AnchorBatch
+	(RegistryPurpose)(0),    // 17: credence.v1.RegistryPurpose
+	(IssuerStatus)(0),       // 18: credence.v1.IssuerStatus
 }
 var file_credence_v1_tx_proto_depIdxs = []int32{
-	14, // 0: credence.v1.TxBody.anchor_batch:type_name -> credence.v1.AnchorBatch
-	7,  // 1: credence.v1.TxBody.propose:type_name -> credence.v1.Propose
-	13, // 2: credence.v1.TxBody.vote:type_name -> credence.v1.Vote
-	2,  // 3: credence.v1.TxBody.register_issuer:type_name -> credence.v1.RegisterIssuer
-	3,  // 4: credence.v1.TxBody.rotate_key:type_name -> credence.v1.RotateKey
-	4,  // 5: credence.v1.TxBody.compromise_key:type_name -> credence.v1.CompromiseKey
-	5,  // 6: credence.v1.TxBody.revoke:type_name -> credence.v1.Revoke
-	6,  // 7: credence.v1.Revoke.hashes:type_name -> credence.v1.RevokedHash
-	8,  // 8: credence.v1.Propose.add_member:type_name -> credence.v1.AddMember
-	9,  // 9: credence.v1.Propose.remove_member:type_name -> credence.v1.RemoveMember
-	10, // 10: credence.v1.Propose.change_power:type_name -> credence.v1.ChangePower
-	11, // 11: credence.v1.Propose.set_issuer_status:type_name -> credence.v1.SetIssuerStatus
-	12, // 12: credence.v1.Propose.change_params:type_name -> credence.v1.ChangeParams
-	15, // 13: credence.v1.SetIssuerStatus.status:type_name -> credence.v1.IssuerStatus
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	16, // 0: credence.v1.TxBody.anchor_batch:type_name -> credence.v1.AnchorBatch
+	9,  // 1: credence.v1.TxBody.propose:type_name -> credence.v1.Propose
+	15, // 2: credence.v1.TxBody.vote:type_name -> credence.v1.Vote
+	4,  // 3: credence.v1.TxBody.register_issuer:type_name -> credence.v1.RegisterIssuer
+	5,  // 4: credence.v1.TxBody.rotate_key:type_name -> credence.v1.RotateKey
+	6,  // 5: credence.v1.TxBody.compromise_key:type_name -> credence.v1.CompromiseKey
+	7,  // 6: credence.v1.TxBody.revoke:type_name -> credence.v1.Revoke
+	2,  // 7: credence.v1.TxBody.create_registry:type_name -> credence.v1.CreateRegistry
+	3,  // 8: credence.v1.TxBody.update_registry:type_name -> credence.v1.UpdateRegistry
+	17, // 9: credence.v1.CreateRegistry.purpose:type_name -> credence.v1.RegistryPurpose
+	8,  // 10: credence.v1.Revoke.hashes:type_name -> credence.v1.RevokedHash
+	10, // 11: credence.v1.Propose.add_member:type_name -> credence.v1.AddMember
+	11, // 12: credence.v1.Propose.remove_member:type_name -> credence.v1.RemoveMember
+	12, // 13: credence.v1.Propose.change_power:type_name -> credence.v1.ChangePower
+	13, // 14: credence.v1.Propose.set_issuer_status:type_name -> credence.v1.SetIssuerStatus
+	14, // 15: credence.v1.Propose.change_params:type_name -> credence.v1.ChangeParams
+	18, // 16: credence.v1.SetIssuerStatus.status:type_name -> credence.v1.IssuerStatus
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_tx_proto_init() }
@@ -1264,8 +1445,10 @@ func file_credence_v1_tx_proto_init() {
 		(*TxBody_RotateKey)(nil),
 		(*TxBody_CompromiseKey)(nil),
 		(*TxBody_Revoke)(nil),
+		(*TxBody_CreateRegistry)(nil),
+		(*TxBody_UpdateRegistry)(nil),
 	}
-	file_credence_v1_tx_proto_msgTypes[7].OneofWrappers = []any{
+	file_credence_v1_tx_proto_msgTypes[9].OneofWrappers = []any{
 		(*Propose_AddMember)(nil),
 		(*Propose_RemoveMember)(nil),
 		(*Propose_ChangePower)(nil),
@@ -1278,7 +1461,7 @@ func file_credence_v1_tx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_tx_proto_rawDesc), len(file_credence_v1_tx_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,210 @@
+package app
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+// Status registries (W3C Bitstring Status List v1.0). The bits are kept in
+// fixed chunks so that one entry's status is one chunk and its proof; an
+// absent chunk is all zeros, so a new registry costs one record.
+const (
+	// MinRegistrySize is the specification's herd-privacy minimum.
+	MinRegistrySize = 131_072
+	// MaxRegistrySize bounds a registry (1 MiB of bits).
+	MaxRegistrySize = 8 << 20
+	// ChunkBits is the number of entries per stored chunk (2 KiB).
+	ChunkBits          = 16_384
+	maxRegistryUpdates = 10_000
+)
+
+// RegistryKey is the state key of a registry's record.
+func RegistryKey(issuer, id string) []byte { return []byte("sl/" + issuer + "/" + id) }
+
+// ChunkKey is the state key of chunk c of a registry.
+func ChunkKey(issuer, id string, c uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte("sc/"+issuer+"/"+id+"/"), c)
+}
+
+func checkRegistryMsg(body *pb.TxBody) error {
+	switch m := body.Msg.(type) {
+	case *pb.TxBody_CreateRegistry:
+		r := m.CreateRegistry
+		if err := validID(r.Id); err != nil {
+			return fmt.Errorf("%w: create_registry.id: %v", ErrMalformed, err)
+		}
+		switch r.Purpose {
+		case pb.RegistryPurpose_REGISTRY_PURPOSE_REVOCATION, pb.RegistryPurpose_REGISTRY_PURPOSE_SUSPENSION:
+		default:
+			return fmt.Errorf("%w: create_registry.purpose must be REVOCATION or SUSPENSION", ErrMalformed)
+		}
+		if r.Size < MinRegistrySize || r.Size > MaxRegistrySize || r.Size%8 != 0 {
+			return fmt.Errorf("%w: create_registry.size %d: a multiple of 8 from %d to %d", ErrMalformed, r.Size, MinRegistrySize, MaxRegistrySize)
+		}
+	case *pb.TxBody_UpdateRegistry:
+		u := m.UpdateRegistry
+		if err := validID(u.Issuer); err != nil {
+			return fmt.Errorf("%w: update_registry.issuer: %v", ErrMalformed, err)
+		}
+		if err := validID(u.Id); err != nil {
+			return fmt.Errorf("%w: update_registry.id: %v", ErrMalformed, err)
+		}
+		n := len(u.Set) + len(u.Clear)
+		if n == 0 || n > maxRegistryUpdates {
+			return fmt.Errorf("%w: update_registry: 1 to %d indices", ErrMalformed, maxRegistryUpdates)
+		}
+		seen := make(map[uint64]bool, n)
+		for _, i := range append(append([]uint64(nil), u.Set...), u.Clear...) {
+			if seen[i] {
+				return fmt.Errorf("%w: update_registry: index %d given twice", ErrMalformed, i)
+			}
+			seen[i] = true
+		}
+	}
+	return nil
+}
+
+func (c *checker) registry(issuer, id string) (*pb.Registry, error) {
+	raw, err := c.st.Get(RegistryKey(issuer, id))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var r pb.Registry
+	if err := proto.Unmarshal(raw, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (c *checker) checkStatusList(tx *decodedTx) error {
+	switch m := tx.body.Msg.(type) {
+	case *pb.TxBody_CreateRegistry:
+		if _, err := c.issuerSigned(tx, tx.body.Signer); err != nil {
+			return err
+		}
+		r, err := c.registry(tx.body.Signer, m.CreateRegistry.Id)
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			return fmt.Errorf("%w: issuer %q already has registry %q", ErrRejected, tx.body.Signer, m.CreateRegistry.Id)
+		}
+	case *pb.TxBody_UpdateRegistry:
+		u := m.UpdateRegistry
+		if _, err := c.issuerOrSponsorSigned(tx); err != nil {
+			return err
+		}
+		r, err := c.registry(u.Issuer, u.Id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return fmt.Errorf("%w: issuer %q has no registry %q", ErrRejected, u.Issuer, u.Id)
+		}
+		if len(u.Clear) > 0 && r.Purpose != pb.RegistryPurpose_REGISTRY_PURPOSE_SUSPENSION {
+			return fmt.Errorf("%w: registry %q is for %s: its bits are never cleared", ErrRejected, u.Id, r.Purpose)
+		}
+		for _, i := range append(append([]uint64(nil), u.Set...), u.Clear...) {
+			if i >= r.Size {
+				return fmt.Errorf("%w: index %d is outside registry %q of %d entries", ErrRejected, i, u.Id, r.Size)
+			}
+		}
+	}
+	return nil
+}
+
+func (a *App) applyStatusList(tx *decodedTx, height int64) ([]abci.Event, error) {
+	switch m := tx.body.Msg.(type) {
+	case *pb.TxBody_CreateRegistry:
+		r := &pb.Registry{Issuer: tx.body.Signer, Id: m.CreateRegistry.Id, Purpose: m.CreateRegistry.Purpose,
+			Size: m.CreateRegistry.Size, CreatedHeight: height}
+		if err := a.put(RegistryKey(r.Issuer, r.Id), r); err != nil {
+			return nil, err
+		}
+		return []abci.Event{{Type: "registry", Attributes: []abci.EventAttribute{{Key: "created", Value: r.Issuer + "/" + r.Id, Index: true}}}}, nil
+	case *pb.TxBody_UpdateRegistry:
+		u := m.UpdateRegistry
+		// Chunks are loaded once and written back in index order: the
+		// writes are the same on every node whatever the map's order.
+		chunks := make(map[uint32][]byte)
+		var order []uint32
+		load := func(c uint32) ([]byte, error) {
+			if b, ok := chunks[c]; ok {
+				return b, nil
+			}
+			raw, err := a.tree.Get(ChunkKey(u.Issuer, u.Id, c))
+			if err != nil {
+				return nil, err
+			}
+			b := make([]byte, ChunkBits/8)
+			copy(b, raw)
+			chunks[c] = b
+			order = append(order, c)
+			return b, nil
+		}
+		flip := func(i uint64, set bool) error {
+			b, err := load(uint32(i / ChunkBits))
+			if err != nil {
+				return err
+			}
+			off := i % ChunkBits
+			mask := byte(0x80 >> (off % 8))
+			if set {
+				b[off/8] |= mask
+			} else {
+				b[off/8] &^= mask
+			}
+			return nil
+		}
+		for _, i := range u.Set {
+			if err := flip(i, true); err != nil {
+				return nil, err
+			}
+		}
+		for _, i := range u.Clear {
+			if err := flip(i, false); err != nil {
+				return nil, err
+			}
+		}
+		sortUint32(order)
+		for _, c := range order {
+			b := chunks[c]
+			if allZero(b) {
+				if _, _, err := a.tree.Remove(ChunkKey(u.Issuer, u.Id, c)); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if _, err := a.tree.Set(ChunkKey(u.Issuer, u.Id, c), b); err != nil {
+				return nil, err
+			}
+		}
+		return []abci.Event{{Type: "registry", Attributes: []abci.EventAttribute{
+			{Key: "updated", Value: u.Issuer + "/" + u.Id, Index: true},
+			{Key: "set", Value: fmt.Sprint(len(u.Set))}, {Key: "cleared", Value: fmt.Sprint(len(u.Clear))},
+		}}}, nil
+	}
+	return nil, nil
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func sortUint32(s []uint32) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}

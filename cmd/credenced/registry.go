@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/credence-ledger/credence/node"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+func parseIndices(args []string) ([]uint64, error) {
+	var out []uint64
+	for _, a := range args {
+		i, err := strconv.ParseUint(a, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("INDEX %q: not a whole number", a)
+		}
+		out = append(out, i)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("give at least one INDEX")
+	}
+	return out, nil
+}
+
+func registryCmd() *cobra.Command {
+	c := &cobra.Command{Use: "registry", Short: "Status registries (W3C Bitstring Status List): create, set, clear, export, status"}
+	var g govFlags
+	var id, purpose, issuer, genesis string
+	var size uint64
+	var asSponsor bool
+	var maxAge time.Duration
+
+	create := &cobra.Command{Use: "create --id ID --purpose revocation|suspension [--size N]", Short: "Create a registry of the home's issuer", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p := map[string]pb.RegistryPurpose{"revocation": pb.RegistryPurpose_REGISTRY_PURPOSE_REVOCATION, "suspension": pb.RegistryPurpose_REGISTRY_PURPOSE_SUSPENSION}[purpose]
+			if p == 0 {
+				return fmt.Errorf("--purpose: %q; say revocation or suspension", purpose)
+			}
+			is, key, err := node.IssuerSigningKey(g.home)
+			if err != nil {
+				return fmt.Errorf("--home: %w", err)
+			}
+			res, err := g.sendAs(cmd, is, key, &pb.TxBody{Msg: &pb.TxBody_CreateRegistry{CreateRegistry: &pb.CreateRegistry{Id: id, Purpose: p, Size: size}}})
+			if err != nil {
+				return err
+			}
+			fmt.Printf("registry %s/%s (%s, %d entries) created at height %d\n", is, id, purpose, size, res.Height)
+			return nil
+		}}
+	create.Flags().StringVar(&id, "id", "", "registry id")
+	create.Flags().StringVar(&purpose, "purpose", "revocation", "revocation (bits never cleared) or suspension")
+	create.Flags().Uint64Var(&size, "size", 131072, "entries (at least 131,072, a multiple of 8)")
+	update := func(use, short string, set bool) *cobra.Command {
+		u := &cobra.Command{Use: use + " --id ID INDEX...", Short: short, Args: cobra.ArbitraryArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				idx, err := parseIndices(args)
+				if err != nil {
+					return err
+				}
+				m := &pb.UpdateRegistry{Id: id}
+				if set {
+					m.Set = idx
+				} else {
+					m.Clear = idx
+				}
+				body := &pb.TxBody{Msg: &pb.TxBody_UpdateRegistry{UpdateRegistry: m}}
+				var res *pb.BroadcastResponse
+				if asSponsor {
+					if issuer == "" {
+						return errors.New("--issuer is required with --as-sponsor")
+					}
+					m.Issuer = issuer
+					res, err = g.send(cmd, body)
+				} else {
+					is, key, kerr := node.IssuerSigningKey(g.home)
+					if kerr != nil {
+						return fmt.Errorf("--home: %w", kerr)
+					}
+					m.Issuer = is
+					res, err = g.sendAs(cmd, is, key, body)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Printf("registry %s/%s: %d entries %s at height %d\n", m.Issuer, id, len(idx), map[bool]string{true: "set", false: "cleared"}[set], res.Height)
+				return nil
+			}}
+		u.Flags().StringVar(&id, "id", "", "registry id")
+		u.Flags().StringVar(&issuer, "issuer", "", "with --as-sponsor: the issuer")
+		u.Flags().BoolVar(&asSponsor, "as-sponsor", false, "sign as the home's member, the issuer's sponsor")
+		return u
+	}
+	for _, sub := range []*cobra.Command{create, update("set", "Set entries (revoke or suspend)", true), update("clear", "Clear entries of a suspension registry", false)} {
+		g.register(sub)
+		c.AddCommand(sub)
+	}
+
+	var addr string
+	export := &cobra.Command{Use: "export --issuer I --id ID [--genesis G]", Short: "Export a registry as a Bitstring Status List (verified against --genesis when given)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, closeConn, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			res, err := cl.ExportRegistry(ctx, &pb.ExportRegistryRequest{Issuer: issuer, Id: id})
+			if err != nil {
+				return rpcError("export", err)
+			}
+			ex := res.Export
+			out := map[string]any{"issuer": issuer, "id": id, "encodedList": ex.EncodedList, "height": ex.Height}
+			if genesis != "" {
+				trust, err := trustFromFlag(genesis)
+				if err != nil {
+					return err
+				}
+				_, r, err := proof.VerifyRegistryExport(ex, trust, maxAge, time.Now())
+				if err != nil {
+					return &exitError{1, fmt.Errorf("INVALID export: %w", err)}
+				}
+				out["statusPurpose"], out["size"], out["time"], out["verified"] = r.Purpose, r.Size, r.Time.Format(time.RFC3339), true
+			}
+			b, _ := json.MarshalIndent(out, "", "  ")
+			fmt.Println(string(b))
+			return nil
+		}}
+	status := &cobra.Command{Use: "status --issuer I --id ID --genesis G INDEX", Short: "Check one entry: exit 0 when clear, 1 when set (revoked or suspended)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			idx, err := parseIndices(args)
+			if err != nil {
+				return err
+			}
+			trust, err := trustFromFlag(genesis)
+			if err != nil {
+				return err
+			}
+			cl, closeConn, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			res, err := cl.GetRegistryStatus(ctx, &pb.GetRegistryStatusRequest{Issuer: issuer, Id: id, Index: idx[0]})
+			if err != nil {
+				return rpcError("registry status", err)
+			}
+			r, err := proof.VerifyRegistryStatus(res.Status, trust, maxAge, time.Now())
+			if err != nil {
+				return &exitError{1, fmt.Errorf("INVALID: %w", err)}
+			}
+			fmt.Printf("%s/%s entry %d: %s (%s registry), as of height %d, %s\n", r.Issuer, r.ID, r.Index,
+				map[bool]string{true: "SET", false: "clear"}[r.Set], r.Purpose, r.Height, r.Time.Format(time.RFC3339))
+			if r.Set {
+				return &exitError{1, fmt.Errorf("entry %d is set: %s", r.Index, map[string]string{"revocation": "revoked", "suspension": "suspended"}[r.Purpose])}
+			}
+			return nil
+		}}
+	for _, sub := range []*cobra.Command{export, status} {
+		sub.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "any member node's gRPC address")
+		sub.Flags().StringVar(&issuer, "issuer", "", "issuer id")
+		sub.Flags().StringVar(&id, "id", "", "registry id")
+		sub.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
+		sub.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "refuse an answer older than this")
+		c.AddCommand(sub)
+	}
+	return c
+}

@@ -1,0 +1,233 @@
+package proof
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// chunkBits is the number of registry entries per stored chunk.
+const chunkBits = 16_384
+
+// EncodeStatusList renders a bitstring as a Bitstring Status List
+// encodedList: multibase base64url without padding ("u" prefix) of its
+// GZIP compression.
+func EncodeStatusList(bits []byte) (string, error) {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(bits); err != nil {
+		return "", err
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return "u" + base64.RawURLEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+// DecodeStatusList reads an encodedList back into its bitstring. It refuses
+// lists that decompress beyond maxBytes.
+func DecodeStatusList(encoded string, maxBytes int) ([]byte, error) {
+	if len(encoded) == 0 || encoded[0] != 'u' {
+		return nil, errors.New(`encodedList must be multibase base64url (prefix "u")`)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(encoded[1:])
+	if err != nil {
+		return nil, fmt.Errorf("encodedList: %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("encodedList: %w", err)
+	}
+	bits, err := io.ReadAll(io.LimitReader(zr, int64(maxBytes)+1))
+	if err != nil {
+		return nil, fmt.Errorf("encodedList: %w", err)
+	}
+	if len(bits) > maxBytes {
+		return nil, fmt.Errorf("encodedList decompresses beyond %d bytes", maxBytes)
+	}
+	return bits, nil
+}
+
+// BitSet reports entry index of a bitstring: the first index is the most
+// significant bit of the first byte.
+func BitSet(bits []byte, index uint64) bool {
+	return bits[index/8]&(0x80>>(index%8)) != 0
+}
+
+func registryStateKey(issuer, id string) []byte { return []byte("sl/" + issuer + "/" + id) }
+
+func chunkStateKey(issuer, id string, c uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte("sc/"+issuer+"/"+id+"/"), c)
+}
+
+// verifyState checks that signedHeader (height+1) is signed, through the
+// links from the trust root, by validators, and is no older than maxAge;
+// it returns the app hash of the state at height and the header's time.
+func verifyState(height int64, signedHeader []byte, validators []*Validator, links []*ValidatorSetLink,
+	trust *TrustRoot, maxAge time.Duration, now time.Time) ([]byte, time.Time, error) {
+	sh, err := decodeSignedHeader(signedHeader)
+	if err != nil {
+		return nil, time.Time{}, fail(StepHeader, "%v", err)
+	}
+	if err := sh.ValidateBasic(trust.ChainID); err != nil {
+		return nil, time.Time{}, fail(StepHeader, "%v", err)
+	}
+	if sh.Height != height+1 {
+		return nil, time.Time{}, fail(StepHeader, "header height %d, want state height %d + 1", sh.Height, height)
+	}
+	vals, err := validatorSet(validators)
+	if err != nil {
+		return nil, time.Time{}, fail(StepValidators, "%v", err)
+	}
+	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
+		return nil, time.Time{}, fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
+	}
+	trusted, err := walkLinks(links, sh.Height, trust)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if !bytes.Equal(vals.Hash(), trusted.Hash()) {
+		return nil, time.Time{}, fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trusted.Hash())
+	}
+	if err := verifyCommit(vals, sh, trust.ChainID); err != nil {
+		return nil, time.Time{}, err
+	}
+	t := sh.Time.UTC()
+	if maxAge > 0 && now.Sub(t) > maxAge {
+		return nil, time.Time{}, fail(StepFreshness, "answer is from %s, older than the %s accepted", t.Format(time.RFC3339), maxAge)
+	}
+	return []byte(sh.AppHash), t, nil
+}
+
+// RegistryResult is what a registry status proves.
+type RegistryResult struct {
+	Issuer, ID string
+	// Purpose is "revocation" or "suspension".
+	Purpose string
+	Size    uint64
+	Index   uint64
+	Set     bool
+	Height  int64
+	Time    time.Time
+}
+
+func purposeName(p int32) string {
+	switch p {
+	case 1:
+		return "revocation"
+	case 2:
+		return "suspension"
+	}
+	return fmt.Sprintf("unknown(%d)", p)
+}
+
+func verifyRegistryRecord(appHash, record, recordProof []byte) (*RegistryRecord, error) {
+	var rec RegistryRecord
+	if err := proto.Unmarshal(record, &rec); err != nil {
+		return nil, fail(StepStatus, "registry record does not decode")
+	}
+	if err := membership(appHash, recordProof, registryStateKey(rec.Issuer, rec.Id), record); err != nil {
+		return nil, fail(StepStatus, "registry record: %v", err)
+	}
+	return &rec, nil
+}
+
+func verifyChunk(appHash []byte, rec *RegistryRecord, c uint32, chunk, chunkProof []byte) error {
+	key := chunkStateKey(rec.Issuer, rec.Id, c)
+	if len(chunk) == 0 {
+		if err := nonMembership(appHash, chunkProof, key); err != nil {
+			return fail(StepStatus, "chunk %d absent: %v", c, err)
+		}
+		return nil
+	}
+	if len(chunk) != chunkBits/8 {
+		return fail(StepStatus, "chunk %d is %d bytes, want %d", c, len(chunk), chunkBits/8)
+	}
+	if err := membership(appHash, chunkProof, key, chunk); err != nil {
+		return fail(StepStatus, "chunk %d: %v", c, err)
+	}
+	return nil
+}
+
+// VerifyRegistryStatus checks offline one entry of a status registry.
+func VerifyRegistryStatus(rs *RegistryStatus, trust *TrustRoot, maxAge time.Duration, now time.Time) (*RegistryResult, error) {
+	if rs == nil || trust == nil || trust.Validators == nil {
+		return nil, fail(StepFormat, "registry status and trust root are required")
+	}
+	if rs.Version != StatusVersion || len(rs.ProtoReflect().GetUnknown()) > 0 {
+		return nil, fail(StepFormat, "not a version %d registry status", StatusVersion)
+	}
+	if rs.ChainId != trust.ChainID {
+		return nil, fail(StepChain, "status is for chain %q, trust root is chain %q", rs.ChainId, trust.ChainID)
+	}
+	appHash, t, err := verifyState(rs.Height, rs.SignedHeader, rs.Validators, rs.ValidatorLinks, trust, maxAge, now)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := verifyRegistryRecord(appHash, rs.RegistryRecord, rs.RegistryProof)
+	if err != nil {
+		return nil, err
+	}
+	if rs.Index >= rec.Size {
+		return nil, fail(StepStatus, "index %d outside the registry's %d entries", rs.Index, rec.Size)
+	}
+	c := uint32(rs.Index / chunkBits)
+	if err := verifyChunk(appHash, rec, c, rs.Chunk, rs.ChunkProof); err != nil {
+		return nil, err
+	}
+	set := len(rs.Chunk) > 0 && BitSet(rs.Chunk, rs.Index%chunkBits)
+	return &RegistryResult{Issuer: rec.Issuer, ID: rec.Id, Purpose: purposeName(rec.Purpose), Size: rec.Size,
+		Index: rs.Index, Set: set, Height: rs.Height, Time: t}, nil
+}
+
+// VerifyRegistryExport checks offline a whole exported registry: every
+// chunk against the signed state, and that encodedList is exactly those
+// bits. It returns the bitstring.
+func VerifyRegistryExport(ex *RegistryExport, trust *TrustRoot, maxAge time.Duration, now time.Time) ([]byte, *RegistryResult, error) {
+	if ex == nil || trust == nil || trust.Validators == nil {
+		return nil, nil, fail(StepFormat, "export and trust root are required")
+	}
+	if ex.Version != StatusVersion || len(ex.ProtoReflect().GetUnknown()) > 0 {
+		return nil, nil, fail(StepFormat, "not a version %d registry export", StatusVersion)
+	}
+	if ex.ChainId != trust.ChainID {
+		return nil, nil, fail(StepChain, "export is for chain %q, trust root is chain %q", ex.ChainId, trust.ChainID)
+	}
+	appHash, t, err := verifyState(ex.Height, ex.SignedHeader, ex.Validators, ex.ValidatorLinks, trust, maxAge, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := verifyRegistryRecord(appHash, ex.RegistryRecord, ex.RegistryProof)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := (rec.Size + chunkBits - 1) / chunkBits
+	if uint64(len(ex.Chunks)) != n {
+		return nil, nil, fail(StepStatus, "%d chunks for a registry of %d", len(ex.Chunks), n)
+	}
+	bits := make([]byte, rec.Size/8)
+	for i, ch := range ex.Chunks {
+		if ch.Index != uint32(i) {
+			return nil, nil, fail(StepStatus, "chunk %d out of order", i)
+		}
+		if err := verifyChunk(appHash, rec, ch.Index, ch.Chunk, ch.Proof); err != nil {
+			return nil, nil, err
+		}
+		copy(bits[i*chunkBits/8:], ch.Chunk)
+	}
+	got, err := DecodeStatusList(ex.EncodedList, len(bits))
+	if err != nil {
+		return nil, nil, fail(StepStatus, "%v", err)
+	}
+	if !bytes.Equal(got, bits) {
+		return nil, nil, fail(StepStatus, "encodedList is not the proven bitstring")
+	}
+	return bits, &RegistryResult{Issuer: rec.Issuer, ID: rec.Id, Purpose: purposeName(rec.Purpose), Size: rec.Size, Height: ex.Height, Time: t}, nil
+}
