@@ -124,7 +124,7 @@ func issuerOrSponsor(body *pb.TxBody) (issuer string, byIssuer bool) {
 	default:
 		return "", false
 	}
-	return issuer, body.Signer == issuer
+	return issuer, body.Signer == issuer && !body.AsSponsor
 }
 
 // issuerSigned: the issuer is active and signed with a key valid now.
@@ -277,12 +277,16 @@ func (a *App) applyRegistry(tx *decodedTx, height int64) ([]abci.Event, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The rotation takes effect at the next height, so that what this
+		// block accepted stays inside the stored windows. A key not valid yet
+		// gets an empty window: it never signs.
+		next := height + 1
 		for _, k := range is.Keys {
-			if k.ToHeight == 0 || k.ToHeight > height {
-				k.ToHeight = max(height, k.FromHeight+1)
+			if k.ToHeight == 0 || k.ToHeight > next {
+				k.ToHeight = max(next, k.FromHeight)
 			}
 		}
-		is.Keys = append(is.Keys, &pb.IssuerKey{PublicKey: m.RotateKey.NewKey, FromHeight: height})
+		is.Keys = append(is.Keys, &pb.IssuerKey{PublicKey: m.RotateKey.NewKey, FromHeight: next})
 		if err := a.put(issuerKey(is.Id), is); err != nil {
 			return nil, err
 		}

@@ -47,7 +47,7 @@ func issuerCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--new-key: %w", err)
 			}
-			body := &pb.TxBody{Msg: &pb.TxBody_RotateKey{RotateKey: &pb.RotateKey{Issuer: issuer, NewKey: nk}}}
+			body := &pb.TxBody{AsSponsor: asSponsor, Msg: &pb.TxBody_RotateKey{RotateKey: &pb.RotateKey{Issuer: issuer, NewKey: nk}}}
 			var res *pb.BroadcastResponse
 			if asSponsor {
 				res, err = g.send(cmd, body)

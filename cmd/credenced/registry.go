@@ -71,7 +71,7 @@ func registryCmd() *cobra.Command {
 				} else {
 					m.Clear = idx
 				}
-				body := &pb.TxBody{Msg: &pb.TxBody_UpdateRegistry{UpdateRegistry: m}}
+				body := &pb.TxBody{AsSponsor: asSponsor, Msg: &pb.TxBody_UpdateRegistry{UpdateRegistry: m}}
 				var res *pb.BroadcastResponse
 				if asSponsor {
 					if issuer == "" {

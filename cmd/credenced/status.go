@@ -159,7 +159,7 @@ func revokeCmd() *cobra.Command {
 				rv.Issuer = r.Batch.Issuer
 				rv.Hashes = append(rv.Hashes, &pb.RevokedHash{Hash: h, BatchSeq: r.Batch.Seq, LeafIndex: r.LeafIndex, AuditPath: r.AuditPath})
 			}
-			body := &pb.TxBody{Msg: &pb.TxBody_Revoke{Revoke: rv}}
+			body := &pb.TxBody{AsSponsor: asSponsor, Msg: &pb.TxBody_Revoke{Revoke: rv}}
 			var res *pb.BroadcastResponse
 			if asSponsor {
 				res, err = g.send(cmd, body)

@@ -95,6 +95,10 @@ type TxBody struct {
 	// Strictly greater than the signer's last accepted sequence: the replay guard.
 	// For AnchorBatch it is also the batch sequence number.
 	Sequence uint64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// The signer acts as the sponsoring member of the issuer the message
+	// names (RotateKey, Revoke, UpdateRegistry), signing with its admin key,
+	// even when the member's id is also the issuer's.
+	AsSponsor bool `protobuf:"varint,4,opt,name=as_sponsor,json=asSponsor,proto3" json:"as_sponsor,omitempty"`
 	// Types that are valid to be assigned to Msg:
 	//
 	//	*TxBody_AnchorBatch
@@ -160,6 +164,13 @@ func (x *TxBody) GetSequence() uint64 {
 		return x.Sequence
 	}
 	return 0
+}
+
+func (x *TxBody) GetAsSponsor() bool {
+	if x != nil {
+		return x.AsSponsor
+	}
+	return false
 }
 
 func (x *TxBody) GetMsg() isTxBody_Msg {
@@ -502,8 +513,9 @@ func (x *RegisterIssuer) GetKeys() [][]byte {
 	return nil
 }
 
-// RotateKey ends every open key window of the issuer at this block and
-// opens one for new_key. Signed by the issuer (with a key valid now) or by
+// RotateKey ends every open key window of the issuer after this block and
+// opens one for new_key from the next: batches of this block keep the keys
+// they were checked with. Signed by the issuer (with a key valid now) or by
 // its sponsor (admin key).
 type RotateKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1288,11 +1300,13 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x02 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xfd\x04\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\x9c\x05\n" +
 	"\x06TxBody\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x16\n" +
 	"\x06signer\x18\x02 \x01(\tR\x06signer\x12\x1a\n" +
-	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12=\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\x12\x1d\n" +
+	"\n" +
+	"as_sponsor\x18\x04 \x01(\bR\tasSponsor\x12=\n" +
 	"\fanchor_batch\x18\n" +
 	" \x01(\v2\x18.credence.v1.AnchorBatchH\x00R\vanchorBatch\x120\n" +
 	"\apropose\x18\v \x01(\v2\x14.credence.v1.ProposeH\x00R\apropose\x12'\n" +
