@@ -76,42 +76,14 @@ func VerifyStatus(st *Status, trust *TrustRoot, maxAge time.Duration, now time.T
 	if err != nil {
 		return nil, err
 	}
-	sh, err := decodeSignedHeader(st.SignedHeader)
-	if err != nil {
-		return nil, fail(StepHeader, "%v", err)
-	}
-	if err := sh.ValidateBasic(trust.ChainID); err != nil {
-		return nil, fail(StepHeader, "%v", err)
-	}
-	if sh.Height != st.Height+1 {
-		return nil, fail(StepHeader, "header height %d, want state height %d + 1", sh.Height, st.Height)
-	}
 	if st.Height < v.Height {
 		return nil, fail(StepStatus, "state height %d is before the batch (%d)", st.Height, v.Height)
 	}
-	vals, err := validatorSet(st.Validators)
-	if err != nil {
-		return nil, fail(StepValidators, "%v", err)
-	}
-	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
-		return nil, fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
-	}
-	trusted, err := walkLinks(st.ValidatorLinks, sh.Height, trust)
+	appHash, headerTime, err := verifyState(st.Height, st.SignedHeader, st.Validators, st.ValidatorLinks, trust, maxAge, now)
 	if err != nil {
 		return nil, err
-	}
-	if !bytes.Equal(vals.Hash(), trusted.Hash()) {
-		return nil, fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trusted.Hash())
-	}
-	if err := verifyCommit(vals, sh, trust.ChainID); err != nil {
-		return nil, err
-	}
-	headerTime := sh.Time.UTC()
-	if maxAge > 0 && now.Sub(headerTime) > maxAge {
-		return nil, fail(StepFreshness, "answer is from %s, older than the %s accepted", headerTime.Format(time.RFC3339), maxAge)
 	}
 
-	appHash := []byte(sh.AppHash)
 	if err := membership(appHash, st.IssuerProof, issuerStateKey(v.Issuer), st.IssuerRecord); err != nil {
 		return nil, fail(StepStatus, "issuer record: %v", err)
 	}
