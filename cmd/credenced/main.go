@@ -25,7 +25,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&tlsCA, "tls-ca", "", "talk TLS to the node's API, trusting this CA certificate (PEM)")
-	root.AddCommand(initCmd(), startCmd(), anchorCmd(), receiptCmd(), verifyCmd(), testnetCmd(), infoCmd(), govCmd(), keysCmd(), statusCmd(), revokeCmd(), issuerCmd(), registryCmd())
+	root.AddCommand(initCmd(), startCmd(), anchorCmd(), receiptCmd(), verifyCmd(), testnetCmd(), infoCmd(), govCmd(), keysCmd(), statusCmd(), revokeCmd(), issuerCmd(), registryCmd(), loadgenCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		var ee *exitError
