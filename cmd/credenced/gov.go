@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cometbft/cometbft/p2p"
@@ -171,10 +171,41 @@ func voteCmd() *cobra.Command {
 	return c
 }
 
+// describeAction renders a proposed action for people, keys in multibase.
+func describeAction(p *pb.Propose) string {
+	switch a := p.Action.(type) {
+	case *pb.Propose_AddMember:
+		m := a.AddMember
+		return fmt.Sprintf("add member %s (%q) power %d, admin key %s, validator key %s",
+			m.Id, m.Name, m.Power, proof.FormatBinary(m.AdminKey), proof.FormatBinary(m.ValidatorKey))
+	case *pb.Propose_RemoveMember:
+		return "remove member " + a.RemoveMember.Id
+	case *pb.Propose_ChangePower:
+		return fmt.Sprintf("change power of %s to %d", a.ChangePower.Id, a.ChangePower.Power)
+	case *pb.Propose_SetIssuerStatus:
+		return fmt.Sprintf("set issuer %s %s", a.SetIssuerStatus.Issuer, strings.TrimPrefix(a.SetIssuerStatus.Status.String(), "ISSUER_STATUS_"))
+	case *pb.Propose_ChangeParams:
+		return fmt.Sprintf("change params: max_batch_hashes %d, proposal_ttl_blocks %d (0: unchanged)",
+			a.ChangeParams.MaxBatchHashes, a.ChangeParams.ProposalTtlBlocks)
+	}
+	return "unknown action"
+}
+
 func printProposal(p *pb.GetProposalResponse) {
-	b, _ := json.Marshal(p.Propose.Action)
-	fmt.Printf("%d\t%s\tby %s\tyes %v\tno %v\texpires %d\t%T %s\t%s\n", p.Proposal.Id, p.Proposal.Status, p.Proposal.Proposer,
-		p.Proposal.Yes, p.Proposal.No, p.Proposal.ExpiresHeight, p.Propose.Action, b, p.Proposal.Outcome)
+	pr := p.Proposal
+	fmt.Printf("#%d %s by %s: %s\n  yes %v  no %v  submitted %d  expires %d",
+		pr.Id, strings.TrimPrefix(pr.Status.String(), "PROPOSAL_STATUS_"), pr.Proposer, describeAction(p.Propose),
+		pr.Yes, pr.No, pr.SubmitHeight, pr.ExpiresHeight)
+	if pr.DecidedHeight != 0 {
+		fmt.Printf("  decided %d", pr.DecidedHeight)
+	}
+	if pr.Outcome != "" {
+		fmt.Printf("  (%s)", pr.Outcome)
+	}
+	if p.Propose.Description != "" {
+		fmt.Printf("\n  %q", p.Propose.Description)
+	}
+	fmt.Println()
 }
 
 func govListCmd() *cobra.Command {
