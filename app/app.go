@@ -216,7 +216,7 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		}
 	}
 	for _, is := range g.issuers {
-		if err := a.setGenesis(issuerKey(is.Id), is); err != nil {
+		if err := a.setGenesis(proof.IssuerKey(is.Id), is); err != nil {
 			return nil, err
 		}
 	}
@@ -255,7 +255,7 @@ type checker struct {
 }
 
 func (c *checker) issuer(id string) (*pb.Issuer, error) {
-	raw, err := c.st.Get(issuerKey(id))
+	raw, err := c.st.Get(proof.IssuerKey(id))
 	if err != nil {
 		return nil, err
 	}
@@ -499,7 +499,7 @@ func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*
 		if err != nil {
 			return nil, err
 		}
-		if _, err := a.tree.Set(BatchKey(rec.Issuer, seq), v); err != nil {
+		if _, err := a.tree.Set(proof.BatchKey(rec.Issuer, seq), v); err != nil {
 			return nil, err
 		}
 		a.block = append(a.block, CommittedBatch{Record: rec, RecordBytes: v, Hashes: m.AnchorBatch.Hashes})
@@ -542,7 +542,7 @@ func (a *App) proveBlock(height int64) error {
 	}
 	for i := range a.block {
 		b := &a.block[i]
-		p, err := it.GetMembershipProof(BatchKey(b.Record.Issuer, b.Record.Seq))
+		p, err := it.GetMembershipProof(proof.BatchKey(b.Record.Issuer, b.Record.Seq))
 		if err != nil {
 			return fmt.Errorf("prove batch %s/%d: %w", b.Record.Issuer, b.Record.Seq, err)
 		}
@@ -556,23 +556,39 @@ func (a *App) proveBlock(height int64) error {
 // ErrNotFound is returned by reads of state that does not hold the key.
 var ErrNotFound = errors.New("not found")
 
+// Batch returns the committed record of batch (issuer, seq), decoded and
+// as stored.
+func (a *App) Batch(issuer string, seq uint64) (*proof.BatchRecord, []byte, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.batchLocked(issuer, seq)
+}
+
+func (a *App) batchLocked(issuer string, seq uint64) (*proof.BatchRecord, []byte, error) {
+	raw, err := a.committed().Get(proof.BatchKey(issuer, seq))
+	if err != nil {
+		return nil, nil, err
+	}
+	if raw == nil {
+		return nil, nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, ErrNotFound)
+	}
+	var rec proof.BatchRecord
+	if err := proto.Unmarshal(raw, &rec); err != nil {
+		return nil, nil, err
+	}
+	return &rec, raw, nil
+}
+
 // ProveBatch returns the record of batch (issuer, seq) as stored and its
 // ICS23 proof against the app hash of the record's height.
 func (a *App) ProveBatch(issuer string, seq uint64) (*CommittedBatch, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	key := BatchKey(issuer, seq)
-	raw, err := a.committed().Get(key)
+	rec, raw, err := a.batchLocked(issuer, seq)
 	if err != nil {
 		return nil, err
 	}
-	if raw == nil {
-		return nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, ErrNotFound)
-	}
-	var rec proof.BatchRecord
-	if err := proto.Unmarshal(raw, &rec); err != nil {
-		return nil, err
-	}
+	key := proof.BatchKey(issuer, seq)
 	it, err := a.tree.GetImmutable(rec.Height)
 	if err != nil {
 		return nil, fmt.Errorf("state at height %d: %w", rec.Height, err)
@@ -585,7 +601,7 @@ func (a *App) ProveBatch(issuer string, seq uint64) (*CommittedBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &CommittedBatch{Record: &rec, RecordBytes: raw, Proof: pb}, nil
+	return &CommittedBatch{Record: rec, RecordBytes: raw, Proof: pb}, nil
 }
 
 // LastSequence returns the committed last sequence of a signer.

@@ -12,19 +12,6 @@ import (
 	"github.com/credence-ledger/credence/proof"
 )
 
-// TestBatchKeyMatchesProof: the app and the offline verifier must agree on
-// where a batch record lives.
-func TestBatchKeyMatchesProof(t *testing.T) {
-	for _, tc := range []struct {
-		issuer string
-		seq    uint64
-	}{{"a", 1}, {alphaID, 0}, {"uni-1.x_y", 1 << 40}, {betaID, ^uint64(0)}} {
-		if a, p := BatchKey(tc.issuer, tc.seq), proof.BatchKey(tc.issuer, tc.seq); !bytes.Equal(a, p) {
-			t.Errorf("BatchKey(%q, %d) = %x, proof.BatchKey = %x", tc.issuer, tc.seq, a, p)
-		}
-	}
-}
-
 type wantBatch struct {
 	issuer string
 	seq    uint64
@@ -411,11 +398,11 @@ func TestInitialHeight(t *testing.T) {
 	if info := n.info(); info.LastBlockHeight != 100 || !bytes.Equal(info.LastBlockAppHash, n.appHash[100]) {
 		t.Fatalf("Info: height %d hash %x; want 100, %x", info.LastBlockHeight, info.LastBlockAppHash, n.appHash[100])
 	}
-	res := n.query("/key", BatchKey(alphaID, 1), 100, true)
+	res := n.query("/key", proof.BatchKey(alphaID, 1), 100, true)
 	if res.Value == nil {
 		t.Fatal("batch record missing at height 100")
 	}
-	verifyMembership(t, n.appHash[100], res.ProofOps.Ops[0].Data, BatchKey(alphaID, 1), res.Value)
+	verifyMembership(t, n.appHash[100], res.ProofOps.Ops[0].Data, proof.BatchKey(alphaID, 1), res.Value)
 }
 
 // TestCheckTxHeightBeforeFirstBlockWithInitialHeight (regression): CheckTx
@@ -466,7 +453,7 @@ func TestConcurrentReaders(t *testing.T) {
 					errs <- err
 					return
 				}
-				if _, err := n.app.Query(ctx, &abci.RequestQuery{Path: "/key", Data: issuerKey(alphaID), Prove: true}); err != nil {
+				if _, err := n.app.Query(ctx, &abci.RequestQuery{Path: "/key", Data: proof.IssuerKey(alphaID), Prove: true}); err != nil {
 					errs <- err
 					return
 				}

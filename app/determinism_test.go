@@ -246,7 +246,7 @@ func TestDeterminism(t *testing.T) {
 	for _, call := range ref {
 		for _, b := range call.batches {
 			batches++
-			verifyMembership(t, n.appHash[call.height], b.Proof, BatchKey(b.Record.Issuer, b.Record.Seq), b.RecordBytes)
+			verifyMembership(t, n.appHash[call.height], b.Proof, proof.BatchKey(b.Record.Issuer, b.Record.Seq), b.RecordBytes)
 			var rec proof.BatchRecord
 			if err := proto.Unmarshal(b.RecordBytes, &rec); err != nil || rec.LeafCount == 0 || rec.LeafCount > detMaxHashes {
 				t.Errorf("record %v (%v)", &rec, err)

@@ -8,6 +8,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -77,7 +78,7 @@ func checkPropose(p *pb.Propose) error {
 	switch a := p.Action.(type) {
 	case *pb.Propose_AddMember:
 		m := a.AddMember
-		if err := validID(m.Id); err != nil {
+		if err := ValidID(m.Id); err != nil {
 			return fmt.Errorf("%w: add_member.id: %v", ErrMalformed, err)
 		}
 		if err := checkPublicKey(m.AdminKey); err != nil {
@@ -90,18 +91,18 @@ func checkPropose(p *pb.Propose) error {
 			return fmt.Errorf("%w: add_member.power must be 1 to %d", ErrMalformed, maxPower)
 		}
 	case *pb.Propose_RemoveMember:
-		if err := validID(a.RemoveMember.Id); err != nil {
+		if err := ValidID(a.RemoveMember.Id); err != nil {
 			return fmt.Errorf("%w: remove_member.id: %v", ErrMalformed, err)
 		}
 	case *pb.Propose_ChangePower:
-		if err := validID(a.ChangePower.Id); err != nil {
+		if err := ValidID(a.ChangePower.Id); err != nil {
 			return fmt.Errorf("%w: change_power.id: %v", ErrMalformed, err)
 		}
 		if a.ChangePower.Power <= 0 || a.ChangePower.Power > maxPower {
 			return fmt.Errorf("%w: change_power.power must be 1 to %d (remove a member to take its power away)", ErrMalformed, maxPower)
 		}
 	case *pb.Propose_SetIssuerStatus:
-		if err := validID(a.SetIssuerStatus.Issuer); err != nil {
+		if err := ValidID(a.SetIssuerStatus.Issuer); err != nil {
 			return fmt.Errorf("%w: set_issuer_status.issuer: %v", ErrMalformed, err)
 		}
 		switch a.SetIssuerStatus.Status {
@@ -280,39 +281,42 @@ func (a *App) vote(member string, v *pb.Vote, height int64) ([]abci.Event, error
 	}}}, nil
 }
 
-// power sums the voting power of the current members among ids, and of all
-// members. Members are read in key order: the sum is the same on every node.
-func (a *App) power(ids []string) (votes, total int64, err error) {
-	in := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		in[id] = true
+// power sums, in one pass over the members, the voting power of the
+// current members among yesIDs, among noIDs, and of all members. Members are
+// read in key order: the sums are the same on every node.
+func (a *App) power(yesIDs, noIDs []string) (yes, no, total int64, err error) {
+	vote := make(map[string]int, len(yesIDs)+len(noIDs))
+	for _, id := range yesIDs {
+		vote[id] = 1
+	}
+	for _, id := range noIDs {
+		vote[id] = -1
 	}
 	it, err := a.tree.Iterator([]byte(prefixMember), []byte("m0"), true)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer it.Close()
 	for ; it.Valid(); it.Next() {
 		var m pb.Member
 		if err := proto.Unmarshal(it.Value(), &m); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		total += m.Power
-		if in[m.Id] {
-			votes += m.Power
+		switch vote[m.Id] {
+		case 1:
+			yes += m.Power
+		case -1:
+			no += m.Power
 		}
 	}
-	return votes, total, it.Error()
+	return yes, no, total, it.Error()
 }
 
 // tally decides an open proposal: passed with more than 2/3 of the power
 // voting yes, rejected once that can no longer happen. It saves it.
 func (a *App) tally(prop *pb.Proposal, p *pb.Propose, height int64) error {
-	yes, total, err := a.power(prop.Yes)
-	if err != nil {
-		return err
-	}
-	no, _, err := a.power(prop.No)
+	yes, no, total, err := a.power(prop.Yes, prop.No)
 	if err != nil {
 		return err
 	}
@@ -372,7 +376,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if err != nil || m == nil {
 			return fmt.Sprintf("%q is not a member", x.RemoveMember.Id), err
 		}
-		_, total, err := a.power(nil)
+		_, _, total, err := a.power(nil, nil)
 		if err != nil {
 			return "", err
 		}
@@ -405,7 +409,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 			return "", err
 		}
 		is.Status = x.SetIssuerStatus.Status
-		if err := a.put(issuerKey(is.Id), is); err != nil {
+		if err := a.put(proof.IssuerKey(is.Id), is); err != nil {
 			return "", err
 		}
 	case *pb.Propose_ChangeParams:
@@ -471,7 +475,7 @@ func (a *App) suspendSponsored(member string) error {
 		return err
 	}
 	for _, is := range changed {
-		if err := a.put(issuerKey(is.Id), is); err != nil {
+		if err := a.put(proof.IssuerKey(is.Id), is); err != nil {
 			return err
 		}
 	}

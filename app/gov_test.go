@@ -315,7 +315,7 @@ func (c *govChain) member(id string) *pb.Member {
 
 func (c *govChain) issuerStatus(id string) pb.IssuerStatus {
 	var is pb.Issuer
-	if !c.govValue(issuerKey(id), 0, &is) {
+	if !c.govValue(proof.IssuerKey(id), 0, &is) {
 		c.t.Fatalf("issuer %q not found", id)
 	}
 	return is.Status

@@ -7,6 +7,7 @@ import (
 	ics23 "github.com/cosmos/ics23/go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -53,7 +54,7 @@ func TestQuery(t *testing.T) {
 	n.block()
 	n.blockOK(anchor(t, testChainID, alphaID, 2, hashesN("q3", 2), alpha1))
 
-	key1, key2 := BatchKey(alphaID, 1), BatchKey(alphaID, 2)
+	key1, key2 := proof.BatchKey(alphaID, 1), proof.BatchKey(alphaID, 2)
 	t.Run("membership", func(t *testing.T) {
 		for _, tc := range []struct {
 			name   string
@@ -65,7 +66,7 @@ func TestQuery(t *testing.T) {
 			{"at its own height", key1, 1, 1},
 			{"at a later height", key1, 2, 2},
 			{"second batch at latest", key2, 3, 3},
-			{"issuer record", issuerKey(alphaID), 1, 1},
+			{"issuer record", proof.IssuerKey(alphaID), 1, 1},
 			{"member record", memberKey(memberID), 2, 2},
 			{"params", []byte(keyParams), 0, 3},
 			{"sequence", seqKey(issuerAccount(alphaID)), 3, 3},
@@ -97,7 +98,7 @@ func TestQuery(t *testing.T) {
 
 	t.Run("values decode", func(t *testing.T) {
 		var is pb.Issuer
-		if err := proto.Unmarshal(n.query("/key", issuerKey(alphaID), 0, false).Value, &is); err != nil {
+		if err := proto.Unmarshal(n.query("/key", proof.IssuerKey(alphaID), 0, false).Value, &is); err != nil {
 			t.Fatal(err)
 		}
 		if is.Id != alphaID || is.Sponsor != memberID || len(is.Keys) != 2 || !bytes.Equal(is.Keys[1].PublicKey, pubOf(alpha2)) || is.Keys[1].FromHeight != alpha2From || is.Status != pb.IssuerStatus_ISSUER_STATUS_ACTIVE {
@@ -119,9 +120,9 @@ func TestQuery(t *testing.T) {
 			height int64
 			want   int64
 		}{
-			{"batch never anchored", BatchKey(alphaID, 99), 0, 3},
+			{"batch never anchored", proof.BatchKey(alphaID, 99), 0, 3},
 			{"batch anchored later", key2, 2, 2},
-			{"unknown issuer", issuerKey("nobody"), 3, 3},
+			{"unknown issuer", proof.IssuerKey("nobody"), 3, 3},
 			{"before every key", []byte{0x00}, 0, 3},
 			{"after every key", []byte{0xff, 0xff}, 1, 1},
 		} {
@@ -170,7 +171,7 @@ func TestQuery(t *testing.T) {
 
 func TestQueryBeforeFirstBlock(t *testing.T) {
 	n := start(t)
-	if res := n.query("/key", issuerKey(alphaID), 0, true); res.Code == CodeOK {
+	if res := n.query("/key", proof.IssuerKey(alphaID), 0, true); res.Code == CodeOK {
 		t.Errorf("query with no committed state: code OK, value %x", res.Value)
 	}
 }

@@ -11,26 +11,13 @@ import (
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
-// Revocations live under "r/" + issuer + "/" + hash: "not revoked" is a
-// non-membership proof of that key.
-const prefixRevocation = "r/"
-
-// RevocationKey is the state key of a revoked hash of issuer.
-func RevocationKey(issuer string, hash []byte) []byte {
-	k := make([]byte, 0, len(prefixRevocation)+len(issuer)+1+len(hash))
-	return append(append(append(append(k, prefixRevocation...), issuer...), '/'), hash...)
-}
-
-// IssuerKey is the state key of an issuer's record, for queries.
-func IssuerKey(id string) []byte { return issuerKey(id) }
-
 const (
 	maxIssuerKeys    = 16
 	maxRevokedHashes = 1000
 )
 
 func checkRegisterIssuer(m *pb.RegisterIssuer) error {
-	if err := validID(m.Id); err != nil {
+	if err := ValidID(m.Id); err != nil {
 		return fmt.Errorf("%w: register_issuer.id: %v", ErrMalformed, err)
 	}
 	if len(m.Name) > 200 {
@@ -53,7 +40,7 @@ func checkRegisterIssuer(m *pb.RegisterIssuer) error {
 }
 
 func checkRevoke(m *pb.Revoke) error {
-	if err := validID(m.Issuer); err != nil {
+	if err := ValidID(m.Issuer); err != nil {
 		return fmt.Errorf("%w: revoke.issuer: %v", ErrMalformed, err)
 	}
 	if len(m.Hashes) == 0 || len(m.Hashes) > maxRevokedHashes {
@@ -89,14 +76,14 @@ func checkIssuerMsg(body *pb.TxBody) error {
 	case *pb.TxBody_RegisterIssuer:
 		return checkRegisterIssuer(m.RegisterIssuer)
 	case *pb.TxBody_RotateKey:
-		if err := validID(m.RotateKey.Issuer); err != nil {
+		if err := ValidID(m.RotateKey.Issuer); err != nil {
 			return fmt.Errorf("%w: rotate_key.issuer: %v", ErrMalformed, err)
 		}
 		if err := checkPublicKey(m.RotateKey.NewKey); err != nil {
 			return fmt.Errorf("%w: rotate_key.new_key: %v", ErrMalformed, err)
 		}
 	case *pb.TxBody_CompromiseKey:
-		if err := validID(m.CompromiseKey.Issuer); err != nil {
+		if err := ValidID(m.CompromiseKey.Issuer); err != nil {
 			return fmt.Errorf("%w: compromise_key.issuer: %v", ErrMalformed, err)
 		}
 		if len(m.CompromiseKey.Key) != 32 {
@@ -174,7 +161,7 @@ func (c *checker) checkRegistry(tx *decodedTx) error {
 		if err := c.memberSigned(tx); err != nil {
 			return err
 		}
-		raw, err := c.st.Get(issuerKey(m.RegisterIssuer.Id))
+		raw, err := c.st.Get(proof.IssuerKey(m.RegisterIssuer.Id))
 		if err != nil {
 			return err
 		}
@@ -234,7 +221,7 @@ func findKey(is *pb.Issuer, pub []byte) *pb.IssuerKey {
 // checkRevocable: the hash is in the issuer's batch as its audit path
 // says, and not revoked yet.
 func (c *checker) checkRevocable(issuer string, h *pb.RevokedHash) error {
-	raw, err := c.st.Get(BatchKey(issuer, h.BatchSeq))
+	raw, err := c.st.Get(proof.BatchKey(issuer, h.BatchSeq))
 	if err != nil {
 		return err
 	}
@@ -249,7 +236,7 @@ func (c *checker) checkRevocable(issuer string, h *pb.RevokedHash) error {
 	if err != nil || !bytes.Equal(root[:], rec.Root) {
 		return fmt.Errorf("%w: %s is not leaf %d of issuer %q's batch %d", ErrRejected, proof.FormatBinary(h.Hash), h.LeafIndex, issuer, h.BatchSeq)
 	}
-	prev, err := c.st.Get(RevocationKey(issuer, h.Hash))
+	prev, err := c.st.Get(proof.RevocationKey(issuer, h.Hash))
 	if err != nil {
 		return err
 	}
@@ -268,7 +255,7 @@ func (a *App) applyRegistry(tx *decodedTx, height int64) ([]abci.Event, error) {
 		for _, k := range m.RegisterIssuer.Keys {
 			is.Keys = append(is.Keys, &pb.IssuerKey{PublicKey: k, FromHeight: height})
 		}
-		if err := a.put(issuerKey(is.Id), is); err != nil {
+		if err := a.put(proof.IssuerKey(is.Id), is); err != nil {
 			return nil, err
 		}
 		return []abci.Event{{Type: "issuer", Attributes: []abci.EventAttribute{{Key: "registered", Value: is.Id, Index: true}}}}, nil
@@ -287,7 +274,7 @@ func (a *App) applyRegistry(tx *decodedTx, height int64) ([]abci.Event, error) {
 			}
 		}
 		is.Keys = append(is.Keys, &pb.IssuerKey{PublicKey: m.RotateKey.NewKey, FromHeight: next})
-		if err := a.put(issuerKey(is.Id), is); err != nil {
+		if err := a.put(proof.IssuerKey(is.Id), is); err != nil {
 			return nil, err
 		}
 		return []abci.Event{{Type: "issuer", Attributes: []abci.EventAttribute{{Key: "rotated", Value: is.Id, Index: true}}}}, nil
@@ -297,13 +284,13 @@ func (a *App) applyRegistry(tx *decodedTx, height int64) ([]abci.Event, error) {
 			return nil, err
 		}
 		findKey(is, m.CompromiseKey.Key).CompromisedFrom = m.CompromiseKey.FromHeight
-		if err := a.put(issuerKey(is.Id), is); err != nil {
+		if err := a.put(proof.IssuerKey(is.Id), is); err != nil {
 			return nil, err
 		}
 		return []abci.Event{{Type: "issuer", Attributes: []abci.EventAttribute{{Key: "key_compromised", Value: is.Id, Index: true}}}}, nil
 	case *pb.TxBody_Revoke:
 		for _, h := range m.Revoke.Hashes {
-			if err := a.put(RevocationKey(m.Revoke.Issuer, h.Hash), &pb.Revocation{
+			if err := a.put(proof.RevocationKey(m.Revoke.Issuer, h.Hash), &pb.Revocation{
 				Reason: m.Revoke.Reason, Height: height, BatchSeq: h.BatchSeq, RevokedBy: tx.body.Signer,
 			}); err != nil {
 				return nil, err

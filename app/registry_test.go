@@ -128,7 +128,7 @@ func (c *govChain) regAnchorTx(issuer string, key ed25519.PrivateKey, n int) []b
 func (c *govChain) regIssuer(id string) *pb.Issuer {
 	c.t.Helper()
 	var is pb.Issuer
-	if !c.govValue(IssuerKey(id), 0, &is) {
+	if !c.govValue(proof.IssuerKey(id), 0, &is) {
 		c.t.Fatalf("issuer %q not registered", id)
 	}
 	return &is
@@ -216,7 +216,7 @@ func regProved(t testing.TB, n *node, key []byte, height int64) []byte {
 
 func regRevocation(t testing.TB, n *node, issuer string, hash []byte, height int64) *pb.Revocation {
 	t.Helper()
-	v := regProved(t, n, RevocationKey(issuer, hash), height)
+	v := regProved(t, n, proof.RevocationKey(issuer, hash), height)
 	if v == nil {
 		return nil
 	}
@@ -262,8 +262,8 @@ func TestRegistryRegisterIssuer(t *testing.T) {
 		t.Fatalf("issuer record %v, want %v", got, want)
 	}
 	// The record is provable against the app hash.
-	regProved(t, c.node, IssuerKey("newbie"), 0)
-	if v := regProved(t, c.node, IssuerKey("newbie"), 2); v != nil {
+	regProved(t, c.node, proof.IssuerKey("newbie"), 0)
+	if v := regProved(t, c.node, proof.IssuerKey("newbie"), 2); v != nil {
 		t.Fatal("issuer present before its registration")
 	}
 
@@ -497,23 +497,23 @@ func TestRegistryCompromiseKey(t *testing.T) {
 
 	// The record at height 5 says so, provably; at height 4 it did not.
 	var is pb.Issuer
-	if err := proto.Unmarshal(regProved(t, c.node, IssuerKey("cmp"), 5), &is); err != nil {
+	if err := proto.Unmarshal(regProved(t, c.node, proof.IssuerKey("cmp"), 5), &is); err != nil {
 		t.Fatal(err)
 	}
 	if k := findKey(&is, pubOf(k1)); k == nil || k.CompromisedFrom != 3 {
 		t.Fatalf("proved record at 5: %v", &is)
 	}
 	var before pb.Issuer
-	if err := proto.Unmarshal(regProved(t, c.node, IssuerKey("cmp"), 4), &before); err != nil {
+	if err := proto.Unmarshal(regProved(t, c.node, proof.IssuerKey("cmp"), 4), &before); err != nil {
 		t.Fatal(err)
 	}
 	if k := findKey(&before, pubOf(k1)); k == nil || k.CompromisedFrom != 0 {
 		t.Fatalf("proved record at 4: %v", &before)
 	}
 	// The height-5 proof does not prove the unmarked record.
-	res5 := c.query("/key", IssuerKey("cmp"), 5, true)
+	res5 := c.query("/key", proof.IssuerKey("cmp"), 5, true)
 	unmarked, _ := deterministic.Marshal(&before)
-	if ics23.VerifyMembership(ics23.IavlSpec, c.appHash[5], unmarshalProof(t, res5.ProofOps.Ops[0].Data), IssuerKey("cmp"), unmarked) {
+	if ics23.VerifyMembership(ics23.IavlSpec, c.appHash[5], unmarshalProof(t, res5.ProofOps.Ops[0].Data), proof.IssuerKey("cmp"), unmarked) {
 		t.Error("the proof at height 5 also proves the record without the mark")
 	}
 	// The batches it signed stay in the state: the mark tells receipts
@@ -579,7 +579,7 @@ func TestRegistryRevoke(t *testing.T) {
 	regWantCheck(t, c.node, bySponsor, CodeOK)
 	c.runOK(bySponsor) // 3
 
-	if k := RevocationKey(alphaID, b1.hash(0)); !bytes.Equal(k, append([]byte("r/alpha/"), b1.hash(0)...)) {
+	if k := proof.RevocationKey(alphaID, b1.hash(0)); !bytes.Equal(k, append([]byte("r/alpha/"), b1.hash(0)...)) {
 		t.Errorf("RevocationKey = %q", k)
 	}
 	for _, w := range []struct {
@@ -616,8 +616,8 @@ func TestRegistryRevoke(t *testing.T) {
 	}
 	// A membership proof of a revocation at height 3 does not verify against
 	// the app hash of height 1.
-	q := c.query("/key", RevocationKey(alphaID, b2.hash(3)), 3, true)
-	if ics23.VerifyMembership(ics23.IavlSpec, c.appHash[1], unmarshalProof(t, q.ProofOps.Ops[0].Data), RevocationKey(alphaID, b2.hash(3)), q.Value) {
+	q := c.query("/key", proof.RevocationKey(alphaID, b2.hash(3)), 3, true)
+	if ics23.VerifyMembership(ics23.IavlSpec, c.appHash[1], unmarshalProof(t, q.ProofOps.Ops[0].Data), proof.RevocationKey(alphaID, b2.hash(3)), q.Value) {
 		t.Error("revocation proof verifies against height 1")
 	}
 

@@ -27,16 +27,11 @@ const (
 const DefaultMaxBatchHashes = 100_000
 
 func memberKey(id string) []byte   { return []byte(prefixMember + id) }
-func issuerKey(id string) []byte   { return []byte(prefixIssuer + id) }
 func seqKey(account string) []byte { return []byte(prefixSequence + account) }
 
 // Accounts sign transactions; their kinds have separate sequence spaces.
 func issuerAccount(id string) string { return "i/" + id }
 func memberAccount(id string) string { return "m/" + id }
-
-// BatchKey is the state key of batch (issuer, seq); the verifier owns the
-// layout because receipts prove it.
-func BatchKey(issuer string, seq uint64) []byte { return proof.BatchKey(issuer, seq) }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
@@ -107,7 +102,7 @@ func parseGenesis(raw []byte) (*genesisState, error) {
 	seen := make(map[string]bool)
 	for i, m := range g.Members {
 		field := fmt.Sprintf("app_state.members[%d]", i)
-		if err := validID(m.ID); err != nil {
+		if err := ValidID(m.ID); err != nil {
 			return nil, fmt.Errorf("%s.id: %v", field, err)
 		}
 		if seen["m"+m.ID] {
@@ -129,7 +124,7 @@ func parseGenesis(raw []byte) (*genesisState, error) {
 	}
 	for i, is := range g.Issuers {
 		field := fmt.Sprintf("app_state.issuers[%d]", i)
-		if err := validID(is.ID); err != nil {
+		if err := ValidID(is.ID); err != nil {
 			return nil, fmt.Errorf("%s.id: %v", field, err)
 		}
 		if seen["i"+is.ID] {

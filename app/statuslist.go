@@ -1,12 +1,13 @@
 package app
 
 import (
-	"encoding/binary"
 	"fmt"
+	"slices"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -17,25 +18,15 @@ const (
 	// MinRegistrySize is the specification's herd-privacy minimum.
 	MinRegistrySize = 131_072
 	// MaxRegistrySize bounds a registry (1 MiB of bits).
-	MaxRegistrySize = 8 << 20
-	// ChunkBits is the number of entries per stored chunk (2 KiB).
-	ChunkBits          = 16_384
+	MaxRegistrySize    = 8 << 20
 	maxRegistryUpdates = 10_000
 )
-
-// RegistryKey is the state key of a registry's record.
-func RegistryKey(issuer, id string) []byte { return []byte("sl/" + issuer + "/" + id) }
-
-// ChunkKey is the state key of chunk c of a registry.
-func ChunkKey(issuer, id string, c uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte("sc/"+issuer+"/"+id+"/"), c)
-}
 
 func checkRegistryMsg(body *pb.TxBody) error {
 	switch m := body.Msg.(type) {
 	case *pb.TxBody_CreateRegistry:
 		r := m.CreateRegistry
-		if err := validID(r.Id); err != nil {
+		if err := ValidID(r.Id); err != nil {
 			return fmt.Errorf("%w: create_registry.id: %v", ErrMalformed, err)
 		}
 		switch r.Purpose {
@@ -48,10 +39,10 @@ func checkRegistryMsg(body *pb.TxBody) error {
 		}
 	case *pb.TxBody_UpdateRegistry:
 		u := m.UpdateRegistry
-		if err := validID(u.Issuer); err != nil {
+		if err := ValidID(u.Issuer); err != nil {
 			return fmt.Errorf("%w: update_registry.issuer: %v", ErrMalformed, err)
 		}
-		if err := validID(u.Id); err != nil {
+		if err := ValidID(u.Id); err != nil {
 			return fmt.Errorf("%w: update_registry.id: %v", ErrMalformed, err)
 		}
 		n := len(u.Set) + len(u.Clear)
@@ -70,7 +61,7 @@ func checkRegistryMsg(body *pb.TxBody) error {
 }
 
 func (c *checker) registry(issuer, id string) (*pb.Registry, error) {
-	raw, err := c.st.Get(RegistryKey(issuer, id))
+	raw, err := c.st.Get(proof.RegistryKey(issuer, id))
 	if err != nil || raw == nil {
 		return nil, err
 	}
@@ -123,7 +114,7 @@ func (a *App) applyStatusList(tx *decodedTx, height int64) ([]abci.Event, error)
 	case *pb.TxBody_CreateRegistry:
 		r := &pb.Registry{Issuer: tx.body.Signer, Id: m.CreateRegistry.Id, Purpose: m.CreateRegistry.Purpose,
 			Size: m.CreateRegistry.Size, CreatedHeight: height}
-		if err := a.put(RegistryKey(r.Issuer, r.Id), r); err != nil {
+		if err := a.put(proof.RegistryKey(r.Issuer, r.Id), r); err != nil {
 			return nil, err
 		}
 		return []abci.Event{{Type: "registry", Attributes: []abci.EventAttribute{{Key: "created", Value: r.Issuer + "/" + r.Id, Index: true}}}}, nil
@@ -137,22 +128,22 @@ func (a *App) applyStatusList(tx *decodedTx, height int64) ([]abci.Event, error)
 			if b, ok := chunks[c]; ok {
 				return b, nil
 			}
-			raw, err := a.tree.Get(ChunkKey(u.Issuer, u.Id, c))
+			raw, err := a.tree.Get(proof.ChunkKey(u.Issuer, u.Id, c))
 			if err != nil {
 				return nil, err
 			}
-			b := make([]byte, ChunkBits/8)
+			b := make([]byte, proof.ChunkBits/8)
 			copy(b, raw)
 			chunks[c] = b
 			order = append(order, c)
 			return b, nil
 		}
 		flip := func(i uint64, set bool) error {
-			b, err := load(uint32(i / ChunkBits))
+			b, err := load(uint32(i / proof.ChunkBits))
 			if err != nil {
 				return err
 			}
-			off := i % ChunkBits
+			off := i % proof.ChunkBits
 			mask := byte(0x80 >> (off % 8))
 			if set {
 				b[off/8] |= mask
@@ -171,16 +162,16 @@ func (a *App) applyStatusList(tx *decodedTx, height int64) ([]abci.Event, error)
 				return nil, err
 			}
 		}
-		sortUint32(order)
+		slices.Sort(order)
 		for _, c := range order {
 			b := chunks[c]
 			if allZero(b) {
-				if _, _, err := a.tree.Remove(ChunkKey(u.Issuer, u.Id, c)); err != nil {
+				if _, _, err := a.tree.Remove(proof.ChunkKey(u.Issuer, u.Id, c)); err != nil {
 					return nil, err
 				}
 				continue
 			}
-			if _, err := a.tree.Set(ChunkKey(u.Issuer, u.Id, c), b); err != nil {
+			if _, err := a.tree.Set(proof.ChunkKey(u.Issuer, u.Id, c), b); err != nil {
 				return nil, err
 			}
 		}
@@ -199,12 +190,4 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-func sortUint32(s []uint32) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"testing"
 
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -103,16 +104,16 @@ func TestStatusListRules(t *testing.T) {
 // cleared to all zeros leaves state (absent means zeros).
 func TestStatusListChunks(t *testing.T) {
 	f := slSetup(t)
-	set := []uint64{0, 7, 8, ChunkBits - 1, ChunkBits, MinRegistrySize - 1}
+	set := []uint64{0, 7, 8, proof.ChunkBits - 1, proof.ChunkBits, MinRegistrySize - 1}
 	f.runOK(f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "sus", set, nil)))
 	for _, i := range set {
-		chunk := regProved(t, f.node, ChunkKey(alphaID, "sus", uint32(i/ChunkBits)), 0)
-		if len(chunk) != ChunkBits/8 || chunk[(i%ChunkBits)/8]&(0x80>>(i%8)) == 0 {
+		chunk := regProved(t, f.node, proof.ChunkKey(alphaID, "sus", uint32(i/proof.ChunkBits)), 0)
+		if len(chunk) != proof.ChunkBits/8 || chunk[(i%proof.ChunkBits)/8]&(0x80>>(i%8)) == 0 {
 			t.Fatalf("entry %d not set in its chunk", i)
 		}
 	}
 	f.runOK(f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "sus", nil, []uint64{MinRegistrySize - 1})))
-	if v := regProved(t, f.node, ChunkKey(alphaID, "sus", uint32((MinRegistrySize-1)/ChunkBits)), 0); v != nil {
+	if v := regProved(t, f.node, proof.ChunkKey(alphaID, "sus", uint32((MinRegistrySize-1)/proof.ChunkBits)), 0); v != nil {
 		t.Fatalf("a chunk cleared to zeros is still in state (%d bytes)", len(v))
 	}
 }

@@ -163,7 +163,7 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 	if body.ChainId != chainID {
 		return nil, fmt.Errorf("%w: chain_id %q, this chain is %q", ErrWrongChain, body.ChainId, chainID)
 	}
-	if err := validID(body.Signer); err != nil {
+	if err := ValidID(body.Signer); err != nil {
 		return nil, fmt.Errorf("%w: signer: %v", ErrMalformed, err)
 	}
 	if body.Sequence == 0 {
@@ -220,8 +220,8 @@ func checkAnchorBatch(m *pb.AnchorBatch, maxHashes uint64) error {
 	return nil
 }
 
-// validID keeps ids printable and free of the state key separator.
-func validID(id string) error {
+// ValidID keeps ids printable and free of the state key separator.
+func ValidID(id string) error {
 	if id == "" || len(id) > 64 {
 		return fmt.Errorf("id %q must be 1 to 64 characters", id)
 	}

@@ -355,8 +355,8 @@ func TestValidID(t *testing.T) {
 		{"é", false},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
-			if err := validID(tc.id); (err == nil) != tc.ok {
-				t.Errorf("validID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
+			if err := ValidID(tc.id); (err == nil) != tc.ok {
+				t.Errorf("ValidID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
+	"github.com/cometbft/cometbft/crypto/ed25519"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 	cmtnode "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
@@ -24,13 +25,10 @@ import (
 	"github.com/spf13/viper"
 )
 
-// MaxTxBytes is the mempool's max_tx_bytes: one full batch transaction.
-// MaxBlockBytes (block.max_bytes) holds several full batches so that issuers
-// anchoring at once share a block rather than queue behind each other.
-const (
-	MaxTxBytes    = 4 << 20
-	MaxBlockBytes = 21 << 20
-)
+// maxBlockBytes (block.max_bytes) holds several full batches so that
+// issuers anchoring at once share a block rather than queue behind each
+// other.
+const maxBlockBytes = 21 << 20
 
 // Ports is where a node listens. Zero values take the defaults.
 type Ports struct {
@@ -40,8 +38,9 @@ type Ports struct {
 }
 
 // DefaultConfig is the CometBFT configuration Credence writes at init, with
-// every departure from CometBFT's defaults made on purpose.
-func DefaultConfig(home, moniker string, ports Ports) *cfg.Config {
+// every departure from CometBFT's defaults made on purpose. maxTxBytes is
+// the largest transaction the state machine accepts (one full batch).
+func DefaultConfig(home, moniker string, ports Ports, maxTxBytes int) *cfg.Config {
 	c := cfg.DefaultConfig()
 	c.SetRoot(home)
 	c.Moniker = moniker
@@ -55,7 +54,7 @@ func DefaultConfig(home, moniker string, ports Ports) *cfg.Config {
 	c.P2P.SendRate = 64 << 20
 	c.P2P.RecvRate = 64 << 20
 	c.P2P.MaxPacketMsgPayloadSize = 64 << 10
-	c.Mempool.MaxTxBytes = MaxTxBytes
+	c.Mempool.MaxTxBytes = maxTxBytes
 	c.Mempool.MaxTxsBytes = 256 << 20
 	c.Mempool.Size = 10000
 	// An anchored root becomes provable in the next header; without empty
@@ -79,10 +78,10 @@ func DefaultConfig(home, moniker string, ports Ports) *cfg.Config {
 	return c
 }
 
-// ConsensusParams are the genesis consensus parameters.
-func ConsensusParams() *cmttypes.ConsensusParams {
+// consensusParams are the genesis consensus parameters.
+func consensusParams() *cmttypes.ConsensusParams {
 	p := cmttypes.DefaultConsensusParams()
-	p.Block.MaxBytes = MaxBlockBytes
+	p.Block.MaxBytes = maxBlockBytes
 	return p
 }
 
@@ -131,11 +130,11 @@ func WriteGenesis(path, chainID string, vals []Validator, appState json.RawMessa
 		ChainID:         chainID,
 		GenesisTime:     cmttime.Now(),
 		InitialHeight:   1,
-		ConsensusParams: ConsensusParams(),
+		ConsensusParams: consensusParams(),
 		AppState:        appState,
 	}
 	for _, v := range vals {
-		pk := ed25519PubKey(v.PubKey)
+		pk := ed25519.PubKey(v.PubKey)
 		doc.Validators = append(doc.Validators, cmttypes.GenesisValidator{
 			Address: pk.Address(), PubKey: pk, Power: v.Power, Name: v.Name,
 		})
@@ -169,11 +168,6 @@ func LoadConfig(home string) (*cfg.Config, error) {
 		return nil, fmt.Errorf("%s: db_backend is %q; Credence runs on badgerdb", path, c.DBBackend)
 	}
 	return c, nil
-}
-
-// LoadGenesis reads the home's genesis document.
-func LoadGenesis(c *cfg.Config) (*cmttypes.GenesisDoc, error) {
-	return cmttypes.GenesisDocFromFile(c.GenesisFile())
 }
 
 // NewNode assembles the in-process CometBFT node around app. The local

@@ -114,13 +114,13 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 	if len(req.GetHash()) != proof.HashSize {
 		return nil, status.Errorf(codes.InvalidArgument, "hash: %d bytes, want a 32-byte SHA-256", len(req.GetHash()))
 	}
-	if req.Issuer != "" && !validIssuerID(req.Issuer) {
+	if req.Issuer != "" && app.ValidID(req.Issuer) != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.Issuer)
 	}
 	r, err := s.n.receipts.build(ctx, req.Hash, req.Issuer)
 	switch {
 	case errors.Is(err, errNotFound):
-		if s.n.pending(req.Hash, req.Issuer) {
+		if s.n.pipe.isWaiting(req.Hash, req.Issuer) {
 			return nil, status.Errorf(codes.Unavailable, "hash %s is queued or in a batch not yet final; try again shortly", proof.FormatBinary(req.Hash))
 		}
 		return nil, status.Errorf(codes.NotFound, "hash %s is not anchored (as far as this node has indexed)", proof.FormatBinary(req.Hash))
@@ -133,21 +133,8 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 	return &pb.GetReceiptResponse{Receipt: r}, nil
 }
 
-func validIssuerID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *api) GetBatch(_ context.Context, req *pb.GetBatchRequest) (*pb.GetBatchResponse, error) {
-	if !validIssuerID(req.GetIssuer()) {
+	if app.ValidID(req.GetIssuer()) != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.GetIssuer())
 	}
 	if req.Seq == 0 {
@@ -304,33 +291,25 @@ func (s *api) GetStatus(ctx context.Context, req *pb.GetStatusRequest) (*pb.GetS
 	if len(req.GetHash()) != proof.HashSize {
 		return nil, status.Errorf(codes.InvalidArgument, "hash: %d bytes, want a 32-byte SHA-256", len(req.GetHash()))
 	}
-	if req.Issuer != "" && !validIssuerID(req.Issuer) {
+	if req.Issuer != "" && app.ValidID(req.Issuer) != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.Issuer)
 	}
 	r, err := s.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: req.Hash, Issuer: req.Issuer})
 	if err != nil {
 		return nil, err
 	}
-	// The newest state a signed header proves: the app hash of the last
-	// committed height is only in the next header, so take the one before.
-	height := s.n.app.Height() - 1
-	if height < r.Receipt.Batch.Height {
-		height = r.Receipt.Batch.Height
-	}
-	hdr, err := s.n.receipts.header(ctx, height+1)
+	// The receipt's own header is committed, so its state is provable
+	// even while the app is a block behind the block store.
+	height, hdr, links, err := s.provenState(ctx, r.Receipt.Batch.Height)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "header %d: %v", height+1, err)
-	}
-	links, err := s.n.receipts.links(ctx, height+1)
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "validator links: %v", err)
+		return nil, err
 	}
 	issuer := r.Receipt.Batch.Issuer
-	rec, recProof, err := s.proveKey(height, app.IssuerKey(issuer))
+	rec, recProof, err := s.proveKey(height, proof.IssuerKey(issuer))
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "issuer record: %v", err)
 	}
-	rev, revProof, err := s.proveKey(height, app.RevocationKey(issuer, req.Hash))
+	rev, revProof, err := s.proveKey(height, proof.RevocationKey(issuer, req.Hash))
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "revocation: %v", err)
 	}
@@ -342,10 +321,10 @@ func (s *api) GetStatus(ctx context.Context, req *pb.GetStatusRequest) (*pb.GetS
 }
 
 func (s *api) GetIssuer(_ context.Context, req *pb.GetIssuerRequest) (*pb.GetIssuerResponse, error) {
-	if !validIssuerID(req.GetId()) {
+	if app.ValidID(req.GetId()) != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "id: %q is not a valid issuer id", req.GetId())
 	}
-	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: app.IssuerKey(req.Id)})
+	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: proof.IssuerKey(req.Id)})
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "issuer: %v", err)
 	}
@@ -359,10 +338,12 @@ func (s *api) GetIssuer(_ context.Context, req *pb.GetIssuerRequest) (*pb.GetIss
 	return &pb.GetIssuerResponse{Issuer: &is, Height: res.Height}, nil
 }
 
-// provenState is the newest state a committed header proves, with that
-// header and the validator links to it.
-func (s *api) provenState(ctx context.Context) (int64, *headerEntry, []*proof.ValidatorSetLink, error) {
-	height := s.n.app.Height() - 1
+// provenState is the newest state a committed header proves, and at least
+// atLeast, with that header and the validator links to it. The app hash of
+// the last committed height is only in the next header, so that is the
+// height before.
+func (s *api) provenState(ctx context.Context, atLeast int64) (int64, *headerEntry, []*proof.ValidatorSetLink, error) {
+	height := max(s.n.app.Height()-1, atLeast)
 	if height < 1 {
 		return 0, nil, nil, status.Error(codes.Unavailable, "the chain has no provable state yet")
 	}
@@ -370,7 +351,7 @@ func (s *api) provenState(ctx context.Context) (int64, *headerEntry, []*proof.Va
 	if err != nil {
 		return 0, nil, nil, status.Errorf(codes.Unavailable, "header %d: %v", height+1, err)
 	}
-	links, err := s.n.receipts.links(ctx, height+1)
+	_, links, err := s.n.receipts.links(ctx, height+1)
 	if err != nil {
 		return 0, nil, nil, status.Errorf(codes.Internal, "validator links: %v", err)
 	}
@@ -378,38 +359,48 @@ func (s *api) provenState(ctx context.Context) (int64, *headerEntry, []*proof.Va
 }
 
 func (s *api) registryArgs(issuer, id string) error {
-	if !validIssuerID(issuer) {
+	if app.ValidID(issuer) != nil {
 		return status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", issuer)
 	}
-	if !validIssuerID(id) {
+	if app.ValidID(id) != nil {
 		return status.Errorf(codes.InvalidArgument, "id: %q is not a valid registry id", id)
 	}
 	return nil
+}
+
+// registryAt reads a registry's record at height, decoded and as stored,
+// with its proof.
+func (s *api) registryAt(height int64, issuer, id string) (*pb.Registry, []byte, []byte, error) {
+	rec, recProof, err := s.proveKey(height, proof.RegistryKey(issuer, id))
+	if err != nil {
+		return nil, nil, nil, status.Errorf(codes.Internal, "registry: %v", err)
+	}
+	if rec == nil {
+		return nil, nil, nil, status.Errorf(codes.NotFound, "issuer %q has no registry %q (as of height %d)", issuer, id, height)
+	}
+	var r pb.Registry
+	if err := proto.Unmarshal(rec, &r); err != nil {
+		return nil, nil, nil, status.Errorf(codes.Internal, "registry: %v", err)
+	}
+	return &r, rec, recProof, nil
 }
 
 func (s *api) GetRegistryStatus(ctx context.Context, req *pb.GetRegistryStatusRequest) (*pb.GetRegistryStatusResponse, error) {
 	if err := s.registryArgs(req.GetIssuer(), req.GetId()); err != nil {
 		return nil, err
 	}
-	height, hdr, links, err := s.provenState(ctx)
+	height, hdr, links, err := s.provenState(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	rec, recProof, err := s.proveKey(height, app.RegistryKey(req.Issuer, req.Id))
+	r, rec, recProof, err := s.registryAt(height, req.Issuer, req.Id)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "registry: %v", err)
-	}
-	if rec == nil {
-		return nil, status.Errorf(codes.NotFound, "issuer %q has no registry %q (as of height %d)", req.Issuer, req.Id, height)
-	}
-	var r pb.Registry
-	if err := proto.Unmarshal(rec, &r); err != nil {
-		return nil, status.Errorf(codes.Internal, "registry: %v", err)
+		return nil, err
 	}
 	if req.Index >= r.Size {
 		return nil, status.Errorf(codes.InvalidArgument, "index: %d is outside the registry's %d entries", req.Index, r.Size)
 	}
-	chunk, chunkProof, err := s.proveKey(height, app.ChunkKey(req.Issuer, req.Id, uint32(req.Index/app.ChunkBits)))
+	chunk, chunkProof, err := s.proveKey(height, proof.ChunkKey(req.Issuer, req.Id, uint32(req.Index/proof.ChunkBits)))
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "chunk: %v", err)
 	}
@@ -424,20 +415,13 @@ func (s *api) ExportRegistry(ctx context.Context, req *pb.ExportRegistryRequest)
 	if err := s.registryArgs(req.GetIssuer(), req.GetId()); err != nil {
 		return nil, err
 	}
-	height, hdr, links, err := s.provenState(ctx)
+	height, hdr, links, err := s.provenState(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	rec, recProof, err := s.proveKey(height, app.RegistryKey(req.Issuer, req.Id))
+	r, rec, recProof, err := s.registryAt(height, req.Issuer, req.Id)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "registry: %v", err)
-	}
-	if rec == nil {
-		return nil, status.Errorf(codes.NotFound, "issuer %q has no registry %q (as of height %d)", req.Issuer, req.Id, height)
-	}
-	var r pb.Registry
-	if err := proto.Unmarshal(rec, &r); err != nil {
-		return nil, status.Errorf(codes.Internal, "registry: %v", err)
+		return nil, err
 	}
 	ex := &proof.RegistryExport{
 		Version: proof.StatusVersion, ChainId: s.n.chainID, Height: height,
@@ -445,13 +429,13 @@ func (s *api) ExportRegistry(ctx context.Context, req *pb.ExportRegistryRequest)
 		RegistryRecord: rec, RegistryProof: recProof,
 	}
 	bits := make([]byte, r.Size/8)
-	for c := uint32(0); uint64(c)*app.ChunkBits < r.Size; c++ {
-		chunk, chunkProof, err := s.proveKey(height, app.ChunkKey(req.Issuer, req.Id, c))
+	for c := uint32(0); uint64(c)*proof.ChunkBits < r.Size; c++ {
+		chunk, chunkProof, err := s.proveKey(height, proof.ChunkKey(req.Issuer, req.Id, c))
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "chunk %d: %v", c, err)
 		}
 		ex.Chunks = append(ex.Chunks, &proof.ChunkProof{Index: c, Chunk: chunk, Proof: chunkProof})
-		copy(bits[int(c)*app.ChunkBits/8:], chunk)
+		copy(bits[int(c)*proof.ChunkBits/8:], chunk)
 	}
 	if ex.EncodedList, err = proof.EncodeStatusList(bits); err != nil {
 		return nil, status.Errorf(codes.Internal, "encode: %v", err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -17,8 +18,8 @@ import (
 	"github.com/credence-ledger/credence/proof"
 )
 
-// Config is the node's app.toml: what CometBFT's config.toml does not hold.
-type Config struct {
+// config is the node's app.toml: what CometBFT's config.toml does not hold.
+type config struct {
 	// GRPCAddress is the API listener. Default 127.0.0.1:9090. A
 	// non-loopback address requires TLS: tokens must not cross a network in
 	// the clear.
@@ -33,13 +34,13 @@ type Config struct {
 	// testnet sets it). Default false.
 	PlaintextAPIBeyondLoopback bool `toml:"plaintext_api_beyond_loopback"`
 	// BatchInterval is how often the queue is cut into batches. Default 1s.
-	BatchInterval Duration `toml:"batch_interval"`
+	BatchInterval duration `toml:"batch_interval"`
 	// BatchMaxLeaves cuts a batch early once an issuer has this many hashes
 	// queued. Default 65536, under the chain's max_batch_hashes.
 	BatchMaxLeaves int `toml:"batch_max_leaves"`
 	// RebroadcastAfter resends a batch not yet final after this long.
 	// Default 15s.
-	RebroadcastAfter Duration `toml:"rebroadcast_after"`
+	RebroadcastAfter duration `toml:"rebroadcast_after"`
 	// SnapshotInterval takes a state-sync snapshot (state and receipt
 	// index) every this many blocks; 0 turns snapshots off. Default 1000.
 	SnapshotInterval int64 `toml:"snapshot_interval"`
@@ -49,11 +50,11 @@ type Config struct {
 	// Default 256.
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
 	// Issuers the node anchors for.
-	Issuers []IssuerConfig `toml:"issuer"`
+	Issuers []issuerConfig `toml:"issuer"`
 }
 
-// IssuerConfig is one issuer whose key this node holds.
-type IssuerConfig struct {
+// issuerConfig is one issuer whose key this node holds.
+type issuerConfig struct {
 	ID string `toml:"id"`
 	// KeyFile holds the issuer's ed25519 key (mode 0600), relative to the
 	// home's config directory unless absolute.
@@ -63,24 +64,24 @@ type IssuerConfig struct {
 	TokenSHA256 string `toml:"token_sha256"`
 }
 
-// Duration reads "1s"-style durations from TOML.
-type Duration struct{ time.Duration }
+// duration reads "1s"-style durations from TOML.
+type duration struct{ time.Duration }
 
-func (d *Duration) UnmarshalText(b []byte) error {
+func (d *duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	d.Duration = v
 	return err
 }
 
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// DefaultConfig is app.toml's defaults.
-func DefaultConfig() *Config {
-	return &Config{
+// defaultConfig is app.toml's defaults.
+func defaultConfig() *config {
+	return &config{
 		GRPCAddress:        "127.0.0.1:9090",
-		BatchInterval:      Duration{time.Second},
+		BatchInterval:      duration{time.Second},
 		BatchMaxLeaves:     65536,
-		RebroadcastAfter:   Duration{15 * time.Second},
+		RebroadcastAfter:   duration{15 * time.Second},
 		ReceiptCacheMB:     256,
 		SnapshotInterval:   1000,
 		SnapshotKeepRecent: 2,
@@ -89,9 +90,9 @@ func DefaultConfig() *Config {
 
 func appConfigPath(home string) string { return filepath.Join(home, "config", "app.toml") }
 
-// LoadConfig reads home/config/app.toml over the defaults.
-func LoadConfig(home string) (*Config, error) {
-	c := DefaultConfig()
+// loadConfig reads home/config/app.toml over the defaults.
+func loadConfig(home string) (*config, error) {
+	c := defaultConfig()
 	path := appConfigPath(home)
 	md, err := toml.DecodeFile(path, c)
 	if err != nil {
@@ -126,7 +127,7 @@ func LoadConfig(home string) (*Config, error) {
 	return c, nil
 }
 
-func writeConfig(home string, c *Config) error {
+func writeConfig(home string, c *config) error {
 	f, err := os.OpenFile(appConfigPath(home), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -138,16 +139,17 @@ func writeConfig(home string, c *Config) error {
 	return toml.NewEncoder(f).Encode(c)
 }
 
-// issuerKeyFile is the JSON form of an issuer key file.
-type issuerKeyFile struct {
-	Issuer     string `json:"issuer"`
+// keyFile is the JSON form of an ed25519 key file: an issuer's signing key
+// or a member's admin key, named by the id of its owner.
+type keyFile struct {
+	Owner      string `json:"owner"`
 	PublicKey  string `json:"public_key"`
 	PrivateKey string `json:"private_key"`
 }
 
-func writeIssuerKey(path, issuer string, key ed25519.PrivateKey) error {
-	b, err := json.MarshalIndent(issuerKeyFile{
-		Issuer:     issuer,
+func writeKeyFile(path, owner string, key ed25519.PrivateKey) error {
+	b, err := json.MarshalIndent(keyFile{
+		Owner:      owner,
 		PublicKey:  proof.FormatBinary(key.Public().(ed25519.PublicKey)),
 		PrivateKey: proof.FormatBinary(key.Seed()),
 	}, "", "  ")
@@ -157,23 +159,24 @@ func writeIssuerKey(path, issuer string, key ed25519.PrivateKey) error {
 	return writeSecret(path, append(b, '\n'))
 }
 
-func readIssuerKey(path string) (ed25519.PrivateKey, error) {
+// readKeyFile returns a key file's owner and key.
+func readKeyFile(path string) (string, ed25519.PrivateKey, error) {
 	if err := checkSecretMode(path); err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	var f issuerKeyFile
+	var f keyFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return "", nil, fmt.Errorf("%s: %w", path, err)
 	}
 	seed, err := proof.ParseBinary(f.PrivateKey)
 	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("%s: private_key is not a 32-byte ed25519 seed", path)
+		return "", nil, fmt.Errorf("%s: private_key is not a 32-byte ed25519 seed", path)
 	}
-	return ed25519.NewKeyFromSeed(seed), nil
+	return f.Owner, ed25519.NewKeyFromSeed(seed), nil
 }
 
 // writeSecret creates a file readable by its owner only, failing if it exists.
@@ -208,7 +211,7 @@ func tokenFile(home, issuer string) string {
 // ReadToken returns the API token init stored in home for the node's first
 // issuer, for CLI commands given --home.
 func ReadToken(home string) (string, error) {
-	c, err := LoadConfig(home)
+	c, err := loadConfig(home)
 	if err != nil {
 		return "", err
 	}
@@ -223,14 +226,7 @@ func ReadToken(home string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return string(trimNL(b)), nil
-}
-
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // authorizer maps API tokens to issuers by their SHA-256, compared in
@@ -261,22 +257,13 @@ func MemberKey(home string) (string, ed25519.PrivateKey, error) {
 	if len(paths) != 1 {
 		return "", nil, fmt.Errorf("%s: want exactly one admin-<member>.key.json, found %d", filepath.Join(home, "config"), len(paths))
 	}
-	key, err := readIssuerKey(paths[0])
-	if err != nil {
-		return "", nil, err
-	}
-	b, _ := os.ReadFile(paths[0])
-	var f issuerKeyFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return "", nil, err
-	}
-	return f.Issuer, key, nil
+	return readKeyFile(paths[0])
 }
 
 // IssuerSigningKey reads the key of the first issuer the home's node
 // anchors for.
 func IssuerSigningKey(home string) (string, ed25519.PrivateKey, error) {
-	c, err := LoadConfig(home)
+	c, err := loadConfig(home)
 	if err != nil {
 		return "", nil, err
 	}
@@ -284,6 +271,6 @@ func IssuerSigningKey(home string) (string, ed25519.PrivateKey, error) {
 		return "", nil, errors.New("the node at this home anchors for no issuer")
 	}
 	is := c.Issuers[0]
-	k, err := readIssuerKey(inConfigDir(home, is.KeyFile))
+	_, k, err := readKeyFile(inConfigDir(home, is.KeyFile))
 	return is.ID, k, err
 }

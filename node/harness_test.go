@@ -66,11 +66,11 @@ func newTestHome(t testing.TB) *testHome {
 		t.Fatal(err)
 	}
 	// Fast batches keep the tests short; the default is 1s.
-	c, err := LoadConfig(dir)
+	c, err := loadConfig(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.BatchInterval = Duration{100 * time.Millisecond}
+	c.BatchInterval = duration{100 * time.Millisecond}
 	if err := os.Remove(appConfigPath(dir)); err != nil {
 		t.Fatal(err)
 	}

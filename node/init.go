@@ -63,7 +63,7 @@ func newMember(home, moniker, memberID, issuerID string, ports consensus.Ports, 
 		return nil, fmt.Errorf("%s already holds a node; remove it or choose another --home", home)
 	}
 	m := &member{home: home, moniker: moniker, memberID: memberID, issuerID: issuerID, grpc: grpcAddr}
-	m.ccfg = consensus.DefaultConfig(home, moniker, ports)
+	m.ccfg = consensus.DefaultConfig(home, moniker, ports, app.MaxTxBytes)
 	var err error
 	if m.keys, err = consensus.WriteHome(m.ccfg); err != nil {
 		return nil, err
@@ -75,10 +75,10 @@ func newMember(home, moniker, memberID, issuerID string, ports consensus.Ports, 
 		return nil, err
 	}
 	cfgDir := filepath.Join(home, "config")
-	if err := writeIssuerKey(filepath.Join(cfgDir, "issuer-"+issuerID+".key.json"), issuerID, m.issuerKey); err != nil {
+	if err := writeKeyFile(filepath.Join(cfgDir, "issuer-"+issuerID+".key.json"), issuerID, m.issuerKey); err != nil {
 		return nil, err
 	}
-	if err := writeIssuerKey(filepath.Join(cfgDir, "admin-"+memberID+".key.json"), memberID, m.adminKey); err != nil {
+	if err := writeKeyFile(filepath.Join(cfgDir, "admin-"+memberID+".key.json"), memberID, m.adminKey); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -113,12 +113,12 @@ func (m *member) finish() (string, error) {
 	if err := writeSecret(tokenFile(m.home, m.issuerID), []byte(token+"\n")); err != nil {
 		return "", err
 	}
-	c := DefaultConfig()
+	c := defaultConfig()
 	if m.grpc != "" {
 		c.GRPCAddress = m.grpc
 	}
 	c.PlaintextAPIBeyondLoopback = m.plaintextAPI
-	c.Issuers = []IssuerConfig{{ID: m.issuerID, KeyFile: "issuer-" + m.issuerID + ".key.json", TokenSHA256: hex.EncodeToString(sum[:])}}
+	c.Issuers = []issuerConfig{{ID: m.issuerID, KeyFile: "issuer-" + m.issuerID + ".key.json", TokenSHA256: hex.EncodeToString(sum[:])}}
 	return token, writeConfig(m.home, c)
 }
 
@@ -199,7 +199,7 @@ func joinChain(m *member, genesis string) (*InitResult, error) {
 	}
 	// The issuer key made for this member stays in its home for a later
 	// registration; the node anchors for no issuer until then.
-	c := DefaultConfig()
+	c := defaultConfig()
 	if m.grpc != "" {
 		c.GRPCAddress = m.grpc
 	}

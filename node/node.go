@@ -78,7 +78,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := LoadConfig(home)
+	cfg, err := loadConfig(home)
 	if err != nil {
 		return nil, err
 	}
@@ -108,14 +108,21 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		}
 		serverOpts = append(serverOpts, grpc.Creds(creds))
 	}
-	gen, err := consensus.LoadGenesis(ccfg)
+	// The genesis is read once: the trust root a snapshot's index is
+	// checked against, and the chain id.
+	genJSON, err := os.ReadFile(ccfg.GenesisFile())
 	if err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)
 	}
+	trust, err := proof.TrustRootFromGenesis(genJSON)
+	if err != nil {
+		return nil, err
+	}
+	chainID := trust.ChainID
 	keys := make(map[string]ed25519.PrivateKey)
 	auth := &authorizer{}
 	for _, is := range cfg.Issuers {
-		k, err := readIssuerKey(inConfigDir(home, is.KeyFile))
+		_, k, err := readKeyFile(inConfigDir(home, is.KeyFile))
 		if err != nil {
 			return nil, fmt.Errorf("issuer %q key: %w", is.ID, err)
 		}
@@ -125,7 +132,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		auth.issuers = append(auth.issuers, is.ID)
 	}
 
-	n := &Node{log: log, chainID: gen.ChainID, auth: auth, idxDone: make(chan struct{})}
+	n := &Node{log: log, chainID: chainID, auth: auth, idxDone: make(chan struct{})}
 	n.idxCond = sync.NewCond(&n.idxMu)
 	go n.indexLoop()
 	defer func() {
@@ -137,24 +144,16 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err != nil {
 		return nil, fmt.Errorf("open node database: %w", err)
 	}
-	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), gen.ChainID,
+	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), chainID,
 		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.onCommit))
 	if err != nil {
 		return nil, err
 	}
-	n.pipe = newPipeline(n.db, n.app, gen.ChainID, keys, cfg, log.With("module", "batcher"))
+	n.pipe = newPipeline(n.db, n.app, chainID, keys, cfg, log.With("module", "batcher"))
 	if err := n.pipe.load(); err != nil {
 		return nil, fmt.Errorf("load queue: %w", err)
 	}
 	appHeight := n.app.Height()
-	genJSON, err := os.ReadFile(ccfg.GenesisFile())
-	if err != nil {
-		return nil, err
-	}
-	trust, err := proof.TrustRootFromGenesis(genJSON)
-	if err != nil {
-		return nil, err
-	}
 	n.snaps = &snapshots{
 		dir: filepath.Join(home, "data", "snapshots"), interval: cfg.SnapshotInterval, keep: cfg.SnapshotKeepRecent,
 		app: n.app, db: n.db, pipe: n.pipe, trust: trust, log: log.With("module", "snapshots"),
@@ -173,7 +172,10 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		}
 		return res.Code, res.Log, nil
 	}
-	n.receipts = newReceipts(n.db, n.rpc, gen.ChainID, cfg.ReceiptCacheMB<<20)
+	n.receipts, err = newReceipts(n.db, n.rpc, chainID, cfg.ReceiptCacheMB<<20)
+	if err != nil {
+		return nil, fmt.Errorf("receipt index: %w", err)
+	}
 	n.snaps.receipts = n.receipts
 	if err := n.catchUp(appHeight); err != nil {
 		return nil, fmt.Errorf("index catch-up: %w", err)
@@ -209,7 +211,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 			log.Error("gRPC server stopped", "err", err)
 		}
 	}()
-	log.Info("credence node started", "chain_id", gen.ChainID, "grpc", n.lis.Addr().String(),
+	log.Info("credence node started", "chain_id", chainID, "grpc", n.lis.Addr().String(),
 		"rpc", ccfg.RPC.ListenAddress, "height", n.app.Height())
 	return n, nil
 }
@@ -350,12 +352,16 @@ func (n *Node) noteValidatorChange(h int64) error {
 		return nil
 	}
 	n.log.Info("validator set changes after this height", "height", h)
-	return n.db.Update(func(txn *badger.Txn) error {
+	if err := n.db.Update(func(txn *badger.Txn) error {
 		if _, err := getValue(txn, xvKey(h)); err == nil {
 			return nil
 		}
 		return txn.Set(xvKey(h), []byte{})
-	})
+	}); err != nil {
+		return err
+	}
+	n.receipts.addLink(h)
+	return nil
 }
 
 func anchorOf(raw []byte) (string, uint64, []byte, bool) {
@@ -372,11 +378,6 @@ func anchorOf(raw []byte) (string, uint64, []byte, bool) {
 		return "", 0, nil, false
 	}
 	return body.Signer, body.Sequence, ab.Hashes, true
-}
-
-// pending reports whether hash waits in this node's queue or a batch in flight.
-func (n *Node) pending(hash []byte, issuer string) bool {
-	return n.pipe.isWaiting(hash, issuer)
 }
 
 // Stop shuts the node down cleanly: the API drains, the queue is synced,

@@ -32,7 +32,7 @@ type pipeline struct {
 	app     *app.App
 	chainID string
 	keys    map[string]ed25519.PrivateKey
-	cfg     *Config
+	cfg     *config
 	log     *slog.Logger
 	// broadcast hands a signed transaction to the mempool; an error or a
 	// non-zero code means it was not accepted now.
@@ -86,7 +86,7 @@ type submitResult struct {
 	err    error
 }
 
-func newPipeline(db *badger.DB, a *app.App, chainID string, keys map[string]ed25519.PrivateKey, cfg *Config, log *slog.Logger) *pipeline {
+func newPipeline(db *badger.DB, a *app.App, chainID string, keys map[string]ed25519.PrivateKey, cfg *config, log *slog.Logger) *pipeline {
 	return &pipeline{
 		db: db, app: a, chainID: chainID, keys: keys, cfg: cfg, log: log,
 		reqs:     make(chan *submitReq, 1024),
@@ -546,8 +546,8 @@ func (p *pipeline) settle(issuer string) error {
 			continue // indexed meanwhile
 		}
 		if seq <= last {
-			b, err := p.app.ProveBatch(issuer, seq)
-			if err == nil && bytes.Equal(b.Record.Root, f.root[:]) {
+			rec, _, err := p.app.Batch(issuer, seq)
+			if err == nil && bytes.Equal(rec.Root, f.root[:]) {
 				continue // anchored; the indexer clears it
 			}
 			if err != nil && !errors.Is(err, app.ErrNotFound) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	rpcclient "github.com/cometbft/cometbft/rpc/client"
@@ -31,6 +32,9 @@ type receipts struct {
 	mu      sync.Mutex
 	trees   *lru
 	headers *lru
+	// linkHeights are the heights after which the validator set changed,
+	// in order (the keys of xv/).
+	linkHeights []int64
 }
 
 type headerEntry struct {
@@ -38,8 +42,12 @@ type headerEntry struct {
 	validators   []*proof.Validator
 }
 
-func newReceipts(db *badger.DB, rpc rpcclient.Client, chainID string, cacheBytes int) *receipts {
-	return &receipts{db: db, rpc: rpc, chainID: chainID, trees: newLRU(cacheBytes), headers: newLRU(64 << 20)}
+func newReceipts(db *badger.DB, rpc rpcclient.Client, chainID string, cacheBytes int) (*receipts, error) {
+	r := &receipts{db: db, rpc: rpc, chainID: chainID, trees: newLRU(cacheBytes), headers: newLRU(64 << 20)}
+	if err := r.loadLinks(); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 type batchData struct {
@@ -69,7 +77,7 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 	if err != nil {
 		return nil, err
 	}
-	links, err := r.links(ctx, b.record.Height+1)
+	_, links, err := r.links(ctx, b.record.Height+1)
 	if err != nil {
 		return nil, err
 	}
@@ -87,72 +95,93 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 	}, nil
 }
 
-// links returns the validator set changes below height, oldest first,
-// building (and storing) each the first time it is asked for.
-func (r *receipts) links(ctx context.Context, height int64) ([]*proof.ValidatorSetLink, error) {
-	type entry struct {
-		h   int64
-		raw []byte
-	}
-	var found []entry
-	if err := r.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xv/"), PrefetchValues: true})
+// loadLinks reads the heights after which the validator set changed.
+func (r *receipts) loadLinks() error {
+	return r.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xv/")})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			h := int64(binary.BigEndian.Uint64(k[3:]))
-			if h >= height {
-				break
-			}
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			found = append(found, entry{h, v})
+			r.linkHeights = append(r.linkHeights, int64(binary.BigEndian.Uint64(it.Item().Key()[3:])))
 		}
 		return nil
+	})
+}
+
+// addLink notes a change of the validator set after height h (recorded
+// under xv/h by the caller).
+func (r *receipts) addLink(h int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, found := slices.BinarySearch(r.linkHeights, h)
+	if !found {
+		r.linkHeights = slices.Insert(r.linkHeights, i, h)
+	}
+}
+
+// links returns the validator set changes below height, oldest first, with
+// their heights, building (and storing) each the first time it is asked
+// for. The heights are kept in memory: every receipt asks.
+func (r *receipts) links(ctx context.Context, height int64) ([]int64, []*proof.ValidatorSetLink, error) {
+	r.mu.Lock()
+	n, _ := slices.BinarySearch(r.linkHeights, height)
+	hs := slices.Clone(r.linkHeights[:n])
+	r.mu.Unlock()
+	out := make([]*proof.ValidatorSetLink, 0, len(hs))
+	for _, h := range hs {
+		l, err := r.link(ctx, h)
+		if err != nil {
+			return nil, nil, fmt.Errorf("validator link %d: %w", h, err)
+		}
+		out = append(out, l)
+	}
+	return hs, out, nil
+}
+
+// link is the change after height h: from the cache, from the index, or
+// built from the signed headers of h and h+1 and then stored.
+func (r *receipts) link(ctx context.Context, h int64) (*proof.ValidatorSetLink, error) {
+	key := fmt.Sprintf("link/%d", h)
+	r.mu.Lock()
+	v, ok := r.headers.get(key)
+	r.mu.Unlock()
+	if ok {
+		return v.(*proof.ValidatorSetLink), nil
+	}
+	var raw []byte
+	if err := r.db.View(func(txn *badger.Txn) error {
+		var err error
+		raw, err = getValue(txn, xvKey(h))
+		return err
 	}); err != nil {
 		return nil, err
 	}
-	var out []*proof.ValidatorSetLink
-	for _, e := range found {
-		key := fmt.Sprintf("link/%d", e.h)
-		r.mu.Lock()
-		v, ok := r.headers.get(key)
-		r.mu.Unlock()
-		if ok {
-			out = append(out, v.(*proof.ValidatorSetLink))
-			continue
+	l := &proof.ValidatorSetLink{}
+	if len(raw) > 0 {
+		if err := proto.Unmarshal(raw, l); err != nil {
+			return nil, err
 		}
-		l := &proof.ValidatorSetLink{}
-		if len(e.raw) > 0 {
-			if err := proto.Unmarshal(e.raw, l); err != nil {
-				return nil, fmt.Errorf("validator link %d: %w", e.h, err)
-			}
-		} else {
-			sh, err := r.header(ctx, e.h)
-			if err != nil {
-				return nil, fmt.Errorf("validator link %d: %w", e.h, err)
-			}
-			next, err := r.header(ctx, e.h+1)
-			if err != nil {
-				return nil, fmt.Errorf("validator link %d: %w", e.h, err)
-			}
-			l = &proof.ValidatorSetLink{SignedHeader: sh.signedHeader, NextValidators: next.validators}
-			raw, err := proto.Marshal(l)
-			if err != nil {
-				return nil, err
-			}
-			if err := r.db.Update(func(txn *badger.Txn) error { return txn.Set(xvKey(e.h), raw) }); err != nil {
-				return nil, err
-			}
+	} else {
+		sh, err := r.header(ctx, h)
+		if err != nil {
+			return nil, err
 		}
-		r.mu.Lock()
-		r.headers.put(key, l, len(l.SignedHeader)+48*len(l.NextValidators))
-		r.mu.Unlock()
-		out = append(out, l)
+		next, err := r.header(ctx, h+1)
+		if err != nil {
+			return nil, err
+		}
+		l = &proof.ValidatorSetLink{SignedHeader: sh.signedHeader, NextValidators: next.validators}
+		enc, err := proto.Marshal(l)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.db.Update(func(txn *badger.Txn) error { return txn.Set(xvKey(h), enc) }); err != nil {
+			return nil, err
+		}
 	}
-	return out, nil
+	r.mu.Lock()
+	r.headers.put(key, l, len(l.SignedHeader)+48*len(l.NextValidators))
+	r.mu.Unlock()
+	return l, nil
 }
 
 func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {

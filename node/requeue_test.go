@@ -35,7 +35,7 @@ func TestBatchesInFlightAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	key, err := readIssuerKey(filepath.Join(h.dir, "config", "issuer-"+issuer+".key.json"))
+	_, key, err := readKeyFile(filepath.Join(h.dir, "config", "issuer-"+issuer+".key.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

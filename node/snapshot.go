@@ -234,27 +234,14 @@ func (s *snapshots) take(h int64) error {
 			return err
 		}
 	}
-	links, err := s.receipts.links(context.Background(), h+1)
+	lhs, links, err := s.receipts.links(context.Background(), h+1)
 	if err != nil {
 		return err
 	}
-	if err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xv/")})
-		defer it.Close()
-		i := 0
-		for it.Rewind(); it.Valid() && i < len(links); it.Next() {
-			lh := int64(binary.BigEndian.Uint64(it.Item().Key()[3:]))
-			if lh > h {
-				break
-			}
-			if err := w.item(&pb.SnapshotItem{Item: &pb.SnapshotItem_Link{Link: &pb.SnapshotLink{Height: lh, Link: links[i]}}}); err != nil {
-				return err
-			}
-			i++
+	for i, l := range links {
+		if err := w.item(&pb.SnapshotItem{Item: &pb.SnapshotItem_Link{Link: &pb.SnapshotLink{Height: lhs[i], Link: l}}}); err != nil {
+			return err
 		}
-		return nil
-	}); err != nil {
-		return err
 	}
 	if err := w.flush(); err != nil {
 		return err
@@ -525,6 +512,11 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 			return err
 		}
 	}
+	defer func() {
+		for _, h := range linkHeights {
+			s.receipts.addLink(h)
+		}
+	}()
 	if err := wb.Flush(); err != nil {
 		return err
 	}

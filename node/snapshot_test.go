@@ -30,7 +30,7 @@ func newRestorer(t *testing.T, src *Node, trust *proof.TrustRoot) *snapshots {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPipeline(db, a, src.chainID, nil, DefaultConfig(), testLogger(t))
+	p := newPipeline(db, a, src.chainID, nil, defaultConfig(), testLogger(t))
 	return &snapshots{app: a, db: db, pipe: p, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
 }
 
@@ -85,7 +85,7 @@ func restoreWith(s *snapshots, snap *abci.Snapshot, appHash []byte, chunks [][]b
 // for batches anchored before it.
 func TestSnapshotRestore(t *testing.T) {
 	h := newTestHome(t)
-	c, err := LoadConfig(h.dir)
+	c, err := loadConfig(h.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,10 @@ func TestSnapshotRestore(t *testing.T) {
 		if s.app.Height() != height {
 			t.Fatalf("restored height %d, want %d", s.app.Height(), height)
 		}
-		rs := newReceipts(s.db, n.rpc, n.chainID, 64<<20)
+		rs, err := newReceipts(s.db, n.rpc, n.chainID, 64<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var checked int
 		for _, hash := range anchored {
 			r, err := rs.build(ctx, hash, "")

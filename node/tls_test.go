@@ -63,7 +63,7 @@ func writeSelfSigned(t *testing.T, dir string) (certPath, keyPath string) {
 func TestAPIOverTLS(t *testing.T) {
 	h := newTestHome(t)
 	certPath, keyPath := writeSelfSigned(t, filepath.Join(h.dir, "config"))
-	c, err := LoadConfig(h.dir)
+	c, err := loadConfig(h.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

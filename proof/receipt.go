@@ -2,7 +2,6 @@ package proof
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,22 +10,11 @@ import (
 	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	cmttypes "github.com/cometbft/cometbft/types"
-	ics23 "github.com/cosmos/ics23/go"
 	"google.golang.org/protobuf/proto"
 )
 
 // ReceiptVersion is the receipt format this package writes and verifies.
 const ReceiptVersion = 1
-
-// BatchKey is the state key of batch (issuer, seq): "b/" + issuer + "/" +
-// seq as 8 bytes big-endian. Issuer ids cannot contain '/'.
-func BatchKey(issuer string, seq uint64) []byte {
-	k := make([]byte, 0, 3+len(issuer)+8)
-	k = append(k, "b/"...)
-	k = append(k, issuer...)
-	k = append(k, '/')
-	return binary.BigEndian.AppendUint64(k, seq)
-}
 
 // Step names the link of a receipt's chain of evidence that failed.
 type Step string
@@ -227,47 +215,18 @@ func VerifyBatch(b *BatchRecord, batchProof, signedHeader []byte, validators []*
 	if len(b.GetRoot()) != HashSize {
 		return fail(StepFormat, "batch root is %d bytes, want %d", len(b.GetRoot()), HashSize)
 	}
-	sh, err := decodeSignedHeader(signedHeader)
+	sh, err := stateHeader(b.Height, signedHeader, trust)
 	if err != nil {
-		return fail(StepHeader, "%v", err)
-	}
-	if err := sh.ValidateBasic(trust.ChainID); err != nil {
-		return fail(StepHeader, "%v", err)
-	}
-	if sh.Height != b.Height+1 {
-		return fail(StepHeader, "header height %d, want batch height %d + 1", sh.Height, b.Height)
-	}
-
-	var cp ics23.CommitmentProof
-	if err := cp.Unmarshal(batchProof); err != nil {
-		return fail(StepBatchProof, "decode: %v", err)
-	}
-	if canon, err := cp.Marshal(); err != nil || !bytes.Equal(canon, batchProof) {
-		return fail(StepBatchProof, "not the canonical encoding")
+		return err
 	}
 	value, err := deterministic.Marshal(b)
 	if err != nil {
 		return fail(StepFormat, "batch record: %v", err)
 	}
-	if !ics23.VerifyMembership(ics23.IavlSpec, []byte(sh.AppHash), &cp, BatchKey(b.Issuer, b.Seq), value) {
-		return fail(StepBatchProof, "batch %s/%d is not proven in app hash %X of height %d", b.Issuer, b.Seq, []byte(sh.AppHash), sh.Height)
+	if err := membership([]byte(sh.AppHash), batchProof, BatchKey(b.Issuer, b.Seq), value); err != nil {
+		return fail(StepBatchProof, "batch %s/%d: %v", b.Issuer, b.Seq, err)
 	}
-
-	vals, err := validatorSet(validators)
-	if err != nil {
-		return fail(StepValidators, "%v", err)
-	}
-	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
-		return fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
-	}
-	trusted, err := walkLinks(links, sh.Height, trust)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(vals.Hash(), trusted.Hash()) {
-		return fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trusted.Hash())
-	}
-	return verifyCommit(vals, sh, trust.ChainID)
+	return verifySigners(sh, validators, links, trust, 0, time.Time{})
 }
 
 // verifyCommit checks that more than 2/3 of vals signed sh, each signature

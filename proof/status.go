@@ -50,14 +50,6 @@ func (s *StatusResult) Valid() error {
 	return nil
 }
 
-// StatusKeys are the state keys a status proves, "i/"+issuer and
-// "r/"+issuer+"/"+hash: the layout nodes and verifiers share.
-func issuerStateKey(issuer string) []byte { return []byte("i/" + issuer) }
-
-func revocationStateKey(issuer string, hash []byte) []byte {
-	return append([]byte("r/"+issuer+"/"), hash...)
-}
-
 // VerifyStatus checks a status answer offline: its receipt, its header
 // (signed through the validator links from the trust root), the issuer
 // record and the revocation entry (or its absence) in that header's state,
@@ -84,7 +76,7 @@ func VerifyStatus(st *Status, trust *TrustRoot, maxAge time.Duration, now time.T
 		return nil, err
 	}
 
-	if err := membership(appHash, st.IssuerProof, issuerStateKey(v.Issuer), st.IssuerRecord); err != nil {
+	if err := membership(appHash, st.IssuerProof, IssuerKey(v.Issuer), st.IssuerRecord); err != nil {
 		return nil, fail(StepStatus, "issuer record: %v", err)
 	}
 	var is IssuerRecord
@@ -97,7 +89,7 @@ func VerifyStatus(st *Status, trust *TrustRoot, maxAge time.Duration, now time.T
 			res.KeyCompromisedFrom = k.CompromisedFrom
 		}
 	}
-	rkey := revocationStateKey(v.Issuer, v.CredentialHash)
+	rkey := RevocationKey(v.Issuer, v.CredentialHash)
 	if len(st.Revocation) == 0 {
 		if err := nonMembership(appHash, st.RevocationProof, rkey); err != nil {
 			return nil, fail(StepStatus, "not revoked: %v", err)

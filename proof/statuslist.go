@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	cmttypes "github.com/cometbft/cometbft/types"
 	"google.golang.org/protobuf/proto"
 )
-
-// chunkBits is the number of registry entries per stored chunk.
-const chunkBits = 16_384
 
 // EncodeStatusList renders a bitstring as a Bitstring Status List
 // encodedList: multibase base64url without padding ("u" prefix) of its
@@ -61,49 +58,61 @@ func BitSet(bits []byte, index uint64) bool {
 	return bits[index/8]&(0x80>>(index%8)) != 0
 }
 
-func registryStateKey(issuer, id string) []byte { return []byte("sl/" + issuer + "/" + id) }
-
-func chunkStateKey(issuer, id string, c uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte("sc/"+issuer+"/"+id+"/"), c)
-}
-
-// verifyState checks that signedHeader (height+1) is signed, through the
-// links from the trust root, by validators, and is no older than maxAge;
-// it returns the app hash of the state at height and the header's time.
-func verifyState(height int64, signedHeader []byte, validators []*Validator, links []*ValidatorSetLink,
-	trust *TrustRoot, maxAge time.Duration, now time.Time) ([]byte, time.Time, error) {
+// stateHeader decodes the signed header that proves the state of height
+// (it is the header of height+1) and checks its form for the trusted chain.
+func stateHeader(height int64, signedHeader []byte, trust *TrustRoot) (*cmttypes.SignedHeader, error) {
 	sh, err := decodeSignedHeader(signedHeader)
 	if err != nil {
-		return nil, time.Time{}, fail(StepHeader, "%v", err)
+		return nil, fail(StepHeader, "%v", err)
 	}
 	if err := sh.ValidateBasic(trust.ChainID); err != nil {
-		return nil, time.Time{}, fail(StepHeader, "%v", err)
+		return nil, fail(StepHeader, "%v", err)
 	}
 	if sh.Height != height+1 {
-		return nil, time.Time{}, fail(StepHeader, "header height %d, want state height %d + 1", sh.Height, height)
+		return nil, fail(StepHeader, "header height %d, want state height %d + 1", sh.Height, height)
 	}
+	return sh, nil
+}
+
+// verifySigners checks that sh is signed, through the links from the trust
+// root, by validators, and is no older than maxAge at now (0: any age).
+func verifySigners(sh *cmttypes.SignedHeader, validators []*Validator, links []*ValidatorSetLink,
+	trust *TrustRoot, maxAge time.Duration, now time.Time) error {
 	vals, err := validatorSet(validators)
 	if err != nil {
-		return nil, time.Time{}, fail(StepValidators, "%v", err)
+		return fail(StepValidators, "%v", err)
 	}
 	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
-		return nil, time.Time{}, fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
+		return fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
 	}
 	trusted, err := walkLinks(links, sh.Height, trust)
 	if err != nil {
-		return nil, time.Time{}, err
+		return err
 	}
 	if !bytes.Equal(vals.Hash(), trusted.Hash()) {
-		return nil, time.Time{}, fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trusted.Hash())
+		return fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trusted.Hash())
 	}
 	if err := verifyCommit(vals, sh, trust.ChainID); err != nil {
+		return err
+	}
+	if t := sh.Time.UTC(); maxAge > 0 && now.Sub(t) > maxAge {
+		return fail(StepFreshness, "answer is from %s, older than the %s accepted", t.Format(time.RFC3339), maxAge)
+	}
+	return nil
+}
+
+// verifyState checks the header proving the state of height and its
+// signers; it returns that state's app hash and the header's time.
+func verifyState(height int64, signedHeader []byte, validators []*Validator, links []*ValidatorSetLink,
+	trust *TrustRoot, maxAge time.Duration, now time.Time) ([]byte, time.Time, error) {
+	sh, err := stateHeader(height, signedHeader, trust)
+	if err != nil {
 		return nil, time.Time{}, err
 	}
-	t := sh.Time.UTC()
-	if maxAge > 0 && now.Sub(t) > maxAge {
-		return nil, time.Time{}, fail(StepFreshness, "answer is from %s, older than the %s accepted", t.Format(time.RFC3339), maxAge)
+	if err := verifySigners(sh, validators, links, trust, maxAge, now); err != nil {
+		return nil, time.Time{}, err
 	}
-	return []byte(sh.AppHash), t, nil
+	return []byte(sh.AppHash), sh.Time.UTC(), nil
 }
 
 // RegistryResult is what a registry status proves.
@@ -133,22 +142,22 @@ func verifyRegistryRecord(appHash, record, recordProof []byte) (*RegistryRecord,
 	if err := proto.Unmarshal(record, &rec); err != nil {
 		return nil, fail(StepStatus, "registry record does not decode")
 	}
-	if err := membership(appHash, recordProof, registryStateKey(rec.Issuer, rec.Id), record); err != nil {
+	if err := membership(appHash, recordProof, RegistryKey(rec.Issuer, rec.Id), record); err != nil {
 		return nil, fail(StepStatus, "registry record: %v", err)
 	}
 	return &rec, nil
 }
 
 func verifyChunk(appHash []byte, rec *RegistryRecord, c uint32, chunk, chunkProof []byte) error {
-	key := chunkStateKey(rec.Issuer, rec.Id, c)
+	key := ChunkKey(rec.Issuer, rec.Id, c)
 	if len(chunk) == 0 {
 		if err := nonMembership(appHash, chunkProof, key); err != nil {
 			return fail(StepStatus, "chunk %d absent: %v", c, err)
 		}
 		return nil
 	}
-	if len(chunk) != chunkBits/8 {
-		return fail(StepStatus, "chunk %d is %d bytes, want %d", c, len(chunk), chunkBits/8)
+	if len(chunk) != ChunkBits/8 {
+		return fail(StepStatus, "chunk %d is %d bytes, want %d", c, len(chunk), ChunkBits/8)
 	}
 	if err := membership(appHash, chunkProof, key, chunk); err != nil {
 		return fail(StepStatus, "chunk %d: %v", c, err)
@@ -178,11 +187,11 @@ func VerifyRegistryStatus(rs *RegistryStatus, trust *TrustRoot, maxAge time.Dura
 	if rs.Index >= rec.Size {
 		return nil, fail(StepStatus, "index %d outside the registry's %d entries", rs.Index, rec.Size)
 	}
-	c := uint32(rs.Index / chunkBits)
+	c := uint32(rs.Index / ChunkBits)
 	if err := verifyChunk(appHash, rec, c, rs.Chunk, rs.ChunkProof); err != nil {
 		return nil, err
 	}
-	set := len(rs.Chunk) > 0 && BitSet(rs.Chunk, rs.Index%chunkBits)
+	set := len(rs.Chunk) > 0 && BitSet(rs.Chunk, rs.Index%ChunkBits)
 	return &RegistryResult{Issuer: rec.Issuer, ID: rec.Id, Purpose: purposeName(rec.Purpose), Size: rec.Size,
 		Index: rs.Index, Set: set, Height: rs.Height, Time: t}, nil
 }
@@ -208,7 +217,7 @@ func VerifyRegistryExport(ex *RegistryExport, trust *TrustRoot, maxAge time.Dura
 	if err != nil {
 		return nil, nil, err
 	}
-	n := (rec.Size + chunkBits - 1) / chunkBits
+	n := (rec.Size + ChunkBits - 1) / ChunkBits
 	if uint64(len(ex.Chunks)) != n {
 		return nil, nil, fail(StepStatus, "%d chunks for a registry of %d", len(ex.Chunks), n)
 	}
@@ -220,7 +229,7 @@ func VerifyRegistryExport(ex *RegistryExport, trust *TrustRoot, maxAge time.Dura
 		if err := verifyChunk(appHash, rec, ch.Index, ch.Chunk, ch.Proof); err != nil {
 			return nil, nil, err
 		}
-		copy(bits[i*chunkBits/8:], ch.Chunk)
+		copy(bits[i*ChunkBits/8:], ch.Chunk)
 	}
 	got, err := DecodeStatusList(ex.EncodedList, len(bits))
 	if err != nil {

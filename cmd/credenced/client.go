@@ -316,16 +316,9 @@ func verifyCmd() *cobra.Command {
 		Short: "Verify a receipt offline against the chain's genesis",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if genesis == "" {
-				return errors.New("--genesis is required: the genesis.json the verifier trusts")
-			}
-			g, err := os.ReadFile(genesis)
+			trust, err := trustFromFlag(genesis)
 			if err != nil {
-				return fmt.Errorf("--genesis: %w", err)
-			}
-			trust, err := proof.TrustRootFromGenesis(g)
-			if err != nil {
-				return fmt.Errorf("--genesis %s: %w", genesis, err)
+				return err
 			}
 			raw, err := os.ReadFile(args[0])
 			if err != nil {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/node"
 )
 
@@ -98,6 +97,5 @@ func startCmd() *cobra.Command {
 	c.Flags().StringVar(&ov.Ports.RPC, "rpc-laddr", "", "CometBFT RPC listen address (default from config.toml)")
 	c.Flags().StringVar(&ov.Ports.P2P, "p2p-laddr", "", "CometBFT P2P listen address (default from config.toml)")
 	c.Flags().StringVar(&ov.Ports.Prometheus, "prometheus-laddr", "", "Prometheus listen address (default from config.toml)")
-	_ = consensus.Ports{}
 	return c
 }
