@@ -22,24 +22,47 @@ import (
 
 type api struct {
 	pb.UnimplementedCredenceServer
-	n *Node
+	n      *Node
+	writes *tokenLimits
+	// maxKnownListed bounds the known hashes one SubmitStream answer lists.
+	maxKnownListed int
 }
 
+// authenticate finds the issuer of the call's bearer token and charges the
+// call to that issuer's write rate.
 func (s *api) authenticate(ctx context.Context) (string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
-	if len(vals) != 1 {
+	switch len(vals) {
+	case 0:
 		return "", status.Error(codes.Unauthenticated, `missing "authorization: Bearer <token>" metadata`)
+	case 1:
+	default:
+		return "", status.Errorf(codes.Unauthenticated, "%d authorization headers; send exactly one", len(vals))
 	}
-	tok, ok := strings.CutPrefix(vals[0], "Bearer ")
-	if !ok || tok == "" {
+	// The scheme is case-insensitive (RFC 9110, section 11.1).
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return "", status.Error(codes.Unauthenticated, `authorization must be "Bearer <token>"`)
 	}
 	issuer, ok := s.n.auth.issuer(tok)
 	if !ok {
 		return "", status.Error(codes.Unauthenticated, "unknown API token")
 	}
+	if err := s.writes.allow(issuer); err != nil {
+		return "", err
+	}
 	return issuer, nil
+}
+
+// quoted renders client input for an error message, cut short: an answer
+// must not echo megabytes back.
+func quoted(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", s[:max], len(s))
 }
 
 func checkHashes(b []byte, field string) error {
@@ -105,7 +128,10 @@ func (s *api) SubmitStream(stream pb.Credence_SubmitStreamServer) error {
 			return submitError(err)
 		}
 		out.Queued += res.queued
-		out.Known = append(out.Known, res.known...)
+		room := max(0, s.maxKnownListed-len(out.Known))
+		listed := min(room, len(res.known))
+		out.Known = append(out.Known, res.known[:listed]...)
+		out.KnownNotListed += uint64(len(res.known) - listed)
 		base += uint64(len(req.Hashes) / proof.HashSize)
 	}
 }
@@ -115,7 +141,7 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 		return nil, status.Errorf(codes.InvalidArgument, "hash: %d bytes, want a 32-byte SHA-256", len(req.GetHash()))
 	}
 	if req.Issuer != "" && app.ValidID(req.Issuer) != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.Issuer)
+		return nil, status.Errorf(codes.InvalidArgument, "issuer: %s is not a valid issuer id", quoted(req.Issuer))
 	}
 	r, err := s.n.receipts.build(ctx, req.Hash, req.Issuer)
 	switch {
@@ -135,7 +161,7 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 
 func (s *api) GetBatch(_ context.Context, req *pb.GetBatchRequest) (*pb.GetBatchResponse, error) {
 	if app.ValidID(req.GetIssuer()) != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.GetIssuer())
+		return nil, status.Errorf(codes.InvalidArgument, "issuer: %s is not a valid issuer id", quoted(req.GetIssuer()))
 	}
 	if req.Seq == 0 {
 		return nil, status.Error(codes.InvalidArgument, "seq: batch sequence numbers start at 1")
@@ -159,7 +185,10 @@ func (s *api) GetBatch(_ context.Context, req *pb.GetBatchRequest) (*pb.GetBatch
 	}
 	var r proof.BatchRecord
 	if err := proto.Unmarshal(rec, &r); err != nil {
-		return nil, status.Errorf(codes.Internal, "batch record: %v", err)
+		return nil, status.Errorf(codes.DataLoss, "batch %s/%d: the index's record does not decode (%v); this node's index is damaged (docs/operations.md, \"Recovering a damaged store\")", req.Issuer, req.Seq, err)
+	}
+	if req.IncludeHashes && uint64(len(hashes)) != r.LeafCount*proof.HashSize {
+		return nil, status.Errorf(codes.DataLoss, "batch %s/%d: the index holds %d bytes of leaves for %d hashes; this node's index is damaged (docs/operations.md, \"Recovering a damaged store\")", req.Issuer, req.Seq, len(hashes), r.LeafCount)
 	}
 	return &pb.GetBatchResponse{Record: &r, Hashes: hashes}, nil
 }
@@ -292,7 +321,7 @@ func (s *api) GetStatus(ctx context.Context, req *pb.GetStatusRequest) (*pb.GetS
 		return nil, status.Errorf(codes.InvalidArgument, "hash: %d bytes, want a 32-byte SHA-256", len(req.GetHash()))
 	}
 	if req.Issuer != "" && app.ValidID(req.Issuer) != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", req.Issuer)
+		return nil, status.Errorf(codes.InvalidArgument, "issuer: %s is not a valid issuer id", quoted(req.Issuer))
 	}
 	r, err := s.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: req.Hash, Issuer: req.Issuer})
 	if err != nil {
@@ -322,7 +351,7 @@ func (s *api) GetStatus(ctx context.Context, req *pb.GetStatusRequest) (*pb.GetS
 
 func (s *api) GetIssuer(_ context.Context, req *pb.GetIssuerRequest) (*pb.GetIssuerResponse, error) {
 	if app.ValidID(req.GetId()) != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "id: %q is not a valid issuer id", req.GetId())
+		return nil, status.Errorf(codes.InvalidArgument, "id: %s is not a valid issuer id", quoted(req.GetId()))
 	}
 	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: proof.IssuerKey(req.Id)})
 	if err != nil {
@@ -360,10 +389,10 @@ func (s *api) provenState(ctx context.Context, atLeast int64) (int64, *headerEnt
 
 func (s *api) registryArgs(issuer, id string) error {
 	if app.ValidID(issuer) != nil {
-		return status.Errorf(codes.InvalidArgument, "issuer: %q is not a valid issuer id", issuer)
+		return status.Errorf(codes.InvalidArgument, "issuer: %s is not a valid issuer id", quoted(issuer))
 	}
 	if app.ValidID(id) != nil {
-		return status.Errorf(codes.InvalidArgument, "id: %q is not a valid registry id", id)
+		return status.Errorf(codes.InvalidArgument, "id: %s is not a valid registry id", quoted(id))
 	}
 	return nil
 }

@@ -49,6 +49,36 @@ type config struct {
 	// ReceiptCacheMB bounds the memory of batch trees kept for receipts.
 	// Default 256.
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
+	// MaxConnections bounds the API's open TCP connections; further
+	// connections wait in the kernel's backlog. Default 512.
+	MaxConnections int `toml:"max_connections"`
+	// MaxStreamsPerConnection bounds concurrent calls on one connection
+	// (HTTP/2 max concurrent streams). Default 64.
+	MaxStreamsPerConnection uint32 `toml:"max_streams_per_connection"`
+	// MaxOpenStreams bounds the long-lived streaming calls (SubmitStream,
+	// health Watch, reflection) open on the whole node; more are refused
+	// with ResourceExhausted. Default 1024.
+	MaxOpenStreams int `toml:"max_open_streams"`
+	// ConnectionRate is the calls (and stream messages) per second one
+	// connection may make, with bursts of twice that; more are refused with
+	// ResourceExhausted. Default 2000.
+	ConnectionRate int `toml:"connection_rate"`
+	// TokenRate is the writes per second one issuer's token may make over
+	// all its connections, with bursts of twice that. Default 1000.
+	TokenRate int `toml:"token_rate"`
+	// HandshakeTimeout closes a connection that has not completed its
+	// handshake (TLS and HTTP/2 preface) within it. Default 10s.
+	HandshakeTimeout duration `toml:"handshake_timeout"`
+	// IdleTimeout closes a connection with no call for this long.
+	// Default 5m.
+	IdleTimeout duration `toml:"idle_timeout"`
+	// KeepaliveMinInterval is the shortest keepalive ping interval a client
+	// may use; a client pinging more often is disconnected. Default 30s.
+	KeepaliveMinInterval duration `toml:"keepalive_min_interval"`
+	// MaxKnownListed bounds how many already-known hashes one SubmitStream
+	// answer lists; the rest are counted in known_not_listed. Default
+	// 100000 (one full Submit request).
+	MaxKnownListed int `toml:"max_known_listed"`
 	// Issuers the node anchors for.
 	Issuers []issuerConfig `toml:"issuer"`
 }
@@ -85,8 +115,26 @@ func defaultConfig() *config {
 		ReceiptCacheMB:     256,
 		SnapshotInterval:   1000,
 		SnapshotKeepRecent: 2,
+
+		MaxConnections:          512,
+		MaxStreamsPerConnection: 64,
+		MaxOpenStreams:          1024,
+		ConnectionRate:          2000,
+		TokenRate:               1000,
+		HandshakeTimeout:        duration{10 * time.Second},
+		IdleTimeout:             duration{5 * time.Minute},
+		KeepaliveMinInterval:    duration{30 * time.Second},
+		MaxKnownListed:          maxSubmitHashes,
 	}
 }
+
+// Bounds on app.toml durations: a batch interval below minBatchInterval
+// makes the batcher spin on an idle node, and one above maxBatchInterval
+// would hold hashes back longer than any issuer waits.
+const (
+	minBatchInterval = 10 * time.Millisecond
+	maxBatchInterval = time.Hour
+)
 
 func appConfigPath(home string) string { return filepath.Join(home, "config", "app.toml") }
 
@@ -101,8 +149,14 @@ func loadConfig(home string) (*config, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		return nil, fmt.Errorf("%s: unknown setting %q", path, und[0].String())
 	}
-	if c.BatchInterval.Duration <= 0 {
-		return nil, fmt.Errorf("%s: batch_interval must be positive", path)
+	if d := c.BatchInterval.Duration; d < minBatchInterval || d > maxBatchInterval {
+		return nil, fmt.Errorf("%s: batch_interval %s is outside [%s, %s]", path, d, minBatchInterval, maxBatchInterval)
+	}
+	if c.RebroadcastAfter.Duration < time.Second {
+		return nil, fmt.Errorf("%s: rebroadcast_after must be at least 1s", path)
+	}
+	if err := c.checkLimits(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if c.BatchMaxLeaves <= 0 {
 		return nil, fmt.Errorf("%s: batch_max_leaves must be positive", path)

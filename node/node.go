@@ -118,6 +118,9 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkConsensusKeys(ccfg); err != nil {
+		return nil, err
+	}
 	chainID := trust.ChainID
 	keys := make(map[string]ed25519.PrivateKey)
 	auth := &authorizer{}
@@ -143,6 +146,9 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	n.db, err = store.OpenBadger(filepath.Join(home, "data", "credence"), store.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("open node database: %w", err)
+	}
+	if err := pinGenesis(n.db, ccfg.GenesisFile(), genJSON); err != nil {
+		return nil, err
 	}
 	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), chainID,
 		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.onCommit))
@@ -195,12 +201,12 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	n.pipe.start()
 	n.pipeStarted = true
 
-	n.lis, err = net.Listen("tcp", cfg.GRPCAddress)
+	n.lis, err = listenAPI(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("gRPC listen on %s: %w", cfg.GRPCAddress, err)
+		return nil, err
 	}
-	n.grpc = grpc.NewServer(append(serverOpts, grpc.MaxRecvMsgSize(8<<20))...)
-	pb.RegisterCredenceServer(n.grpc, &api{n: n})
+	n.grpc = grpc.NewServer(append(serverOpts, apiServerOptions(cfg)...)...)
+	pb.RegisterCredenceServer(n.grpc, &api{n: n, writes: newTokenLimits(cfg.TokenRate), maxKnownListed: cfg.MaxKnownListed})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(pb.Credence_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

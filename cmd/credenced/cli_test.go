@@ -135,6 +135,25 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatalf("anchor output: %q", anchored.stdout)
 	}
 
+	// Anchoring again without waiting says what the node already knew,
+	// with the token read from standard input rather than a flag.
+	fresh := filepath.Join(creds, "new.txt")
+	os.WriteFile(fresh, []byte("Graduate 9, MSc, 2026\n"), 0o644)
+	tokenBytes, err := os.ReadFile(filepath.Join(home, "config", "api-token-member-1-registrar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := exec.Command(bin, "anchor", "--node", grpcAddr, "--token-file", "-", "--no-wait", files[0], fresh)
+	again.Stdin = bytes.NewReader(tokenBytes)
+	againOut, err := again.Output()
+	if err != nil {
+		t.Fatalf("anchor --no-wait: %v", err)
+	}
+	if al := strings.Split(strings.TrimSpace(string(againOut)), "\n"); len(al) != 2 ||
+		!strings.Contains(al[0], "already anchored") || !strings.HasSuffix(al[1], "\tqueued") {
+		t.Fatalf("anchor --no-wait of one anchored and one new file: %q", againOut)
+	}
+
 	genesis := filepath.Join(home, "config", "genesis.json")
 	receipt := filepath.Join(out, "diploma-1.txt.receipt.json")
 	ok := run(t, bin, "verify", "--genesis", genesis, "--file", files[1], receipt)

@@ -21,7 +21,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/credence-ledger/credence/node"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -58,6 +57,7 @@ func anchorCmd() *cobra.Command {
 	var addr, home, token, out, hashesFrom string
 	var hashes []string
 	var noWait bool
+	var tokenFlags tokenSource
 	var timeout time.Duration
 	c := &cobra.Command{
 		Use:   "anchor [flags] FILE... | --hash H... | --hashes-from FILE",
@@ -67,10 +67,8 @@ func anchorCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if token == "" {
-				if token, err = node.ReadToken(home); err != nil {
-					return fmt.Errorf("no --token given and none found in --home %s: %w", home, err)
-				}
+			if token, err = tokenFlags.resolve(home); err != nil {
+				return err
 			}
 			if out != "" {
 				if err := os.MkdirAll(out, 0o755); err != nil {
@@ -86,14 +84,13 @@ func anchorCmd() *cobra.Command {
 			defer cancel()
 			actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 			bar := newProgress(len(ins))
-			if err := submitAll(actx, cl, ins, bar); err != nil {
+			res, err := submitAll(actx, cl, ins, bar)
+			if err != nil {
 				return err
 			}
 			if noWait {
 				bar.done()
-				for _, in := range ins {
-					fmt.Printf("%s\t%s\tqueued\n", in.name, proof.FormatBinary(in.hash))
-				}
+				printSubmitted(ins, res)
 				return nil
 			}
 			return waitAll(ctx, cl, ins, out, bar)
@@ -101,7 +98,7 @@ func anchorCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "node gRPC address")
 	c.Flags().StringVar(&home, "home", defaultHome(), "node home holding the issuer API token")
-	c.Flags().StringVar(&token, "token", os.Getenv("CREDENCE_TOKEN"), "issuer API token (default $CREDENCE_TOKEN, else from --home)")
+	tokenFlags.register(c)
 	c.Flags().StringVar(&out, "out", "", "write NAME.receipt.json for each input into this directory")
 	c.Flags().StringArrayVar(&hashes, "hash", nil, "a SHA-256 credential hash (multibase or hex); repeatable")
 	c.Flags().StringVar(&hashesFrom, "hashes-from", "", "file with one hash per line")
@@ -167,11 +164,11 @@ func hashFile(path string) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-func submitAll(ctx context.Context, cl pb.CredenceClient, ins []input, bar *progress) error {
+func submitAll(ctx context.Context, cl pb.CredenceClient, ins []input, bar *progress) (*pb.SubmitResponse, error) {
 	const chunk = 10_000
 	stream, err := cl.SubmitStream(ctx)
 	if err != nil {
-		return rpcError("submit", err)
+		return nil, rpcError("submit", err)
 	}
 	for i := 0; i < len(ins); i += chunk {
 		end := min(i+chunk, len(ins))
@@ -181,13 +178,40 @@ func submitAll(ctx context.Context, cl pb.CredenceClient, ins []input, bar *prog
 		}
 		if err := stream.Send(&pb.SubmitRequest{Hashes: buf}); err != nil {
 			_, err = stream.CloseAndRecv()
-			return rpcError("submit", err)
+			return nil, rpcError("submit", err)
 		}
 	}
-	if _, err := stream.CloseAndRecv(); err != nil {
-		return rpcError("submit", err)
+	res, err := stream.CloseAndRecv()
+	if err != nil {
+		return nil, rpcError("submit", err)
 	}
-	return nil
+	return res, nil
+}
+
+// printSubmitted says, per input, what the node did with it: newly queued,
+// already waiting, or already anchored (and where).
+func printSubmitted(ins []input, res *pb.SubmitResponse) {
+	known := make(map[uint64]*pb.Known, len(res.Known))
+	for _, k := range res.Known {
+		known[k.Index] = k
+	}
+	for i, in := range ins {
+		state := "queued"
+		if k := known[uint64(i)]; k != nil {
+			switch k.State {
+			case pb.HashState_HASH_STATE_PENDING:
+				state = "already queued"
+			case pb.HashState_HASH_STATE_ANCHORED:
+				state = fmt.Sprintf("already anchored\tissuer=%s  batch=%d  height=%d", k.Issuer, k.BatchSeq, k.Height)
+			}
+		} else if res.KnownNotListed > 0 {
+			state = "queued, or already known"
+		}
+		fmt.Printf("%s\t%s\t%s\n", in.name, proof.FormatBinary(in.hash), state)
+	}
+	if res.KnownNotListed > 0 {
+		fmt.Fprintf(os.Stderr, "note: the node knew %d more hashes than it lists in one answer; `credenced receipt HASH` tells where each one is\n", res.KnownNotListed)
+	}
 }
 
 func rpcError(what string, err error) error {

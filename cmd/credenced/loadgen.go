@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/credence-ledger/credence/node"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -26,6 +25,7 @@ import (
 // count and time and go only to the node given.
 func loadgenCmd() *cobra.Command {
 	var addr, home, token string
+	var tokenFlags tokenSource
 	var rate, per, clients int
 	var duration time.Duration
 	c := &cobra.Command{
@@ -36,11 +36,9 @@ func loadgenCmd() *cobra.Command {
 			if rate <= 0 || per <= 0 || clients <= 0 || duration <= 0 {
 				return errors.New("--rate, --per-request, --clients and --duration must be positive")
 			}
-			if token == "" {
-				var err error
-				if token, err = node.ReadToken(home); err != nil {
-					return fmt.Errorf("no --token and none in --home: %w", err)
-				}
+			var err error
+			if token, err = tokenFlags.resolve(home); err != nil {
+				return err
 			}
 			cl, closeConn, err := dial(addr)
 			if err != nil {
@@ -127,7 +125,7 @@ func loadgenCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "node gRPC address")
 	c.Flags().StringVar(&home, "home", defaultHome(), "home holding the issuer API token")
-	c.Flags().StringVar(&token, "token", os.Getenv("CREDENCE_TOKEN"), "issuer API token")
+	tokenFlags.register(c)
 	c.Flags().IntVar(&rate, "rate", 10000, "hashes per second offered")
 	c.Flags().IntVar(&per, "per-request", 1000, "hashes per Submit request")
 	c.Flags().IntVar(&clients, "clients", 8, "concurrent clients")

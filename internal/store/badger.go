@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	badgeropts "github.com/dgraph-io/badger/v4/options"
 )
 
 // Option configures OpenBadger.
@@ -85,7 +86,12 @@ func OpenBadger(dir string, opts ...Option) (*badger.DB, error) {
 		WithLogger(slogAdapter{o.logger}).
 		WithMemTableSize(o.memTableSize).
 		WithBlockCacheSize(o.blockCacheSize).
-		WithSyncWrites(o.syncWrites)
+		WithSyncWrites(o.syncWrites).
+		// Corruption on disk must surface as an error on read, never as a
+		// silently short or wrong value: check every block read from disk
+		// and every value read from the value log.
+		WithChecksumVerificationMode(badgeropts.OnBlockRead).
+		WithVerifyValueChecksum(true)
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %s: %w", dir, err)

@@ -830,10 +830,13 @@ type SubmitResponse struct {
 	// Hashes newly queued.
 	Queued uint64 `protobuf:"varint,1,opt,name=queued,proto3" json:"queued,omitempty"`
 	// Hashes the node already knew, with their position; newly queued hashes
-	// are not listed.
-	Known         []*Known `protobuf:"bytes,2,rep,name=known,proto3" json:"known,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// are not listed. A stream lists at most the node's max_known_listed.
+	Known []*Known `protobuf:"bytes,2,rep,name=known,proto3" json:"known,omitempty"`
+	// Hashes the node already knew beyond those listed: counted, not listed,
+	// so that a stream of duplicates cannot grow the answer without bound.
+	KnownNotListed uint64 `protobuf:"varint,3,opt,name=known_not_listed,json=knownNotListed,proto3" json:"known_not_listed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitResponse) Reset() {
@@ -878,6 +881,13 @@ func (x *SubmitResponse) GetKnown() []*Known {
 		return x.Known
 	}
 	return nil
+}
+
+func (x *SubmitResponse) GetKnownNotListed() uint64 {
+	if x != nil {
+		return x.KnownNotListed
+	}
+	return 0
 }
 
 type Known struct {
@@ -1356,10 +1366,11 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\x15ListProposalsResponse\x12>\n" +
 	"\tproposals\x18\x01 \x03(\v2 .credence.v1.GetProposalResponseR\tproposals\"'\n" +
 	"\rSubmitRequest\x12\x16\n" +
-	"\x06hashes\x18\x01 \x01(\fR\x06hashes\"R\n" +
+	"\x06hashes\x18\x01 \x01(\fR\x06hashes\"|\n" +
 	"\x0eSubmitResponse\x12\x16\n" +
 	"\x06queued\x18\x01 \x01(\x04R\x06queued\x12(\n" +
-	"\x05known\x18\x02 \x03(\v2\x12.credence.v1.KnownR\x05known\"\xb7\x01\n" +
+	"\x05known\x18\x02 \x03(\v2\x12.credence.v1.KnownR\x05known\x12(\n" +
+	"\x10known_not_listed\x18\x03 \x01(\x04R\x0eknownNotListed\"\xb7\x01\n" +
 	"\x05Known\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12,\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x16.credence.v1.HashStateR\x05state\x12\x16\n" +
