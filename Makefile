@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test e2e lint proto bench clean localnet-docker-up localnet-docker-down
+.PHONY: all build run test e2e torture lint proto bench clean localnet-docker-up localnet-docker-down
 
 all: build
 
@@ -26,6 +26,12 @@ test:
 # Multi-node end-to-end tests on real processes (build tag e2e).
 e2e:
 	$(GO) test -tags $(TAGS),e2e -count=1 -timeout 20m -v ./testnet/
+
+# Kill -9 trials on one node and on four validators (build tag torture).
+# TRIALS=100 is the reported run; CI runs a short one.
+TRIALS ?= 100
+torture:
+	$(GO) test -tags $(TAGS),e2e,torture -count=1 -timeout 300m -v -run TestTorture ./testnet/ -args -torture.trials=$(TRIALS)
 
 lint:
 	$(GO) vet -tags $(TAGS),e2e ./...

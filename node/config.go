@@ -61,10 +61,11 @@ type config struct {
 	MaxOpenStreams int `toml:"max_open_streams"`
 	// ConnectionRate is the calls (and stream messages) per second one
 	// connection may make, with bursts of twice that; more are refused with
-	// ResourceExhausted. Default 2000.
+	// ResourceExhausted. Default 20000, so one connection cannot take the
+	// whole node (which serves about 30,000 receipts a second) from others.
 	ConnectionRate int `toml:"connection_rate"`
 	// TokenRate is the writes per second one issuer's token may make over
-	// all its connections, with bursts of twice that. Default 1000.
+	// all its connections, with bursts of twice that. Default 5000.
 	TokenRate int `toml:"token_rate"`
 	// HandshakeTimeout closes a connection that has not completed its
 	// handshake (TLS and HTTP/2 preface) within it. Default 10s.
@@ -119,8 +120,8 @@ func defaultConfig() *config {
 		MaxConnections:          512,
 		MaxStreamsPerConnection: 64,
 		MaxOpenStreams:          1024,
-		ConnectionRate:          2000,
-		TokenRate:               1000,
+		ConnectionRate:          20000,
+		TokenRate:               5000,
 		HandshakeTimeout:        duration{10 * time.Second},
 		IdleTimeout:             duration{5 * time.Minute},
 		KeepaliveMinInterval:    duration{30 * time.Second},

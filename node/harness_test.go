@@ -142,7 +142,7 @@ func pollReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte) (*proof
 		if err == nil {
 			return res.Receipt, nil
 		}
-		if status.Code(err) != codes.Unavailable {
+		if c := status.Code(err); c != codes.Unavailable && c != codes.ResourceExhausted {
 			return nil, fmt.Errorf("receipt of %x: %w", hash, err)
 		}
 		select {

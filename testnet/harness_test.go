@@ -319,7 +319,7 @@ func (nd *node) receipt(ctx context.Context, hash []byte) (*proof.Receipt, error
 			return res.Receipt, nil
 		}
 		// Another node's batch becomes receiptable here once indexed.
-		if c := status.Code(err); c != codes.Unavailable && c != codes.NotFound {
+		if c := status.Code(err); c != codes.Unavailable && c != codes.NotFound && c != codes.ResourceExhausted {
 			return nil, err
 		}
 		select {

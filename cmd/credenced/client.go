@@ -230,7 +230,7 @@ func fetchReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte) (*proo
 		if err == nil {
 			return res.Receipt, nil
 		}
-		if status.Code(err) != codes.Unavailable {
+		if c := status.Code(err); c != codes.Unavailable && c != codes.ResourceExhausted {
 			return nil, rpcError("receipt", err)
 		}
 		select {

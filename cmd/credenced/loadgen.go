@@ -92,7 +92,7 @@ func loadgenCmd() *cobra.Command {
 									mu.Unlock()
 									return
 								}
-								if status.Code(err) != codes.Unavailable {
+								if c := status.Code(err); c != codes.Unavailable && c != codes.ResourceExhausted {
 									return
 								}
 								time.Sleep(50 * time.Millisecond)
