@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test e2e torture lint proto bench clean localnet-docker-up localnet-docker-down
+.PHONY: all build run test e2e torture soak lint proto bench clean localnet-docker-up localnet-docker-down
 
 all: build
 
@@ -32,6 +32,13 @@ e2e:
 TRIALS ?= 100
 torture:
 	$(GO) test -tags $(TAGS),e2e,torture -count=1 -timeout 300m -v -run TestTorture ./testnet/ -args -torture.trials=$(TRIALS)
+
+# Memory under sustained load: 4 validators, RATE hashes/s for DURATION,
+# every node's RSS sampled (scripts/soak.sh; minutes, not in CI).
+RATE ?= 10000
+DURATION ?= 10m
+soak:
+	scripts/soak.sh $(RATE) $(DURATION)
 
 lint:
 	$(GO) vet -tags $(TAGS),e2e ./...

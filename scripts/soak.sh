@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Soak: a fresh 4-validator localnet, a fixed submission rate for a fixed
+# time, every node's RSS sampled at an interval. Prints one line per sample
+# (seconds, then RSS in MB per node) and the loadgen summary; the samples
+# also go to $OUT/rss.tsv. Not part of `make test`: it takes minutes.
+#
+#   scripts/soak.sh [RATE hashes/s, default 10000] [DURATION, default 10m] [SAMPLE seconds, default 10]
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+RATE="${1:-10000}"
+DURATION="${2:-10m}"
+SAMPLE="${3:-10}"
+export LOCALNET_DIR="${LOCALNET_DIR:-$ROOT/.soak}"
+export LOCALNET_BASE_PORT="${LOCALNET_BASE_PORT:-27656}"
+export LOCALNET_CHAIN_ID=credence-soak
+OUT="${OUT:-$LOCALNET_DIR/results}"
+NET="$ROOT/scripts/localnet.sh"
+
+cd "$ROOT"
+make build >/dev/null
+"$NET" reset >/dev/null 2>&1 || true
+"$NET" up 4 >/dev/null
+trap '"$NET" down >/dev/null 2>&1 || true' EXIT
+mkdir -p "$OUT"
+sleep 5
+
+rss_mb() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
+pids=()
+for i in 0 1 2 3; do pids+=("$(cat "$LOCALNET_DIR/node$i.pid")"); done
+
+printf 'seconds\tnode0_mb\tnode1_mb\tnode2_mb\tnode3_mb\n' | tee "$OUT/rss.tsv"
+./build/credenced loadgen --node "127.0.0.1:$((LOCALNET_BASE_PORT + 2))" --home "$LOCALNET_DIR/node0" \
+	--rate "$RATE" --duration "$DURATION" >"$OUT/loadgen.txt" 2>&1 &
+load=$!
+start=$(date +%s)
+while kill -0 "$load" 2>/dev/null; do
+	line="$(( $(date +%s) - start ))"
+	for p in "${pids[@]}"; do line+=$'\t'"$(rss_mb "$p")"; done
+	echo "$line" | tee -a "$OUT/rss.tsv"
+	sleep "$SAMPLE"
+done
+wait "$load" || { echo "loadgen failed:"; cat "$OUT/loadgen.txt"; exit 1; }
+cat "$OUT/loadgen.txt"
