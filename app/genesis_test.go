@@ -96,11 +96,11 @@ func TestGenesisAccepted(t *testing.T) {
 		n.initChain(mustJSON(t, g))
 		n.blockOK(anchor(t, testChainID, alphaID, 1, hashesN("big", testMaxHashes*4), alpha1))
 		var p pb.Params
-		if err := proto.Unmarshal(n.query("/key", []byte(keyParams), 0, false).Value, &p); err != nil || p.MaxBatchHashes != DefaultMaxBatchHashes {
+		if err := proto.Unmarshal(n.query("/key", []byte(proof.KeyParams), 0, false).Value, &p); err != nil || p.MaxBatchHashes != DefaultMaxBatchHashes {
 			t.Errorf("params %v (%v), want the default max_batch_hashes", &p, err)
 		}
 		var m pb.Member
-		if err := proto.Unmarshal(n.query("/key", memberKey(memberID), 0, false).Value, &m); err != nil || !bytes.Equal(m.AdminKey, pubOf(memberAdminKey)) || m.Power != 10 {
+		if err := proto.Unmarshal(n.query("/key", proof.MemberKey(memberID), 0, false).Value, &m); err != nil || !bytes.Equal(m.AdminKey, pubOf(memberAdminKey)) || m.Power != 10 {
 			t.Errorf("member %v (%v)", &m, err)
 		}
 	})

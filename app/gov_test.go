@@ -239,7 +239,7 @@ func govStateMembers(n *node) []*pb.Member {
 	var out []*pb.Member
 	if n.height == 0 { // nothing saved yet: genesis
 		for _, k := range slices.Sorted(maps.Keys(n.app.genesis)) {
-			if strings.HasPrefix(k, prefixMember) {
+			if strings.HasPrefix(k, proof.PrefixMember) {
 				var m pb.Member
 				if err := proto.Unmarshal(n.app.genesis[k], &m); err != nil {
 					n.t.Fatal(err)
@@ -253,7 +253,7 @@ func govStateMembers(n *node) []*pb.Member {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	iter, err := it.Iterator([]byte(prefixMember), []byte("m0"), true)
+	iter, err := it.Iterator([]byte(proof.PrefixMember), proof.PrefixEnd(proof.PrefixMember), true)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -271,7 +271,7 @@ func govStateMembers(n *node) []*pb.Member {
 // govNextID is the id the next proposal of n will get.
 func govNextID(n *node) uint64 {
 	n.t.Helper()
-	v := n.query("/key", []byte(keyNextProposal), 0, false).Value
+	v := n.query("/key", []byte(proof.KeyNextProposal), 0, false).Value
 	if len(v) != 8 {
 		return 1
 	}
@@ -307,7 +307,7 @@ func (c *govChain) proposal(id uint64) *pb.Proposal { return c.proposalAt(id, 0)
 
 func (c *govChain) member(id string) *pb.Member {
 	var m pb.Member
-	if !c.govValue(memberKey(id), 0, &m) {
+	if !c.govValue(proof.MemberKey(id), 0, &m) {
 		return nil
 	}
 	return &m
@@ -323,7 +323,7 @@ func (c *govChain) issuerStatus(id string) pb.IssuerStatus {
 
 func (c *govChain) params() *pb.Params {
 	var p pb.Params
-	if !c.govValue([]byte(keyParams), 0, &p) {
+	if !c.govValue([]byte(proof.KeyParams), 0, &p) {
 		c.t.Fatal("no params")
 	}
 	return &p
@@ -1119,7 +1119,7 @@ func TestGovExpiry(t *testing.T) {
 	c.runOK()
 	c.runOK(c.vote(d, 1, false)) // height 4 = expires_height: still taken
 	c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
-	open := openKey(1+ttl, 1)
+	open := proof.OpenProposalKey(1+ttl, 1)
 	if v := c.query("/key", open, 0, false).Value; v == nil {
 		t.Error("open proposal not in the expiry index")
 	}
@@ -1232,7 +1232,7 @@ func TestGovProposalProofs(t *testing.T) {
 	c.runOK(c.vote(c.m[3], 1, true)) // 30/40: passes at 4
 	c.runOK()
 	key := ProposalKey(1)
-	if !bytes.Equal(key, proposalKey(1)) || !bytes.HasPrefix(key, []byte(prefixProposal)) {
+	if !bytes.Equal(key, proof.ProposalKey(1)) || !bytes.HasPrefix(key, []byte(proof.PrefixProposal)) {
 		t.Fatalf("ProposalKey(1) = %q", key)
 	}
 	for _, tc := range []struct {

@@ -421,3 +421,7 @@ func sameTxs(a, b [][]byte) bool {
 	}
 	return true
 }
+
+// Accounts name a signer's sequence space in the tests' sequence counters.
+func issuerAccount(id string) string { return string(proof.IssuerSequenceKey(id)) }
+func memberAccount(id string) string { return string(proof.MemberSequenceKey(id)) }

@@ -31,8 +31,8 @@ const (
 func slSetup(t *testing.T) *regFixture {
 	f := regSetup(t)
 	f.runOK(
-		f.regByIssuer(alphaID, alpha1, slCreate("rev", slRevocation, MinRegistrySize)),
-		f.regByIssuer(alphaID, alpha1, slCreate("sus", slSuspension, MinRegistrySize)),
+		f.regByIssuer(alphaID, alpha1, slCreate("rev", slRevocation, MinStatusListSize)),
+		f.regByIssuer(alphaID, alpha1, slCreate("sus", slSuspension, MinStatusListSize)),
 	)
 	f.runOK(f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "rev", []uint64{3}, nil)))
 	return f
@@ -49,31 +49,31 @@ func TestStatusListRules(t *testing.T) {
 		why  string
 	}{
 		{"registry under 131,072 entries", func(f *regFixture) []byte {
-			return f.regByIssuer(alphaID, alpha1, slCreate("small", slRevocation, MinRegistrySize-8))
+			return f.regByIssuer(alphaID, alpha1, slCreate("small", slRevocation, MinStatusListSize-8))
 		}, CodeMalformed, "131072"},
 		{"size not a multiple of 8", func(f *regFixture) []byte {
-			return f.regByIssuer(alphaID, alpha1, slCreate("odd", slRevocation, MinRegistrySize+1))
+			return f.regByIssuer(alphaID, alpha1, slCreate("odd", slRevocation, MinStatusListSize+1))
 		}, CodeMalformed, "multiple of 8"},
 		{"too large", func(f *regFixture) []byte {
-			return f.regByIssuer(alphaID, alpha1, slCreate("huge", slRevocation, MaxRegistrySize+8))
+			return f.regByIssuer(alphaID, alpha1, slCreate("huge", slRevocation, MaxStatusListSize+8))
 		}, CodeMalformed, "multiple of 8"},
 		{"no purpose", func(f *regFixture) []byte {
-			return f.regByIssuer(alphaID, alpha1, slCreate("np", pb.RegistryPurpose_REGISTRY_PURPOSE_UNSPECIFIED, MinRegistrySize))
+			return f.regByIssuer(alphaID, alpha1, slCreate("np", pb.RegistryPurpose_REGISTRY_PURPOSE_UNSPECIFIED, MinStatusListSize))
 		}, CodeMalformed, "purpose"},
 		{"existing registry", func(f *regFixture) []byte {
-			return f.regByIssuer(alphaID, alpha1, slCreate("rev", slRevocation, MinRegistrySize))
+			return f.regByIssuer(alphaID, alpha1, slCreate("rev", slRevocation, MinStatusListSize))
 		}, CodeRejected, "already has registry"},
 		{"created by a member", func(f *regFixture) []byte {
-			return f.regByMember(f.m[0], slCreate("bym", slRevocation, MinRegistrySize))
+			return f.regByMember(f.m[0], slCreate("bym", slRevocation, MinStatusListSize))
 		}, CodeUnknownSigner, "not registered"},
 		{"created by a suspended issuer", func(f *regFixture) []byte {
-			return f.regByIssuer(regSusID, regSus1, slCreate("x", slRevocation, MinRegistrySize))
+			return f.regByIssuer(regSusID, regSus1, slCreate("x", slRevocation, MinStatusListSize))
 		}, CodeUnauthorized, "SUSPENDED"},
 		{"clearing a bit of a revocation registry", func(f *regFixture) []byte {
 			return f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "rev", nil, []uint64{3}))
 		}, CodeRejected, "never cleared"},
 		{"index past the end", func(f *regFixture) []byte {
-			return f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "rev", []uint64{MinRegistrySize}, nil))
+			return f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "rev", []uint64{MinStatusListSize}, nil))
 		}, CodeRejected, "outside registry"},
 		{"unknown registry", func(f *regFixture) []byte {
 			return f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "nope", []uint64{1}, nil))
@@ -104,7 +104,7 @@ func TestStatusListRules(t *testing.T) {
 // cleared to all zeros leaves state (absent means zeros).
 func TestStatusListChunks(t *testing.T) {
 	f := slSetup(t)
-	set := []uint64{0, 7, 8, proof.ChunkBits - 1, proof.ChunkBits, MinRegistrySize - 1}
+	set := []uint64{0, 7, 8, proof.ChunkBits - 1, proof.ChunkBits, MinStatusListSize - 1}
 	f.runOK(f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "sus", set, nil)))
 	for _, i := range set {
 		chunk := regProved(t, f.node, proof.ChunkKey(alphaID, "sus", uint32(i/proof.ChunkBits)), 0)
@@ -112,8 +112,8 @@ func TestStatusListChunks(t *testing.T) {
 			t.Fatalf("entry %d not set in its chunk", i)
 		}
 	}
-	f.runOK(f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "sus", nil, []uint64{MinRegistrySize - 1})))
-	if v := regProved(t, f.node, proof.ChunkKey(alphaID, "sus", uint32((MinRegistrySize-1)/proof.ChunkBits)), 0); v != nil {
+	f.runOK(f.regByIssuer(alphaID, alpha1, slUpdate(alphaID, "sus", nil, []uint64{MinStatusListSize - 1})))
+	if v := regProved(t, f.node, proof.ChunkKey(alphaID, "sus", uint32((MinStatusListSize-1)/proof.ChunkBits)), 0); v != nil {
 		t.Fatalf("a chunk cleared to zeros is still in state (%d bytes)", len(v))
 	}
 }
