@@ -143,13 +143,13 @@ func TestDeterminism(t *testing.T) {
 
 	type config struct {
 		name string
-		n    *node
+		n    *chain
 	}
 	cfgs := []config{
-		{"badger", newNode(t)},
-		{"badger-64MiB-memtable", newNode(t, store.WithMemTableSize(64<<20))},
-		{"badger-reopened", newNode(t)},
-		{"memdb", newMemNode(t)},
+		{"badger", newChain(t)},
+		{"badger-64MiB-memtable", newChain(t, store.WithMemTableSize(64<<20))},
+		{"badger-reopened", newChain(t)},
+		{"memdb", newMemChain(t)},
 	}
 	var initHash []byte
 	for i, c := range cfgs {

@@ -12,258 +12,50 @@ import (
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
-	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
-	cmttypes "github.com/cometbft/cometbft/types"
 	ics23 "github.com/cosmos/ics23/go"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
-// Registry tests run on the governance chains of gov_test.go, mostly with
-// two members: "uni" (power 10, sponsor of alpha and beta) and "member-b"
-// (power 1, sponsor of gamma). uni holds more than 2/3 of the power, so its
-// proposals (an issuer's suspension) pass in the block that carries them.
-
-const (
-	regActive    = pb.IssuerStatus_ISSUER_STATUS_ACTIVE
-	regSuspended = pb.IssuerStatus_ISSUER_STATUS_SUSPENDED
-)
-
-func regKey(name string) ed25519.PrivateKey { return testKey("reg-" + name) }
-
-// regMsg builds the body of a registry transaction for a signer and sequence.
-type regMsg func(signer string, seq uint64) *pb.TxBody
-
-func regRegister(id, name string, keys ...[]byte) regMsg {
-	return func(s string, q uint64) *pb.TxBody {
-		return &pb.TxBody{ChainId: testChainID, Signer: s, Sequence: q,
-			Msg: &pb.TxBody_RegisterIssuer{RegisterIssuer: &pb.RegisterIssuer{Id: id, Name: name, Keys: keys}}}
-	}
-}
-
-func regRotate(issuer string, newKey []byte) regMsg {
-	return func(s string, q uint64) *pb.TxBody {
-		return &pb.TxBody{ChainId: testChainID, Signer: s, Sequence: q,
-			Msg: &pb.TxBody_RotateKey{RotateKey: &pb.RotateKey{Issuer: issuer, NewKey: newKey}}}
-	}
-}
-
-func regCompromise(issuer string, key []byte, from int64) regMsg {
-	return func(s string, q uint64) *pb.TxBody {
-		return &pb.TxBody{ChainId: testChainID, Signer: s, Sequence: q,
-			Msg: &pb.TxBody_CompromiseKey{CompromiseKey: &pb.CompromiseKey{Issuer: issuer, Key: key, FromHeight: from}}}
-	}
-}
-
-func regRevoke(issuer string, reason uint32, hs ...*pb.RevokedHash) regMsg {
-	return func(s string, q uint64) *pb.TxBody {
-		return &pb.TxBody{ChainId: testChainID, Signer: s, Sequence: q,
-			Msg: &pb.TxBody_Revoke{Revoke: &pb.Revoke{Issuer: issuer, Reason: reason, Hashes: hs}}}
-	}
-}
-
-// regByMember is msg signed by member m with its admin key, at m's next
-// (member account) sequence.
-func (c *govChain) regByMember(m govMember, msg regMsg) []byte {
-	return govSign(c.t, msg(m.id, c.next(memberAccount(m.id))), m.admin)
-}
-
-// regByIssuer is msg signed by issuer with key, at its next (issuer
-// account) sequence: the one its batches use.
-func (c *govChain) regByIssuer(issuer string, key ed25519.PrivateKey, msg regMsg) []byte {
-	return govSign(c.t, msg(issuer, c.next(issuerAccount(issuer))), key)
-}
-
-// regAs is msg signed as signer (sequence from account) with any key.
-func (c *govChain) regAs(signer, account string, key ed25519.PrivateKey, msg regMsg) []byte {
-	return govSign(c.t, msg(signer, c.next(account)), key)
-}
-
-// regBatch is a batch of an issuer with its tree, to revoke its hashes.
-type regBatch struct {
-	issuer string
-	seq    uint64
-	hashes []byte
-	tree   *proof.Tree
-}
-
-func newRegBatch(t testing.TB, issuer string, seq uint64, n int) *regBatch {
-	t.Helper()
-	hs := hashesN(fmt.Sprintf("reg/%s/%d", issuer, seq), n)
-	tree, err := proof.NewTree(hs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &regBatch{issuer: issuer, seq: seq, hashes: hs, tree: tree}
-}
-
-func (b *regBatch) hash(i int) []byte { return b.hashes[i*proof.HashSize : (i+1)*proof.HashSize] }
-
-// revoked is the RevokedHash of leaf i: hash, batch_seq, leaf_index and
-// the audit path from proof.Tree.
-func (b *regBatch) revoked(i int) *pb.RevokedHash {
-	path, err := b.tree.AuditPath(uint64(i))
-	if err != nil {
-		panic(err)
-	}
-	return &pb.RevokedHash{Hash: b.hash(i), BatchSeq: b.seq, LeafIndex: uint64(i), AuditPath: path}
-}
-
-// regAnchor is issuer's next batch of n hashes, signed with key.
-func (c *govChain) regAnchor(issuer string, key ed25519.PrivateKey, n int) (*regBatch, []byte) {
-	c.t.Helper()
-	b := newRegBatch(c.t, issuer, c.next(issuerAccount(issuer)), n)
-	return b, anchor(c.t, testChainID, issuer, b.seq, b.hashes, key)
-}
-
-func (c *govChain) regAnchorTx(issuer string, key ed25519.PrivateKey, n int) []byte {
-	_, tx := c.regAnchor(issuer, key, n)
-	return tx
-}
-
-// regIssuer reads an issuer's record from the last committed state.
-func (c *govChain) regIssuer(id string) *pb.Issuer {
-	c.t.Helper()
-	var is pb.Issuer
-	if !c.govValue(proof.IssuerKey(id), 0, &is) {
-		c.t.Fatalf("issuer %q not registered", id)
-	}
-	return &is
-}
-
-// regAsSponsor sets TxBody.as_sponsor (the signer acts as the issuer's
-// sponsor) when the message has that field, by reflection so that the
-// tests build with and without it. It reports whether it did.
-func regAsSponsor(body *pb.TxBody) bool {
-	m := body.ProtoReflect()
-	fd := m.Descriptor().Fields().ByName("as_sponsor")
-	if fd == nil || fd.Kind() != protoreflect.BoolKind {
-		return false
-	}
-	m.Set(fd, protoreflect.ValueOfBool(true))
-	return true
-}
-
-// regWindows prints an issuer's key windows, keys by their first bytes.
-func regWindows(is *pb.Issuer) string {
-	var b strings.Builder
-	for _, k := range is.Keys {
-		fmt.Fprintf(&b, "[%x: from %d to %d compromised %d]", k.PublicKey[:4], k.FromHeight, k.ToHeight, k.CompromisedFrom)
-	}
-	return b.String()
-}
-
-func regKeyRec(k ed25519.PrivateKey, from, to, compromised int64) *pb.IssuerKey {
-	return &pb.IssuerKey{PublicKey: pubOf(k), FromHeight: from, ToHeight: to, CompromisedFrom: compromised}
-}
-
-func (c *govChain) regWantKeys(id string, want ...*pb.IssuerKey) {
-	c.t.Helper()
-	got := c.regIssuer(id).Keys
-	if len(got) != len(want) {
-		c.t.Fatalf("issuer %q has %d keys %v, want %v", id, len(got), got, want)
-	}
-	for i := range want {
-		if !proto.Equal(got[i], want[i]) {
-			c.t.Fatalf("issuer %q key %d: {from %d to %d compromised %d}, want {from %d to %d compromised %d} (same key: %v)", id, i,
-				got[i].FromHeight, got[i].ToHeight, got[i].CompromisedFrom, want[i].FromHeight, want[i].ToHeight, want[i].CompromisedFrom,
-				bytes.Equal(got[i].PublicKey, want[i].PublicKey))
-		}
-	}
-}
-
-// regWantCheck requires CheckTx to answer code (with a log when refused).
-func regWantCheck(t testing.TB, n *node, tx []byte, code uint32) {
-	t.Helper()
-	r := n.checkTx(tx)
-	if r.Code != code {
-		t.Fatalf("CheckTx: code %d (%s), want %d", r.Code, r.Log, code)
-	}
-	if code != CodeOK && r.Log == "" {
-		t.Fatal("CheckTx refuses without a log")
-	}
-}
-
-// regProved queries key at height (0: latest) with a proof and verifies it
-// against that height's app hash: membership when the key is present,
-// non-membership otherwise. It returns the value.
-func regProved(t testing.TB, n *node, key []byte, height int64) []byte {
-	t.Helper()
-	res := n.query("/key", key, height, true)
-	if res.Code != CodeOK || res.ProofOps == nil || len(res.ProofOps.Ops) != 1 || res.ProofOps.Ops[0].Type != "ics23:iavl" {
-		t.Fatalf("query %q at %d: code %d (%s) proof %v", key, height, res.Code, res.Log, res.ProofOps)
-	}
-	root := n.appHash[res.Height]
-	if root == nil {
-		t.Fatalf("no app hash recorded for height %d", res.Height)
-	}
-	p := unmarshalProof(t, res.ProofOps.Ops[0].Data)
-	if res.Value != nil {
-		verifyMembership(t, root, res.ProofOps.Ops[0].Data, key, res.Value)
-		if ics23.VerifyNonMembership(ics23.IavlSpec, root, p, key) {
-			t.Fatalf("membership proof of %q also proves its absence", key)
-		}
-		return res.Value
-	}
-	if !ics23.VerifyNonMembership(ics23.IavlSpec, root, p, key) {
-		t.Fatalf("non-membership proof of %q does not verify against app hash %x", key, root)
-	}
-	return nil
-}
-
-func regRevocation(t testing.TB, n *node, issuer string, hash []byte, height int64) *pb.Revocation {
-	t.Helper()
-	v := regProved(t, n, proof.RevocationKey(issuer, hash), height)
-	if v == nil {
-		return nil
-	}
-	var r pb.Revocation
-	if err := proto.Unmarshal(v, &r); err != nil {
-		t.Fatal(err)
-	}
-	return &r
-}
-
 // ---------------------------------------------------------------------------
 // Registration
 
-// TestRegistryRegisterIssuer: a member registers an issuer with its admin
+// TestRegisterIssuer: a member registers an issuer with its admin
 // key; the issuer is ACTIVE, sponsored by that member, its keys valid from
 // the registering height, and anchors with them from then on.
-func TestRegistryRegisterIssuer(t *testing.T) {
+func TestRegisterIssuer(t *testing.T) {
 	c := startGov(t, 0, 10, 1)
 	uni, b := c.m[0], c.m[1]
-	k1, k2, k3 := regKey("new-1"), regKey("new-2"), regKey("new-3")
+	k1, k2, k3 := issuerTestKey("new-1"), issuerTestKey("new-2"), issuerTestKey("new-3")
 	c.advanceTo(2)
 
 	early := anchor(t, testChainID, "newbie", 1, hashesN("reg-early", 2), k1)
-	regWantCheck(t, c.node, early, CodeUnknownSigner)
+	wantCheck(t, c, early, CodeUnknownSigner)
 
-	reg := c.regByMember(uni, regRegister("newbie", "New Registrar", pubOf(k1), pubOf(k2)))
-	regB := c.regByMember(b, regRegister("other", "", pubOf(k3)))
-	regWantCheck(t, c.node, reg, CodeOK)
-	regWantCheck(t, c.node, regB, CodeOK)
+	reg := c.asMember(uni, registerIssuer("newbie", "New Registrar", pubOf(k1), pubOf(k2)))
+	regB := c.asMember(b, registerIssuer("other", "", pubOf(k3)))
+	wantCheck(t, c, reg, CodeOK)
+	wantCheck(t, c, regB, CodeOK)
 	res, _ := c.runOK(reg, regB) // height 3
 	for i, id := range []string{"newbie", "other"} {
-		if ev := res.TxResults[i].Events; len(ev) != 1 || ev[0].Type != "issuer" || govAttr(ev[0], "registered") != id {
+		if ev := res.TxResults[i].Events; len(ev) != 1 || ev[0].Type != "issuer" || attr(ev[0], "registered") != id {
 			t.Errorf("registration of %s: events %v", id, ev)
 		}
 	}
-	want := &pb.Issuer{Id: "newbie", Name: "New Registrar", Sponsor: memberID, Status: regActive,
-		Keys: []*pb.IssuerKey{regKeyRec(k1, 3, 0, 0), regKeyRec(k2, 3, 0, 0)}}
-	if got := c.regIssuer("newbie"); !proto.Equal(got, want) {
+	want := &pb.Issuer{Id: "newbie", Name: "New Registrar", Sponsor: memberID, Status: statusActive,
+		Keys: []*pb.IssuerKey{keyRec(k1, 3, 0, 0), keyRec(k2, 3, 0, 0)}}
+	if got := c.issuer("newbie"); !proto.Equal(got, want) {
 		t.Fatalf("issuer record %v, want %v", got, want)
 	}
-	want = &pb.Issuer{Id: "other", Sponsor: "member-b", Status: regActive, Keys: []*pb.IssuerKey{regKeyRec(k3, 3, 0, 0)}}
-	if got := c.regIssuer("other"); !proto.Equal(got, want) {
+	want = &pb.Issuer{Id: "other", Sponsor: "member-b", Status: statusActive, Keys: []*pb.IssuerKey{keyRec(k3, 3, 0, 0)}}
+	if got := c.issuer("other"); !proto.Equal(got, want) {
 		t.Fatalf("issuer record %v, want %v", got, want)
 	}
 	// The record is provable against the app hash.
-	regProved(t, c.node, proof.IssuerKey("newbie"), 0)
-	if v := regProved(t, c.node, proof.IssuerKey("newbie"), 2); v != nil {
+	proved(t, c, proof.IssuerKey("newbie"), 0)
+	if v := proved(t, c, proof.IssuerKey("newbie"), 2); v != nil {
 		t.Fatal("issuer present before its registration")
 	}
 
@@ -271,7 +63,7 @@ func TestRegistryRegisterIssuer(t *testing.T) {
 	// space (starting at 1).
 	for i, k := range []ed25519.PrivateKey{k1, k2, k1} {
 		tx := anchor(t, testChainID, "newbie", uint64(i+1), hashesN(fmt.Sprintf("reg-newbie-%d", i), 3), k)
-		regWantCheck(t, c.node, tx, CodeOK)
+		wantCheck(t, c, tx, CodeOK)
 		c.runOK(tx)
 		rec, _ := c.batchRecord("newbie", uint64(i+1))
 		if rec == nil || !bytes.Equal(rec.SignerKey, pubOf(k)) || rec.Height != c.height {
@@ -281,21 +73,21 @@ func TestRegistryRegisterIssuer(t *testing.T) {
 	// The other issuer's key is not newbie's, nor the sponsor's admin key.
 	for _, k := range []ed25519.PrivateKey{k3, uni.admin} {
 		tx := anchor(t, testChainID, "newbie", 10, hashesN("reg-newbie-bad", 1), k)
-		regWantCheck(t, c.node, tx, CodeUnauthorized)
+		wantCheck(t, c, tx, CodeUnauthorized)
 		res, _ := c.run(tx)
-		govWantCodes(t, res, CodeUnauthorized)
+		wantCodes(t, res, CodeUnauthorized)
 	}
-	c.runOK(c.regAnchorTx("other", k3, 1))
+	c.runOK(c.anchorTx("other", k3, 1))
 }
 
-// TestRegistryRegisterAndAnchorInOneBlock: keys are valid from the
+// TestRegisterIssuerAndAnchorInOneBlock: keys are valid from the
 // registering height, so FinalizeBlock takes a batch of the new issuer
 // after its registration in the same block (PrepareProposal, which checks
 // against the committed state, leaves such a batch out).
-func TestRegistryRegisterAndAnchorInOneBlock(t *testing.T) {
+func TestRegisterIssuerAndAnchorInOneBlock(t *testing.T) {
 	c := startGov(t, 0, 10, 1)
-	k := regKey("same-block")
-	reg := c.regByMember(c.m[0], regRegister("fresh", "", pubOf(k)))
+	k := issuerTestKey("same-block")
+	reg := c.asMember(c.m[0], registerIssuer("fresh", "", pubOf(k)))
 	tx := anchor(t, testChainID, "fresh", 1, hashesN("reg-fresh", 2), k)
 	if got := c.prepare(tx, reg); !sameTxs(got, [][]byte{reg}) {
 		t.Errorf("PrepareProposal keeps %d txs, want the registration only", len(got))
@@ -306,12 +98,12 @@ func TestRegistryRegisterAndAnchorInOneBlock(t *testing.T) {
 	}
 }
 
-// TestRegistryAcceptedEdges: the registration limits themselves.
-func TestRegistryAcceptedEdges(t *testing.T) {
+// TestIssuerAcceptedEdges: the registration limits themselves.
+func TestIssuerAcceptedEdges(t *testing.T) {
 	keys := func(n int) [][]byte {
 		out := make([][]byte, n)
 		for i := range out {
-			out[i] = pubOf(regKey(fmt.Sprintf("edge-%d", i)))
+			out[i] = pubOf(issuerTestKey(fmt.Sprintf("edge-%d", i)))
 		}
 		return out
 	}
@@ -326,11 +118,11 @@ func TestRegistryAcceptedEdges(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startGov(t, 0, 10, 1)
-			tx := c.regByMember(c.m[0], regRegister(tc.id, tc.issuerName, tc.keys...))
-			regWantCheck(t, c.node, tx, CodeOK)
+			tx := c.asMember(c.m[0], registerIssuer(tc.id, tc.issuerName, tc.keys...))
+			wantCheck(t, c, tx, CodeOK)
 			c.runOK(tx)
-			is := c.regIssuer(tc.id)
-			if len(is.Keys) != len(tc.keys) || is.Name != tc.issuerName || is.Status != regActive {
+			is := c.issuer(tc.id)
+			if len(is.Keys) != len(tc.keys) || is.Name != tc.issuerName || is.Status != statusActive {
 				t.Fatalf("record %v", is)
 			}
 		})
@@ -340,13 +132,13 @@ func TestRegistryAcceptedEdges(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Key rotation
 
-// regRotatedAt is the height from which a rotation in block h made newKey
+// rotatedAt is the height from which a rotation in block h made newKey
 // the issuer's key: the height the old windows end at. The rotation takes
 // effect at its own height or, so that the batches its block accepted stay
 // inside the stored windows, at the next one; either is taken here.
-func (c *govChain) regRotatedAt(id string, newKey ed25519.PrivateKey, h int64) int64 {
+func (c *chain) rotatedAt(id string, newKey ed25519.PrivateKey, h int64) int64 {
 	c.t.Helper()
-	k := findKey(c.regIssuer(id), pubOf(newKey))
+	k := findKey(c.issuer(id), pubOf(newKey))
 	if k == nil {
 		c.t.Fatalf("issuer %q has no key %x", id, pubOf(newKey)[:4])
 	}
@@ -356,115 +148,115 @@ func (c *govChain) regRotatedAt(id string, newKey ed25519.PrivateKey, h int64) i
 	return k.FromHeight
 }
 
-// regCodeAt is the code of a batch signed at height h by a key valid from
+// codeAt is the code of a batch signed at height h by a key valid from
 // `from` (inclusive) until `to` (exclusive, 0: open).
-func regCodeAt(h, from, to int64) uint32 {
+func codeAt(h, from, to int64) uint32 {
 	if h >= from && (to == 0 || h < to) {
 		return CodeOK
 	}
 	return CodeUnauthorized
 }
 
-// TestRegistryRotateKey: a rotation, by the issuer with a valid key or by
+// TestRotateKey: a rotation, by the issuer with a valid key or by
 // its sponsor, ends the open key windows at the rotation height E and opens
 // the new key's there. A batch signed with the old key is accepted before
 // E and refused from E on; the new key signs from E. (E is the rotation's
 // block height h, or h+1 when batches of the rotation's block keep the old
-// key: regRotatedAt.)
-func TestRegistryRotateKey(t *testing.T) {
+// key: rotatedAt.)
+func TestRotateKey(t *testing.T) {
 	for _, by := range []string{"issuer", "sponsor"} {
 		t.Run("by the "+by, func(t *testing.T) {
 			c := startGov(t, 0, 10, 1)
 			uni := c.m[0]
-			k1, k2, k3 := regKey("rot-1"), regKey("rot-2"), regKey("rot-3")
-			c.runOK(c.regByMember(uni, regRegister("rot", "", pubOf(k1)))) // 1
-			old := c.regAnchorTx("rot", k1, 2)
-			regWantCheck(t, c.node, old, CodeOK)
+			k1, k2, k3 := issuerTestKey("rot-1"), issuerTestKey("rot-2"), issuerTestKey("rot-3")
+			c.runOK(c.asMember(uni, registerIssuer("rot", "", pubOf(k1)))) // 1
+			old := c.anchorTx("rot", k1, 2)
+			wantCheck(t, c, old, CodeOK)
 			c.runOK(old) // 2: before the rotation, k1 signs
 			c.advanceTo(3)
 
 			var rot []byte
 			if by == "issuer" {
-				rot = c.regByIssuer("rot", k1, regRotate("rot", pubOf(k2)))
+				rot = c.asIssuer("rot", k1, rotateKey("rot", pubOf(k2)))
 			} else {
-				rot = c.regByMember(uni, regRotate("rot", pubOf(k2)))
+				rot = c.asMember(uni, rotateKey("rot", pubOf(k2)))
 			}
-			regWantCheck(t, c.node, rot, CodeOK)
+			wantCheck(t, c, rot, CodeOK)
 			// 4: the rotation, then batches signed with k1 and k2.
-			res, _ := c.run(rot, c.regAnchorTx("rot", k1, 1), c.regAnchorTx("rot", k2, 1))
-			e := c.regRotatedAt("rot", k2, 4)
-			govWantCodes(t, res, CodeOK, regCodeAt(4, 1, e), regCodeAt(4, e, 0))
-			if ev := res.TxResults[0].Events; len(ev) != 1 || govAttr(ev[0], "rotated") != "rot" {
+			res, _ := c.run(rot, c.anchorTx("rot", k1, 1), c.anchorTx("rot", k2, 1))
+			e := c.rotatedAt("rot", k2, 4)
+			wantCodes(t, res, CodeOK, codeAt(4, 1, e), codeAt(4, e, 0))
+			if ev := res.TxResults[0].Events; len(ev) != 1 || attr(ev[0], "rotated") != "rot" {
 				t.Errorf("events %v", ev)
 			}
-			c.regWantKeys("rot", regKeyRec(k1, 1, e, 0), regKeyRec(k2, e, 0, 0))
+			c.wantKeys("rot", keyRec(k1, 1, e, 0), keyRec(k2, e, 0, 0))
 			if rec, _ := c.batchRecord("rot", 1); rec == nil || !bytes.Equal(rec.SignerKey, pubOf(k1)) {
 				t.Errorf("the batch signed before the rotation: %v", rec)
 			}
 			// Every batch accepted so far was signed with a key valid, by
 			// the stored windows, at its height.
 			for seq := uint64(1); seq <= c.seq[issuerAccount("rot")]; seq++ {
-				if rec, _ := c.batchRecord("rot", seq); rec != nil && !keyValidAt(c.regIssuer("rot"), rec.SignerKey, rec.Height) {
+				if rec, _ := c.batchRecord("rot", seq); rec != nil && !keyValidAt(c.issuer("rot"), rec.SignerKey, rec.Height) {
 					t.Errorf("batch %d at height %d: its key's stored window excludes it", seq, rec.Height)
 				}
 			}
 
 			// From E on (5 >= E): k1 is refused, k2 signs.
 			c.advanceTo(e - 1)
-			bad, good := c.regAnchorTx("rot", k1, 1), c.regAnchorTx("rot", k2, 1)
-			regWantCheck(t, c.node, bad, CodeUnauthorized)
-			regWantCheck(t, c.node, good, CodeOK)
+			bad, good := c.anchorTx("rot", k1, 1), c.anchorTx("rot", k2, 1)
+			wantCheck(t, c, bad, CodeUnauthorized)
+			wantCheck(t, c, good, CodeOK)
 			res, _ = c.run(bad, good)
-			govWantCodes(t, res, CodeUnauthorized, CodeOK)
+			wantCodes(t, res, CodeUnauthorized, CodeOK)
 			if !strings.Contains(res.TxResults[0].Log, "not a valid key") {
 				t.Errorf("log %q", res.TxResults[0].Log)
 			}
 			// The retired key cannot rotate any more.
 			if by == "issuer" {
-				stale := c.regByIssuer("rot", k1, regRotate("rot", pubOf(k3)))
-				regWantCheck(t, c.node, stale, CodeUnauthorized)
+				stale := c.asIssuer("rot", k1, rotateKey("rot", pubOf(k3)))
+				wantCheck(t, c, stale, CodeUnauthorized)
 				res, _ = c.run(stale)
-				govWantCodes(t, res, CodeUnauthorized)
+				wantCodes(t, res, CodeUnauthorized)
 			}
 
 			// A second rotation, by the other party; k1's window, already
 			// closed, stays as it is.
 			var rot2 []byte
 			if by == "issuer" {
-				rot2 = c.regByMember(uni, regRotate("rot", pubOf(k3)))
+				rot2 = c.asMember(uni, rotateKey("rot", pubOf(k3)))
 			} else {
-				rot2 = c.regByIssuer("rot", k2, regRotate("rot", pubOf(k3)))
+				rot2 = c.asIssuer("rot", k2, rotateKey("rot", pubOf(k3)))
 			}
 			c.runOK(rot2)
-			e2 := c.regRotatedAt("rot", k3, c.height)
-			c.regWantKeys("rot", regKeyRec(k1, 1, e, 0), regKeyRec(k2, e, e2, 0), regKeyRec(k3, e2, 0, 0))
+			e2 := c.rotatedAt("rot", k3, c.height)
+			c.wantKeys("rot", keyRec(k1, 1, e, 0), keyRec(k2, e, e2, 0), keyRec(k3, e2, 0, 0))
 			c.advanceTo(e2 - 1)
-			res, _ = c.run(c.regAnchorTx("rot", k1, 1), c.regAnchorTx("rot", k2, 1), c.regAnchorTx("rot", k3, 1))
-			govWantCodes(t, res, CodeUnauthorized, CodeUnauthorized, CodeOK)
+			res, _ = c.run(c.anchorTx("rot", k1, 1), c.anchorTx("rot", k2, 1), c.anchorTx("rot", k3, 1))
+			wantCodes(t, res, CodeUnauthorized, CodeUnauthorized, CodeOK)
 		})
 	}
 	t.Run("a bounded window is cut short", func(t *testing.T) {
 		c := startGov(t, 0, 10, 1)
-		k := regKey("beta-next")
-		c.runOK()                                                   // 1
-		c.runOK(c.regByMember(c.m[0], regRotate(betaID, pubOf(k)))) // 2: beta1 was [1, 5)
-		e := c.regRotatedAt(betaID, k, 2)
-		c.regWantKeys(betaID, regKeyRec(beta1, 1, e, 0), regKeyRec(k, e, 0, 0))
+		k := issuerTestKey("beta-next")
+		c.runOK()                                                // 1
+		c.runOK(c.asMember(c.m[0], rotateKey(betaID, pubOf(k)))) // 2: beta1 was [1, 5)
+		e := c.rotatedAt(betaID, k, 2)
+		c.wantKeys(betaID, keyRec(beta1, 1, e, 0), keyRec(k, e, 0, 0))
 		c.advanceTo(e - 1)
-		res, _ := c.run(c.regAnchorTx(betaID, beta1, 1), c.regAnchorTx(betaID, k, 1))
-		govWantCodes(t, res, CodeUnauthorized, CodeOK)
+		res, _ := c.run(c.anchorTx(betaID, beta1, 1), c.anchorTx(betaID, k, 1))
+		wantCodes(t, res, CodeUnauthorized, CodeOK)
 	})
 	t.Run("a rotation signed with a key given by a rotation", func(t *testing.T) {
 		c := startGov(t, 0, 10, 1)
-		k2, k3 := regKey("chain-2"), regKey("chain-3")
+		k2, k3 := issuerTestKey("chain-2"), issuerTestKey("chain-3")
 		c.runOK()
-		c.runOK(c.regByIssuer(alphaID, alpha1, regRotate(alphaID, pubOf(k2)))) // 2
-		e := c.regRotatedAt(alphaID, k2, 2)
+		c.runOK(c.asIssuer(alphaID, alpha1, rotateKey(alphaID, pubOf(k2)))) // 2
+		e := c.rotatedAt(alphaID, k2, 2)
 		c.advanceTo(e - 1)
-		c.runOK(c.regByIssuer(alphaID, k2, regRotate(alphaID, pubOf(k3))))
-		e2 := c.regRotatedAt(alphaID, k3, c.height)
-		is := c.regIssuer(alphaID)
-		for _, w := range []*pb.IssuerKey{regKeyRec(alpha1, 1, e, 0), regKeyRec(k2, e, e2, 0), regKeyRec(k3, e2, 0, 0)} {
+		c.runOK(c.asIssuer(alphaID, k2, rotateKey(alphaID, pubOf(k3))))
+		e2 := c.rotatedAt(alphaID, k3, c.height)
+		is := c.issuer(alphaID)
+		for _, w := range []*pb.IssuerKey{keyRec(alpha1, 1, e, 0), keyRec(k2, e, e2, 0), keyRec(k3, e2, 0, 0)} {
 			if k := findKey(is, w.PublicKey); !proto.Equal(k, w) {
 				t.Errorf("key %x: %v, want %v", w.PublicKey[:4], k, w)
 			}
@@ -475,36 +267,36 @@ func TestRegistryRotateKey(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Compromise
 
-// TestRegistryCompromiseKey: the sponsor marks a key compromised from a past
+// TestCompromiseKey: the sponsor marks a key compromised from a past
 // height; the key signs nothing from then on, and the issuer record that
 // receipts rely on, with compromised_from, is proved against the app hash.
-func TestRegistryCompromiseKey(t *testing.T) {
+func TestCompromiseKey(t *testing.T) {
 	c := startGov(t, 0, 10, 1)
 	uni := c.m[0]
-	k1, k2, k3 := regKey("cmp-1"), regKey("cmp-2"), regKey("cmp-3")
-	c.runOK(c.regByMember(uni, regRegister("cmp", "", pubOf(k1), pubOf(k2)))) // 1
+	k1, k2, k3 := issuerTestKey("cmp-1"), issuerTestKey("cmp-2"), issuerTestKey("cmp-3")
+	c.runOK(c.asMember(uni, registerIssuer("cmp", "", pubOf(k1), pubOf(k2)))) // 1
 	for range 3 {
-		c.runOK(c.regAnchorTx("cmp", k1, 2)) // 2, 3, 4: batches 1-3
+		c.runOK(c.anchorTx("cmp", k1, 2)) // 2, 3, 4: batches 1-3
 	}
 
-	mark := c.regByMember(uni, regCompromise("cmp", pubOf(k1), 3))
-	regWantCheck(t, c.node, mark, CodeOK)
+	mark := c.asMember(uni, compromiseKey("cmp", pubOf(k1), 3))
+	wantCheck(t, c, mark, CodeOK)
 	res, _ := c.runOK(mark) // 5
-	if ev := res.TxResults[0].Events; len(ev) != 1 || govAttr(ev[0], "key_compromised") != "cmp" {
+	if ev := res.TxResults[0].Events; len(ev) != 1 || attr(ev[0], "key_compromised") != "cmp" {
 		t.Errorf("events %v", ev)
 	}
-	c.regWantKeys("cmp", regKeyRec(k1, 1, 0, 3), regKeyRec(k2, 1, 0, 0))
+	c.wantKeys("cmp", keyRec(k1, 1, 0, 3), keyRec(k2, 1, 0, 0))
 
 	// The record at height 5 says so, provably; at height 4 it did not.
 	var is pb.Issuer
-	if err := proto.Unmarshal(regProved(t, c.node, proof.IssuerKey("cmp"), 5), &is); err != nil {
+	if err := proto.Unmarshal(proved(t, c, proof.IssuerKey("cmp"), 5), &is); err != nil {
 		t.Fatal(err)
 	}
 	if k := findKey(&is, pubOf(k1)); k == nil || k.CompromisedFrom != 3 {
 		t.Fatalf("proved record at 5: %v", &is)
 	}
 	var before pb.Issuer
-	if err := proto.Unmarshal(regProved(t, c.node, proof.IssuerKey("cmp"), 4), &before); err != nil {
+	if err := proto.Unmarshal(proved(t, c, proof.IssuerKey("cmp"), 4), &before); err != nil {
 		t.Fatal(err)
 	}
 	if k := findKey(&before, pubOf(k1)); k == nil || k.CompromisedFrom != 0 {
@@ -525,58 +317,58 @@ func TestRegistryCompromiseKey(t *testing.T) {
 	}
 
 	// 6: the marked key signs nothing; the other key goes on.
-	bad, good := c.regAnchorTx("cmp", k1, 1), c.regAnchorTx("cmp", k2, 1)
-	regWantCheck(t, c.node, bad, CodeUnauthorized)
-	regWantCheck(t, c.node, good, CodeOK)
+	bad, good := c.anchorTx("cmp", k1, 1), c.anchorTx("cmp", k2, 1)
+	wantCheck(t, c, bad, CodeUnauthorized)
+	wantCheck(t, c, good, CodeOK)
 	res, _ = c.run(bad, good)
-	govWantCodes(t, res, CodeUnauthorized, CodeOK)
-	regWantCheck(t, c.node, c.regByIssuer("cmp", k1, regRotate("cmp", pubOf(k3))), CodeUnauthorized)
+	wantCodes(t, res, CodeUnauthorized, CodeOK)
+	wantCheck(t, c, c.asIssuer("cmp", k1, rotateKey("cmp", pubOf(k3))), CodeUnauthorized)
 
 	// 7: from the current height: a batch after the mark in the same block
 	// is refused.
-	res, _ = c.run(c.regAnchorTx("cmp", k2, 1), c.regByMember(uni, regCompromise("cmp", pubOf(k2), 7)), c.regAnchorTx("cmp", k2, 1))
-	govWantCodes(t, res, CodeOK, CodeOK, CodeUnauthorized)
-	c.regWantKeys("cmp", regKeyRec(k1, 1, 0, 3), regKeyRec(k2, 1, 0, 7))
+	res, _ = c.run(c.anchorTx("cmp", k2, 1), c.asMember(uni, compromiseKey("cmp", pubOf(k2), 7)), c.anchorTx("cmp", k2, 1))
+	wantCodes(t, res, CodeOK, CodeOK, CodeUnauthorized)
+	c.wantKeys("cmp", keyRec(k1, 1, 0, 3), keyRec(k2, 1, 0, 7))
 
 	// 8: a mark moves earlier, never later.
-	res, _ = c.run(c.regByMember(uni, regCompromise("cmp", pubOf(k1), 2)), c.regByMember(uni, regCompromise("cmp", pubOf(k1), 3)))
-	govWantCodes(t, res, CodeOK, CodeRejected)
-	c.regWantKeys("cmp", regKeyRec(k1, 1, 0, 2), regKeyRec(k2, 1, 0, 7))
+	res, _ = c.run(c.asMember(uni, compromiseKey("cmp", pubOf(k1), 2)), c.asMember(uni, compromiseKey("cmp", pubOf(k1), 3)))
+	wantCodes(t, res, CodeOK, CodeRejected)
+	c.wantKeys("cmp", keyRec(k1, 1, 0, 2), keyRec(k2, 1, 0, 7))
 
 	// 9: every key is compromised: the sponsor rotates to a new one.
-	c.runOK(c.regByMember(uni, regRotate("cmp", pubOf(k3))))
-	e := c.regRotatedAt("cmp", k3, 9)
-	c.regWantKeys("cmp", regKeyRec(k1, 1, e, 2), regKeyRec(k2, 1, e, 7), regKeyRec(k3, e, 0, 0))
+	c.runOK(c.asMember(uni, rotateKey("cmp", pubOf(k3))))
+	e := c.rotatedAt("cmp", k3, 9)
+	c.wantKeys("cmp", keyRec(k1, 1, e, 2), keyRec(k2, 1, e, 7), keyRec(k3, e, 0, 0))
 	c.advanceTo(e - 1)
-	res, _ = c.run(c.regAnchorTx("cmp", k3, 1))
-	govWantCodes(t, res, CodeOK)
+	res, _ = c.run(c.anchorTx("cmp", k3, 1))
+	wantCodes(t, res, CodeOK)
 }
 
 // ---------------------------------------------------------------------------
 // Revocation
 
-// TestRegistryRevoke: the issuer and its sponsor revoke hashes the issuer
+// TestRevoke: the issuer and its sponsor revoke hashes the issuer
 // anchored, each shown by its batch, leaf index and audit path. The
 // revocation is state under RevocationKey, proved against the app hash; a
 // hash never revoked has a non-membership proof.
-func TestRegistryRevoke(t *testing.T) {
+func TestRevoke(t *testing.T) {
 	c := startGov(t, 0, 10, 1)
 	uni := c.m[0]
-	b1, tx1 := c.regAnchor(alphaID, alpha1, 5) // an odd size: right-edge leaves have shorter paths
-	b2, tx2 := c.regAnchor(alphaID, alpha1, 8)
+	b1, tx1 := c.anchorBatch(alphaID, alpha1, 5) // an odd size: right-edge leaves have shorter paths
+	b2, tx2 := c.anchorBatch(alphaID, alpha1, 8)
 	// gamma anchors one of alpha's hashes too.
 	shared := b1.hash(2)
-	gammaTx := anchor(t, testChainID, govGammaID, c.next(issuerAccount(govGammaID)), shared, govGamma1)
+	gammaTx := anchor(t, testChainID, gammaID, c.next(issuerAccount(gammaID)), shared, gamma1)
 	c.runOK(tx1, tx2, gammaTx) // 1
 
-	byIssuer := c.regByIssuer(alphaID, alpha1, regRevoke(alphaID, 7, b1.revoked(0), b1.revoked(4), b2.revoked(7), b1.revoked(2)))
-	regWantCheck(t, c.node, byIssuer, CodeOK)
+	byIssuer := c.asIssuer(alphaID, alpha1, revoke(alphaID, 7, b1.revoked(0), b1.revoked(4), b2.revoked(7), b1.revoked(2)))
+	wantCheck(t, c, byIssuer, CodeOK)
 	res, _ := c.runOK(byIssuer) // 2
-	if ev := res.TxResults[0].Events; len(ev) != 1 || ev[0].Type != "revoke" || govAttr(ev[0], "issuer") != alphaID || govAttr(ev[0], "count") != "4" {
+	if ev := res.TxResults[0].Events; len(ev) != 1 || ev[0].Type != "revoke" || attr(ev[0], "issuer") != alphaID || attr(ev[0], "count") != "4" {
 		t.Errorf("events %v", ev)
 	}
-	bySponsor := c.regByMember(uni, regRevoke(alphaID, 2, b2.revoked(3)))
-	regWantCheck(t, c.node, bySponsor, CodeOK)
+	bySponsor := c.asMember(uni, revoke(alphaID, 2, b2.revoked(3)))
+	wantCheck(t, c, bySponsor, CodeOK)
 	c.runOK(bySponsor) // 3
 
 	if k := proof.RevocationKey(alphaID, b1.hash(0)); !bytes.Equal(k, append([]byte("r/alpha/"), b1.hash(0)...)) {
@@ -592,26 +384,26 @@ func TestRegistryRevoke(t *testing.T) {
 		{b2.hash(7), &pb.Revocation{Reason: 7, Height: 2, BatchSeq: 2, RevokedBy: alphaID}},
 		{b2.hash(3), &pb.Revocation{Reason: 2, Height: 3, BatchSeq: 2, RevokedBy: memberID}},
 	} {
-		if got := regRevocation(t, c.node, alphaID, w.hash, 0); !proto.Equal(got, w.want) {
+		if got := revocation(t, c, alphaID, w.hash, 0); !proto.Equal(got, w.want) {
 			t.Errorf("revocation of %x: %v, want %v", w.hash[:4], got, w.want)
 		}
 	}
 	// Before the revocation, and for hashes never revoked, the state proves
 	// absence.
-	if r := regRevocation(t, c.node, alphaID, b1.hash(0), 1); r != nil {
+	if r := revocation(t, c, alphaID, b1.hash(0), 1); r != nil {
 		t.Errorf("revoked at height 1: %v", r)
 	}
-	if r := regRevocation(t, c.node, alphaID, b2.hash(3), 2); r != nil {
+	if r := revocation(t, c, alphaID, b2.hash(3), 2); r != nil {
 		t.Errorf("revoked at height 2: %v", r)
 	}
 	for _, h := range [][]byte{b1.hash(1), b1.hash(3), b2.hash(0), sha256.New().Sum(nil)} {
-		if r := regRevocation(t, c.node, alphaID, h, 0); r != nil {
+		if r := revocation(t, c, alphaID, h, 0); r != nil {
 			t.Errorf("never revoked hash %x: %v", h[:4], r)
 		}
 	}
 	// Revocations are per issuer: gamma's copy of the shared hash is not
 	// revoked.
-	if r := regRevocation(t, c.node, govGammaID, shared, 0); r != nil {
+	if r := revocation(t, c, gammaID, shared, 0); r != nil {
 		t.Errorf("gamma's hash revoked: %v", r)
 	}
 	// A membership proof of a revocation at height 3 does not verify against
@@ -624,54 +416,54 @@ func TestRegistryRevoke(t *testing.T) {
 	// The issuer's revocations use its batch sequence space: the next batch
 	// has a sequence above the revocation's.
 	replay := anchor(t, testChainID, alphaID, 3, hashesN("reg-after-revoke", 1), alpha1)
-	regWantCheck(t, c.node, replay, CodeReplay)
-	c.runOK(c.regAnchorTx(alphaID, alpha1, 1))
+	wantCheck(t, c, replay, CodeReplay)
+	c.runOK(c.anchorTx(alphaID, alpha1, 1))
 
 	// Anchored batches are untouched.
-	for _, b := range []*regBatch{b1, b2} {
+	for _, b := range []*batch{b1, b2} {
 		if rec, _ := c.batchRecord(alphaID, b.seq); rec == nil || rec.LeafCount != b.tree.Size() {
 			t.Errorf("batch %d: %v", b.seq, rec)
 		}
 	}
 }
 
-// TestRegistryRevokeInBlock: a revocation sees the earlier transactions of
+// TestRevokeInBlock: a revocation sees the earlier transactions of
 // its block. A second revocation of a hash in the block that revokes it is
 // refused (PrepareProposal and ProcessProposal, which check against the
 // committed state, let both through); a transaction with one revoked hash
 // revokes none of its others.
-func TestRegistryRevokeInBlock(t *testing.T) {
-	setup := func(t *testing.T) (*govChain, *regBatch) {
+func TestRevokeInBlock(t *testing.T) {
+	setup := func(t *testing.T) (*chain, *batch) {
 		c := startGov(t, 0, 10, 1)
-		b, tx := c.regAnchor(alphaID, alpha1, 4)
+		b, tx := c.anchorBatch(alphaID, alpha1, 4)
 		c.runOK(tx)
 		return c, b
 	}
 	for _, tc := range []struct {
 		name  string
-		first func(c *govChain, b *regBatch) []byte
-		bad   func(c *govChain, b *regBatch) []byte
+		first func(c *chain, b *batch) []byte
+		bad   func(c *chain, b *batch) []byte
 	}{
 		{"issuer then sponsor",
-			func(c *govChain, b *regBatch) []byte {
-				return c.regByIssuer(alphaID, alpha1, regRevoke(alphaID, 1, b.revoked(1)))
+			func(c *chain, b *batch) []byte {
+				return c.asIssuer(alphaID, alpha1, revoke(alphaID, 1, b.revoked(1)))
 			},
-			func(c *govChain, b *regBatch) []byte {
-				return c.regByMember(c.m[0], regRevoke(alphaID, 1, b.revoked(1)))
+			func(c *chain, b *batch) []byte {
+				return c.asMember(c.m[0], revoke(alphaID, 1, b.revoked(1)))
 			}},
 		{"sponsor twice",
-			func(c *govChain, b *regBatch) []byte {
-				return c.regByMember(c.m[0], regRevoke(alphaID, 1, b.revoked(1)))
+			func(c *chain, b *batch) []byte {
+				return c.asMember(c.m[0], revoke(alphaID, 1, b.revoked(1)))
 			},
-			func(c *govChain, b *regBatch) []byte {
-				return c.regByMember(c.m[0], regRevoke(alphaID, 3, b.revoked(1)))
+			func(c *chain, b *batch) []byte {
+				return c.asMember(c.m[0], revoke(alphaID, 3, b.revoked(1)))
 			}},
 		{"a revoked hash among new ones",
-			func(c *govChain, b *regBatch) []byte {
-				return c.regByIssuer(alphaID, alpha1, regRevoke(alphaID, 1, b.revoked(1)))
+			func(c *chain, b *batch) []byte {
+				return c.asIssuer(alphaID, alpha1, revoke(alphaID, 1, b.revoked(1)))
 			},
-			func(c *govChain, b *regBatch) []byte {
-				return c.regByIssuer(alphaID, alpha1, regRevoke(alphaID, 1, b.revoked(0), b.revoked(2), b.revoked(1), b.revoked(3)))
+			func(c *chain, b *batch) []byte {
+				return c.asIssuer(alphaID, alpha1, revoke(alphaID, 1, b.revoked(0), b.revoked(2), b.revoked(1), b.revoked(3)))
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -685,7 +477,7 @@ func TestRegistryRevokeInBlock(t *testing.T) {
 				t.Errorf("ProcessProposal %v", s)
 			}
 			res, _ := c.run(first, bad)
-			govWantCodes(t, res, CodeOK, CodeRejected)
+			wantCodes(t, res, CodeOK, CodeRejected)
 			if l := res.TxResults[1].Log; !strings.Contains(l, "already revoked") {
 				t.Errorf("log %q", l)
 			}
@@ -694,46 +486,46 @@ func TestRegistryRevokeInBlock(t *testing.T) {
 				t.Errorf("app hash %x, want %x (the block without the refused revocation)", res.AppHash, want.AppHash)
 			}
 			for _, i := range []int{0, 2, 3} {
-				if r := regRevocation(t, c.node, alphaID, b.hash(i), 0); r != nil {
+				if r := revocation(t, c, alphaID, b.hash(i), 0); r != nil {
 					t.Errorf("hash %d revoked by a refused transaction: %v", i, r)
 				}
 			}
-			regWantCheck(t, c.node, bad, CodeRejected)
+			wantCheck(t, c, bad, CodeRejected)
 		})
 	}
 	t.Run("anchor and revoke in one block", func(t *testing.T) {
 		c := startGov(t, 0, 10, 1)
-		b, tx := c.regAnchor(alphaID, alpha1, 3)
-		rev := c.regByIssuer(alphaID, alpha1, regRevoke(alphaID, 0, b.revoked(2)))
+		b, tx := c.anchorBatch(alphaID, alpha1, 3)
+		rev := c.asIssuer(alphaID, alpha1, revoke(alphaID, 0, b.revoked(2)))
 		c.runOK(tx, rev)
-		if r := regRevocation(t, c.node, alphaID, b.hash(2), 0); r == nil || r.Height != 1 || r.BatchSeq != b.seq {
+		if r := revocation(t, c, alphaID, b.hash(2), 0); r == nil || r.Height != 1 || r.BatchSeq != b.seq {
 			t.Errorf("revocation %v", r)
 		}
 	})
 }
 
-// TestRegistryRevokeLimit: 1000 hashes in one revocation are taken (with
+// TestRevokeLimit: 1000 hashes in one revocation are taken (with
 // max_batch_hashes raised to hold them in one batch).
-func TestRegistryRevokeLimit(t *testing.T) {
+func TestRevokeLimit(t *testing.T) {
 	c := startGov(t, 0, 10, 1)
-	c.runOK(c.propose(c.m[0], govSetMax(maxRevokedHashes)))
+	c.runOK(c.propose(c.m[0], setMaxHashes(maxRevokedHashes)))
 	if c.params().MaxBatchHashes != maxRevokedHashes {
 		t.Fatal("max_batch_hashes not raised")
 	}
-	b, tx := c.regAnchor(alphaID, alpha1, maxRevokedHashes)
+	b, tx := c.anchorBatch(alphaID, alpha1, maxRevokedHashes)
 	c.runOK(tx)
 	hs := make([]*pb.RevokedHash, maxRevokedHashes)
 	for i := range hs {
 		hs[i] = b.revoked(i)
 	}
-	rev := c.regByMember(c.m[0], regRevoke(alphaID, 9, hs...))
-	regWantCheck(t, c.node, rev, CodeOK)
+	rev := c.asMember(c.m[0], revoke(alphaID, 9, hs...))
+	wantCheck(t, c, rev, CodeOK)
 	res, _ := c.runOK(rev)
-	if govAttr(res.TxResults[0].Events[0], "count") != "1000" {
+	if attr(res.TxResults[0].Events[0], "count") != "1000" {
 		t.Errorf("events %v", res.TxResults[0].Events)
 	}
 	for _, i := range []int{0, 511, 999} {
-		if r := regRevocation(t, c.node, alphaID, b.hash(i), 0); r == nil || r.Reason != 9 {
+		if r := revocation(t, c, alphaID, b.hash(i), 0); r == nil || r.Reason != 9 {
 			t.Errorf("hash %d: %v", i, r)
 		}
 	}
@@ -742,7 +534,7 @@ func TestRegistryRevokeLimit(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Rejections
 
-// regFixture is the chain the rejection cases start from (startGov with
+// issuerFixture is the chain the rejection cases start from (startGov with
 // powers 10 and 1):
 //
 //	height 1: uni registers delta [delta1 delta2], eps [eps1 eps2] and sus
@@ -756,16 +548,16 @@ func TestRegistryRevokeLimit(t *testing.T) {
 // So at height 4: delta1 and delta2 are retired, delta3 current; eps2 is
 // compromised in an open window; sus is suspended; alpha2 is not valid
 // before 10; beta1 expires at 5.
-type regFixture struct {
-	*govChain
+type issuerFixture struct {
+	*chain
 	hist               map[string][]byte
-	a1, g1, g9, s1, d1 *regBatch
+	a1, g1, g9, s1, d1 *batch
 }
 
 var (
-	regDelta1, regDelta2, regDelta3 = regKey("delta-1"), regKey("delta-2"), regKey("delta-3")
-	regEps1, regEps2                = regKey("eps-1"), regKey("eps-2")
-	regSus1                         = regKey("sus-1")
+	regDelta1, regDelta2, regDelta3 = issuerTestKey("delta-1"), issuerTestKey("delta-2"), issuerTestKey("delta-3")
+	regEps1, regEps2                = issuerTestKey("eps-1"), issuerTestKey("eps-2")
+	regSus1                         = issuerTestKey("sus-1")
 )
 
 const (
@@ -774,41 +566,41 @@ const (
 	regSusID   = "sus"
 )
 
-func regSetup(t testing.TB) *regFixture {
+func issuerSetup(t testing.TB) *issuerFixture {
 	t.Helper()
 	c := startGov(t, 0, 10, 1)
-	f := &regFixture{govChain: c, hist: map[string][]byte{}}
+	f := &issuerFixture{chain: c, hist: map[string][]byte{}}
 	uni := c.m[0]
 
-	f.hist["reg-delta"] = c.regByMember(uni, regRegister(regDeltaID, "Registrar Delta", pubOf(regDelta1), pubOf(regDelta2)))
-	regEps := c.regByMember(uni, regRegister(regEpsID, "", pubOf(regEps1), pubOf(regEps2)))
-	regSus := c.regByMember(uni, regRegister(regSusID, "", pubOf(regSus1)))
+	f.hist["reg-delta"] = c.asMember(uni, registerIssuer(regDeltaID, "Registrar Delta", pubOf(regDelta1), pubOf(regDelta2)))
+	regEps := c.asMember(uni, registerIssuer(regEpsID, "", pubOf(regEps1), pubOf(regEps2)))
+	regSus := c.asMember(uni, registerIssuer(regSusID, "", pubOf(regSus1)))
 	var ta, tg, ts, td, tg9 []byte
-	f.a1, ta = c.regAnchor(alphaID, alpha1, 5)
-	f.g1, tg = c.regAnchor(govGammaID, govGamma1, 3)
+	f.a1, ta = c.anchorBatch(alphaID, alpha1, 5)
+	f.g1, tg = c.anchorBatch(gammaID, gamma1, 3)
 	c.runOK(f.hist["reg-delta"], regEps, regSus, ta, tg)
 
-	f.s1, ts = c.regAnchor(regSusID, regSus1, 2)
-	f.d1, td = c.regAnchor(regDeltaID, regDelta1, 4)
-	c.seq[issuerAccount(govGammaID)] = 8
-	f.g9, tg9 = c.regAnchor(govGammaID, govGamma1, 2)
-	f.hist["rev-issuer"] = c.regByIssuer(alphaID, alpha1, regRevoke(alphaID, 1, f.a1.revoked(0)))
-	f.hist["compromise"] = c.regByMember(uni, regCompromise(regEpsID, pubOf(regEps2), 2))
+	f.s1, ts = c.anchorBatch(regSusID, regSus1, 2)
+	f.d1, td = c.anchorBatch(regDeltaID, regDelta1, 4)
+	c.seq[issuerAccount(gammaID)] = 8
+	f.g9, tg9 = c.anchorBatch(gammaID, gamma1, 2)
+	f.hist["rev-issuer"] = c.asIssuer(alphaID, alpha1, revoke(alphaID, 1, f.a1.revoked(0)))
+	f.hist["compromise"] = c.asMember(uni, compromiseKey(regEpsID, pubOf(regEps2), 2))
 	c.runOK(ts, td, tg9, f.hist["rev-issuer"], f.hist["compromise"])
 
-	f.hist["rotate"] = c.regByMember(uni, regRotate(regDeltaID, pubOf(regDelta3)))
-	f.hist["rev-sponsor"] = c.regByMember(uni, regRevoke(alphaID, 2, f.a1.revoked(1)))
-	c.runOK(f.hist["rotate"], f.hist["rev-sponsor"], c.propose(uni, govIssuerStatus(regSusID, regSuspended)))
-	if s := c.issuerStatus(regSusID); s != regSuspended {
+	f.hist["rotate"] = c.asMember(uni, rotateKey(regDeltaID, pubOf(regDelta3)))
+	f.hist["rev-sponsor"] = c.asMember(uni, revoke(alphaID, 2, f.a1.revoked(1)))
+	c.runOK(f.hist["rotate"], f.hist["rev-sponsor"], c.propose(uni, setIssuerStatus(regSusID, statusSuspended)))
+	if s := c.issuerStatus(regSusID); s != statusSuspended {
 		t.Fatalf("sus is %s", s)
 	}
 	return f
 }
 
-type regRejectCase struct {
+type issuerRejectCase struct {
 	name string
 	at   int64 // height of the block holding the bad transaction (default 4)
-	bad  func(f *regFixture) []byte
+	bad  func(f *issuerFixture) []byte
 	code uint32
 	why  string // in the log
 	// valid later: the transaction becomes valid at the next height, so
@@ -816,52 +608,52 @@ type regRejectCase struct {
 	validLater bool
 }
 
-func regRejectCases() []regRejectCase {
-	k1, k2 := pubOf(regKey("new-1")), pubOf(regKey("new-2"))
-	uniDo := func(msg regMsg) func(*regFixture) []byte {
-		return func(f *regFixture) []byte { return f.regByMember(f.m[0], msg) }
+func issuerRejectCases() []issuerRejectCase {
+	k1, k2 := pubOf(issuerTestKey("new-1")), pubOf(issuerTestKey("new-2"))
+	uniDo := func(msg bodyFn) func(*issuerFixture) []byte {
+		return func(f *issuerFixture) []byte { return f.asMember(f.m[0], msg) }
 	}
-	bDo := func(msg regMsg) func(*regFixture) []byte {
-		return func(f *regFixture) []byte { return f.regByMember(f.m[1], msg) }
+	bDo := func(msg bodyFn) func(*issuerFixture) []byte {
+		return func(f *issuerFixture) []byte { return f.asMember(f.m[1], msg) }
 	}
-	issuerDo := func(issuer string, key ed25519.PrivateKey, msg regMsg) func(*regFixture) []byte {
-		return func(f *regFixture) []byte { return f.regByIssuer(issuer, key, msg) }
+	issuerDo := func(issuer string, key ed25519.PrivateKey, msg bodyFn) func(*issuerFixture) []byte {
+		return func(f *issuerFixture) []byte { return f.asIssuer(issuer, key, msg) }
 	}
-	as := func(signer, account string, key ed25519.PrivateKey, msg regMsg) func(*regFixture) []byte {
-		return func(f *regFixture) []byte { return f.regAs(signer, account, key, msg) }
+	as := func(signer, account string, key ed25519.PrivateKey, msg bodyFn) func(*issuerFixture) []byte {
+		return func(f *issuerFixture) []byte { return f.as(signer, account, key, msg) }
 	}
-	withSeq := func(signer string, seq uint64, key ed25519.PrivateKey, msg regMsg) func(*regFixture) []byte {
-		return func(f *regFixture) []byte { return govSign(f.t, msg(signer, seq), key) }
+	withSeq := func(signer string, seq uint64, key ed25519.PrivateKey, msg bodyFn) func(*issuerFixture) []byte {
+		return func(f *issuerFixture) []byte { return sign(f.t, msg(signer, seq), key) }
 	}
 	// revokeWithSeq revokes alpha's a1[2] (revocable) with a given sequence.
-	revokeWithSeq := func(signer string, seq uint64, key ed25519.PrivateKey) func(*regFixture) []byte {
-		return func(f *regFixture) []byte {
-			return govSign(f.t, regRevoke(alphaID, 0, f.a1.revoked(2))(signer, seq), key)
+	revokeWithSeq := func(signer string, seq uint64, key ed25519.PrivateKey) func(*issuerFixture) []byte {
+		return func(f *issuerFixture) []byte {
+			return sign(f.t, revoke(alphaID, 0, f.a1.revoked(2))(signer, seq), key)
 		}
 	}
-	hist := func(name string) func(*regFixture) []byte {
-		return func(f *regFixture) []byte { return f.hist[name] }
+	hist := func(name string) func(*issuerFixture) []byte {
+		return func(f *issuerFixture) []byte { return f.hist[name] }
 	}
 	// revokeBy builds a Revoke of alpha's hashes, signed by sign, from hashes made from the fixture.
-	revokeBy := func(sign func(f *regFixture, msg regMsg) []byte, hs func(f *regFixture) []*pb.RevokedHash) func(*regFixture) []byte {
-		return func(f *regFixture) []byte { return sign(f, regRevoke(alphaID, 1, hs(f)...)) }
+	revokeBy := func(sign func(f *issuerFixture, msg bodyFn) []byte, hs func(f *issuerFixture) []*pb.RevokedHash) func(*issuerFixture) []byte {
+		return func(f *issuerFixture) []byte { return sign(f, revoke(alphaID, 1, hs(f)...)) }
 	}
-	uniSign := func(f *regFixture, msg regMsg) []byte { return f.regByMember(f.m[0], msg) }
-	alphaSign := func(f *regFixture, msg regMsg) []byte { return f.regByIssuer(alphaID, alpha1, msg) }
-	a1 := func(mod func(f *regFixture, h *pb.RevokedHash) []*pb.RevokedHash) func(f *regFixture) []*pb.RevokedHash {
-		return func(f *regFixture) []*pb.RevokedHash { return mod(f, f.a1.revoked(2)) }
+	uniSign := func(f *issuerFixture, msg bodyFn) []byte { return f.asMember(f.m[0], msg) }
+	alphaSign := func(f *issuerFixture, msg bodyFn) []byte { return f.asIssuer(alphaID, alpha1, msg) }
+	a1 := func(mod func(f *issuerFixture, h *pb.RevokedHash) []*pb.RevokedHash) func(f *issuerFixture) []*pb.RevokedHash {
+		return func(f *issuerFixture) []*pb.RevokedHash { return mod(f, f.a1.revoked(2)) }
 	}
-	one := func(mod func(f *regFixture, h *pb.RevokedHash)) func(f *regFixture) []*pb.RevokedHash {
-		return a1(func(f *regFixture, h *pb.RevokedHash) []*pb.RevokedHash { mod(f, h); return []*pb.RevokedHash{h} })
+	one := func(mod func(f *issuerFixture, h *pb.RevokedHash)) func(f *issuerFixture) []*pb.RevokedHash {
+		return a1(func(f *issuerFixture, h *pb.RevokedHash) []*pb.RevokedHash { mod(f, h); return []*pb.RevokedHash{h} })
 	}
-	innerNode := func(f *regFixture) []*pb.RevokedHash {
+	innerNode := func(f *issuerFixture) []*pb.RevokedHash {
 		l0, l1 := proof.LeafHash(f.a1.hash(2)), proof.LeafHash(f.a1.hash(3))
 		node := sha256.Sum256(append(append([]byte{1}, l0[:]...), l1[:]...))
 		path := f.a1.revoked(2).AuditPath
 		return []*pb.RevokedHash{{Hash: node[:], BatchSeq: 1, LeafIndex: 1, AuditPath: path[1:]}}
 	}
-	many := func(n int) func(f *regFixture) []*pb.RevokedHash {
-		return func(f *regFixture) []*pb.RevokedHash {
+	many := func(n int) func(f *issuerFixture) []*pb.RevokedHash {
+		return func(f *issuerFixture) []*pb.RevokedHash {
 			out := make([]*pb.RevokedHash, n)
 			for i := range out {
 				h := sha256.Sum256(fmt.Appendf(nil, "many/%d", i))
@@ -871,114 +663,114 @@ func regRejectCases() []regRejectCase {
 		}
 	}
 
-	return []regRejectCase{
+	return []issuerRejectCase{
 		// RegisterIssuer: who signs.
-		{name: "register by a non-member", bad: as("stranger", memberAccount("stranger"), strangerKey, regRegister("zeta", "", k1)), code: CodeUnknownSigner, why: "not a member"},
-		{name: "register by an issuer with its key", bad: as(alphaID, memberAccount(alphaID), alpha1, regRegister("zeta", "", k1)), code: CodeUnknownSigner, why: "not a member"},
-		{name: "register by a member with its validator key", bad: as(memberID, memberAccount(memberID), memberValKey, regRegister("zeta", "", k1)), code: CodeUnauthorized, why: "admin key"},
-		{name: "register by a member with another member's admin key", bad: func(f *regFixture) []byte {
-			return f.regAs(memberID, memberAccount(memberID), f.m[1].admin, regRegister("zeta", "", k1))
+		{name: "register by a non-member", bad: as("stranger", memberAccount("stranger"), strangerKey, registerIssuer("zeta", "", k1)), code: CodeUnknownSigner, why: "not a member"},
+		{name: "register by an issuer with its key", bad: as(alphaID, memberAccount(alphaID), alpha1, registerIssuer("zeta", "", k1)), code: CodeUnknownSigner, why: "not a member"},
+		{name: "register by a member with its validator key", bad: as(memberID, memberAccount(memberID), memberValKey, registerIssuer("zeta", "", k1)), code: CodeUnauthorized, why: "admin key"},
+		{name: "register by a member with another member's admin key", bad: func(f *issuerFixture) []byte {
+			return f.as(memberID, memberAccount(memberID), f.m[1].admin, registerIssuer("zeta", "", k1))
 		}, code: CodeUnauthorized, why: "admin key"},
 		// RegisterIssuer: the id is taken.
-		{name: "register a genesis issuer's id", bad: uniDo(regRegister(alphaID, "", k1)), code: CodeRejected, why: "already registered"},
-		{name: "register another member's issuer's id", bad: uniDo(regRegister(govGammaID, "", k1)), code: CodeRejected, why: "already registered"},
-		{name: "register a registered issuer's id", bad: bDo(regRegister(regDeltaID, "", k1)), code: CodeRejected, why: "already registered"},
-		{name: "register a suspended issuer's id", bad: uniDo(regRegister(regSusID, "", k1)), code: CodeRejected, why: "already registered"},
+		{name: "register a genesis issuer's id", bad: uniDo(registerIssuer(alphaID, "", k1)), code: CodeRejected, why: "already registered"},
+		{name: "register another member's issuer's id", bad: uniDo(registerIssuer(gammaID, "", k1)), code: CodeRejected, why: "already registered"},
+		{name: "register a registered issuer's id", bad: bDo(registerIssuer(regDeltaID, "", k1)), code: CodeRejected, why: "already registered"},
+		{name: "register a suspended issuer's id", bad: uniDo(registerIssuer(regSusID, "", k1)), code: CodeRejected, why: "already registered"},
 		{name: "replay of a registration", bad: hist("reg-delta"), code: CodeRejected, why: "already registered"},
-		{name: "registration with a used sequence", bad: withSeq(memberID, 3, memberAdminKey, regRegister("zeta", "", k1)), code: CodeReplay, why: "sequence"},
+		{name: "registration with a used sequence", bad: withSeq(memberID, 3, memberAdminKey, registerIssuer("zeta", "", k1)), code: CodeReplay, why: "sequence"},
 		// RegisterIssuer: malformed.
-		{name: "register an empty id", bad: uniDo(regRegister("", "", k1)), code: CodeMalformed, why: "register_issuer.id"},
-		{name: "register an upper-case id", bad: uniDo(regRegister("Zeta", "", k1)), code: CodeMalformed, why: "register_issuer.id"},
-		{name: "register an id with '/'", bad: uniDo(regRegister("ze/ta", "", k1)), code: CodeMalformed, why: "register_issuer.id"},
-		{name: "register an id of 65 characters", bad: uniDo(regRegister(strings.Repeat("z", 65), "", k1)), code: CodeMalformed, why: "register_issuer.id"},
-		{name: "register with no keys", bad: uniDo(regRegister("zeta", "")), code: CodeMalformed, why: "register_issuer.keys: 1 to 16"},
-		{name: "register with 17 keys", bad: func(f *regFixture) []byte {
+		{name: "register an empty id", bad: uniDo(registerIssuer("", "", k1)), code: CodeMalformed, why: "register_issuer.id"},
+		{name: "register an upper-case id", bad: uniDo(registerIssuer("Zeta", "", k1)), code: CodeMalformed, why: "register_issuer.id"},
+		{name: "register an id with '/'", bad: uniDo(registerIssuer("ze/ta", "", k1)), code: CodeMalformed, why: "register_issuer.id"},
+		{name: "register an id of 65 characters", bad: uniDo(registerIssuer(strings.Repeat("z", 65), "", k1)), code: CodeMalformed, why: "register_issuer.id"},
+		{name: "register with no keys", bad: uniDo(registerIssuer("zeta", "")), code: CodeMalformed, why: "register_issuer.keys: 1 to 16"},
+		{name: "register with 17 keys", bad: func(f *issuerFixture) []byte {
 			var ks [][]byte
 			for i := range 17 {
-				ks = append(ks, pubOf(regKey(fmt.Sprintf("seventeen-%d", i))))
+				ks = append(ks, pubOf(issuerTestKey(fmt.Sprintf("seventeen-%d", i))))
 			}
-			return f.regByMember(f.m[0], regRegister("zeta", "", ks...))
+			return f.asMember(f.m[0], registerIssuer("zeta", "", ks...))
 		}, code: CodeMalformed, why: "register_issuer.keys: 1 to 16"},
-		{name: "register with a key listed twice", bad: uniDo(regRegister("zeta", "", k1, k2, k1)), code: CodeMalformed, why: "keys[2] is listed twice"},
-		{name: "register with the identity key (small order)", bad: uniDo(regRegister("zeta", "", k1, govIdentity)), code: CodeMalformed, why: "small-order"},
-		{name: "register with (0,-1) (small order)", bad: uniDo(regRegister("zeta", "", govMinusOne)), code: CodeMalformed, why: "small-order"},
-		{name: "register with a 31-byte key", bad: uniDo(regRegister("zeta", "", k1[:31])), code: CodeMalformed, why: "register_issuer.keys[0]"},
-		{name: "register with a key off the curve", bad: func(f *regFixture) []byte {
-			return f.regByMember(f.m[0], regRegister("zeta", "", govNotOnCurve(f.t)))
+		{name: "register with a key listed twice", bad: uniDo(registerIssuer("zeta", "", k1, k2, k1)), code: CodeMalformed, why: "keys[2] is listed twice"},
+		{name: "register with the identity key (small order)", bad: uniDo(registerIssuer("zeta", "", k1, identityPoint)), code: CodeMalformed, why: "small-order"},
+		{name: "register with (0,-1) (small order)", bad: uniDo(registerIssuer("zeta", "", minusOnePoint)), code: CodeMalformed, why: "small-order"},
+		{name: "register with a 31-byte key", bad: uniDo(registerIssuer("zeta", "", k1[:31])), code: CodeMalformed, why: "register_issuer.keys[0]"},
+		{name: "register with a key off the curve", bad: func(f *issuerFixture) []byte {
+			return f.asMember(f.m[0], registerIssuer("zeta", "", notOnCurve(f.t)))
 		}, code: CodeMalformed, why: "register_issuer.keys[0]"},
-		{name: "register with a name of 201 bytes", bad: uniDo(regRegister("zeta", strings.Repeat("n", 201), k1)), code: CodeMalformed, why: "name is longer than 200"},
+		{name: "register with a name of 201 bytes", bad: uniDo(registerIssuer("zeta", strings.Repeat("n", 201), k1)), code: CodeMalformed, why: "name is longer than 200"},
 
 		// RotateKey: who signs.
-		{name: "rotate by a member that is not the sponsor", bad: bDo(regRotate(alphaID, k1)), code: CodeUnauthorized, why: "does not sponsor"},
-		{name: "rotate another member's issuer", bad: uniDo(regRotate(govGammaID, k1)), code: CodeUnauthorized, why: "does not sponsor"},
-		{name: "rotate by the sponsor with its validator key", bad: as(memberID, memberAccount(memberID), memberValKey, regRotate(alphaID, k1)), code: CodeUnauthorized, why: "admin key"},
-		{name: "rotate by a non-member", bad: as("stranger", memberAccount("stranger"), strangerKey, regRotate(alphaID, k1)), code: CodeUnknownSigner, why: "not a member"},
-		{name: "rotate by another issuer", bad: as(govGammaID, memberAccount(govGammaID), govGamma1, regRotate(alphaID, k1)), code: CodeUnknownSigner, why: "not a member"},
-		{name: "rotate by a suspended issuer itself", bad: issuerDo(regSusID, regSus1, regRotate(regSusID, k1)), code: CodeUnauthorized, why: "ISSUER_STATUS_SUSPENDED"},
-		{name: "rotate by the issuer with a key retired by rotation", bad: issuerDo(regDeltaID, regDelta1, regRotate(regDeltaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
-		{name: "rotate by the issuer with a compromised key", bad: issuerDo(regEpsID, regEps2, regRotate(regEpsID, k1)), code: CodeUnauthorized, why: "not a valid key"},
-		{name: "rotate by the issuer with a key not yet valid", bad: issuerDo(alphaID, alpha2, regRotate(alphaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
-		{name: "rotate by the issuer with its expired key", at: betaTo, bad: issuerDo(betaID, beta1, regRotate(betaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
-		{name: "rotate by the issuer with another issuer's key", bad: issuerDo(alphaID, govGamma1, regRotate(alphaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
-		{name: "rotate by the issuer with its sponsor's admin key", bad: issuerDo(alphaID, memberAdminKey, regRotate(alphaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
+		{name: "rotate by a member that is not the sponsor", bad: bDo(rotateKey(alphaID, k1)), code: CodeUnauthorized, why: "does not sponsor"},
+		{name: "rotate another member's issuer", bad: uniDo(rotateKey(gammaID, k1)), code: CodeUnauthorized, why: "does not sponsor"},
+		{name: "rotate by the sponsor with its validator key", bad: as(memberID, memberAccount(memberID), memberValKey, rotateKey(alphaID, k1)), code: CodeUnauthorized, why: "admin key"},
+		{name: "rotate by a non-member", bad: as("stranger", memberAccount("stranger"), strangerKey, rotateKey(alphaID, k1)), code: CodeUnknownSigner, why: "not a member"},
+		{name: "rotate by another issuer", bad: as(gammaID, memberAccount(gammaID), gamma1, rotateKey(alphaID, k1)), code: CodeUnknownSigner, why: "not a member"},
+		{name: "rotate by a suspended issuer itself", bad: issuerDo(regSusID, regSus1, rotateKey(regSusID, k1)), code: CodeUnauthorized, why: "ISSUER_STATUS_SUSPENDED"},
+		{name: "rotate by the issuer with a key retired by rotation", bad: issuerDo(regDeltaID, regDelta1, rotateKey(regDeltaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
+		{name: "rotate by the issuer with a compromised key", bad: issuerDo(regEpsID, regEps2, rotateKey(regEpsID, k1)), code: CodeUnauthorized, why: "not a valid key"},
+		{name: "rotate by the issuer with a key not yet valid", bad: issuerDo(alphaID, alpha2, rotateKey(alphaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
+		{name: "rotate by the issuer with its expired key", at: betaTo, bad: issuerDo(betaID, beta1, rotateKey(betaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
+		{name: "rotate by the issuer with another issuer's key", bad: issuerDo(alphaID, gamma1, rotateKey(alphaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
+		{name: "rotate by the issuer with its sponsor's admin key", bad: issuerDo(alphaID, memberAdminKey, rotateKey(alphaID, k1)), code: CodeUnauthorized, why: "not a valid key"},
 		// RotateKey: the new key.
-		{name: "rotate to the current key", bad: uniDo(regRotate(alphaID, pubOf(alpha1))), code: CodeRejected, why: "already a key"},
-		{name: "rotate to a key not yet valid", bad: uniDo(regRotate(alphaID, pubOf(alpha2))), code: CodeRejected, why: "already a key"},
-		{name: "rotate to a retired key", bad: issuerDo(regDeltaID, regDelta3, regRotate(regDeltaID, pubOf(regDelta1))), code: CodeRejected, why: "already a key"},
-		{name: "rotate to a compromised key", bad: uniDo(regRotate(regEpsID, pubOf(regEps2))), code: CodeRejected, why: "already a key"},
+		{name: "rotate to the current key", bad: uniDo(rotateKey(alphaID, pubOf(alpha1))), code: CodeRejected, why: "already a key"},
+		{name: "rotate to a key not yet valid", bad: uniDo(rotateKey(alphaID, pubOf(alpha2))), code: CodeRejected, why: "already a key"},
+		{name: "rotate to a retired key", bad: issuerDo(regDeltaID, regDelta3, rotateKey(regDeltaID, pubOf(regDelta1))), code: CodeRejected, why: "already a key"},
+		{name: "rotate to a compromised key", bad: uniDo(rotateKey(regEpsID, pubOf(regEps2))), code: CodeRejected, why: "already a key"},
 		{name: "replay of a rotation", bad: hist("rotate"), code: CodeRejected, why: "already a key"},
-		{name: "rotation by the issuer with a used sequence", bad: withSeq(regDeltaID, 1, regDelta3, regRotate(regDeltaID, k1)), code: CodeReplay, why: "sequence"},
+		{name: "rotation by the issuer with a used sequence", bad: withSeq(regDeltaID, 1, regDelta3, rotateKey(regDeltaID, k1)), code: CodeReplay, why: "sequence"},
 		// RotateKey: unknown issuer, malformed.
-		{name: "rotate an unknown issuer", bad: uniDo(regRotate("nobody", k1)), code: CodeUnknownSigner, why: "not registered"},
-		{name: "rotate an unknown issuer, signed as it", bad: as("nobody", issuerAccount("nobody"), strangerKey, regRotate("nobody", k1)), code: CodeUnknownSigner, why: "not registered"},
-		{name: "rotate to the identity key", bad: uniDo(regRotate(alphaID, govIdentity)), code: CodeMalformed, why: "rotate_key.new_key"},
-		{name: "rotate to a 31-byte key", bad: uniDo(regRotate(alphaID, k1[:31])), code: CodeMalformed, why: "rotate_key.new_key"},
-		{name: "rotate to no key", bad: uniDo(regRotate(alphaID, nil)), code: CodeMalformed, why: "rotate_key.new_key"},
-		{name: "rotate an invalid issuer id", bad: uniDo(regRotate("Alpha", k1)), code: CodeMalformed, why: "rotate_key.issuer"},
+		{name: "rotate an unknown issuer", bad: uniDo(rotateKey("nobody", k1)), code: CodeUnknownSigner, why: "not registered"},
+		{name: "rotate an unknown issuer, signed as it", bad: as("nobody", issuerAccount("nobody"), strangerKey, rotateKey("nobody", k1)), code: CodeUnknownSigner, why: "not registered"},
+		{name: "rotate to the identity key", bad: uniDo(rotateKey(alphaID, identityPoint)), code: CodeMalformed, why: "rotate_key.new_key"},
+		{name: "rotate to a 31-byte key", bad: uniDo(rotateKey(alphaID, k1[:31])), code: CodeMalformed, why: "rotate_key.new_key"},
+		{name: "rotate to no key", bad: uniDo(rotateKey(alphaID, nil)), code: CodeMalformed, why: "rotate_key.new_key"},
+		{name: "rotate an invalid issuer id", bad: uniDo(rotateKey("Alpha", k1)), code: CodeMalformed, why: "rotate_key.issuer"},
 
 		// CompromiseKey.
-		{name: "compromise by a member that is not the sponsor", bad: bDo(regCompromise(alphaID, pubOf(alpha1), 2)), code: CodeUnauthorized, why: "does not sponsor"},
-		{name: "compromise another member's issuer's key", bad: uniDo(regCompromise(govGammaID, pubOf(govGamma1), 2)), code: CodeUnauthorized, why: "does not sponsor"},
-		{name: "compromise by the issuer itself", bad: as(alphaID, memberAccount(alphaID), alpha1, regCompromise(alphaID, pubOf(alpha1), 2)), code: CodeUnknownSigner, why: "not a member"},
-		{name: "compromise by the sponsor with its validator key", bad: as(memberID, memberAccount(memberID), memberValKey, regCompromise(alphaID, pubOf(alpha1), 2)), code: CodeUnauthorized, why: "admin key"},
-		{name: "compromise from the next height", bad: uniDo(regCompromise(alphaID, pubOf(alpha1), 5)), code: CodeRejected, why: "in the future", validLater: true},
-		{name: "compromise from far in the future", bad: uniDo(regCompromise(alphaID, pubOf(alpha1), 1<<40)), code: CodeRejected, why: "in the future"},
-		{name: "compromise an unknown key", bad: uniDo(regCompromise(alphaID, pubOf(strangerKey), 2)), code: CodeRejected, why: "not a key of issuer"},
-		{name: "compromise another issuer's key", bad: uniDo(regCompromise(alphaID, pubOf(beta1), 2)), code: CodeRejected, why: "not a key of issuer"},
-		{name: "compromise from the marked height", bad: uniDo(regCompromise(regEpsID, pubOf(regEps2), 2)), code: CodeRejected, why: "already marked compromised from height 2"},
-		{name: "compromise from after the marked height", bad: uniDo(regCompromise(regEpsID, pubOf(regEps2), 3)), code: CodeRejected, why: "already marked compromised from height 2"},
+		{name: "compromise by a member that is not the sponsor", bad: bDo(compromiseKey(alphaID, pubOf(alpha1), 2)), code: CodeUnauthorized, why: "does not sponsor"},
+		{name: "compromise another member's issuer's key", bad: uniDo(compromiseKey(gammaID, pubOf(gamma1), 2)), code: CodeUnauthorized, why: "does not sponsor"},
+		{name: "compromise by the issuer itself", bad: as(alphaID, memberAccount(alphaID), alpha1, compromiseKey(alphaID, pubOf(alpha1), 2)), code: CodeUnknownSigner, why: "not a member"},
+		{name: "compromise by the sponsor with its validator key", bad: as(memberID, memberAccount(memberID), memberValKey, compromiseKey(alphaID, pubOf(alpha1), 2)), code: CodeUnauthorized, why: "admin key"},
+		{name: "compromise from the next height", bad: uniDo(compromiseKey(alphaID, pubOf(alpha1), 5)), code: CodeRejected, why: "in the future", validLater: true},
+		{name: "compromise from far in the future", bad: uniDo(compromiseKey(alphaID, pubOf(alpha1), 1<<40)), code: CodeRejected, why: "in the future"},
+		{name: "compromise an unknown key", bad: uniDo(compromiseKey(alphaID, pubOf(strangerKey), 2)), code: CodeRejected, why: "not a key of issuer"},
+		{name: "compromise another issuer's key", bad: uniDo(compromiseKey(alphaID, pubOf(beta1), 2)), code: CodeRejected, why: "not a key of issuer"},
+		{name: "compromise from the marked height", bad: uniDo(compromiseKey(regEpsID, pubOf(regEps2), 2)), code: CodeRejected, why: "already marked compromised from height 2"},
+		{name: "compromise from after the marked height", bad: uniDo(compromiseKey(regEpsID, pubOf(regEps2), 3)), code: CodeRejected, why: "already marked compromised from height 2"},
 		{name: "replay of a compromise", bad: hist("compromise"), code: CodeRejected, why: "already marked"},
-		{name: "compromise with a used sequence", bad: withSeq(memberID, 4, memberAdminKey, regCompromise(regEpsID, pubOf(regEps1), 1)), code: CodeReplay, why: "sequence"},
-		{name: "compromise from height 0", bad: uniDo(regCompromise(alphaID, pubOf(alpha1), 0)), code: CodeMalformed, why: "from_height must be positive"},
-		{name: "compromise from a negative height", bad: uniDo(regCompromise(alphaID, pubOf(alpha1), -3)), code: CodeMalformed, why: "from_height must be positive"},
-		{name: "compromise a 31-byte key", bad: uniDo(regCompromise(alphaID, pubOf(alpha1)[:31], 2)), code: CodeMalformed, why: "compromise_key.key"},
-		{name: "compromise a key of an unknown issuer", bad: uniDo(regCompromise("nobody", pubOf(alpha1), 2)), code: CodeUnknownSigner, why: "not registered"},
-		{name: "compromise with an invalid issuer id", bad: uniDo(regCompromise("", pubOf(alpha1), 2)), code: CodeMalformed, why: "compromise_key.issuer"},
+		{name: "compromise with a used sequence", bad: withSeq(memberID, 4, memberAdminKey, compromiseKey(regEpsID, pubOf(regEps1), 1)), code: CodeReplay, why: "sequence"},
+		{name: "compromise from height 0", bad: uniDo(compromiseKey(alphaID, pubOf(alpha1), 0)), code: CodeMalformed, why: "from_height must be positive"},
+		{name: "compromise from a negative height", bad: uniDo(compromiseKey(alphaID, pubOf(alpha1), -3)), code: CodeMalformed, why: "from_height must be positive"},
+		{name: "compromise a 31-byte key", bad: uniDo(compromiseKey(alphaID, pubOf(alpha1)[:31], 2)), code: CodeMalformed, why: "compromise_key.key"},
+		{name: "compromise a key of an unknown issuer", bad: uniDo(compromiseKey("nobody", pubOf(alpha1), 2)), code: CodeUnknownSigner, why: "not registered"},
+		{name: "compromise with an invalid issuer id", bad: uniDo(compromiseKey("", pubOf(alpha1), 2)), code: CodeMalformed, why: "compromise_key.issuer"},
 
 		// Revoke: not a hash the issuer anchored.
-		{name: "revoke with a wrong audit path", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.AuditPath[0][0] ^= 1 })), code: CodeRejected, why: "is not leaf 2"},
-		{name: "revoke with another leaf's audit path", bad: revokeBy(uniSign, one(func(f *regFixture, h *pb.RevokedHash) { h.AuditPath = f.a1.revoked(3).AuditPath })), code: CodeRejected, why: "is not leaf 2"},
-		{name: "revoke with a wrong leaf index", bad: revokeBy(alphaSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.LeafIndex = 3 })), code: CodeRejected, why: "is not leaf 3"},
-		{name: "revoke with a leaf index beyond the batch", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.LeafIndex = 5 })), code: CodeRejected, why: "is not leaf 5"},
-		{name: "revoke a hash never anchored, with a leaf's path", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.Hash = hashesN("never", 1) })), code: CodeRejected, why: "is not leaf"},
+		{name: "revoke with a wrong audit path", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.AuditPath[0][0] ^= 1 })), code: CodeRejected, why: "is not leaf 2"},
+		{name: "revoke with another leaf's audit path", bad: revokeBy(uniSign, one(func(f *issuerFixture, h *pb.RevokedHash) { h.AuditPath = f.a1.revoked(3).AuditPath })), code: CodeRejected, why: "is not leaf 2"},
+		{name: "revoke with a wrong leaf index", bad: revokeBy(alphaSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.LeafIndex = 3 })), code: CodeRejected, why: "is not leaf 3"},
+		{name: "revoke with a leaf index beyond the batch", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.LeafIndex = 5 })), code: CodeRejected, why: "is not leaf 5"},
+		{name: "revoke a hash never anchored, with a leaf's path", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.Hash = hashesN("never", 1) })), code: CodeRejected, why: "is not leaf"},
 		{name: "revoke an inner node of the batch tree", bad: revokeBy(uniSign, innerNode), code: CodeRejected, why: "is not leaf"},
-		{name: "revoke a hash of another issuer's batch of the same seq", bad: revokeBy(uniSign, func(f *regFixture) []*pb.RevokedHash {
+		{name: "revoke a hash of another issuer's batch of the same seq", bad: revokeBy(uniSign, func(f *issuerFixture) []*pb.RevokedHash {
 			return []*pb.RevokedHash{f.g1.revoked(0)}
 		}), code: CodeRejected, why: "is not leaf 0 of issuer \"alpha\"'s batch 1"},
-		{name: "revoke a hash of another issuer's batch of a seq it never used", bad: revokeBy(alphaSign, func(f *regFixture) []*pb.RevokedHash {
+		{name: "revoke a hash of another issuer's batch of a seq it never used", bad: revokeBy(alphaSign, func(f *issuerFixture) []*pb.RevokedHash {
 			return []*pb.RevokedHash{f.g9.revoked(1)}
 		}), code: CodeRejected, why: "has no batch 9"},
-		{name: "revoke from a nonexistent batch seq", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.BatchSeq = 99 })), code: CodeRejected, why: "has no batch 99"},
-		{name: "revoke from the seq of a revocation", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.BatchSeq = 2 })), code: CodeRejected, why: "has no batch 2"},
-		{name: "revoke a good hash and a bad one", bad: revokeBy(uniSign, func(f *regFixture) []*pb.RevokedHash {
+		{name: "revoke from a nonexistent batch seq", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.BatchSeq = 99 })), code: CodeRejected, why: "has no batch 99"},
+		{name: "revoke from the seq of a revocation", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.BatchSeq = 2 })), code: CodeRejected, why: "has no batch 2"},
+		{name: "revoke a good hash and a bad one", bad: revokeBy(uniSign, func(f *issuerFixture) []*pb.RevokedHash {
 			bad := f.a1.revoked(4)
 			bad.LeafIndex = 3
 			return []*pb.RevokedHash{f.a1.revoked(2), f.a1.revoked(3), bad}
 		}), code: CodeRejected, why: "revoke.hashes[2]"},
 		// Revoke: already revoked.
-		{name: "revoke, by the issuer, a hash it revoked", bad: revokeBy(alphaSign, func(f *regFixture) []*pb.RevokedHash { return []*pb.RevokedHash{f.a1.revoked(0)} }), code: CodeRejected, why: "already revoked"},
-		{name: "revoke, by the issuer, a hash the sponsor revoked", bad: revokeBy(alphaSign, func(f *regFixture) []*pb.RevokedHash { return []*pb.RevokedHash{f.a1.revoked(1)} }), code: CodeRejected, why: "already revoked"},
-		{name: "revoke, by the sponsor, a hash the issuer revoked", bad: revokeBy(uniSign, func(f *regFixture) []*pb.RevokedHash {
+		{name: "revoke, by the issuer, a hash it revoked", bad: revokeBy(alphaSign, func(f *issuerFixture) []*pb.RevokedHash { return []*pb.RevokedHash{f.a1.revoked(0)} }), code: CodeRejected, why: "already revoked"},
+		{name: "revoke, by the issuer, a hash the sponsor revoked", bad: revokeBy(alphaSign, func(f *issuerFixture) []*pb.RevokedHash { return []*pb.RevokedHash{f.a1.revoked(1)} }), code: CodeRejected, why: "already revoked"},
+		{name: "revoke, by the sponsor, a hash the issuer revoked", bad: revokeBy(uniSign, func(f *issuerFixture) []*pb.RevokedHash {
 			return []*pb.RevokedHash{f.a1.revoked(2), f.a1.revoked(0)}
 		}), code: CodeRejected, why: "already revoked"},
 		{name: "replay of the issuer's revocation", bad: hist("rev-issuer"), code: CodeRejected, why: "already revoked"},
@@ -987,51 +779,51 @@ func regRejectCases() []regRejectCase {
 		{name: "revocation by the issuer with its batch's sequence", bad: revokeWithSeq(alphaID, 1, alpha1), code: CodeReplay, why: "sequence"},
 		{name: "revocation by the sponsor with a used sequence", bad: revokeWithSeq(memberID, 6, memberAdminKey), code: CodeReplay, why: "sequence"},
 		// Revoke: who signs.
-		{name: "revoke by a member that is not the sponsor", bad: revokeBy(func(f *regFixture, m regMsg) []byte { return f.regByMember(f.m[1], m) }, a1(func(_ *regFixture, h *pb.RevokedHash) []*pb.RevokedHash { return []*pb.RevokedHash{h} })), code: CodeUnauthorized, why: "does not sponsor"},
-		{name: "revoke by a non-member", bad: revokeBy(func(f *regFixture, m regMsg) []byte {
-			return f.regAs("stranger", memberAccount("stranger"), strangerKey, m)
-		}, a1(func(_ *regFixture, h *pb.RevokedHash) []*pb.RevokedHash { return []*pb.RevokedHash{h} })), code: CodeUnknownSigner, why: "not a member"},
-		{name: "revoke by the sponsor with its validator key", bad: revokeBy(func(f *regFixture, m regMsg) []byte {
-			return f.regAs(memberID, memberAccount(memberID), memberValKey, m)
-		}, a1(func(_ *regFixture, h *pb.RevokedHash) []*pb.RevokedHash { return []*pb.RevokedHash{h} })), code: CodeUnauthorized, why: "admin key"},
-		{name: "revoke by the issuer with a key not yet valid", bad: revokeBy(func(f *regFixture, m regMsg) []byte { return f.regByIssuer(alphaID, alpha2, m) },
-			a1(func(_ *regFixture, h *pb.RevokedHash) []*pb.RevokedHash { return []*pb.RevokedHash{h} })), code: CodeUnauthorized, why: "not a valid key"},
-		{name: "revoke by the issuer with a retired key", bad: func(f *regFixture) []byte {
-			return f.regByIssuer(regDeltaID, regDelta1, regRevoke(regDeltaID, 0, f.d1.revoked(0)))
+		{name: "revoke by a member that is not the sponsor", bad: revokeBy(func(f *issuerFixture, m bodyFn) []byte { return f.asMember(f.m[1], m) }, a1(func(_ *issuerFixture, h *pb.RevokedHash) []*pb.RevokedHash { return []*pb.RevokedHash{h} })), code: CodeUnauthorized, why: "does not sponsor"},
+		{name: "revoke by a non-member", bad: revokeBy(func(f *issuerFixture, m bodyFn) []byte {
+			return f.as("stranger", memberAccount("stranger"), strangerKey, m)
+		}, a1(func(_ *issuerFixture, h *pb.RevokedHash) []*pb.RevokedHash { return []*pb.RevokedHash{h} })), code: CodeUnknownSigner, why: "not a member"},
+		{name: "revoke by the sponsor with its validator key", bad: revokeBy(func(f *issuerFixture, m bodyFn) []byte {
+			return f.as(memberID, memberAccount(memberID), memberValKey, m)
+		}, a1(func(_ *issuerFixture, h *pb.RevokedHash) []*pb.RevokedHash { return []*pb.RevokedHash{h} })), code: CodeUnauthorized, why: "admin key"},
+		{name: "revoke by the issuer with a key not yet valid", bad: revokeBy(func(f *issuerFixture, m bodyFn) []byte { return f.asIssuer(alphaID, alpha2, m) },
+			a1(func(_ *issuerFixture, h *pb.RevokedHash) []*pb.RevokedHash { return []*pb.RevokedHash{h} })), code: CodeUnauthorized, why: "not a valid key"},
+		{name: "revoke by the issuer with a retired key", bad: func(f *issuerFixture) []byte {
+			return f.asIssuer(regDeltaID, regDelta1, revoke(regDeltaID, 0, f.d1.revoked(0)))
 		}, code: CodeUnauthorized, why: "not a valid key"},
-		{name: "revoke by a suspended issuer", bad: func(f *regFixture) []byte {
-			return f.regByIssuer(regSusID, regSus1, regRevoke(regSusID, 0, f.s1.revoked(0)))
+		{name: "revoke by a suspended issuer", bad: func(f *issuerFixture) []byte {
+			return f.asIssuer(regSusID, regSus1, revoke(regSusID, 0, f.s1.revoked(0)))
 		}, code: CodeUnauthorized, why: "ISSUER_STATUS_SUSPENDED"},
-		{name: "revoke for an unknown issuer", bad: func(f *regFixture) []byte {
-			return f.regByMember(f.m[0], regRevoke("nobody", 0, f.a1.revoked(2)))
+		{name: "revoke for an unknown issuer", bad: func(f *issuerFixture) []byte {
+			return f.asMember(f.m[0], revoke("nobody", 0, f.a1.revoked(2)))
 		}, code: CodeUnknownSigner, why: "not registered"},
 		// Revoke: malformed.
-		{name: "revoke a hash listed twice", bad: revokeBy(alphaSign, func(f *regFixture) []*pb.RevokedHash {
+		{name: "revoke a hash listed twice", bad: revokeBy(alphaSign, func(f *issuerFixture) []*pb.RevokedHash {
 			return []*pb.RevokedHash{f.a1.revoked(2), f.a1.revoked(3), f.a1.revoked(2)}
 		}), code: CodeMalformed, why: "hashes[2] is listed twice"},
 		{name: "revoke no hashes", bad: revokeBy(uniSign, many(0)), code: CodeMalformed, why: "1 to 1000 per transaction"},
 		{name: "revoke 1001 hashes", bad: revokeBy(uniSign, many(1001)), code: CodeMalformed, why: "1 to 1000 per transaction"},
-		{name: "revoke a 31-byte hash", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.Hash = h.Hash[:31] })), code: CodeMalformed, why: "hash is 31 bytes"},
-		{name: "revoke a 33-byte hash", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.Hash = append(slices.Clone(h.Hash), 0) })), code: CodeMalformed, why: "hash is 33 bytes"},
-		{name: "revoke an empty hash", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.Hash = nil })), code: CodeMalformed, why: "hash is 0 bytes"},
-		{name: "revoke from batch_seq 0", bad: revokeBy(alphaSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.BatchSeq = 0 })), code: CodeMalformed, why: "batch_seq must be positive"},
-		{name: "revoke with a 31-byte audit path element", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) { h.AuditPath[1] = h.AuditPath[1][:31] })), code: CodeMalformed, why: "audit_path[1] is 31 bytes"},
-		{name: "revoke with an audit path of 65 elements", bad: revokeBy(uniSign, one(func(_ *regFixture, h *pb.RevokedHash) {
+		{name: "revoke a 31-byte hash", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.Hash = h.Hash[:31] })), code: CodeMalformed, why: "hash is 31 bytes"},
+		{name: "revoke a 33-byte hash", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.Hash = append(slices.Clone(h.Hash), 0) })), code: CodeMalformed, why: "hash is 33 bytes"},
+		{name: "revoke an empty hash", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.Hash = nil })), code: CodeMalformed, why: "hash is 0 bytes"},
+		{name: "revoke from batch_seq 0", bad: revokeBy(alphaSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.BatchSeq = 0 })), code: CodeMalformed, why: "batch_seq must be positive"},
+		{name: "revoke with a 31-byte audit path element", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) { h.AuditPath[1] = h.AuditPath[1][:31] })), code: CodeMalformed, why: "audit_path[1] is 31 bytes"},
+		{name: "revoke with an audit path of 65 elements", bad: revokeBy(uniSign, one(func(_ *issuerFixture, h *pb.RevokedHash) {
 			for len(h.AuditPath) < 65 {
 				h.AuditPath = append(h.AuditPath, h.AuditPath[0])
 			}
 		})), code: CodeMalformed, why: "audit_path is too long"},
-		{name: "revoke with an invalid issuer id", bad: func(f *regFixture) []byte {
-			return f.regByMember(f.m[0], regRevoke("al pha", 0, f.a1.revoked(2)))
+		{name: "revoke with an invalid issuer id", bad: func(f *issuerFixture) []byte {
+			return f.asMember(f.m[0], revoke("al pha", 0, f.a1.revoked(2)))
 		}, code: CodeMalformed, why: "revoke.issuer"},
 	}
 }
 
-// regWantRefused: bad is refused by CheckTx and FinalizeBlock with code and
+// wantRefused: bad is refused by CheckTx and FinalizeBlock with code and
 // a log saying why, left out by PrepareProposal, makes ProcessProposal
 // reject, and changes nothing: n's block [good bad] has the app hash of
 // ref's block [good].
-func regWantRefused(t *testing.T, n, ref *govChain, good, bad []byte, code uint32, why string, recheck bool) {
+func wantRefused(t *testing.T, n, ref *chain, good, bad []byte, code uint32, why string, recheck bool) {
 	t.Helper()
 	r := n.checkTx(bad)
 	if r.Code != code {
@@ -1076,64 +868,64 @@ func regWantRefused(t *testing.T, n, ref *govChain, good, bad []byte, code uint3
 	}
 }
 
-// TestRegistryRejections: each refused registry transaction is refused by
+// TestIssuerRejections: each refused registry transaction is refused by
 // CheckTx and FinalizeBlock with its code and a log, kept out of proposals,
 // and changes nothing.
-func TestRegistryRejections(t *testing.T) {
-	for _, tc := range regRejectCases() {
+func TestIssuerRejections(t *testing.T) {
+	for _, tc := range issuerRejectCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			at := cmp.Or(tc.at, 4)
-			f, ref := regSetup(t), regSetup(t)
+			f, ref := issuerSetup(t), issuerSetup(t)
 			f.advanceTo(at - 1)
 			ref.advanceTo(at - 1)
-			good := anchor(t, testChainID, govGammaID, 50, hashesN("reg-good", 2), govGamma1)
-			regWantRefused(t, f.govChain, ref.govChain, good, tc.bad(f), tc.code, tc.why, !tc.validLater)
+			good := anchor(t, testChainID, gammaID, 50, hashesN("reg-good", 2), gamma1)
+			wantRefused(t, f.chain, ref.chain, good, tc.bad(f), tc.code, tc.why, !tc.validLater)
 		})
 	}
 }
 
-// TestRegistryRejectionControls: the transactions next to the refused ones
+// TestIssuerRejectionControls: the transactions next to the refused ones
 // are accepted on the same chain, so each refusal is for the reason its
 // case names.
-func TestRegistryRejectionControls(t *testing.T) {
-	k1 := pubOf(regKey("new-1"))
+func TestIssuerRejectionControls(t *testing.T) {
+	k1 := pubOf(issuerTestKey("new-1"))
 	for _, tc := range []struct {
 		name  string
-		tx    func(f *regFixture) []byte
-		check func(f *regFixture)
+		tx    func(f *issuerFixture) []byte
+		check func(f *issuerFixture)
 	}{
-		{"register a new id", func(f *regFixture) []byte { return f.regByMember(f.m[1], regRegister("zeta", "", k1)) }, nil},
-		{"the sponsor rotates a suspended issuer", func(f *regFixture) []byte { return f.regByMember(f.m[0], regRotate(regSusID, k1)) }, nil},
-		{"the sponsor revokes a suspended issuer's hash", func(f *regFixture) []byte {
-			return f.regByMember(f.m[0], regRevoke(regSusID, 0, f.s1.revoked(0)))
+		{"register a new id", func(f *issuerFixture) []byte { return f.asMember(f.m[1], registerIssuer("zeta", "", k1)) }, nil},
+		{"the sponsor rotates a suspended issuer", func(f *issuerFixture) []byte { return f.asMember(f.m[0], rotateKey(regSusID, k1)) }, nil},
+		{"the sponsor revokes a suspended issuer's hash", func(f *issuerFixture) []byte {
+			return f.asMember(f.m[0], revoke(regSusID, 0, f.s1.revoked(0)))
 		}, nil},
-		{"the rotated issuer rotates with its new key", func(f *regFixture) []byte {
-			return f.regByIssuer(regDeltaID, regDelta3, regRotate(regDeltaID, k1))
+		{"the rotated issuer rotates with its new key", func(f *issuerFixture) []byte {
+			return f.asIssuer(regDeltaID, regDelta3, rotateKey(regDeltaID, k1))
 		}, nil},
-		{"the rotated issuer revokes with its new key", func(f *regFixture) []byte {
-			return f.regByIssuer(regDeltaID, regDelta3, regRevoke(regDeltaID, 0, f.d1.revoked(3)))
+		{"the rotated issuer revokes with its new key", func(f *issuerFixture) []byte {
+			return f.asIssuer(regDeltaID, regDelta3, revoke(regDeltaID, 0, f.d1.revoked(3)))
 		}, nil},
-		{"an issuer rotates with its uncompromised key", func(f *regFixture) []byte { return f.regByIssuer(regEpsID, regEps1, regRotate(regEpsID, k1)) }, nil},
-		{"the other sponsor revokes its issuer's hash", func(f *regFixture) []byte {
-			return f.regByMember(f.m[1], regRevoke(govGammaID, 0, f.g9.revoked(1), f.g1.revoked(0)))
+		{"an issuer rotates with its uncompromised key", func(f *issuerFixture) []byte { return f.asIssuer(regEpsID, regEps1, rotateKey(regEpsID, k1)) }, nil},
+		{"the other sponsor revokes its issuer's hash", func(f *issuerFixture) []byte {
+			return f.asMember(f.m[1], revoke(gammaID, 0, f.g9.revoked(1), f.g1.revoked(0)))
 		}, nil},
-		{"the other sponsor compromises its issuer's key", func(f *regFixture) []byte {
-			return f.regByMember(f.m[1], regCompromise(govGammaID, pubOf(govGamma1), 4))
+		{"the other sponsor compromises its issuer's key", func(f *issuerFixture) []byte {
+			return f.asMember(f.m[1], compromiseKey(gammaID, pubOf(gamma1), 4))
 		}, nil},
-		{"a compromise moved earlier", func(f *regFixture) []byte { return f.regByMember(f.m[0], regCompromise(regEpsID, pubOf(regEps2), 1)) },
-			func(f *regFixture) { f.regWantKeys(regEpsID, regKeyRec(regEps1, 1, 0, 0), regKeyRec(regEps2, 1, 0, 1)) }},
-		{"a compromise of a key not yet valid", func(f *regFixture) []byte { return f.regByMember(f.m[0], regCompromise(alphaID, pubOf(alpha2), 4)) }, nil},
-		{"a compromise of a retired key", func(f *regFixture) []byte {
-			return f.regByMember(f.m[0], regCompromise(regDeltaID, pubOf(regDelta1), 2))
+		{"a compromise moved earlier", func(f *issuerFixture) []byte { return f.asMember(f.m[0], compromiseKey(regEpsID, pubOf(regEps2), 1)) },
+			func(f *issuerFixture) { f.wantKeys(regEpsID, keyRec(regEps1, 1, 0, 0), keyRec(regEps2, 1, 0, 1)) }},
+		{"a compromise of a key not yet valid", func(f *issuerFixture) []byte { return f.asMember(f.m[0], compromiseKey(alphaID, pubOf(alpha2), 4)) }, nil},
+		{"a compromise of a retired key", func(f *issuerFixture) []byte {
+			return f.asMember(f.m[0], compromiseKey(regDeltaID, pubOf(regDelta1), 2))
 		}, nil},
-		{"the issuer revokes its last leaf", func(f *regFixture) []byte {
-			return f.regByIssuer(alphaID, alpha1, regRevoke(alphaID, 0, f.a1.revoked(4), f.a1.revoked(2)))
+		{"the issuer revokes its last leaf", func(f *issuerFixture) []byte {
+			return f.asIssuer(alphaID, alpha1, revoke(alphaID, 0, f.a1.revoked(4), f.a1.revoked(2)))
 		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := regSetup(t)
+			f := issuerSetup(t)
 			tx := tc.tx(f)
-			regWantCheck(t, f.node, tx, CodeOK)
+			wantCheck(t, f.chain, tx, CodeOK)
 			f.runOK(tx)
 			if tc.check != nil {
 				tc.check(f)
@@ -1153,9 +945,9 @@ type regGen struct {
 	t       testing.TB
 	r       *rand.Rand
 	h       int64 // height of the block being generated
-	members []govMember
+	members []member
 	issuers []*regGenIssuer
-	batches []*regBatch
+	batches []*batch
 	seq     map[string]uint64
 	history [][]byte
 	nIDs    int
@@ -1178,14 +970,14 @@ func (g *regGen) next(account string) uint64 {
 
 func (g *regGen) freshKey() ed25519.PrivateKey {
 	g.nKeys++
-	return regKey(fmt.Sprintf("det-%d", g.nKeys))
+	return issuerTestKey(fmt.Sprintf("det-%d", g.nKeys))
 }
 
 func (g *regGen) issuer() *regGenIssuer { return g.issuers[g.r.IntN(len(g.issuers))] }
 
 // sponsorSigned signs msg as is's sponsor, now and then as the other
 // member or with a wrong key.
-func (g *regGen) sponsorSigned(is *regGenIssuer, msg regMsg) []byte {
+func (g *regGen) sponsorSigned(is *regGenIssuer, msg bodyFn) []byte {
 	m := g.members[is.sponsor]
 	if g.r.IntN(8) == 0 {
 		m = g.members[1-is.sponsor]
@@ -1194,16 +986,16 @@ func (g *regGen) sponsorSigned(is *regGenIssuer, msg regMsg) []byte {
 	if g.r.IntN(15) == 0 {
 		key = m.val
 	}
-	return govSign(g.t, msg(m.id, g.next(memberAccount(m.id))), key)
+	return sign(g.t, msg(m.id, g.next(memberAccount(m.id))), key)
 }
 
 // issuerSigned signs msg as is with its latest key, now and then an older one.
-func (g *regGen) issuerSigned(is *regGenIssuer, msg regMsg) []byte {
+func (g *regGen) issuerSigned(is *regGenIssuer, msg bodyFn) []byte {
 	key := is.keys[len(is.keys)-1]
 	if g.r.IntN(6) == 0 {
 		key = is.keys[g.r.IntN(len(is.keys))]
 	}
-	return govSign(g.t, msg(is.id, g.next(issuerAccount(is.id))), key)
+	return sign(g.t, msg(is.id, g.next(issuerAccount(is.id))), key)
 }
 
 func (g *regGen) tx() []byte {
@@ -1215,7 +1007,7 @@ func (g *regGen) tx() []byte {
 		if g.r.IntN(5) == 0 {
 			key = is.keys[g.r.IntN(len(is.keys))]
 		}
-		b := &regBatch{issuer: is.id, seq: g.next(issuerAccount(is.id))}
+		b := &batch{issuer: is.id, seq: g.next(issuerAccount(is.id))}
 		// Distinct hashes even for a reused sequence.
 		b.hashes = hashesN(fmt.Sprintf("det/%s/%d/%d", is.id, b.seq, g.r.Uint32()), 1+g.r.IntN(7))
 		tree, err := proof.NewTree(b.hashes)
@@ -1230,7 +1022,7 @@ func (g *regGen) tx() []byte {
 		m := g.members[g.r.IntN(2)]
 		key := m.admin
 		if g.r.IntN(12) == 0 {
-			m, key = govMember{id: "stranger"}, strangerKey
+			m, key = member{id: "stranger"}, strangerKey
 		}
 		id := g.issuer().id
 		var keys []ed25519.PrivateKey
@@ -1246,9 +1038,9 @@ func (g *regGen) tx() []byte {
 			pubs[i] = pubOf(k)
 		}
 		if g.r.IntN(15) == 0 {
-			pubs = append(pubs, govIdentity)
+			pubs = append(pubs, identityPoint)
 		}
-		raw = govSign(g.t, regRegister(id, "det", pubs...)(m.id, g.next(memberAccount(m.id))), key)
+		raw = sign(g.t, registerIssuer(id, "det", pubs...)(m.id, g.next(memberAccount(m.id))), key)
 		if strings.HasPrefix(id, "iss-") && m.id != "stranger" {
 			sponsor := 0
 			if m.id != memberID {
@@ -1264,9 +1056,9 @@ func (g *regGen) tx() []byte {
 			pub = pubOf(is.keys[g.r.IntN(len(is.keys))])
 		}
 		if g.r.IntN(2) == 0 {
-			raw = g.issuerSigned(is, regRotate(is.id, pub))
+			raw = g.issuerSigned(is, rotateKey(is.id, pub))
 		} else {
-			raw = g.sponsorSigned(is, regRotate(is.id, pub))
+			raw = g.sponsorSigned(is, rotateKey(is.id, pub))
 		}
 		is.keys = append(is.keys, k)
 	case p < 62: // compromise
@@ -1275,7 +1067,7 @@ func (g *regGen) tx() []byte {
 		if g.r.IntN(15) == 0 {
 			key = pubOf(strangerKey)
 		}
-		raw = g.sponsorSigned(is, regCompromise(is.id, key, 1+g.r.Int64N(g.h+1)))
+		raw = g.sponsorSigned(is, compromiseKey(is.id, key, 1+g.r.Int64N(g.h+1)))
 	case p < 84: // revoke
 		if len(g.batches) == 0 {
 			return g.tx()
@@ -1299,19 +1091,19 @@ func (g *regGen) tx() []byte {
 				is = i
 			}
 		}
-		msg := regRevoke(b.issuer, uint32(g.r.IntN(4)), hs...)
+		msg := revoke(b.issuer, uint32(g.r.IntN(4)), hs...)
 		if g.r.IntN(3) == 0 {
 			raw = g.issuerSigned(is, msg)
 		} else {
 			raw = g.sponsorSigned(is, msg)
 		}
 	case p < 90: // suspend or reinstate, by uni (more than 2/3 of the power)
-		st := regSuspended
+		st := statusSuspended
 		if g.r.IntN(3) != 0 {
-			st = regActive
+			st = statusActive
 		}
 		m := g.members[0]
-		raw = govSign(g.t, govProposeBody(m.id, g.next(memberAccount(m.id)), govIssuerStatus(g.issuer().id, st)), m.admin)
+		raw = sign(g.t, proposeBody(m.id, g.next(memberAccount(m.id)), setIssuerStatus(g.issuer().id, st)), m.admin)
 	default:
 		if len(g.history) == 0 {
 			return g.tx()
@@ -1333,7 +1125,7 @@ func TestRegistryDeterminism(t *testing.T) {
 	)
 	g, ms := govGenesis(0, 10, 1)
 	genesis := mustJSON(t, g)
-	nodes := []*node{newNode(t), newNode(t)}
+	nodes := []*chain{newChain(t), newChain(t)}
 	for _, n := range nodes {
 		n.initChain(genesis)
 	}
@@ -1341,7 +1133,7 @@ func TestRegistryDeterminism(t *testing.T) {
 		issuers: []*regGenIssuer{
 			{id: alphaID, sponsor: 0, keys: []ed25519.PrivateKey{alpha2, alpha1}},
 			{id: betaID, sponsor: 0, keys: []ed25519.PrivateKey{beta1}},
-			{id: govGammaID, sponsor: 1, keys: []ed25519.PrivateKey{govGamma1}},
+			{id: gammaID, sponsor: 1, keys: []ed25519.PrivateKey{gamma1}},
 		}}
 
 	codesSeen := map[uint32]int{}
@@ -1408,21 +1200,20 @@ func TestRegistryDeterminism(t *testing.T) {
 // the next height, a not-yet-valid key gets an empty window, and TxBody's
 // as_sponsor says who acts).
 
-// TestRotateKeyRetiresNotYetValidKey: RotateKey "ends every open key
-// window of the issuer at this block", but applyRegistry (registry.go:282)
-// sets ToHeight = max(height, FromHeight+1): a key whose window has not
-// begun at the rotation height keeps the one-block window [FromHeight,
-// FromHeight+1) and signs there, after the rotation that should have
-// retired it. A key that began at the rotation height (registered, or
-// rotated in, earlier in the same block) likewise stays valid for the rest
-// of that block.
+// TestRotateKeyRetiresNotYetValidKey (regression): RotateKey ends every
+// open key window of the issuer. It used to set ToHeight = max(height,
+// FromHeight+1), so a key whose window had not begun at the rotation
+// height kept the one-block window [FromHeight, FromHeight+1) and signed
+// there after the rotation that should have retired it; a key that began
+// at the rotation height (registered, or rotated in, earlier in the same
+// block) likewise stayed valid for the rest of that block.
 func TestRotateKeyRetiresNotYetValidKey(t *testing.T) {
 	t.Run("a genesis key valid from a later height", func(t *testing.T) {
 		c := startGov(t, 0, 10, 1)
-		k := regKey("bug-alpha-next")
+		k := issuerTestKey("bug-alpha-next")
 		c.advanceTo(2)
-		c.runOK(c.regByMember(c.m[0], regRotate(alphaID, pubOf(k)))) // 3; alpha2 is [10, ∞)
-		t.Logf("alpha's key windows after the rotation at 3: %s", regWindows(c.regIssuer(alphaID)))
+		c.runOK(c.asMember(c.m[0], rotateKey(alphaID, pubOf(k)))) // 3; alpha2 is [10, ∞)
+		t.Logf("alpha's key windows after the rotation at 3: %s", windows(c.issuer(alphaID)))
 		c.advanceTo(alpha2From - 1)
 		tx := anchor(t, testChainID, alphaID, 1, hashesN("bug-alpha2", 1), alpha2)
 		if r := c.checkTx(tx); r.Code != CodeUnauthorized {
@@ -1435,27 +1226,27 @@ func TestRotateKeyRetiresNotYetValidKey(t *testing.T) {
 	})
 	t.Run("a key registered in the rotation's block", func(t *testing.T) {
 		c := startGov(t, 0, 10, 1)
-		k1, k2 := regKey("bug-fresh-1"), regKey("bug-fresh-2")
+		k1, k2 := issuerTestKey("bug-fresh-1"), issuerTestKey("bug-fresh-2")
 		c.runOK()
-		res, _ := c.run(c.regByMember(c.m[0], regRegister("fresh", "", pubOf(k1))), c.regByMember(c.m[0], regRotate("fresh", pubOf(k2))),
+		res, _ := c.run(c.asMember(c.m[0], registerIssuer("fresh", "", pubOf(k1))), c.asMember(c.m[0], rotateKey("fresh", pubOf(k2))),
 			anchor(t, testChainID, "fresh", 1, hashesN("bug-fresh", 1), k1)) // 2
-		e := c.regRotatedAt("fresh", k2, 2)
+		e := c.rotatedAt("fresh", k2, 2)
 		// k1 signs before the rotation's effective height only.
-		want := []uint32{CodeOK, CodeOK, regCodeAt(2, 2, e)}
+		want := []uint32{CodeOK, CodeOK, codeAt(2, 2, e)}
 		if got := codes(res); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("[register k1, rotate to k2 (effective at %d), anchor with k1] in block 2: codes %v, want %v; key windows %s",
-				e, got, want, regWindows(c.regIssuer("fresh")))
+				e, got, want, windows(c.issuer("fresh")))
 		}
 	})
 	t.Run("two rotations in one block", func(t *testing.T) {
 		c := startGov(t, 0, 10, 1)
-		k2, k3 := regKey("bug-twice-2"), regKey("bug-twice-3")
+		k2, k3 := issuerTestKey("bug-twice-2"), issuerTestKey("bug-twice-3")
 		c.runOK()
-		res, _ := c.run(c.regByMember(c.m[0], regRotate(alphaID, pubOf(k2))), c.regByMember(c.m[0], regRotate(alphaID, pubOf(k3))),
+		res, _ := c.run(c.asMember(c.m[0], rotateKey(alphaID, pubOf(k2))), c.asMember(c.m[0], rotateKey(alphaID, pubOf(k3))),
 			anchor(t, testChainID, alphaID, 1, hashesN("bug-twice", 1), k2))
 		if got := codes(res); fmt.Sprint(got) != fmt.Sprint([]uint32{CodeOK, CodeOK, CodeUnauthorized}) {
 			t.Errorf("[rotate to k2, rotate to k3, anchor with k2] in one block: codes %v, want [0 0 %d]; key windows %s",
-				got, CodeUnauthorized, regWindows(c.regIssuer(alphaID)))
+				got, CodeUnauthorized, windows(c.issuer(alphaID)))
 		}
 	})
 }
@@ -1472,14 +1263,14 @@ func TestRotateKeyWindowKeepsSameBlockBatch(t *testing.T) {
 	for _, by := range []string{"issuer", "sponsor"} {
 		t.Run("rotation by the "+by, func(t *testing.T) {
 			c := startGov(t, 0, 10, 1)
-			k := regKey("bug-window-" + by)
+			k := issuerTestKey("bug-window-" + by)
 			c.advanceTo(2)
-			b, tx := c.regAnchor(alphaID, alpha1, 2)
+			b, tx := c.anchorBatch(alphaID, alpha1, 2)
 			var rot []byte
 			if by == "issuer" {
-				rot = c.regByIssuer(alphaID, alpha1, regRotate(alphaID, pubOf(k)))
+				rot = c.asIssuer(alphaID, alpha1, rotateKey(alphaID, pubOf(k)))
 			} else {
-				rot = c.regByMember(c.m[0], regRotate(alphaID, pubOf(k)))
+				rot = c.asMember(c.m[0], rotateKey(alphaID, pubOf(k)))
 			}
 			res, _ := c.run(tx, rot) // 3
 			if r := res.TxResults[0]; r.Code != CodeOK {
@@ -1492,7 +1283,7 @@ func TestRotateKeyWindowKeepsSameBlockBatch(t *testing.T) {
 			if rec == nil {
 				t.Fatal("batch not stored")
 			}
-			is := c.regIssuer(alphaID)
+			is := c.issuer(alphaID)
 			if !keyValidAt(is, rec.SignerKey, rec.Height) {
 				t.Errorf("batch %d, accepted at height %d signed with alpha1, but alpha1's stored window is [%d, %d): the key may not sign at the batch's height",
 					b.seq, rec.Height, findKey(is, pubOf(alpha1)).FromHeight, findKey(is, pubOf(alpha1)).ToHeight)
@@ -1501,33 +1292,28 @@ func TestRotateKeyWindowKeepsSameBlockBatch(t *testing.T) {
 	}
 }
 
-// TestSponsorActsForIssuerWithItsOwnID: issuerOrSponsor
-// (registry.go:116-127) takes a RotateKey or Revoke whose signer is the
-// issuer's id as the issuer's own. A member may register an issuer under
-// its own id (RegisterIssuer only checks the issuer namespace; genesis
-// allows it too); its sponsor's RotateKey and Revoke, signed with the
-// member's admin key, are then checked as the issuer's and refused. Once
-// the issuer's keys are compromised nobody can give it a new key.
-//
-// The test passes either when such an issuer cannot come to exist (its
-// registration or genesis is refused) or when its sponsor can act for it
-// (with TxBody.as_sponsor set, when TxBody has that field).
+// TestSponsorActsForIssuerWithItsOwnID (regression): a member may register
+// an issuer under its own id (registration and genesis both allow it). Its
+// RotateKey and Revoke, signed with the member's admin key, were taken as
+// the issuer's own and refused, so once the issuer's keys were compromised
+// nobody could give it a new key. TxBody.as_sponsor says the member acts
+// as the sponsor.
 func TestSponsorActsForIssuerWithItsOwnID(t *testing.T) {
-	k1, k2 := regKey("bug-self-1"), regKey("bug-self-2")
+	k1, k2 := issuerTestKey("bug-self-1"), issuerTestKey("bug-self-2")
 	// sponsorActs: with issuer "uni" (key k1, sponsored by member uni)
 	// registered, the sponsor marks k1 compromised, then rotates to k2 and
-	// revokes a hash of the issuer's, with its admin key (saying it acts as
-	// the sponsor where TxBody can say so: regAsSponsor).
-	sponsorActs := func(t *testing.T, c *govChain) {
+	// revokes a hash of the issuer's, with its admin key, saying with
+	// as_sponsor that it acts as the sponsor.
+	sponsorActs := func(t *testing.T, c *chain) {
 		t.Helper()
-		b, tx := c.regAnchor(memberID, k1, 2)
+		b, tx := c.anchorBatch(memberID, k1, 2)
 		c.runOK(tx)
-		c.runOK(c.regByMember(c.m[0], regCompromise(memberID, pubOf(k1), c.height)))
+		c.runOK(c.asMember(c.m[0], compromiseKey(memberID, pubOf(k1), c.height)))
 		var txs [][]byte
-		for _, msg := range []regMsg{regRotate(memberID, pubOf(k2)), regRevoke(memberID, 1, b.revoked(0))} {
+		for _, msg := range []bodyFn{rotateKey(memberID, pubOf(k2)), revoke(memberID, 1, b.revoked(0))} {
 			body := msg(memberID, c.next(memberAccount(memberID)))
-			regAsSponsor(body)
-			txs = append(txs, govSign(t, body, c.m[0].admin))
+			body.AsSponsor = true
+			txs = append(txs, sign(t, body, c.m[0].admin))
 		}
 		res, _ := c.run(txs...)
 		if got := codes(res); fmt.Sprint(got) != fmt.Sprint([]uint32{CodeOK, CodeOK}) {
@@ -1537,25 +1323,15 @@ func TestSponsorActsForIssuerWithItsOwnID(t *testing.T) {
 	}
 	t.Run("registered", func(t *testing.T) {
 		c := startGov(t, 0, 10, 1)
-		res, _ := c.run(c.regByMember(c.m[0], regRegister(memberID, "uni's own registrar", pubOf(k1))))
-		if res.TxResults[0].Code != CodeOK {
-			t.Logf("registration of an issuer under a member's id refused: %s", res.TxResults[0].Log)
-			return
-		}
+		c.runOK(c.asMember(c.m[0], registerIssuer(memberID, "uni's own registrar", pubOf(k1))))
 		sponsorActs(t, c)
 	})
 	t.Run("genesis", func(t *testing.T) {
 		g, ms := govGenesis(0, 10, 1)
 		g.Issuers = append(g.Issuers, GenesisIssuer{ID: memberID, Sponsor: memberID, Keys: []GenesisKey{{PublicKey: proof.FormatBinary(pubOf(k1)), FromHeight: 1}}})
-		n := newNode(t)
-		if _, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, InitialHeight: 1, AppStateBytes: mustJSON(t, g), Time: blockTime(0)}); err != nil {
-			t.Logf("genesis with an issuer under a member's id refused: %v", err)
-			return
-		}
-		var vs []*cmttypes.Validator
-		for _, m := range ms {
-			vs = append(vs, cmttypes.NewValidator(cmted25519.PubKey(pubOf(m.val)), m.power))
-		}
-		sponsorActs(t, &govChain{node: n, m: ms, seq: map[string]uint64{}, vals: cmttypes.NewValidatorSet(vs)})
+		c := newChain(t)
+		c.initChain(mustJSON(t, g))
+		c.m = ms
+		sponsorActs(t, c)
 	})
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestInfo(t *testing.T) {
-	n := newNode(t)
+	n := newChain(t)
 	if info := n.info(); info.LastBlockHeight != 0 || info.AppVersion != protocolVersion || info.Version != Version {
 		t.Errorf("Info of a fresh app: %+v", info)
 	}

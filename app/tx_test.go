@@ -224,7 +224,7 @@ func TestRules(t *testing.T) {
 			}
 			good, bad := tc.good(t), tc.bad(t)
 
-			setup := func() *node {
+			setup := func() *chain {
 				n := start(t)
 				if tc.prior != nil {
 					n.blockOK(tc.prior(t)...)
