@@ -470,12 +470,12 @@ func TestGovActions(t *testing.T) {
 	t.Run("remove_member", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
 		d := c.m[3] // gamma's sponsor
-		c.runOK(c.anchorN(gammaID, gamma1, 2))
+		c.runOK(c.anchorTx(gammaID, gamma1, 2))
 		_, res, ups := c.pass(removeMember(d.id), func(v []byte) [][]byte {
 			return [][]byte{
-				c.anchorN(gammaID, gamma1, 2), // before: gamma is active
-				v,                             // passes: member-d leaves, gamma is suspended
-				c.anchorN(gammaID, gamma1, 2), // after, in the same block
+				c.anchorTx(gammaID, gamma1, 2), // before: gamma is active
+				v,                              // passes: member-d leaves, gamma is suspended
+				c.anchorTx(gammaID, gamma1, 2), // after, in the same block
 				sign(t, proposeBody(d.id, 1, setMaxHashes(9)), d.admin), // member-d is gone
 			}
 		})
@@ -492,7 +492,7 @@ func TestGovActions(t *testing.T) {
 				t.Errorf("%s (sponsored by another member) is %s", id, s)
 			}
 		}
-		tx := c.anchorN(gammaID, gamma1, 2)
+		tx := c.anchorTx(gammaID, gamma1, 2)
 		if r := c.checkTx(tx); r.Code != CodeUnauthorized || !strings.Contains(r.Log, "SUSPENDED") {
 			t.Errorf("CheckTx of a suspended issuer's batch: code %d (%s)", r.Code, r.Log)
 		}
@@ -509,13 +509,13 @@ func TestGovActions(t *testing.T) {
 		if len(ups) != 0 {
 			t.Errorf("updates %s", fmtUpdates(ups))
 		}
-		c.runOK(c.anchorN(gammaID, gamma1, 2))
+		c.runOK(c.anchorTx(gammaID, gamma1, 2))
 	})
 
 	t.Run("set_issuer_status", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
 		_, res, ups := c.pass(setIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED), func(v []byte) [][]byte {
-			return [][]byte{c.anchorN(alphaID, alpha1, 1), v, c.anchorN(alphaID, alpha1, 1)}
+			return [][]byte{c.anchorTx(alphaID, alpha1, 1), v, c.anchorTx(alphaID, alpha1, 1)}
 		})
 		wantCodes(t, res, CodeOK, CodeOK, CodeUnauthorized)
 		if len(ups) != 0 {
@@ -524,18 +524,18 @@ func TestGovActions(t *testing.T) {
 		if s := c.issuerStatus(alphaID); s != pb.IssuerStatus_ISSUER_STATUS_SUSPENDED {
 			t.Fatalf("alpha is %s", s)
 		}
-		tx := c.anchorN(alphaID, alpha1, 3)
+		tx := c.anchorTx(alphaID, alpha1, 3)
 		if r := c.checkTx(tx); r.Code != CodeUnauthorized {
 			t.Errorf("CheckTx of a suspended issuer's batch: code %d (%s)", r.Code, r.Log)
 		}
-		res, _ = c.run(tx, c.anchorN(betaID, beta1, 1))
+		res, _ = c.run(tx, c.anchorTx(betaID, beta1, 1))
 		wantCodes(t, res, CodeUnauthorized, CodeOK)
 
 		c.pass(setIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_ACTIVE), nil)
 		if s := c.issuerStatus(alphaID); s != pb.IssuerStatus_ISSUER_STATUS_ACTIVE {
 			t.Fatalf("alpha is %s", s)
 		}
-		tx = c.anchorN(alphaID, alpha1, 3)
+		tx = c.anchorTx(alphaID, alpha1, 3)
 		if r := c.checkTx(tx); r.Code != CodeOK {
 			t.Errorf("CheckTx of a reinstated issuer's batch: code %d (%s)", r.Code, r.Log)
 		}
@@ -547,19 +547,19 @@ func TestGovActions(t *testing.T) {
 
 	t.Run("change_params max_batch_hashes", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
-		if r := c.checkTx(c.anchorN(alphaID, alpha1, testMaxHashes+1)); r.Code != CodeTooLarge {
+		if r := c.checkTx(c.anchorTx(alphaID, alpha1, testMaxHashes+1)); r.Code != CodeTooLarge {
 			t.Fatalf("batch over the genesis limit: code %d", r.Code)
 		}
 		// Raised to 20: a batch of 17 after the passing vote, in the same
 		// block, is accepted.
 		_, res, _ := c.pass(setMaxHashes(20), func(v []byte) [][]byte {
-			return [][]byte{c.anchorN(alphaID, alpha1, testMaxHashes+1), v, c.anchorN(alphaID, alpha1, testMaxHashes+1)}
+			return [][]byte{c.anchorTx(alphaID, alpha1, testMaxHashes+1), v, c.anchorTx(alphaID, alpha1, testMaxHashes+1)}
 		})
 		wantCodes(t, res, CodeTooLarge, CodeOK, CodeOK)
 		if p := c.params(); p.MaxBatchHashes != 20 || p.ProposalTtlBlocks != DefaultProposalTTLBlocks {
 			t.Fatalf("params %v", p)
 		}
-		at, over := c.anchorN(alphaID, alpha1, 20), c.anchorN(alphaID, alpha1, 21)
+		at, over := c.anchorTx(alphaID, alpha1, 20), c.anchorTx(alphaID, alpha1, 21)
 		if r := c.checkTx(at); r.Code != CodeOK {
 			t.Errorf("batch of 20: code %d (%s)", r.Code, r.Log)
 		}
@@ -571,7 +571,7 @@ func TestGovActions(t *testing.T) {
 
 		// Lowered to 8: a batch of 12 that CheckTx accepted (and cached)
 		// under 20 is refused after the passing vote.
-		twelve := c.anchorN(alphaID, alpha1, 12)
+		twelve := c.anchorTx(alphaID, alpha1, 12)
 		if r := c.checkTx(twelve); r.Code != CodeOK {
 			t.Fatalf("batch of 12: code %d (%s)", r.Code, r.Log)
 		}
@@ -582,10 +582,10 @@ func TestGovActions(t *testing.T) {
 		}
 		// The limit is state: it survives a restart.
 		c.reopen()
-		if r := c.checkTx(c.anchorN(alphaID, alpha1, 9)); r.Code != CodeTooLarge {
+		if r := c.checkTx(c.anchorTx(alphaID, alpha1, 9)); r.Code != CodeTooLarge {
 			t.Errorf("after reopen, batch of 9: code %d (%s)", r.Code, r.Log)
 		}
-		c.runOK(c.anchorN(alphaID, alpha1, 8))
+		c.runOK(c.anchorTx(alphaID, alpha1, 8))
 	})
 
 	t.Run("change_params proposal_ttl_blocks", func(t *testing.T) {
@@ -756,7 +756,7 @@ func TestGovExpiry(t *testing.T) {
 func TestGovSingleMember(t *testing.T) {
 	t.Run("harness chain: suspend an issuer", func(t *testing.T) {
 		c := start(t)
-		res, ups := c.run(c.propose(c.m[0], setIssuerStatus(betaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED)), c.anchorN(betaID, beta1, 1))
+		res, ups := c.run(c.propose(c.m[0], setIssuerStatus(betaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED)), c.anchorTx(betaID, beta1, 1))
 		wantCodes(t, res, CodeOK, CodeUnauthorized)
 		if ev := res.TxResults[0].Events; len(ev) != 1 || attr(ev[0], "status") != "PROPOSAL_STATUS_PASSED" {
 			t.Errorf("events %v", ev)

@@ -558,12 +558,6 @@ func (c *chain) vote(m member, id uint64, yes bool) []byte {
 	return sign(c.t, voteBody(m.id, c.next(memberAccount(m.id)), id, yes), m.admin)
 }
 
-// anchorN is issuer's next batch, of n hashes.
-func (c *chain) anchorN(issuer string, key ed25519.PrivateKey, n int) []byte {
-	seq := c.next(issuerAccount(issuer))
-	return anchor(c.t, testChainID, issuer, seq, hashesN(fmt.Sprintf("gov/%s/%d", issuer, seq), n), key)
-}
-
 // Proposals used throughout.
 func setMaxHashes(n uint64) *pb.Propose {
 	return &pb.Propose{Description: fmt.Sprintf("max_batch_hashes %d", n), Action: &pb.Propose_ChangeParams{ChangeParams: &pb.ChangeParams{MaxBatchHashes: n}}}
