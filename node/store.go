@@ -26,8 +26,6 @@ import (
 var (
 	appPrefix   = []byte("a/")
 	keyIndexed  = []byte("xh")
-	// errNotFound is the app's: a missing key reads the same in the node's
-	// own records and in the application state.
 	errNotFound = app.ErrNotFound
 )
 
