@@ -868,7 +868,7 @@ const (
 
 func issuerTestKey(name string) ed25519.PrivateKey { return testKey("reg-" + name) }
 
-// bodyFn builds the body of a registry transaction for a signer and sequence.
+// bodyFn builds the body of a transaction for a signer and sequence.
 type bodyFn func(signer string, seq uint64) *pb.TxBody
 
 func registerIssuer(id, name string, keys ...[]byte) bodyFn {

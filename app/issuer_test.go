@@ -867,7 +867,7 @@ func wantRefused(t *testing.T, n, ref *chain, good, bad []byte, code uint32, why
 	}
 }
 
-// TestIssuerRejections: each refused registry transaction is refused by
+// TestIssuerRejections: each refused issuer transaction is refused by
 // CheckTx and FinalizeBlock with its code and a log, kept out of proposals,
 // and changes nothing.
 func TestIssuerRejections(t *testing.T) {

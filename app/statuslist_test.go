@@ -12,7 +12,7 @@ const (
 	slSuspension = pb.RegistryPurpose_REGISTRY_PURPOSE_SUSPENSION
 )
 
-// statusListSetup is issuerSetup with two registries of alpha: "rev" (revocation) and
+// statusListSetup is issuerSetup with two status lists of alpha: "rev" (revocation) and
 // "sus" (suspension).
 func statusListSetup(t *testing.T) *issuerFixture {
 	f := issuerSetup(t)
@@ -24,7 +24,7 @@ func statusListSetup(t *testing.T) *issuerFixture {
 	return f
 }
 
-// TestStatusListRules: each refused registry transaction is refused in
+// TestStatusListRules: each refused status list transaction is refused in
 // CheckTx and in block execution with its code and reason, kept out of
 // proposals, and changes nothing.
 func TestStatusListRules(t *testing.T) {
@@ -34,7 +34,7 @@ func TestStatusListRules(t *testing.T) {
 		code uint32
 		why  string
 	}{
-		{"registry under 131,072 entries", func(f *issuerFixture) []byte {
+		{"a list of under 131,072 entries", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, createStatusList("small", slRevocation, MinStatusListSize-8))
 		}, CodeMalformed, "131072"},
 		{"size not a multiple of 8", func(f *issuerFixture) []byte {
@@ -46,7 +46,7 @@ func TestStatusListRules(t *testing.T) {
 		{"no purpose", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, createStatusList("np", pb.RegistryPurpose_REGISTRY_PURPOSE_UNSPECIFIED, MinStatusListSize))
 		}, CodeMalformed, "purpose"},
-		{"existing registry", func(f *issuerFixture) []byte {
+		{"existing status list", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, createStatusList("rev", slRevocation, MinStatusListSize))
 		}, CodeRejected, "already has registry"},
 		{"created by a member", func(f *issuerFixture) []byte {
@@ -55,13 +55,13 @@ func TestStatusListRules(t *testing.T) {
 		{"created by a suspended issuer", func(f *issuerFixture) []byte {
 			return f.asIssuer(regSusID, regSus1, createStatusList("x", slRevocation, MinStatusListSize))
 		}, CodeUnauthorized, "SUSPENDED"},
-		{"clearing a bit of a revocation registry", func(f *issuerFixture) []byte {
+		{"clearing a bit of a revocation list", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, updateStatusList(alphaID, "rev", nil, []uint64{3}))
 		}, CodeRejected, "never cleared"},
 		{"index past the end", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, updateStatusList(alphaID, "rev", []uint64{MinStatusListSize}, nil))
 		}, CodeRejected, "outside registry"},
-		{"unknown registry", func(f *issuerFixture) []byte {
+		{"unknown status list", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, updateStatusList(alphaID, "nope", []uint64{1}, nil))
 		}, CodeRejected, "has no registry"},
 		{"an index set and cleared at once", func(f *issuerFixture) []byte {
@@ -74,7 +74,7 @@ func TestStatusListRules(t *testing.T) {
 			body := updateStatusList(alphaID, "sus", []uint64{1}, nil)(f.m[1].id, f.next(memberAccount(f.m[1].id)))
 			return sign(t, body, f.m[1].admin)
 		}, CodeUnauthorized, "does not sponsor"},
-		{"another issuer's registry", func(f *issuerFixture) []byte {
+		{"another issuer's status list", func(f *issuerFixture) []byte {
 			return f.asIssuer(gammaID, gamma1, updateStatusList(alphaID, "sus", []uint64{1}, nil))
 		}, CodeUnknownSigner, "not a member"},
 	} {
