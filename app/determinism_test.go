@@ -265,7 +265,7 @@ func runScenario(t *testing.T, sc scenario) {
 		t.Errorf("%d transactions failed with CodeInternal", codesSeen[CodeInternal])
 	}
 	statuses := map[pb.ProposalStatus]int{}
-	for id := uint64(1); id < nextProposalID(ref); id++ {
+	for id := uint64(1); id < ref.nextProposalID(); id++ {
 		statuses[ref.proposal(id).Status]++
 	}
 	t.Logf("seed %d, %d blocks: %d batches; result codes %v; events %v; proposals %v; %d blocks with validator updates",

@@ -143,7 +143,7 @@ func (g *gen) pick(ms []member) member { return ms[g.r.IntN(len(ms))] }
 // current lists the members of the reference's committed state.
 func (g *gen) current() []member {
 	var out []member
-	for _, m := range committedMembers(g.ref) {
+	for _, m := range g.ref.committedMembers() {
 		for _, k := range g.members {
 			if k.id == m.Id {
 				out = append(out, k)
@@ -393,7 +393,7 @@ func opPropose(g *gen) ([]byte, bool) {
 // opVote: mostly a member that has not voted on an open proposal.
 func opVote(g *gen) ([]byte, bool) {
 	m, key := g.memberSigner()
-	next := nextProposalID(g.ref)
+	next := g.ref.nextProposalID()
 	lo := max(1, int(next)-6)
 	id := uint64(lo + g.r.IntN(int(next)-lo+1))
 	if open := g.open(); len(open) > 0 && g.r.IntN(5) != 0 {
@@ -416,7 +416,7 @@ func opVote(g *gen) ([]byte, bool) {
 // open lists the proposals open in the reference's committed state.
 func (g *gen) open() []uint64 {
 	var out []uint64
-	for id := uint64(1); id < nextProposalID(g.ref); id++ {
+	for id := uint64(1); id < g.ref.nextProposalID(); id++ {
 		if g.ref.proposal(id).Status == pb.ProposalStatus_PROPOSAL_STATUS_OPEN {
 			out = append(out, id)
 		}

@@ -679,7 +679,7 @@ func TestGovSameBlock(t *testing.T) {
 			t.Errorf("proposal %d: %v, want by %s", id, p, who)
 		}
 	}
-	if got := nextProposalID(c); got != 5 {
+	if got := c.nextProposalID(); got != 5 {
 		t.Errorf("next proposal id %d, want 5", got)
 	}
 }

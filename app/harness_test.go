@@ -637,7 +637,7 @@ func (c *chain) runOK(txs ...[]byte) (*abci.ResponseFinalizeBlock, []abci.Valida
 // each with its validator key and power.
 func (c *chain) checkValidatorSet() {
 	c.t.Helper()
-	ms := committedMembers(c)
+	ms := c.committedMembers()
 	if len(ms) != c.vals.Size() {
 		c.t.Fatalf("height %d: %d members, CometBFT has %d validators", c.height, len(ms), c.vals.Size())
 	}
@@ -649,45 +649,44 @@ func (c *chain) checkValidatorSet() {
 	}
 }
 
-// committedMembers lists the members of n's last committed state.
-func committedMembers(n *chain) []*pb.Member {
-	n.t.Helper()
+// committedMembers lists the members of the last committed state.
+func (c *chain) committedMembers() []*pb.Member {
+	c.t.Helper()
 	var out []*pb.Member
-	if n.height == 0 { // nothing saved yet: genesis
-		for _, k := range slices.Sorted(maps.Keys(n.app.genesis)) {
+	if c.height == 0 { // nothing saved yet: genesis
+		for _, k := range slices.Sorted(maps.Keys(c.app.genesis)) {
 			if strings.HasPrefix(k, proof.PrefixMember) {
 				var m pb.Member
-				if err := proto.Unmarshal(n.app.genesis[k], &m); err != nil {
-					n.t.Fatal(err)
+				if err := proto.Unmarshal(c.app.genesis[k], &m); err != nil {
+					c.t.Fatal(err)
 				}
 				out = append(out, &m)
 			}
 		}
 		return out
 	}
-	it, err := n.app.tree.GetImmutable(n.height)
+	it, err := c.app.tree.GetImmutable(c.height)
 	if err != nil {
-		n.t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	iter, err := it.Iterator([]byte(proof.PrefixMember), proof.PrefixEnd(proof.PrefixMember), true)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer iter.Close()
-	for ; iter.Valid(); iter.Next() {
+	err = scan(it, proof.PrefixMember, func(_, v []byte) error {
 		var m pb.Member
-		if err := proto.Unmarshal(iter.Value(), &m); err != nil {
-			n.t.Fatal(err)
+		if err := proto.Unmarshal(v, &m); err != nil {
+			return err
 		}
 		out = append(out, &m)
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	return out
 }
 
-// nextProposalID is the id the next proposal of n will get.
-func nextProposalID(n *chain) uint64 {
-	n.t.Helper()
-	v := n.query("/key", []byte(proof.KeyNextProposal), 0, false).Value
+// nextProposalID is the id the next proposal will get.
+func (c *chain) nextProposalID() uint64 {
+	c.t.Helper()
+	v := c.query("/key", []byte(proof.KeyNextProposal), 0, false).Value
 	if len(v) != 8 {
 		return 1
 	}
@@ -773,7 +772,7 @@ func (c *chain) wantStatus(id uint64, want pb.ProposalStatus, decided int64) *pb
 // final(vote) builds (PASSED). It returns the proposal id and that block.
 func (c *chain) pass(p *pb.Propose, final func(vote []byte) [][]byte) (uint64, *abci.ResponseFinalizeBlock, []abci.ValidatorUpdate) {
 	c.t.Helper()
-	id := nextProposalID(c)
+	id := c.nextProposalID()
 	if _, ups := c.runOK(c.propose(c.m[0], p)); len(ups) != 0 {
 		c.t.Fatalf("validator updates %s on an open proposal", fmtUpdates(ups))
 	}
