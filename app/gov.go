@@ -27,36 +27,6 @@ const (
 	maxProposalTTL = 100_000_000
 )
 
-// addValUpdate records a validator change of the block, replacing an
-// earlier one for the same key: CometBFT refuses two updates of one
-// validator in a block. wasValidator says whether the key validated before
-// this block's first update of it.
-func (a *App) addValUpdate(pubKey []byte, power int64, wasValidator bool) {
-	u := abci.Ed25519ValidatorUpdate(pubKey, power)
-	for i := range a.valUpdates {
-		if a.valUpdates[i].PubKey.Equal(u.PubKey) {
-			a.valUpdates[i].Power = power
-			return
-		}
-	}
-	a.valUpdates = append(a.valUpdates, u)
-	a.valWasSet = append(a.valWasSet, wasValidator)
-}
-
-// finalValUpdates drops the removal of a key that was not a validator when
-// the block began (added and removed within it): CometBFT halts on the
-// removal of a validator it does not hold.
-func (a *App) finalValUpdates() []abci.ValidatorUpdate {
-	var out []abci.ValidatorUpdate
-	for i, u := range a.valUpdates {
-		if u.Power == 0 && !a.valWasSet[i] {
-			continue
-		}
-		out = append(out, u)
-	}
-	return out
-}
-
 // ProposalKey is the state key of proposal id, for queries.
 func ProposalKey(id uint64) []byte { return proof.ProposalKey(id) }
 
@@ -466,6 +436,36 @@ func (a *App) suspendSponsored(member string) error {
 		}
 	}
 	return nil
+}
+
+// addValUpdate records a validator change of the block, replacing an
+// earlier one for the same key: CometBFT refuses two updates of one
+// validator in a block. wasValidator says whether the key validated before
+// this block's first update of it.
+func (a *App) addValUpdate(pubKey []byte, power int64, wasValidator bool) {
+	u := abci.Ed25519ValidatorUpdate(pubKey, power)
+	for i := range a.valUpdates {
+		if a.valUpdates[i].PubKey.Equal(u.PubKey) {
+			a.valUpdates[i].Power = power
+			return
+		}
+	}
+	a.valUpdates = append(a.valUpdates, u)
+	a.valWasSet = append(a.valWasSet, wasValidator)
+}
+
+// finalValUpdates drops the removal of a key that was not a validator when
+// the block began (added and removed within it): CometBFT halts on the
+// removal of a validator it does not hold.
+func (a *App) finalValUpdates() []abci.ValidatorUpdate {
+	var out []abci.ValidatorUpdate
+	for i, u := range a.valUpdates {
+		if u.Power == 0 && !a.valWasSet[i] {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
 }
 
 // expireProposals closes the open proposals whose time ran out before
