@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/credence-ledger/credence/proof"
@@ -23,7 +25,11 @@ func testSeed(t *testing.T, fixed uint64) uint64 {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("replay with: go test -tags badgerdb ./app/ -run '^%s$' -seed %d", t.Name(), seed)
+			levels := strings.Split(t.Name(), "/")
+			for i, l := range levels {
+				levels[i] = "^" + regexp.QuoteMeta(l) + "$"
+			}
+			t.Logf("replay with: go test -tags badgerdb ./app/ -run '%s' -seed %d", strings.Join(levels, "/"), seed)
 		}
 	})
 	return seed
