@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sync"
 
+	corestore "cosmossdk.io/core/store"
 	abci "github.com/cometbft/cometbft/abci/types"
 	cmtcrypto "github.com/cometbft/cometbft/proto/tendermint/crypto"
 	"github.com/cosmos/iavl"
@@ -29,16 +30,6 @@ const Version = "0.1.0"
 // protocolVersion is the state machine's version; a change in block
 // execution bumps it.
 const protocolVersion = 1
-
-// CommittedBatch is a batch anchored by a committed block, with what a node
-// needs to index it and prove it: its leaves and the ICS23 proof of its
-// record against the app hash of its height, built once for every leaf.
-type CommittedBatch struct {
-	Record      *proof.BatchRecord
-	RecordBytes []byte
-	Proof       []byte
-	Hashes      []byte
-}
 
 // CommitHook receives every committed height with its batches (none for
 // most blocks), in block order, from inside Commit: it must not call back
@@ -69,13 +60,8 @@ type App struct {
 	// valWasSet[i] says whether valUpdates[i]'s key validated before it.
 	valUpdates []abci.ValidatorUpdate
 	valWasSet  []bool
-	// decoded caches transactions that passed decodeTx, by SHA-256 of their
-	// bytes: a batch is checked in CheckTx, PrepareProposal,
-	// ProcessProposal and FinalizeBlock, and hashing its bytes once costs a
-	// sixth of recomputing its Merkle root. decodeTx is a pure function of
-	// the bytes and the params, so the cache changes no result.
-	decoded      map[[32]byte]*decodedTx
-	decodedBytes int
+	// decoded holds transactions that passed decodeTx.
+	decoded decodedCache
 	// genesis is the state InitChain wrote, read as committed state until
 	// the first version is saved.
 	genesis map[string][]byte
@@ -89,22 +75,9 @@ func (a *App) nextHeight() int64 {
 	return max(a.tree.Version()+1, a.initialHeight)
 }
 
-// decodedCacheBytes bounds the cache by the size of the transactions it
-// holds: a few blocks of full batches.
-const decodedCacheBytes = 64 << 20
-
-// forget drops a transaction that will not be checked again: executed in a
-// block, or refused by CheckTx (a later copy is decoded afresh).
-func (a *App) forget(tx *decodedTx) {
-	if _, ok := a.decoded[tx.cacheKey]; ok {
-		delete(a.decoded, tx.cacheKey)
-		a.decodedBytes -= tx.size
-	}
-}
-
 func (a *App) decode(raw []byte) (*decodedTx, error) {
 	key := sha256.Sum256(raw)
-	if tx, ok := a.decoded[key]; ok {
+	if tx := a.decoded.get(key); tx != nil {
 		return tx, nil
 	}
 	tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
@@ -112,12 +85,7 @@ func (a *App) decode(raw []byte) (*decodedTx, error) {
 		return nil, err
 	}
 	tx.cacheKey, tx.size = key, len(raw)
-	if a.decodedBytes+len(raw) > decodedCacheBytes {
-		clear(a.decoded)
-		a.decodedBytes = 0
-	}
-	a.decoded[key] = tx
-	a.decodedBytes += len(raw)
+	a.decoded.add(tx)
 	return tx, nil
 }
 
@@ -134,7 +102,7 @@ func WithCommitHook(h CommitHook) Option { return func(a *App) { a.onCommit = h 
 // New opens the application state stored in db for chain chainID and loads
 // its latest version.
 func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
-	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64), decoded: make(map[[32]byte]*decodedTx), genesis: make(map[string][]byte)}
+	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64), decoded: decodedCache{txs: make(map[[32]byte]*decodedTx)}, genesis: make(map[string][]byte)}
 	for _, o := range opts {
 		o(a)
 	}
@@ -170,7 +138,7 @@ func (a *App) Close() error {
 }
 
 func (a *App) loadParams() (*pb.Params, error) {
-	raw, err := a.tree.Get([]byte(keyParams))
+	raw, err := a.tree.Get([]byte(proof.KeyParams))
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +179,7 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		a.initialHeight = req.InitialHeight
 	}
 	for _, m := range g.members {
-		if err := a.setGenesis(memberKey(m.Id), m); err != nil {
+		if err := a.setGenesis(proof.MemberKey(m.Id), m); err != nil {
 			return nil, err
 		}
 	}
@@ -220,12 +188,11 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 			return nil, err
 		}
 	}
-	if err := a.setGenesis([]byte(keyParams), g.params); err != nil {
+	if err := a.setGenesis([]byte(proof.KeyParams), g.params); err != nil {
 		return nil, err
 	}
 	a.params = g.params
-	clear(a.decoded)
-	a.decodedBytes = 0
+	a.decoded.reset()
 	return &abci.ResponseInitChain{AppHash: a.tree.WorkingHash()}, nil
 }
 
@@ -241,6 +208,41 @@ func (a *App) setGenesis(key []byte, m proto.Message) error {
 	return err
 }
 
+// put writes m under key in the working tree.
+func (a *App) put(key []byte, m proto.Message) error {
+	v, err := deterministic.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = a.tree.Set(key, v)
+	return err
+}
+
+// iterable is a tree a range of keys can be read from.
+type iterable interface {
+	Iterator(start, end []byte, ascending bool) (corestore.Iterator, error)
+}
+
+// scan calls fn with the key and value of every key under prefix, in key
+// order. fn must not write the tree.
+func scan(t iterable, prefix string, fn func(key, value []byte) error) error {
+	it, err := t.Iterator([]byte(prefix), proof.PrefixEnd(prefix), true)
+	if err != nil {
+		return err
+	}
+	for ; it.Valid(); it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		it.Close()
+		return err
+	}
+	return it.Close()
+}
+
 // stateReader reads the state a transaction is checked against.
 type stateReader interface {
 	Get(key []byte) ([]byte, error)
@@ -254,31 +256,27 @@ type checker struct {
 	height  int64
 }
 
-func (c *checker) issuer(id string) (*pb.Issuer, error) {
-	raw, err := c.st.Get(proof.IssuerKey(id))
-	if err != nil {
-		return nil, err
+// get decodes into m the value of key; false when the state has none.
+func (c *checker) get(key []byte, m proto.Message) (bool, error) {
+	raw, err := c.st.Get(key)
+	if err != nil || raw == nil {
+		return false, err
 	}
-	if raw == nil {
-		return nil, fmt.Errorf("%w: issuer %q is not registered", ErrUnknown, id)
-	}
-	var is pb.Issuer
-	if err := proto.Unmarshal(raw, &is); err != nil {
-		return nil, err
-	}
-	return &is, nil
+	return true, proto.Unmarshal(raw, m)
 }
 
-func (c *checker) lastSeq(account string) (uint64, error) {
-	if s, ok := c.pending[account]; ok {
+// lastSeq is the last sequence of the account whose sequence key is key,
+// pending ones included.
+func (c *checker) lastSeq(key []byte) (uint64, error) {
+	if s, ok := c.pending[string(key)]; ok {
 		return s, nil
 	}
-	raw, err := c.st.Get(seqKey(account))
+	raw, err := c.st.Get(key)
 	if err != nil || raw == nil {
 		return 0, err
 	}
 	if len(raw) != 8 {
-		return 0, fmt.Errorf("corrupt sequence of %q", account)
+		return 0, fmt.Errorf("corrupt sequence at %q", key)
 	}
 	return binary.BigEndian.Uint64(raw), nil
 }
@@ -286,52 +284,18 @@ func (c *checker) lastSeq(account string) (uint64, error) {
 // check applies the stateful rules and, on success, records the sequence as
 // pending. It never writes state.
 func (c *checker) check(tx *decodedTx) error {
-	signer := tx.body.Signer
-	switch m := tx.body.Msg.(type) {
-	case *pb.TxBody_Propose:
-		if err := c.memberSigned(tx); err != nil {
-			return err
-		}
-		if err := c.checkAction(m.Propose); err != nil {
-			return err
-		}
-	case *pb.TxBody_Vote:
-		if err := c.memberSigned(tx); err != nil {
-			return err
-		}
-		if err := c.checkVote(signer, m.Vote); err != nil {
-			return err
-		}
-	case *pb.TxBody_RegisterIssuer, *pb.TxBody_RotateKey, *pb.TxBody_CompromiseKey, *pb.TxBody_Revoke:
-		if err := c.checkRegistry(tx); err != nil {
-			return err
-		}
-	case *pb.TxBody_CreateRegistry, *pb.TxBody_UpdateRegistry:
-		if err := c.checkStatusList(tx); err != nil {
-			return err
-		}
-	case *pb.TxBody_AnchorBatch:
-		is, err := c.issuer(signer)
-		if err != nil {
-			return err
-		}
-		if is.Status != pb.IssuerStatus_ISSUER_STATUS_ACTIVE {
-			return fmt.Errorf("%w: issuer %q is %s", ErrUnauthorized, signer, is.Status)
-		}
-		if !keyValidAt(is, tx.pubKey, c.height) {
-			return fmt.Errorf("%w: key %s is not a valid key of issuer %q at height %d",
-				ErrUnauthorized, proof.FormatBinary(tx.pubKey), signer, c.height)
-		}
+	if err := tx.msg.check(c, tx); err != nil {
+		return err
 	}
-	acct := tx.account()
+	acct := tx.msg.sequenceKey(tx.body)
 	last, err := c.lastSeq(acct)
 	if err != nil {
 		return err
 	}
 	if tx.body.Sequence <= last {
-		return fmt.Errorf("%w: sequence %d, last accepted %d for %q", ErrReplay, tx.body.Sequence, last, signer)
+		return fmt.Errorf("%w: sequence %d, last accepted %d for %q", ErrReplay, tx.body.Sequence, last, tx.body.Signer)
 	}
-	c.pending[acct] = tx.body.Sequence
+	c.pending[string(acct)] = tx.body.Sequence
 	return nil
 }
 
@@ -349,7 +313,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	if err == nil {
 		c := &checker{st: a.committed(), pending: a.checkSeq, height: a.nextHeight()}
 		if err = c.check(tx); err != nil {
-			a.forget(tx)
+			a.decoded.forget(tx)
 		}
 	}
 	if err != nil {
@@ -452,63 +416,17 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 func (a *App) deliver(c *checker, raw []byte, req *abci.RequestFinalizeBlock) (*abci.ExecTxResult, error) {
 	tx, err := a.decode(raw)
 	if err == nil {
-		a.forget(tx)
+		a.decoded.forget(tx)
 		err = c.check(tx)
 	}
 	if err != nil {
 		return &abci.ExecTxResult{Code: codeOf(err), Codespace: "credence", Log: err.Error()}, nil
 	}
-	seq := tx.body.Sequence
-	var events []abci.Event
-	switch m := tx.body.Msg.(type) {
-	case *pb.TxBody_Propose:
-		ev, err := a.propose(tx.body.Signer, m.Propose, req.Height)
-		if err != nil {
-			return nil, err
-		}
-		events = ev
-	case *pb.TxBody_Vote:
-		ev, err := a.vote(tx.body.Signer, m.Vote, req.Height)
-		if err != nil {
-			return nil, err
-		}
-		events = ev
-	case *pb.TxBody_RegisterIssuer, *pb.TxBody_RotateKey, *pb.TxBody_CompromiseKey, *pb.TxBody_Revoke:
-		ev, err := a.applyRegistry(tx, req.Height)
-		if err != nil {
-			return nil, err
-		}
-		events = ev
-	case *pb.TxBody_CreateRegistry, *pb.TxBody_UpdateRegistry:
-		ev, err := a.applyStatusList(tx, req.Height)
-		if err != nil {
-			return nil, err
-		}
-		events = ev
-	case *pb.TxBody_AnchorBatch:
-		rec := &proof.BatchRecord{
-			Issuer:       tx.body.Signer,
-			Seq:          seq,
-			Root:         m.AnchorBatch.Root,
-			LeafCount:    uint64(len(m.AnchorBatch.Hashes) / proof.HashSize),
-			SignerKey:    tx.pubKey,
-			Height:       req.Height,
-			TimeUnixNano: req.Time.UnixNano(),
-		}
-		v, err := deterministic.Marshal(rec)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := a.tree.Set(proof.BatchKey(rec.Issuer, seq), v); err != nil {
-			return nil, err
-		}
-		a.block = append(a.block, CommittedBatch{Record: rec, RecordBytes: v, Hashes: m.AnchorBatch.Hashes})
-		events = []abci.Event{{Type: "anchor", Attributes: []abci.EventAttribute{
-			{Key: "issuer", Value: tx.body.Signer, Index: true},
-			{Key: "seq", Value: fmt.Sprint(seq), Index: true},
-		}}}
+	events, err := tx.msg.apply(a, tx, execBlock{height: req.Height, timeUnixNano: req.Time.UnixNano()})
+	if err != nil {
+		return nil, err
 	}
-	if _, err := a.tree.Set(seqKey(tx.account()), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+	if _, err := a.tree.Set(tx.msg.sequenceKey(tx.body), binary.BigEndian.AppendUint64(nil, tx.body.Sequence)); err != nil {
 		return nil, err
 	}
 	return &abci.ExecTxResult{Code: CodeOK, Events: events}, nil
@@ -534,82 +452,15 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	return &abci.ResponseCommit{}, nil
 }
 
-// proveBlock builds each batch's ICS23 proof once, against the version just saved.
-func (a *App) proveBlock(height int64) error {
-	it, err := a.tree.GetImmutable(height)
-	if err != nil {
-		return err
-	}
-	for i := range a.block {
-		b := &a.block[i]
-		p, err := it.GetMembershipProof(proof.BatchKey(b.Record.Issuer, b.Record.Seq))
-		if err != nil {
-			return fmt.Errorf("prove batch %s/%d: %w", b.Record.Issuer, b.Record.Seq, err)
-		}
-		if b.Proof, err = p.Marshal(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // ErrNotFound is returned by reads of state that does not hold the key.
 var ErrNotFound = errors.New("not found")
-
-// Batch returns the committed record of batch (issuer, seq), decoded and
-// as stored.
-func (a *App) Batch(issuer string, seq uint64) (*proof.BatchRecord, []byte, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.batchLocked(issuer, seq)
-}
-
-func (a *App) batchLocked(issuer string, seq uint64) (*proof.BatchRecord, []byte, error) {
-	raw, err := a.committed().Get(proof.BatchKey(issuer, seq))
-	if err != nil {
-		return nil, nil, err
-	}
-	if raw == nil {
-		return nil, nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, ErrNotFound)
-	}
-	var rec proof.BatchRecord
-	if err := proto.Unmarshal(raw, &rec); err != nil {
-		return nil, nil, err
-	}
-	return &rec, raw, nil
-}
-
-// ProveBatch returns the record of batch (issuer, seq) as stored and its
-// ICS23 proof against the app hash of the record's height.
-func (a *App) ProveBatch(issuer string, seq uint64) (*CommittedBatch, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	rec, raw, err := a.batchLocked(issuer, seq)
-	if err != nil {
-		return nil, err
-	}
-	key := proof.BatchKey(issuer, seq)
-	it, err := a.tree.GetImmutable(rec.Height)
-	if err != nil {
-		return nil, fmt.Errorf("state at height %d: %w", rec.Height, err)
-	}
-	p, err := it.GetMembershipProof(key)
-	if err != nil {
-		return nil, err
-	}
-	pb, err := p.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	return &CommittedBatch{Record: rec, RecordBytes: raw, Proof: pb}, nil
-}
 
 // LastSequence returns the committed last sequence of a signer.
 func (a *App) LastSequence(issuer string) (uint64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := &checker{st: a.committed(), pending: map[string]uint64{}}
-	return c.lastSeq(issuerAccount(issuer))
+	return c.lastSeq(proof.IssuerSequenceKey(issuer))
 }
 
 // Height returns the last committed height.
@@ -691,28 +542,6 @@ func (a *App) ExportState(height int64, fn func(*iavl.ExportNode) error) error {
 	}
 }
 
-// BatchRecords calls fn with the key and stored record of every batch in
-// the state saved at height, in key order.
-func (a *App) BatchRecords(height int64, fn func(key, record []byte) error) error {
-	a.mu.Lock()
-	it, err := a.tree.GetImmutable(height)
-	a.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("state at height %d: %w", height, err)
-	}
-	iter, err := it.Iterator([]byte("b/"), []byte("b0"), true)
-	if err != nil {
-		return err
-	}
-	defer iter.Close()
-	for ; iter.Valid(); iter.Next() {
-		if err := fn(iter.Key(), iter.Value()); err != nil {
-			return err
-		}
-	}
-	return iter.Error()
-}
-
 // ErrNotEmpty is returned by ImportState on a node that already has state.
 var ErrNotEmpty = errors.New("application state is not empty")
 
@@ -753,8 +582,7 @@ func (a *App) ImportState(height int64, next func() (*iavl.ExportNode, error)) (
 		return nil, err
 	}
 	a.params = p
-	clear(a.decoded)
-	a.decodedBytes = 0
+	a.decoded.reset()
 	return a.tree.Hash(), nil
 }
 
@@ -771,8 +599,7 @@ func (a *App) Reset() error {
 		return ErrNotEmpty
 	}
 	a.params = nil
-	clear(a.decoded)
-	a.decodedBytes = 0
+	a.decoded.reset()
 	clear(a.checkSeq)
 	return nil
 }

@@ -21,7 +21,7 @@ type wantBatch struct {
 
 // checkBatches checks the committed records of a block, as Query returns
 // them and as the commit hook received them, against the block's app hash.
-func checkBatches(t *testing.T, n *node, height int64, call hookCall, want []wantBatch) {
+func checkBatches(t *testing.T, n *chain, height int64, call hookCall, want []wantBatch) {
 	t.Helper()
 	if call.height != height {
 		t.Fatalf("commit hook height %d, want %d", call.height, height)
@@ -389,7 +389,7 @@ func TestPrepareProposalRespectsMaxTxBytes(t *testing.T) {
 // TestInitialHeight: with genesis initial_height > 1 the first block's
 // version is that height.
 func TestInitialHeight(t *testing.T) {
-	n := newNode(t)
+	n := newChain(t)
 	if _, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, InitialHeight: 100, AppStateBytes: mustJSON(t, testGenesisDoc())}); err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func TestInitialHeight(t *testing.T) {
 // not at 1. With initial_height 100, beta's key (valid [1, 5)) is expired
 // for the first block, so CheckTx must refuse what FinalizeBlock refuses.
 func TestCheckTxHeightBeforeFirstBlockWithInitialHeight(t *testing.T) {
-	n := newNode(t)
+	n := newChain(t)
 	if _, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, InitialHeight: 100, AppStateBytes: mustJSON(t, testGenesisDoc())}); err != nil {
 		t.Fatal(err)
 	}

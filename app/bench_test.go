@@ -10,11 +10,11 @@ import (
 const benchHashes = 65_536
 
 // benchNode is a node whose genesis allows DefaultMaxBatchHashes per batch.
-func benchNode(b *testing.B) *node {
+func benchNode(b *testing.B) *chain {
 	b.Helper()
 	g := testGenesisDoc()
 	g.Params.MaxBatchHashes = 0 // the default
-	n := newNode(b)
+	n := newChain(b)
 	n.initChain(mustJSON(b, g))
 	n.block()
 	return n

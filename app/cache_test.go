@@ -30,10 +30,10 @@ func TestDecodedCacheIsBounded(t *testing.T) {
 	)
 	batchBytes := uint64(DefaultMaxBatchHashes * 32)
 
-	newBigNode := func(t *testing.T) *node {
+	newBigNode := func(t *testing.T) *chain {
 		g := testGenesisDoc()
 		g.Params.MaxBatchHashes = 0 // the default, 100,000
-		n := newNode(t)
+		n := newChain(t)
 		n.initChain(mustJSON(t, g))
 		n.block()
 		return n

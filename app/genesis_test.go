@@ -45,7 +45,7 @@ func TestGenesisErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := testGenesisDoc()
 			tc.mod(&g)
-			n := newNode(t)
+			n := newChain(t)
 			_, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, InitialHeight: 1, AppStateBytes: mustJSON(t, g)})
 			if err == nil {
 				t.Fatal("InitChain accepted the genesis")
@@ -56,7 +56,7 @@ func TestGenesisErrors(t *testing.T) {
 			// Nothing was written: a correct genesis still initialises the chain
 			// to the same state as a fresh app's.
 			got := n.initChain(mustJSON(t, testGenesisDoc()))
-			want := newNode(t).initChain(mustJSON(t, testGenesisDoc()))
+			want := newChain(t).initChain(mustJSON(t, testGenesisDoc()))
 			if !bytes.Equal(got.AppHash, want.AppHash) {
 				t.Error("a rejected genesis left state behind")
 			}
@@ -64,21 +64,21 @@ func TestGenesisErrors(t *testing.T) {
 	}
 
 	t.Run("not JSON", func(t *testing.T) {
-		n := newNode(t)
+		n := newChain(t)
 		_, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, AppStateBytes: []byte("{members:")})
 		if err == nil || !strings.Contains(err.Error(), "app_state") {
 			t.Errorf("InitChain: %v, want an app_state error", err)
 		}
 	})
 	t.Run("empty app_state", func(t *testing.T) {
-		n := newNode(t)
+		n := newChain(t)
 		_, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID})
 		if err == nil || !strings.Contains(err.Error(), "app_state") {
 			t.Errorf("InitChain: %v, want an app_state error", err)
 		}
 	})
 	t.Run("chain id mismatch", func(t *testing.T) {
-		n := newNode(t)
+		n := newChain(t)
 		_, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: "credence-other-1", AppStateBytes: mustJSON(t, testGenesisDoc())})
 		if err == nil || !strings.Contains(err.Error(), "chain id") || !strings.Contains(err.Error(), "credence-other-1") {
 			t.Errorf("InitChain: %v, want a chain id error", err)
@@ -92,22 +92,22 @@ func TestGenesisAccepted(t *testing.T) {
 		g.Members[0].AdminKey = hex.EncodeToString(pubOf(memberAdminKey))
 		g.Issuers[0].Keys[0].PublicKey = "0x" + hex.EncodeToString(pubOf(alpha1))
 		g.Params.MaxBatchHashes = 0
-		n := newNode(t)
+		n := newChain(t)
 		n.initChain(mustJSON(t, g))
 		n.blockOK(anchor(t, testChainID, alphaID, 1, hashesN("big", testMaxHashes*4), alpha1))
 		var p pb.Params
-		if err := proto.Unmarshal(n.query("/key", []byte(keyParams), 0, false).Value, &p); err != nil || p.MaxBatchHashes != DefaultMaxBatchHashes {
+		if err := proto.Unmarshal(n.query("/key", []byte(proof.KeyParams), 0, false).Value, &p); err != nil || p.MaxBatchHashes != DefaultMaxBatchHashes {
 			t.Errorf("params %v (%v), want the default max_batch_hashes", &p, err)
 		}
 		var m pb.Member
-		if err := proto.Unmarshal(n.query("/key", memberKey(memberID), 0, false).Value, &m); err != nil || !bytes.Equal(m.AdminKey, pubOf(memberAdminKey)) || m.Power != 10 {
+		if err := proto.Unmarshal(n.query("/key", proof.MemberKey(memberID), 0, false).Value, &m); err != nil || !bytes.Equal(m.AdminKey, pubOf(memberAdminKey)) || m.Power != 10 {
 			t.Errorf("member %v (%v)", &m, err)
 		}
 	})
 	t.Run("members only", func(t *testing.T) {
 		g := testGenesisDoc()
 		g.Issuers = nil
-		n := newNode(t)
+		n := newChain(t)
 		n.initChain(mustJSON(t, g))
 		res := n.block(anchor(t, testChainID, alphaID, 1, hashesN("x", 1), alpha1))
 		if res.TxResults[0].Code != CodeUnknownSigner {
@@ -115,14 +115,14 @@ func TestGenesisAccepted(t *testing.T) {
 		}
 	})
 	t.Run("the same genesis gives the same app hash", func(t *testing.T) {
-		a := newNode(t).initChain(mustJSON(t, testGenesisDoc()))
-		b := newNode(t).initChain(mustJSON(t, testGenesisDoc()))
+		a := newChain(t).initChain(mustJSON(t, testGenesisDoc()))
+		b := newChain(t).initChain(mustJSON(t, testGenesisDoc()))
 		if !bytes.Equal(a.AppHash, b.AppHash) {
 			t.Error("InitChain is not deterministic")
 		}
 		g := testGenesisDoc()
 		g.Issuers[0].Name = "Renamed"
-		c := newNode(t).initChain(mustJSON(t, g))
+		c := newChain(t).initChain(mustJSON(t, g))
 		if bytes.Equal(a.AppHash, c.AppHash) {
 			t.Error("the app hash does not depend on the genesis")
 		}
@@ -154,7 +154,7 @@ func TestGenesisRefusesSmallOrderKeys(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := testGenesisDoc()
 			tc.mod(&g, proof.FormatBinary(tc.key))
-			n := newNode(t)
+			n := newChain(t)
 			_, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, InitialHeight: 1, AppStateBytes: mustJSON(t, g)})
 			if err == nil {
 				t.Fatal("InitChain accepted a small-order key")

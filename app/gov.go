@@ -12,16 +12,13 @@ import (
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
-// Governance state:
-//
-//	g/next                          → next proposal id (8 bytes)
-//	g/p/<id>                        → Proposal
-//	g/o/<expires_height><id>        → (empty) open proposals by expiry, for the end-of-block sweep
+// Governance: a member proposes an action, members vote with their power,
+// and the action applies in the block where more than 2/3 of the power has
+// voted yes. A proposal not decided within proposal_ttl_blocks expires.
+// State keys: proof.ProposalKey, proof.OpenProposalKey (the end-of-block
+// sweep of expired proposals), proof.KeyNextProposal.
 const (
-	keyNextProposal = "g/next"
-	prefixProposal  = "g/p/"
-	prefixOpen      = "g/o/"
-	maxDescription  = 1000
+	maxDescription = 1000
 	// maxPower bounds a member's voting power so that the total stays far
 	// below CometBFT's limit (2^60) whatever the number of members.
 	maxPower = 1_000_000_000
@@ -30,48 +27,13 @@ const (
 	maxProposalTTL = 100_000_000
 )
 
-// addValUpdate records a validator change of the block, replacing an
-// earlier one for the same key: CometBFT refuses two updates of one
-// validator in a block. wasValidator says whether the key validated before
-// this block's first update of it.
-func (a *App) addValUpdate(pubKey []byte, power int64, wasValidator bool) {
-	u := abci.Ed25519ValidatorUpdate(pubKey, power)
-	for i := range a.valUpdates {
-		if a.valUpdates[i].PubKey.Equal(u.PubKey) {
-			a.valUpdates[i].Power = power
-			return
-		}
-	}
-	a.valUpdates = append(a.valUpdates, u)
-	a.valWasSet = append(a.valWasSet, wasValidator)
-}
-
-// finalValUpdates drops the removal of a key that was not a validator when
-// the block began (added and removed within it): CometBFT halts on the
-// removal of a validator it does not hold.
-func (a *App) finalValUpdates() []abci.ValidatorUpdate {
-	var out []abci.ValidatorUpdate
-	for i, u := range a.valUpdates {
-		if u.Power == 0 && !a.valWasSet[i] {
-			continue
-		}
-		out = append(out, u)
-	}
-	return out
-}
-
-func proposalKey(id uint64) []byte { return binary.BigEndian.AppendUint64([]byte(prefixProposal), id) }
-
-func openKey(expires int64, id uint64) []byte {
-	k := binary.BigEndian.AppendUint64([]byte(prefixOpen), uint64(expires))
-	return binary.BigEndian.AppendUint64(k, id)
-}
-
 // ProposalKey is the state key of proposal id, for queries.
-func ProposalKey(id uint64) []byte { return proposalKey(id) }
+func ProposalKey(id uint64) []byte { return proof.ProposalKey(id) }
 
-// checkPropose applies the rules that need no state.
-func checkPropose(p *pb.Propose) error {
+// Propose: a member opens a proposal, with its own yes.
+type proposeMsg struct{ *pb.Propose }
+
+func (p proposeMsg) validate(uint64) error {
 	if len(p.Description) > maxDescription {
 		return fmt.Errorf("%w: description is %d bytes, at most %d", ErrMalformed, len(p.Description), maxDescription)
 	}
@@ -127,36 +89,14 @@ func checkPropose(p *pb.Propose) error {
 	return nil
 }
 
-func (c *checker) member(id string) (*pb.Member, error) {
-	raw, err := c.st.Get(memberKey(id))
-	if err != nil || raw == nil {
-		return nil, err
-	}
-	var m pb.Member
-	if err := proto.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	return &m, nil
-}
+func (proposeMsg) sequenceKey(body *pb.TxBody) []byte { return proof.MemberSequenceKey(body.Signer) }
 
-// memberSigned: governance is signed by a member's admin key.
-func (c *checker) memberSigned(tx *decodedTx) error {
-	m, err := c.member(tx.body.Signer)
-	if err != nil {
+// check: the action must make sense in the state it is proposed in; it is
+// checked again when it passes.
+func (p proposeMsg) check(c *checker, tx *decodedTx) error {
+	if err := c.memberSigned(tx); err != nil {
 		return err
 	}
-	if m == nil {
-		return fmt.Errorf("%w: %q is not a member", ErrUnknown, tx.body.Signer)
-	}
-	if string(m.AdminKey) != string(tx.pubKey) {
-		return fmt.Errorf("%w: not signed with the admin key of member %q", ErrUnauthorized, tx.body.Signer)
-	}
-	return nil
-}
-
-// checkAction: the action must make sense in the state it is proposed in;
-// it is checked again when it passes.
-func (c *checker) checkAction(p *pb.Propose) error {
 	switch a := p.Action.(type) {
 	case *pb.Propose_AddMember:
 		if m, err := c.member(a.AddMember.Id); err != nil || m != nil {
@@ -178,26 +118,61 @@ func (c *checker) checkAction(p *pb.Propose) error {
 	return nil
 }
 
-func firstErr(err, otherwise error) error {
+// apply opens the proposal with the proposer's yes, and tallies it: on a
+// chain where the proposer alone holds more than 2/3, it passes at once.
+func (p proposeMsg) apply(a *App, tx *decodedTx, b execBlock) ([]abci.Event, error) {
+	var next uint64 = 1
+	if raw, err := a.tree.Get([]byte(proof.KeyNextProposal)); err != nil {
+		return nil, err
+	} else if len(raw) == 8 {
+		next = binary.BigEndian.Uint64(raw)
+	}
+	if _, err := a.tree.Set([]byte(proof.KeyNextProposal), binary.BigEndian.AppendUint64(nil, next+1)); err != nil {
+		return nil, err
+	}
+	params, err := a.loadParams()
 	if err != nil {
+		return nil, err
+	}
+	body, err := deterministic.Marshal(p.Propose)
+	if err != nil {
+		return nil, err
+	}
+	proposer := tx.body.Signer
+	prop := &pb.Proposal{
+		Id: next, Proposer: proposer, Propose: body, SubmitHeight: b.height,
+		ExpiresHeight: b.height + params.ProposalTtlBlocks, Yes: []string{proposer},
+		Status: pb.ProposalStatus_PROPOSAL_STATUS_OPEN,
+	}
+	if _, err := a.tree.Set(proof.OpenProposalKey(prop.ExpiresHeight, prop.Id), []byte{}); err != nil {
+		return nil, err
+	}
+	if err := a.tally(prop, p.Propose, b.height); err != nil {
+		return nil, err
+	}
+	return []abci.Event{{Type: "proposal", Attributes: []abci.EventAttribute{
+		{Key: "id", Value: fmt.Sprint(prop.Id), Index: true},
+		{Key: "status", Value: prop.Status.String()},
+	}}}, nil
+}
+
+// Vote: a member that has not voted on an open proposal votes yes or no.
+type voteMsg struct{ *pb.Vote }
+
+func (v voteMsg) validate(uint64) error {
+	if v.ProposalId == 0 {
+		return fmt.Errorf("%w: vote.proposal_id must be positive", ErrMalformed)
+	}
+	return nil
+}
+
+func (voteMsg) sequenceKey(body *pb.TxBody) []byte { return proof.MemberSequenceKey(body.Signer) }
+
+func (v voteMsg) check(c *checker, tx *decodedTx) error {
+	if err := c.memberSigned(tx); err != nil {
 		return err
 	}
-	return otherwise
-}
-
-func (c *checker) proposal(id uint64) (*pb.Proposal, error) {
-	raw, err := c.st.Get(proposalKey(id))
-	if err != nil || raw == nil {
-		return nil, err
-	}
-	var p pb.Proposal
-	if err := proto.Unmarshal(raw, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
-func (c *checker) checkVote(member string, v *pb.Vote) error {
+	member := tx.body.Signer
 	p, err := c.proposal(v.ProposalId)
 	if err != nil {
 		return err
@@ -219,46 +194,10 @@ func (c *checker) checkVote(member string, v *pb.Vote) error {
 	return nil
 }
 
-// propose opens a proposal with the proposer's yes, and tallies it: on a
-// chain where the proposer alone holds more than 2/3, it passes at once.
-func (a *App) propose(proposer string, p *pb.Propose, height int64) ([]abci.Event, error) {
-	var next uint64 = 1
-	if raw, err := a.tree.Get([]byte(keyNextProposal)); err != nil {
-		return nil, err
-	} else if len(raw) == 8 {
-		next = binary.BigEndian.Uint64(raw)
-	}
-	if _, err := a.tree.Set([]byte(keyNextProposal), binary.BigEndian.AppendUint64(nil, next+1)); err != nil {
-		return nil, err
-	}
-	params, err := a.loadParams()
-	if err != nil {
-		return nil, err
-	}
-	body, err := deterministic.Marshal(p)
-	if err != nil {
-		return nil, err
-	}
-	prop := &pb.Proposal{
-		Id: next, Proposer: proposer, Propose: body, SubmitHeight: height,
-		ExpiresHeight: height + params.ProposalTtlBlocks, Yes: []string{proposer},
-		Status: pb.ProposalStatus_PROPOSAL_STATUS_OPEN,
-	}
-	if _, err := a.tree.Set(openKey(prop.ExpiresHeight, prop.Id), []byte{}); err != nil {
-		return nil, err
-	}
-	if err := a.tally(prop, p, height); err != nil {
-		return nil, err
-	}
-	return []abci.Event{{Type: "proposal", Attributes: []abci.EventAttribute{
-		{Key: "id", Value: fmt.Sprint(prop.Id), Index: true},
-		{Key: "status", Value: prop.Status.String()},
-	}}}, nil
-}
-
-func (a *App) vote(member string, v *pb.Vote, height int64) ([]abci.Event, error) {
-	c := &checker{st: a.tree}
-	prop, err := c.proposal(v.ProposalId)
+// apply records the vote and tallies the proposal.
+func (v voteMsg) apply(a *App, tx *decodedTx, b execBlock) ([]abci.Event, error) {
+	member := tx.body.Signer
+	prop, err := (&checker{st: a.tree}).proposal(v.ProposalId)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +210,7 @@ func (a *App) vote(member string, v *pb.Vote, height int64) ([]abci.Event, error
 	if err := proto.Unmarshal(prop.Propose, &p); err != nil {
 		return nil, err
 	}
-	if err := a.tally(prop, &p, height); err != nil {
+	if err := a.tally(prop, &p, b.height); err != nil {
 		return nil, err
 	}
 	return []abci.Event{{Type: "vote", Attributes: []abci.EventAttribute{
@@ -279,6 +218,46 @@ func (a *App) vote(member string, v *pb.Vote, height int64) ([]abci.Event, error
 		{Key: "member", Value: member},
 		{Key: "status", Value: prop.Status.String()},
 	}}}, nil
+}
+
+func (c *checker) member(id string) (*pb.Member, error) {
+	var m pb.Member
+	found, err := c.get(proof.MemberKey(id), &m)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// memberSigned: governance is signed by a member's admin key.
+func (c *checker) memberSigned(tx *decodedTx) error {
+	m, err := c.member(tx.body.Signer)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return fmt.Errorf("%w: %q is not a member", ErrUnknown, tx.body.Signer)
+	}
+	if string(m.AdminKey) != string(tx.pubKey) {
+		return fmt.Errorf("%w: not signed with the admin key of member %q", ErrUnauthorized, tx.body.Signer)
+	}
+	return nil
+}
+
+func firstErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+func (c *checker) proposal(id uint64) (*pb.Proposal, error) {
+	var p pb.Proposal
+	found, err := c.get(proof.ProposalKey(id), &p)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // power sums, in one pass over the members, the voting power of the
@@ -292,15 +271,10 @@ func (a *App) power(yesIDs, noIDs []string) (yes, no, total int64, err error) {
 	for _, id := range noIDs {
 		vote[id] = -1
 	}
-	it, err := a.tree.Iterator([]byte(prefixMember), []byte("m0"), true)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer it.Close()
-	for ; it.Valid(); it.Next() {
+	err = scan(a.tree, proof.PrefixMember, func(_, v []byte) error {
 		var m pb.Member
-		if err := proto.Unmarshal(it.Value(), &m); err != nil {
-			return 0, 0, 0, err
+		if err := proto.Unmarshal(v, &m); err != nil {
+			return err
 		}
 		total += m.Power
 		switch vote[m.Id] {
@@ -309,8 +283,9 @@ func (a *App) power(yesIDs, noIDs []string) (yes, no, total int64, err error) {
 		case -1:
 			no += m.Power
 		}
-	}
-	return yes, no, total, it.Error()
+		return nil
+	})
+	return yes, no, total, err
 }
 
 // tally decides an open proposal: passed with more than 2/3 of the power
@@ -337,20 +312,11 @@ func (a *App) tally(prop *pb.Proposal, p *pb.Propose, height int64) error {
 	}
 	if prop.Status != pb.ProposalStatus_PROPOSAL_STATUS_OPEN {
 		prop.DecidedHeight = height
-		if _, _, err := a.tree.Remove(openKey(prop.ExpiresHeight, prop.Id)); err != nil {
+		if _, _, err := a.tree.Remove(proof.OpenProposalKey(prop.ExpiresHeight, prop.Id)); err != nil {
 			return err
 		}
 	}
-	return a.put(proposalKey(prop.Id), prop)
-}
-
-func (a *App) put(key []byte, m proto.Message) error {
-	v, err := deterministic.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = a.tree.Set(key, v)
-	return err
+	return a.put(proof.ProposalKey(prop.Id), prop)
 }
 
 // execute applies a passed proposal's action. A non-empty outcome says why
@@ -367,7 +333,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if used, err := a.validatorKeyUsed(m.ValidatorKey); err != nil || used {
 			return "validator key already belongs to a member", err
 		}
-		if err := a.put(memberKey(m.Id), &pb.Member{Id: m.Id, Name: m.Name, AdminKey: m.AdminKey, ValidatorKey: m.ValidatorKey, Power: m.Power}); err != nil {
+		if err := a.put(proof.MemberKey(m.Id), &pb.Member{Id: m.Id, Name: m.Name, AdminKey: m.AdminKey, ValidatorKey: m.ValidatorKey, Power: m.Power}); err != nil {
 			return "", err
 		}
 		a.addValUpdate(m.ValidatorKey, m.Power, false)
@@ -383,7 +349,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if total == m.Power {
 			return "the last member cannot be removed", nil
 		}
-		if _, _, err := a.tree.Remove(memberKey(m.Id)); err != nil {
+		if _, _, err := a.tree.Remove(proof.MemberKey(m.Id)); err != nil {
 			return "", err
 		}
 		a.addValUpdate(m.ValidatorKey, 0, true)
@@ -396,7 +362,7 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 			return fmt.Sprintf("%q is not a member", x.ChangePower.Id), err
 		}
 		m.Power = x.ChangePower.Power
-		if err := a.put(memberKey(m.Id), m); err != nil {
+		if err := a.put(proof.MemberKey(m.Id), m); err != nil {
 			return "", err
 		}
 		a.addValUpdate(m.ValidatorKey, m.Power, true)
@@ -423,55 +389,45 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		if x.ChangeParams.ProposalTtlBlocks != 0 {
 			params.ProposalTtlBlocks = x.ChangeParams.ProposalTtlBlocks
 		}
-		if err := a.put([]byte(keyParams), params); err != nil {
+		if err := a.put([]byte(proof.KeyParams), params); err != nil {
 			return "", err
 		}
 		a.params = params
 		// Transactions decoded under the old limit are decoded again.
-		clear(a.decoded)
-		a.decodedBytes = 0
+		a.decoded.reset()
 	}
 	return "", nil
 }
 
 func (a *App) validatorKeyUsed(key []byte) (bool, error) {
-	it, err := a.tree.Iterator([]byte(prefixMember), []byte("m0"), true)
-	if err != nil {
-		return false, err
-	}
-	defer it.Close()
-	for ; it.Valid(); it.Next() {
+	used := false
+	err := scan(a.tree, proof.PrefixMember, func(_, v []byte) error {
 		var m pb.Member
-		if err := proto.Unmarshal(it.Value(), &m); err != nil {
-			return false, err
+		if err := proto.Unmarshal(v, &m); err != nil {
+			return err
 		}
-		if string(m.ValidatorKey) == string(key) {
-			return true, nil
-		}
-	}
-	return false, it.Error()
+		used = used || string(m.ValidatorKey) == string(key)
+		return nil
+	})
+	return used, err
 }
 
 // suspendSponsored suspends the issuers of a member that leaves: nobody
 // vouches for them any more.
 func (a *App) suspendSponsored(member string) error {
-	it, err := a.tree.Iterator([]byte(prefixIssuer), []byte("i0"), true)
-	if err != nil {
-		return err
-	}
 	var changed []*pb.Issuer
-	for ; it.Valid(); it.Next() {
+	err := scan(a.tree, proof.PrefixIssuer, func(_, v []byte) error {
 		var is pb.Issuer
-		if err := proto.Unmarshal(it.Value(), &is); err != nil {
-			it.Close()
+		if err := proto.Unmarshal(v, &is); err != nil {
 			return err
 		}
 		if is.Sponsor == member && is.Status == pb.IssuerStatus_ISSUER_STATUS_ACTIVE {
 			is.Status = pb.IssuerStatus_ISSUER_STATUS_SUSPENDED
 			changed = append(changed, &is)
 		}
-	}
-	if err := it.Close(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	for _, is := range changed {
@@ -482,11 +438,40 @@ func (a *App) suspendSponsored(member string) error {
 	return nil
 }
 
+// addValUpdate records a validator change of the block, replacing an
+// earlier one for the same key: CometBFT refuses two updates of one
+// validator in a block. wasValidator says whether the key validated before
+// this block's first update of it.
+func (a *App) addValUpdate(pubKey []byte, power int64, wasValidator bool) {
+	u := abci.Ed25519ValidatorUpdate(pubKey, power)
+	for i := range a.valUpdates {
+		if a.valUpdates[i].PubKey.Equal(u.PubKey) {
+			a.valUpdates[i].Power = power
+			return
+		}
+	}
+	a.valUpdates = append(a.valUpdates, u)
+	a.valWasSet = append(a.valWasSet, wasValidator)
+}
+
+// finalValUpdates drops the removal of a key that was not a validator when
+// the block began (added and removed within it): CometBFT halts on the
+// removal of a validator it does not hold.
+func (a *App) finalValUpdates() []abci.ValidatorUpdate {
+	var out []abci.ValidatorUpdate
+	for i, u := range a.valUpdates {
+		if u.Power == 0 && !a.valWasSet[i] {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
 // expireProposals closes the open proposals whose time ran out before
 // height, oldest first.
 func (a *App) expireProposals(height int64) error {
-	end := openKey(height, 0)
-	it, err := a.tree.Iterator([]byte(prefixOpen), end, true)
+	it, err := a.tree.Iterator([]byte(proof.PrefixOpenProposal), proof.OpenProposalKey(height, 0), true)
 	if err != nil {
 		return err
 	}
@@ -504,13 +489,13 @@ func (a *App) expireProposals(height int64) error {
 		if err != nil || p == nil {
 			return firstErr(err, fmt.Errorf("open proposal %d has no record", id))
 		}
-		if _, _, err := a.tree.Remove(openKey(p.ExpiresHeight, id)); err != nil {
+		if _, _, err := a.tree.Remove(proof.OpenProposalKey(p.ExpiresHeight, id)); err != nil {
 			return err
 		}
 		p.Status = pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED
 		p.DecidedHeight = height
 		p.Outcome = "expired without more than 2/3 of the voting power voting yes"
-		if err := a.put(proposalKey(id), p); err != nil {
+		if err := a.put(proof.ProposalKey(id), p); err != nil {
 			return err
 		}
 	}

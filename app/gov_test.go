@@ -3,17 +3,13 @@ package app
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/binary"
 	"fmt"
-	"maps"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
-	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 	cmttypes "github.com/cometbft/cometbft/types"
 	ics23 "github.com/cosmos/ics23/go"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -21,420 +17,6 @@ import (
 
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
-)
-
-// The governance chains: the test genesis with its members replaced by
-// members of the given powers, and a third issuer "gamma" sponsored by the
-// last member (so that removing that member suspends it).
-//
-// Member 0 is the harness's "uni" (memberAdminKey, memberValKey); member i
-// is "member-<letter>" with keys derived from its id.
-
-const govGammaID = "gamma"
-
-var govGamma1 = testKey("gamma-1")
-
-type govMember struct {
-	id         string
-	admin, val ed25519.PrivateKey
-	power      int64
-}
-
-func govMemberAt(i int, power int64) govMember {
-	if i == 0 {
-		return govMember{id: memberID, admin: memberAdminKey, val: memberValKey, power: power}
-	}
-	return govNewMember(fmt.Sprintf("member-%c", 'a'+i), power)
-}
-
-// govNewMember is a member not (yet) on the chain, with keys from its id.
-func govNewMember(id string, power int64) govMember {
-	return govMember{id: id, admin: testKey("gov-admin-" + id), val: testKey("gov-validator-" + id), power: power}
-}
-
-func (m govMember) addMember() *pb.AddMember {
-	return &pb.AddMember{Id: m.id, Name: "Member " + m.id, AdminKey: pubOf(m.admin), ValidatorKey: pubOf(m.val), Power: m.power}
-}
-
-func govGenesis(ttl int64, powers ...int64) (Genesis, []govMember) {
-	g := testGenesisDoc()
-	ms := make([]govMember, len(powers))
-	g.Members = nil
-	for i, p := range powers {
-		ms[i] = govMemberAt(i, p)
-		g.Members = append(g.Members, GenesisMember{
-			ID: ms[i].id, Name: "Member " + ms[i].id, Power: p,
-			AdminKey: proof.FormatBinary(pubOf(ms[i].admin)), ValidatorKey: proof.FormatBinary(pubOf(ms[i].val)),
-		})
-	}
-	g.Issuers = append(g.Issuers, GenesisIssuer{
-		ID: govGammaID, Name: "Registrar Gamma", Sponsor: ms[len(ms)-1].id,
-		Keys: []GenesisKey{{PublicKey: proof.FormatBinary(pubOf(govGamma1)), FromHeight: 1}},
-	})
-	g.Params.ProposalTTLBlocks = ttl
-	return g, ms
-}
-
-// govChain is a node with the governance genesis, the sequences its
-// transactions use, and the validator set CometBFT would hold: every
-// block's validator updates are applied to it as CometBFT applies them.
-type govChain struct {
-	*node
-	m    []govMember       // genesis members, in order
-	seq  map[string]uint64 // last sequence used, by account
-	vals *cmttypes.ValidatorSet
-}
-
-// startGov starts a chain with members of the given powers; ttl 0 keeps the
-// default proposal_ttl_blocks.
-func startGov(t testing.TB, ttl int64, powers ...int64) *govChain {
-	t.Helper()
-	g, ms := govGenesis(ttl, powers...)
-	n := newNode(t)
-	n.initChain(mustJSON(t, g))
-	vs := make([]*cmttypes.Validator, len(ms))
-	for i, m := range ms {
-		vs[i] = cmttypes.NewValidator(cmted25519.PubKey(pubOf(m.val)), m.power)
-	}
-	return &govChain{node: n, m: ms, seq: map[string]uint64{}, vals: cmttypes.NewValidatorSet(vs)}
-}
-
-func (c *govChain) next(account string) uint64 {
-	c.seq[account]++
-	return c.seq[account]
-}
-
-// govSign signs body with key and wraps it in a canonical envelope.
-func govSign(t testing.TB, body *pb.TxBody, key ed25519.PrivateKey) []byte {
-	t.Helper()
-	bz, err := deterministic.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := deterministic.Marshal(&pb.Tx{Body: bz, PublicKey: pubOf(key), Signature: ed25519.Sign(key, SignBytes(bz))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
-}
-
-func govProposeBody(signer string, seq uint64, p *pb.Propose) *pb.TxBody {
-	return &pb.TxBody{ChainId: testChainID, Signer: signer, Sequence: seq, Msg: &pb.TxBody_Propose{Propose: p}}
-}
-
-func govVoteBody(signer string, seq uint64, id uint64, yes bool) *pb.TxBody {
-	return &pb.TxBody{ChainId: testChainID, Signer: signer, Sequence: seq, Msg: &pb.TxBody_Vote{Vote: &pb.Vote{ProposalId: id, Yes: yes}}}
-}
-
-// propose is m's next Propose, signed with its admin key.
-func (c *govChain) propose(m govMember, p *pb.Propose) []byte {
-	return govSign(c.t, govProposeBody(m.id, c.next(memberAccount(m.id)), p), m.admin)
-}
-
-// vote is m's next Vote, signed with its admin key.
-func (c *govChain) vote(m govMember, id uint64, yes bool) []byte {
-	return govSign(c.t, govVoteBody(m.id, c.next(memberAccount(m.id)), id, yes), m.admin)
-}
-
-// anchorN is issuer's next batch, of n hashes.
-func (c *govChain) anchorN(issuer string, key ed25519.PrivateKey, n int) []byte {
-	seq := c.next(issuerAccount(issuer))
-	return anchor(c.t, testChainID, issuer, seq, hashesN(fmt.Sprintf("gov/%s/%d", issuer, seq), n), key)
-}
-
-// Proposals used throughout.
-func govSetMax(n uint64) *pb.Propose {
-	return &pb.Propose{Description: fmt.Sprintf("max_batch_hashes %d", n), Action: &pb.Propose_ChangeParams{ChangeParams: &pb.ChangeParams{MaxBatchHashes: n}}}
-}
-
-func govSetTTL(n int64) *pb.Propose {
-	return &pb.Propose{Action: &pb.Propose_ChangeParams{ChangeParams: &pb.ChangeParams{ProposalTtlBlocks: n}}}
-}
-
-func govIssuerStatus(id string, s pb.IssuerStatus) *pb.Propose {
-	return &pb.Propose{Action: &pb.Propose_SetIssuerStatus{SetIssuerStatus: &pb.SetIssuerStatus{Issuer: id, Status: s}}}
-}
-
-func govAdd(m *pb.AddMember) *pb.Propose {
-	return &pb.Propose{Description: "admit " + m.Id, Action: &pb.Propose_AddMember{AddMember: m}}
-}
-
-func govRemove(id string) *pb.Propose {
-	return &pb.Propose{Action: &pb.Propose_RemoveMember{RemoveMember: &pb.RemoveMember{Id: id}}}
-}
-
-func govPower(id string, power int64) *pb.Propose {
-	return &pb.Propose{Action: &pb.Propose_ChangePower{ChangePower: &pb.ChangePower{Id: id, Power: power}}}
-}
-
-// applyVals applies validator updates to the set as CometBFT's
-// state.updateState does; an error is a halted chain.
-func (c *govChain) applyVals(ups []abci.ValidatorUpdate) error {
-	if len(ups) == 0 {
-		return nil
-	}
-	vs, err := cmttypes.PB2TM.ValidatorUpdates(ups)
-	if err != nil {
-		return err
-	}
-	next := c.vals.Copy()
-	if err := next.UpdateWithChangeSet(vs); err != nil {
-		return err
-	}
-	c.vals = next
-	return nil
-}
-
-// runRaw finalizes and commits a block and returns its response, a copy of
-// its validator updates, and the error CometBFT meets applying them.
-func (c *govChain) runRaw(txs ...[]byte) (*abci.ResponseFinalizeBlock, []abci.ValidatorUpdate, error) {
-	c.t.Helper()
-	res := c.block(txs...)
-	ups := slices.Clone(res.ValidatorUpdates)
-	return res, ups, c.applyVals(ups)
-}
-
-// run is runRaw that requires CometBFT to accept the validator updates and
-// the resulting validator set to be the members of the committed state.
-func (c *govChain) run(txs ...[]byte) (*abci.ResponseFinalizeBlock, []abci.ValidatorUpdate) {
-	c.t.Helper()
-	res, ups, err := c.runRaw(txs...)
-	if err != nil {
-		c.t.Fatalf("height %d: CometBFT refuses validator updates %s: %v (the chain would halt)", c.height, govUpdates(ups), err)
-	}
-	c.checkValidatorSet()
-	return res, ups
-}
-
-func (c *govChain) runOK(txs ...[]byte) (*abci.ResponseFinalizeBlock, []abci.ValidatorUpdate) {
-	c.t.Helper()
-	res, ups := c.run(txs...)
-	for i, r := range res.TxResults {
-		if r.Code != CodeOK {
-			c.t.Fatalf("block %d tx %d: code %d (%s), want OK", c.height, i, r.Code, r.Log)
-		}
-	}
-	return res, ups
-}
-
-// checkValidatorSet: CometBFT's validator set is the committed members,
-// each with its validator key and power.
-func (c *govChain) checkValidatorSet() {
-	c.t.Helper()
-	ms := govStateMembers(c.node)
-	if len(ms) != c.vals.Size() {
-		c.t.Fatalf("height %d: %d members, CometBFT has %d validators", c.height, len(ms), c.vals.Size())
-	}
-	for _, m := range ms {
-		_, v := c.vals.GetByAddress(cmted25519.PubKey(m.ValidatorKey).Address())
-		if v == nil || v.VotingPower != m.Power {
-			c.t.Fatalf("height %d: member %q has power %d, CometBFT's validator is %v", c.height, m.Id, m.Power, v)
-		}
-	}
-}
-
-// govStateMembers lists the members of n's last committed state.
-func govStateMembers(n *node) []*pb.Member {
-	n.t.Helper()
-	var out []*pb.Member
-	if n.height == 0 { // nothing saved yet: genesis
-		for _, k := range slices.Sorted(maps.Keys(n.app.genesis)) {
-			if strings.HasPrefix(k, prefixMember) {
-				var m pb.Member
-				if err := proto.Unmarshal(n.app.genesis[k], &m); err != nil {
-					n.t.Fatal(err)
-				}
-				out = append(out, &m)
-			}
-		}
-		return out
-	}
-	it, err := n.app.tree.GetImmutable(n.height)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	iter, err := it.Iterator([]byte(prefixMember), []byte("m0"), true)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer iter.Close()
-	for ; iter.Valid(); iter.Next() {
-		var m pb.Member
-		if err := proto.Unmarshal(iter.Value(), &m); err != nil {
-			n.t.Fatal(err)
-		}
-		out = append(out, &m)
-	}
-	return out
-}
-
-// govNextID is the id the next proposal of n will get.
-func govNextID(n *node) uint64 {
-	n.t.Helper()
-	v := n.query("/key", []byte(keyNextProposal), 0, false).Value
-	if len(v) != 8 {
-		return 1
-	}
-	return binary.BigEndian.Uint64(v)
-}
-
-// govValue decodes into m the value of a committed key, read through Query
-// (height 0: latest); false when the key is absent.
-func (n *node) govValue(key []byte, height int64, m proto.Message) bool {
-	n.t.Helper()
-	res := n.query("/key", key, height, false)
-	if res.Code != CodeOK {
-		n.t.Fatalf("query %q at %d: code %d %s", key, height, res.Code, res.Log)
-	}
-	if res.Value == nil {
-		return false
-	}
-	if err := proto.Unmarshal(res.Value, m); err != nil {
-		n.t.Fatalf("decode %q: %v", key, err)
-	}
-	return true
-}
-
-func (c *govChain) proposalAt(id uint64, height int64) *pb.Proposal {
-	var p pb.Proposal
-	if !c.govValue(ProposalKey(id), height, &p) {
-		return nil
-	}
-	return &p
-}
-
-func (c *govChain) proposal(id uint64) *pb.Proposal { return c.proposalAt(id, 0) }
-
-func (c *govChain) member(id string) *pb.Member {
-	var m pb.Member
-	if !c.govValue(memberKey(id), 0, &m) {
-		return nil
-	}
-	return &m
-}
-
-func (c *govChain) issuerStatus(id string) pb.IssuerStatus {
-	var is pb.Issuer
-	if !c.govValue(proof.IssuerKey(id), 0, &is) {
-		c.t.Fatalf("issuer %q not found", id)
-	}
-	return is.Status
-}
-
-func (c *govChain) params() *pb.Params {
-	var p pb.Params
-	if !c.govValue([]byte(keyParams), 0, &p) {
-		c.t.Fatal("no params")
-	}
-	return &p
-}
-
-// wantStatus requires proposal id to have status want (decided at height
-// decided, when it is not open) in the last committed state.
-func (c *govChain) wantStatus(id uint64, want pb.ProposalStatus, decided int64) *pb.Proposal {
-	c.t.Helper()
-	p := c.proposal(id)
-	if p == nil {
-		c.t.Fatalf("height %d: no proposal %d", c.height, id)
-	}
-	if p.Status != want {
-		c.t.Fatalf("height %d: proposal %d is %s (%q), want %s", c.height, id, p.Status, p.Outcome, want)
-	}
-	if want == pb.ProposalStatus_PROPOSAL_STATUS_OPEN {
-		decided = 0
-	}
-	if p.DecidedHeight != decided {
-		c.t.Fatalf("proposal %d: decided_height %d, want %d", id, p.DecidedHeight, decided)
-	}
-	if (want == pb.ProposalStatus_PROPOSAL_STATUS_OPEN || want == pb.ProposalStatus_PROPOSAL_STATUS_PASSED) != (p.Outcome == "") {
-		c.t.Fatalf("proposal %d is %s with outcome %q", id, p.Status, p.Outcome)
-	}
-	return p
-}
-
-// pass takes a proposal through a 4-member chain of equal powers: m[0]
-// proposes (OPEN), m[1] votes yes (OPEN), m[2] votes yes in the block
-// final(vote) builds (PASSED). It returns the proposal id and that block.
-func (c *govChain) pass(p *pb.Propose, final func(vote []byte) [][]byte) (uint64, *abci.ResponseFinalizeBlock, []abci.ValidatorUpdate) {
-	c.t.Helper()
-	id := govNextID(c.node)
-	if _, ups := c.runOK(c.propose(c.m[0], p)); len(ups) != 0 {
-		c.t.Fatalf("validator updates %s on an open proposal", govUpdates(ups))
-	}
-	c.wantStatus(id, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
-	if _, ups := c.runOK(c.vote(c.m[1], id, true)); len(ups) != 0 {
-		c.t.Fatalf("validator updates %s on an open proposal", govUpdates(ups))
-	}
-	c.wantStatus(id, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
-	v := c.vote(c.m[2], id, true)
-	txs := [][]byte{v}
-	if final != nil {
-		txs = final(v)
-	}
-	res, ups := c.run(txs...)
-	c.wantStatus(id, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, c.height)
-	return id, res, ups
-}
-
-// govUpdates prints validator updates by key and power.
-func govUpdates(ups []abci.ValidatorUpdate) string {
-	var b strings.Builder
-	for _, u := range ups {
-		fmt.Fprintf(&b, "[%x:%d]", u.PubKey.GetEd25519(), u.Power)
-	}
-	return b.String()
-}
-
-func govWantUpdates(t testing.TB, got []abci.ValidatorUpdate, want ...abci.ValidatorUpdate) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("validator updates %s, want %s", govUpdates(got), govUpdates(want))
-	}
-	for i := range want {
-		if !bytes.Equal(got[i].PubKey.GetEd25519(), want[i].PubKey.GetEd25519()) || got[i].Power != want[i].Power {
-			t.Fatalf("validator update %d: %s, want %s", i, govUpdates(got[i:i+1]), govUpdates(want[i:i+1]))
-		}
-	}
-}
-
-func govWantCodes(t testing.TB, res *abci.ResponseFinalizeBlock, want ...uint32) {
-	t.Helper()
-	if got := codes(res); fmt.Sprint(got) != fmt.Sprint(want) {
-		logs := make([]string, len(res.TxResults))
-		for i, r := range res.TxResults {
-			logs[i] = r.Log
-		}
-		t.Fatalf("codes %v, want %v (logs %q)", got, want, logs)
-	}
-}
-
-func govAttr(ev abci.Event, key string) string {
-	for _, a := range ev.Attributes {
-		if a.Key == key {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-// govNotOnCurve is 32 bytes that are no ed25519 point.
-func govNotOnCurve(t testing.TB) []byte {
-	for i := 2; i < 256; i++ {
-		b := make([]byte, 32)
-		b[0] = byte(i)
-		if err := checkPublicKey(b); err != nil && strings.Contains(err.Error(), "not a curve point") {
-			return b
-		}
-	}
-	t.Fatal("no 32-byte string off the curve found")
-	return nil
-}
-
-var (
-	govIdentity = append([]byte{1}, make([]byte, 31)...)
-	// (0, -1), another small-order point.
-	govMinusOne = []byte{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}
 )
 
 // govRejectSetup is the chain the rejection cases start from: four members
@@ -445,12 +27,12 @@ var (
 //	height 3: member-b and member-c vote no on #2: #2 is REJECTED.
 //
 // hist keeps the accepted transactions by name.
-func govRejectSetup(t testing.TB) (*govChain, map[string][]byte) {
+func govRejectSetup(t testing.TB) (*chain, map[string][]byte) {
 	c := startGov(t, 5, 10, 10, 10, 10)
 	hist := map[string][]byte{}
-	hist["p1"] = c.propose(c.m[0], govSetMax(20))
+	hist["p1"] = c.propose(c.m[0], setMaxHashes(20))
 	c.runOK(hist["p1"])
-	hist["p2"] = c.propose(c.m[0], govIssuerStatus(betaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED))
+	hist["p2"] = c.propose(c.m[0], setIssuerStatus(betaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED))
 	hist["b-yes-1"] = c.vote(c.m[1], 1, true)
 	c.runOK(hist["p2"], hist["b-yes-1"])
 	c.runOK(c.vote(c.m[1], 2, false), c.vote(c.m[2], 2, false))
@@ -462,48 +44,48 @@ func govRejectSetup(t testing.TB) (*govChain, map[string][]byte) {
 type govRejectCase struct {
 	name string
 	at   int64 // height of the block holding the bad transaction (default 4)
-	bad  func(c *govChain, hist map[string][]byte) []byte
+	bad  func(c *chain, hist map[string][]byte) []byte
 	code uint32
 	why  string // in the log
 }
 
 // govProposeBy is a rejection case's proposal by uni with a valid key.
-func govProposeBy(p *pb.Propose) func(c *govChain, _ map[string][]byte) []byte {
-	return func(c *govChain, _ map[string][]byte) []byte { return c.propose(c.m[0], p) }
+func govProposeBy(p *pb.Propose) func(c *chain, _ map[string][]byte) []byte {
+	return func(c *chain, _ map[string][]byte) []byte { return c.propose(c.m[0], p) }
 }
 
 func govRejectCases() []govRejectCase {
-	e := govNewMember("member-e", 10)
+	e := newMember("member-e", 10)
 	addE := func(mod func(m *pb.AddMember)) *pb.Propose {
 		m := e.addMember()
 		mod(m)
-		return govAdd(m)
+		return addMember(m)
 	}
-	signed := func(signer string, key func(c *govChain) ed25519.PrivateKey, vote bool) func(c *govChain, _ map[string][]byte) []byte {
-		return func(c *govChain, _ map[string][]byte) []byte {
+	signed := func(signer string, key func(c *chain) ed25519.PrivateKey, vote bool) func(c *chain, _ map[string][]byte) []byte {
+		return func(c *chain, _ map[string][]byte) []byte {
 			var b *pb.TxBody
 			if vote {
-				b = govVoteBody(signer, c.next(memberAccount(signer)), 1, true)
+				b = voteBody(signer, c.next(memberAccount(signer)), 1, true)
 			} else {
-				b = govProposeBody(signer, c.next(memberAccount(signer)), govSetMax(30))
+				b = proposeBody(signer, c.next(memberAccount(signer)), setMaxHashes(30))
 			}
-			return govSign(c.t, b, key(c))
+			return sign(c.t, b, key(c))
 		}
 	}
-	fixed := func(k ed25519.PrivateKey) func(*govChain) ed25519.PrivateKey {
-		return func(*govChain) ed25519.PrivateKey { return k }
+	fixed := func(k ed25519.PrivateKey) func(*chain) ed25519.PrivateKey {
+		return func(*chain) ed25519.PrivateKey { return k }
 	}
-	adminOf := func(i int) func(*govChain) ed25519.PrivateKey {
-		return func(c *govChain) ed25519.PrivateKey { return c.m[i].admin }
+	adminOf := func(i int) func(*chain) ed25519.PrivateKey {
+		return func(c *chain) ed25519.PrivateKey { return c.m[i].admin }
 	}
-	valOf := func(i int) func(*govChain) ed25519.PrivateKey {
-		return func(c *govChain) ed25519.PrivateKey { return c.m[i].val }
+	valOf := func(i int) func(*chain) ed25519.PrivateKey {
+		return func(c *chain) ed25519.PrivateKey { return c.m[i].val }
 	}
-	withBody := func(b func(c *govChain) *pb.TxBody) func(c *govChain, _ map[string][]byte) []byte {
-		return func(c *govChain, _ map[string][]byte) []byte { return govSign(c.t, b(c), c.m[0].admin) }
+	withBody := func(b func(c *chain) *pb.TxBody) func(c *chain, _ map[string][]byte) []byte {
+		return func(c *chain, _ map[string][]byte) []byte { return sign(c.t, b(c), c.m[0].admin) }
 	}
-	voteBy := func(i int, id uint64, yes bool) func(c *govChain, _ map[string][]byte) []byte {
-		return func(c *govChain, _ map[string][]byte) []byte { return c.vote(c.m[i], id, yes) }
+	voteBy := func(i int, id uint64, yes bool) func(c *chain, _ map[string][]byte) []byte {
+		return func(c *chain, _ map[string][]byte) []byte { return c.vote(c.m[i], id, yes) }
 	}
 	return []govRejectCase{
 		// Who signs.
@@ -519,38 +101,38 @@ func govRejectCases() []govRejectCase {
 		{name: "vote signed with a stranger's key", bad: signed("member-d", fixed(strangerKey), true), code: CodeUnauthorized, why: "admin key"},
 
 		// Replays and envelopes.
-		{name: "replay of an accepted propose", bad: func(_ *govChain, h map[string][]byte) []byte { return h["p1"] }, code: CodeReplay, why: "sequence"},
-		{name: "new propose with a used sequence", bad: func(c *govChain, _ map[string][]byte) []byte {
-			return govSign(c.t, govProposeBody(memberID, 2, govSetMax(31)), c.m[0].admin)
+		{name: "replay of an accepted propose", bad: func(_ *chain, h map[string][]byte) []byte { return h["p1"] }, code: CodeReplay, why: "sequence"},
+		{name: "new propose with a used sequence", bad: func(c *chain, _ map[string][]byte) []byte {
+			return sign(c.t, proposeBody(memberID, 2, setMaxHashes(31)), c.m[0].admin)
 		}, code: CodeReplay, why: "sequence"},
-		{name: "vote with a used sequence", bad: func(c *govChain, _ map[string][]byte) []byte {
-			return govSign(c.t, govVoteBody("member-c", 1, 1, true), c.m[2].admin) // member-c's seq 1 voted on #2
+		{name: "vote with a used sequence", bad: func(c *chain, _ map[string][]byte) []byte {
+			return sign(c.t, voteBody("member-c", 1, 1, true), c.m[2].admin) // member-c's seq 1 voted on #2
 		}, code: CodeReplay, why: "sequence"},
 		// The vote rule is checked before the sequence: a replayed vote, or
 		// a used sequence on a proposal the member voted on, is
 		// CodeRejected rather than CodeReplay.
-		{name: "vote with a used sequence, on a proposal it voted on", bad: func(c *govChain, _ map[string][]byte) []byte {
-			return govSign(c.t, govVoteBody("member-b", 1, 1, false), c.m[1].admin)
+		{name: "vote with a used sequence, on a proposal it voted on", bad: func(c *chain, _ map[string][]byte) []byte {
+			return sign(c.t, voteBody("member-b", 1, 1, false), c.m[1].admin)
 		}, code: CodeRejected, why: "already voted"},
-		{name: "replay of an accepted vote", bad: func(_ *govChain, h map[string][]byte) []byte { return h["b-yes-1"] }, code: CodeRejected, why: "already voted"},
-		{name: "propose for another chain", bad: withBody(func(c *govChain) *pb.TxBody {
-			b := govProposeBody(memberID, c.next(memberAccount(memberID)), govSetMax(30))
+		{name: "replay of an accepted vote", bad: func(_ *chain, h map[string][]byte) []byte { return h["b-yes-1"] }, code: CodeRejected, why: "already voted"},
+		{name: "propose for another chain", bad: withBody(func(c *chain) *pb.TxBody {
+			b := proposeBody(memberID, c.next(memberAccount(memberID)), setMaxHashes(30))
 			b.ChainId = "credence-other-1"
 			return b
 		}), code: CodeWrongChain, why: "chain_id"},
-		{name: "vote for another chain", bad: func(c *govChain, _ map[string][]byte) []byte {
-			b := govVoteBody("member-d", c.next(memberAccount("member-d")), 1, true)
+		{name: "vote for another chain", bad: func(c *chain, _ map[string][]byte) []byte {
+			b := voteBody("member-d", c.next(memberAccount("member-d")), 1, true)
 			b.ChainId = ""
-			return govSign(c.t, b, c.m[3].admin)
+			return sign(c.t, b, c.m[3].admin)
 		}, code: CodeWrongChain, why: "chain_id"},
-		{name: "propose with sequence 0", bad: withBody(func(*govChain) *pb.TxBody { return govProposeBody(memberID, 0, govSetMax(30)) }), code: CodeMalformed, why: "sequence"},
-		{name: "propose signature over another body", bad: func(c *govChain, _ map[string][]byte) []byte {
-			b1, _ := deterministic.Marshal(govProposeBody(memberID, c.next(memberAccount(memberID)), govSetMax(30)))
-			b2, _ := deterministic.Marshal(govProposeBody(memberID, c.seq[memberAccount(memberID)], govSetMax(31)))
+		{name: "propose with sequence 0", bad: withBody(func(*chain) *pb.TxBody { return proposeBody(memberID, 0, setMaxHashes(30)) }), code: CodeMalformed, why: "sequence"},
+		{name: "propose signature over another body", bad: func(c *chain, _ map[string][]byte) []byte {
+			b1, _ := deterministic.Marshal(proposeBody(memberID, c.next(memberAccount(memberID)), setMaxHashes(30)))
+			b2, _ := deterministic.Marshal(proposeBody(memberID, c.seq[memberAccount(memberID)], setMaxHashes(31)))
 			return envelope(c.t, b1, pubOf(c.m[0].admin), ed25519.Sign(c.m[0].admin, SignBytes(b2)))
 		}, code: CodeBadSignature},
-		{name: "propose in a non-canonical envelope", bad: func(c *govChain, _ map[string][]byte) []byte {
-			bz, _ := deterministic.Marshal(govProposeBody(memberID, c.next(memberAccount(memberID)), govSetMax(30)))
+		{name: "propose in a non-canonical envelope", bad: func(c *chain, _ map[string][]byte) []byte {
+			bz, _ := deterministic.Marshal(proposeBody(memberID, c.next(memberAccount(memberID)), setMaxHashes(30)))
 			var raw []byte
 			raw = protowire.AppendTag(raw, 3, protowire.BytesType)
 			raw = protowire.AppendBytes(raw, ed25519.Sign(c.m[0].admin, SignBytes(bz)))
@@ -559,7 +141,7 @@ func govRejectCases() []govRejectCase {
 			raw = protowire.AppendTag(raw, 1, protowire.BytesType)
 			return protowire.AppendBytes(raw, bz)
 		}, code: CodeMalformed, why: "canonical"},
-		{name: "body with no message", bad: withBody(func(c *govChain) *pb.TxBody {
+		{name: "body with no message", bad: withBody(func(c *chain) *pb.TxBody {
 			return &pb.TxBody{ChainId: testChainID, Signer: memberID, Sequence: c.next(memberAccount(memberID))}
 		}), code: CodeMalformed, why: "no message"},
 
@@ -568,48 +150,48 @@ func govRejectCases() []govRejectCase {
 		{name: "add_member with upper-case id", bad: govProposeBy(addE(func(m *pb.AddMember) { m.Id = "Member-E" })), code: CodeMalformed, why: "add_member.id"},
 		{name: "add_member with '/' in id", bad: govProposeBy(addE(func(m *pb.AddMember) { m.Id = "member/e" })), code: CodeMalformed, why: "add_member.id"},
 		{name: "add_member with 65-character id", bad: govProposeBy(addE(func(m *pb.AddMember) { m.Id = strings.Repeat("e", 65) })), code: CodeMalformed, why: "add_member.id"},
-		{name: "add_member admin key identity (small order)", bad: govProposeBy(addE(func(m *pb.AddMember) { m.AdminKey = govIdentity })), code: CodeMalformed, why: "admin_key"},
-		{name: "add_member admin key (0,-1) (small order)", bad: govProposeBy(addE(func(m *pb.AddMember) { m.AdminKey = govMinusOne })), code: CodeMalformed, why: "admin_key"},
+		{name: "add_member admin key identity (small order)", bad: govProposeBy(addE(func(m *pb.AddMember) { m.AdminKey = identityPoint })), code: CodeMalformed, why: "admin_key"},
+		{name: "add_member admin key (0,-1) (small order)", bad: govProposeBy(addE(func(m *pb.AddMember) { m.AdminKey = minusOnePoint })), code: CodeMalformed, why: "admin_key"},
 		{name: "add_member admin key 31 bytes", bad: govProposeBy(addE(func(m *pb.AddMember) { m.AdminKey = m.AdminKey[:31] })), code: CodeMalformed, why: "admin_key"},
 		{name: "add_member admin key empty", bad: govProposeBy(addE(func(m *pb.AddMember) { m.AdminKey = nil })), code: CodeMalformed, why: "admin_key"},
-		{name: "add_member validator key identity (small order)", bad: govProposeBy(addE(func(m *pb.AddMember) { m.ValidatorKey = govIdentity })), code: CodeMalformed, why: "validator_key"},
+		{name: "add_member validator key identity (small order)", bad: govProposeBy(addE(func(m *pb.AddMember) { m.ValidatorKey = identityPoint })), code: CodeMalformed, why: "validator_key"},
 		{name: "add_member validator key 33 bytes", bad: govProposeBy(addE(func(m *pb.AddMember) { m.ValidatorKey = append(m.ValidatorKey, 0) })), code: CodeMalformed, why: "validator_key"},
-		{name: "add_member validator key off the curve", bad: func(c *govChain, _ map[string][]byte) []byte {
+		{name: "add_member validator key off the curve", bad: func(c *chain, _ map[string][]byte) []byte {
 			m := e.addMember()
-			m.ValidatorKey = govNotOnCurve(c.t)
-			return c.propose(c.m[0], govAdd(m))
+			m.ValidatorKey = notOnCurve(c.t)
+			return c.propose(c.m[0], addMember(m))
 		}, code: CodeMalformed, why: "validator_key"},
 		{name: "add_member power 0", bad: govProposeBy(addE(func(m *pb.AddMember) { m.Power = 0 })), code: CodeMalformed, why: "power"},
 		{name: "add_member power negative", bad: govProposeBy(addE(func(m *pb.AddMember) { m.Power = -10 })), code: CodeMalformed, why: "power"},
 		{name: "add_member power above maxPower", bad: govProposeBy(addE(func(m *pb.AddMember) { m.Power = maxPower + 1 })), code: CodeMalformed, why: "power"},
 		{name: "add_member power MaxInt64", bad: govProposeBy(addE(func(m *pb.AddMember) { m.Power = math.MaxInt64 })), code: CodeMalformed, why: "power"},
-		{name: "remove_member with empty id", bad: govProposeBy(govRemove("")), code: CodeMalformed, why: "remove_member.id"},
-		{name: "remove_member with invalid id", bad: govProposeBy(govRemove("Member-D")), code: CodeMalformed, why: "remove_member.id"},
-		{name: "change_power to 0", bad: govProposeBy(govPower("member-b", 0)), code: CodeMalformed, why: "power"},
-		{name: "change_power negative", bad: govProposeBy(govPower("member-b", -1)), code: CodeMalformed, why: "power"},
-		{name: "change_power above maxPower", bad: govProposeBy(govPower("member-b", maxPower+1)), code: CodeMalformed, why: "power"},
-		{name: "change_power with invalid id", bad: govProposeBy(govPower("member b", 5)), code: CodeMalformed, why: "change_power.id"},
-		{name: "set_issuer_status UNSPECIFIED", bad: govProposeBy(govIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_UNSPECIFIED)), code: CodeMalformed, why: "status"},
-		{name: "set_issuer_status unknown enum value", bad: govProposeBy(govIssuerStatus(alphaID, pb.IssuerStatus(42))), code: CodeMalformed, why: "status"},
-		{name: "set_issuer_status with invalid issuer id", bad: govProposeBy(govIssuerStatus("", pb.IssuerStatus_ISSUER_STATUS_SUSPENDED)), code: CodeMalformed, why: "set_issuer_status.issuer"},
+		{name: "remove_member with empty id", bad: govProposeBy(removeMember("")), code: CodeMalformed, why: "remove_member.id"},
+		{name: "remove_member with invalid id", bad: govProposeBy(removeMember("Member-D")), code: CodeMalformed, why: "remove_member.id"},
+		{name: "change_power to 0", bad: govProposeBy(changePower("member-b", 0)), code: CodeMalformed, why: "power"},
+		{name: "change_power negative", bad: govProposeBy(changePower("member-b", -1)), code: CodeMalformed, why: "power"},
+		{name: "change_power above maxPower", bad: govProposeBy(changePower("member-b", maxPower+1)), code: CodeMalformed, why: "power"},
+		{name: "change_power with invalid id", bad: govProposeBy(changePower("member b", 5)), code: CodeMalformed, why: "change_power.id"},
+		{name: "set_issuer_status UNSPECIFIED", bad: govProposeBy(setIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_UNSPECIFIED)), code: CodeMalformed, why: "status"},
+		{name: "set_issuer_status unknown enum value", bad: govProposeBy(setIssuerStatus(alphaID, pb.IssuerStatus(42))), code: CodeMalformed, why: "status"},
+		{name: "set_issuer_status with invalid issuer id", bad: govProposeBy(setIssuerStatus("", pb.IssuerStatus_ISSUER_STATUS_SUSPENDED)), code: CodeMalformed, why: "set_issuer_status.issuer"},
 		{name: "change_params changing nothing", bad: govProposeBy(&pb.Propose{Action: &pb.Propose_ChangeParams{ChangeParams: &pb.ChangeParams{}}}), code: CodeMalformed, why: "changes nothing"},
-		{name: "change_params negative ttl", bad: govProposeBy(govSetTTL(-1)), code: CodeMalformed, why: "proposal_ttl_blocks"},
-		{name: "change_params ttl above maxProposalTTL", bad: govProposeBy(govSetTTL(maxProposalTTL + 1)), code: CodeMalformed, why: "proposal_ttl_blocks"},
-		{name: "change_params max_batch_hashes beyond a transaction", bad: govProposeBy(govSetMax(MaxTxBytes/32 + 1)), code: CodeMalformed, why: "max_batch_hashes"},
-		{name: "description of 1001 bytes", bad: govProposeBy(&pb.Propose{Description: strings.Repeat("d", maxDescription+1), Action: govSetMax(30).Action}), code: CodeMalformed, why: "description"},
+		{name: "change_params negative ttl", bad: govProposeBy(setTTL(-1)), code: CodeMalformed, why: "proposal_ttl_blocks"},
+		{name: "change_params ttl above maxProposalTTL", bad: govProposeBy(setTTL(maxProposalTTL + 1)), code: CodeMalformed, why: "proposal_ttl_blocks"},
+		{name: "change_params max_batch_hashes beyond a transaction", bad: govProposeBy(setMaxHashes(MaxTxBytes/32 + 1)), code: CodeMalformed, why: "max_batch_hashes"},
+		{name: "description of 1001 bytes", bad: govProposeBy(&pb.Propose{Description: strings.Repeat("d", maxDescription+1), Action: setMaxHashes(30).Action}), code: CodeMalformed, why: "description"},
 		{name: "propose with no action", bad: govProposeBy(&pb.Propose{Description: "nothing to do"}), code: CodeMalformed, why: "no action"},
 		{name: "empty propose", bad: govProposeBy(&pb.Propose{}), code: CodeMalformed, why: "no action"},
 		{name: "vote on proposal 0", bad: voteBy(3, 0, true), code: CodeMalformed, why: "proposal_id"},
 
 		// Actions that make no sense in the state.
-		{name: "add_member of an existing member", bad: govProposeBy(govAdd(govNewMember("member-b", 10).addMember())), code: CodeRejected, why: "already a member"},
+		{name: "add_member of an existing member", bad: govProposeBy(addMember(newMember("member-b", 10).addMember())), code: CodeRejected, why: "already a member"},
 		{name: "add_member of the proposer itself", bad: govProposeBy(addE(func(m *pb.AddMember) { m.Id = memberID })), code: CodeRejected, why: "already a member"},
-		{name: "remove_member of a non-member", bad: govProposeBy(govRemove("nobody")), code: CodeRejected, why: "not a member"},
-		{name: "remove_member of an issuer", bad: govProposeBy(govRemove(alphaID)), code: CodeRejected, why: "not a member"},
-		{name: "change_power of a non-member", bad: govProposeBy(govPower("member-e", 5)), code: CodeRejected, why: "not a member"},
+		{name: "remove_member of a non-member", bad: govProposeBy(removeMember("nobody")), code: CodeRejected, why: "not a member"},
+		{name: "remove_member of an issuer", bad: govProposeBy(removeMember(alphaID)), code: CodeRejected, why: "not a member"},
+		{name: "change_power of a non-member", bad: govProposeBy(changePower("member-e", 5)), code: CodeRejected, why: "not a member"},
 		// The target issuer is unknown: the code is the one of an unknown
 		// issuer (CodeUnknownSigner), although the signer is known.
-		{name: "set_issuer_status of an unknown issuer", bad: govProposeBy(govIssuerStatus("nobody", pb.IssuerStatus_ISSUER_STATUS_SUSPENDED)), code: CodeUnknownSigner, why: "not registered"},
+		{name: "set_issuer_status of an unknown issuer", bad: govProposeBy(setIssuerStatus("nobody", pb.IssuerStatus_ISSUER_STATUS_SUSPENDED)), code: CodeUnknownSigner, why: "not registered"},
 
 		// Votes that the proposal's state refuses.
 		{name: "vote on a nonexistent proposal", bad: voteBy(3, 99, true), code: CodeRejected, why: "no proposal 99"},
@@ -674,7 +256,7 @@ func TestGovRejections(t *testing.T) {
 				t.Errorf("rejected tx has events %v", fr.Events)
 			}
 			if len(ups) != 0 {
-				t.Errorf("validator updates %s", govUpdates(ups))
+				t.Errorf("validator updates %s", fmtUpdates(ups))
 			}
 			if !bytes.Equal(res.AppHash, want.AppHash) {
 				t.Errorf("app hash %x, want %x (the same block without the bad tx)", res.AppHash, want.AppHash)
@@ -692,17 +274,17 @@ func TestGovAcceptedEdges(t *testing.T) {
 		name string
 		p    *pb.Propose
 	}{
-		{"description of exactly 1000 bytes", &pb.Propose{Description: strings.Repeat("d", maxDescription), Action: govSetMax(30).Action}},
-		{"max_batch_hashes at the transaction limit", govSetMax(MaxTxBytes / 32)},
-		{"ttl of one block", govSetTTL(1)},
-		{"ttl of maxProposalTTL", govSetTTL(maxProposalTTL)},
-		{"add_member power maxPower", govAdd(govNewMember("member-e", maxPower).addMember())},
-		{"change_power to maxPower", govPower("member-b", maxPower)},
+		{"description of exactly 1000 bytes", &pb.Propose{Description: strings.Repeat("d", maxDescription), Action: setMaxHashes(30).Action}},
+		{"max_batch_hashes at the transaction limit", setMaxHashes(MaxTxBytes / 32)},
+		{"ttl of one block", setTTL(1)},
+		{"ttl of maxProposalTTL", setTTL(maxProposalTTL)},
+		{"add_member power maxPower", addMember(newMember("member-e", maxPower).addMember())},
+		{"change_power to maxPower", changePower("member-b", maxPower)},
 		{"ttl and max_batch_hashes together", &pb.Propose{Action: &pb.Propose_ChangeParams{ChangeParams: &pb.ChangeParams{MaxBatchHashes: 5, ProposalTtlBlocks: 7}}}},
-		{"set_issuer_status to the status it has", govIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_ACTIVE)},
-		{"add_member whose admin key is another member's", govAdd(&pb.AddMember{Id: "member-e", AdminKey: pubOf(memberAdminKey), ValidatorKey: pubOf(testKey("gov-validator-member-e")), Power: 1})},
-		{"change_power to the power it has", govPower("member-b", 10)},
-		{"remove_member of the proposer", govRemove(memberID)},
+		{"set_issuer_status to the status it has", setIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_ACTIVE)},
+		{"add_member whose admin key is another member's", addMember(&pb.AddMember{Id: "member-e", AdminKey: pubOf(memberAdminKey), ValidatorKey: pubOf(testKey("gov-validator-member-e")), Power: 1})},
+		{"change_power to the power it has", changePower("member-b", 10)},
+		{"remove_member of the proposer", removeMember(memberID)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startGov(t, 0, 10, 10, 10, 10)
@@ -711,7 +293,7 @@ func TestGovAcceptedEdges(t *testing.T) {
 				t.Fatalf("CheckTx: code %d (%s)", r.Code, r.Log)
 			}
 			res, _ := c.runOK(tx)
-			if evs := res.TxResults[0].Events; len(evs) != 1 || evs[0].Type != "proposal" || govAttr(evs[0], "id") != "1" || govAttr(evs[0], "status") != "PROPOSAL_STATUS_OPEN" {
+			if evs := res.TxResults[0].Events; len(evs) != 1 || evs[0].Type != "proposal" || attr(evs[0], "id") != "1" || attr(evs[0], "status") != "PROPOSAL_STATUS_OPEN" {
 				t.Errorf("events %v", evs)
 			}
 			p := c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
@@ -771,15 +353,15 @@ func TestGovTally(t *testing.T) {
 			check := func(res *abci.ResponseFinalizeBlock, ups []abci.ValidatorUpdate, typ string, want pb.ProposalStatus) {
 				t.Helper()
 				if len(ups) != 0 {
-					t.Fatalf("validator updates %s for a parameter change", govUpdates(ups))
+					t.Fatalf("validator updates %s for a parameter change", fmtUpdates(ups))
 				}
 				evs := res.TxResults[0].Events
-				if len(evs) != 1 || evs[0].Type != typ || govAttr(evs[0], "status") != want.String() {
+				if len(evs) != 1 || evs[0].Type != typ || attr(evs[0], "status") != want.String() {
 					t.Errorf("height %d: events %v, want a %s event with status %s", c.height, evs, typ, want)
 				}
 			}
 			decided := int64(0)
-			res, ups := c.runOK(c.propose(c.m[tc.proposer], govSetMax(20)))
+			res, ups := c.runOK(c.propose(c.m[tc.proposer], setMaxHashes(20)))
 			check(res, ups, "proposal", tc.first)
 			if tc.first != open {
 				decided = c.height
@@ -788,7 +370,7 @@ func TestGovTally(t *testing.T) {
 			for _, v := range tc.votes {
 				res, ups := c.runOK(c.vote(c.m[v.voter], 1, v.yes))
 				check(res, ups, "vote", v.want)
-				if govAttr(res.TxResults[0].Events[0], "member") != c.m[v.voter].id || govAttr(res.TxResults[0].Events[0], "proposal") != "1" {
+				if attr(res.TxResults[0].Events[0], "member") != c.m[v.voter].id || attr(res.TxResults[0].Events[0], "proposal") != "1" {
 					t.Errorf("vote event %v", res.TxResults[0].Events[0])
 				}
 				if v.want != open && decided == 0 {
@@ -828,7 +410,7 @@ func TestGovTally(t *testing.T) {
 						t.Errorf("vote on a decided proposal: CheckTx code %d (%s)", r.Code, r.Log)
 					}
 					res, _ := c.run(tx)
-					govWantCodes(t, res, CodeRejected)
+					wantCodes(t, res, CodeRejected)
 				}
 				c.wantStatus(1, p.Status, decided)
 			}
@@ -841,10 +423,10 @@ func TestGovTally(t *testing.T) {
 func TestGovActions(t *testing.T) {
 	t.Run("add_member", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
-		e := govNewMember("member-e", 7)
-		_, res, ups := c.pass(govAdd(e.addMember()), nil)
-		govWantCodes(t, res, CodeOK)
-		govWantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(e.val), 7))
+		e := newMember("member-e", 7)
+		_, res, ups := c.pass(addMember(e.addMember()), nil)
+		wantCodes(t, res, CodeOK)
+		wantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(e.val), 7))
 		want := &pb.Member{Id: e.id, Name: "Member " + e.id, AdminKey: pubOf(e.admin), ValidatorKey: pubOf(e.val), Power: 7}
 		if got := c.member(e.id); !proto.Equal(got, want) {
 			t.Fatalf("member record %v, want %v", got, want)
@@ -852,9 +434,9 @@ func TestGovActions(t *testing.T) {
 		// The new member proposes and votes with its admin key, and its
 		// power counts: 7+10+10 = 27/47 is open, with member-c 37/47 passes
 		// (30/47 without member-e would not).
-		_, ups = c.runOK(c.propose(e, govSetMax(20)))
+		_, ups = c.runOK(c.propose(e, setMaxHashes(20)))
 		if len(ups) != 0 {
-			t.Fatalf("updates %s", govUpdates(ups))
+			t.Fatalf("updates %s", fmtUpdates(ups))
 		}
 		c.runOK(c.vote(c.m[0], 2, true), c.vote(c.m[1], 2, true))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
@@ -864,7 +446,7 @@ func TestGovActions(t *testing.T) {
 			t.Errorf("proposer %q", p.Proposer)
 		}
 		// Its validator key does not sign governance.
-		bad := govSign(t, govProposeBody(e.id, c.next(memberAccount(e.id)), govSetMax(21)), e.val)
+		bad := sign(t, proposeBody(e.id, c.next(memberAccount(e.id)), setMaxHashes(21)), e.val)
 		if r := c.checkTx(bad); r.Code != CodeUnauthorized {
 			t.Errorf("propose with the new member's validator key: code %d (%s)", r.Code, r.Log)
 		}
@@ -872,13 +454,13 @@ func TestGovActions(t *testing.T) {
 
 	t.Run("change_power", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
-		_, _, ups := c.pass(govPower(c.m[1].id, 25), nil)
-		govWantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(c.m[1].val), 25))
+		_, _, ups := c.pass(changePower(c.m[1].id, 25), nil)
+		wantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(c.m[1].val), 25))
 		if m := c.member(c.m[1].id); m == nil || m.Power != 25 || !bytes.Equal(m.ValidatorKey, pubOf(c.m[1].val)) || !bytes.Equal(m.AdminKey, pubOf(c.m[1].admin)) {
 			t.Fatalf("member record %v", m)
 		}
 		// The tally uses the new power: 10+25 = 35/55 is open, 45/55 passes.
-		c.runOK(c.propose(c.m[0], govSetMax(20)))
+		c.runOK(c.propose(c.m[0], setMaxHashes(20)))
 		c.runOK(c.vote(c.m[1], 2, true))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
 		c.runOK(c.vote(c.m[2], 2, true))
@@ -888,21 +470,21 @@ func TestGovActions(t *testing.T) {
 	t.Run("remove_member", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
 		d := c.m[3] // gamma's sponsor
-		c.runOK(c.anchorN(govGammaID, govGamma1, 2))
-		_, res, ups := c.pass(govRemove(d.id), func(v []byte) [][]byte {
+		c.runOK(c.anchorTx(gammaID, gamma1, 2))
+		_, res, ups := c.pass(removeMember(d.id), func(v []byte) [][]byte {
 			return [][]byte{
-				c.anchorN(govGammaID, govGamma1, 2), // before: gamma is active
-				v,                                   // passes: member-d leaves, gamma is suspended
-				c.anchorN(govGammaID, govGamma1, 2), // after, in the same block
-				govSign(t, govProposeBody(d.id, 1, govSetMax(9)), d.admin), // member-d is gone
+				c.anchorTx(gammaID, gamma1, 2), // before: gamma is active
+				v,                              // passes: member-d leaves, gamma is suspended
+				c.anchorTx(gammaID, gamma1, 2), // after, in the same block
+				sign(t, proposeBody(d.id, 1, setMaxHashes(9)), d.admin), // member-d is gone
 			}
 		})
-		govWantCodes(t, res, CodeOK, CodeOK, CodeUnauthorized, CodeUnknownSigner)
-		govWantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(d.val), 0))
+		wantCodes(t, res, CodeOK, CodeOK, CodeUnauthorized, CodeUnknownSigner)
+		wantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(d.val), 0))
 		if m := c.member(d.id); m != nil {
 			t.Fatalf("removed member still present: %v", m)
 		}
-		if s := c.issuerStatus(govGammaID); s != pb.IssuerStatus_ISSUER_STATUS_SUSPENDED {
+		if s := c.issuerStatus(gammaID); s != pb.IssuerStatus_ISSUER_STATUS_SUSPENDED {
 			t.Errorf("gamma (sponsored by the removed member) is %s", s)
 		}
 		for _, id := range []string{alphaID, betaID} {
@@ -910,50 +492,50 @@ func TestGovActions(t *testing.T) {
 				t.Errorf("%s (sponsored by another member) is %s", id, s)
 			}
 		}
-		tx := c.anchorN(govGammaID, govGamma1, 2)
+		tx := c.anchorTx(gammaID, gamma1, 2)
 		if r := c.checkTx(tx); r.Code != CodeUnauthorized || !strings.Contains(r.Log, "SUSPENDED") {
 			t.Errorf("CheckTx of a suspended issuer's batch: code %d (%s)", r.Code, r.Log)
 		}
 		res, _ = c.run(tx, c.vote(d, 1, true))
-		govWantCodes(t, res, CodeUnauthorized, CodeUnknownSigner)
+		wantCodes(t, res, CodeUnauthorized, CodeUnknownSigner)
 
 		// Three members of 10 remain: 20/30 is open, 30/30 passes; gamma
 		// can be reinstated.
-		c.runOK(c.propose(c.m[0], govIssuerStatus(govGammaID, pb.IssuerStatus_ISSUER_STATUS_ACTIVE)))
+		c.runOK(c.propose(c.m[0], setIssuerStatus(gammaID, pb.IssuerStatus_ISSUER_STATUS_ACTIVE)))
 		c.runOK(c.vote(c.m[1], 2, true))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
 		_, ups = c.runOK(c.vote(c.m[2], 2, true))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, c.height)
 		if len(ups) != 0 {
-			t.Errorf("updates %s", govUpdates(ups))
+			t.Errorf("updates %s", fmtUpdates(ups))
 		}
-		c.runOK(c.anchorN(govGammaID, govGamma1, 2))
+		c.runOK(c.anchorTx(gammaID, gamma1, 2))
 	})
 
 	t.Run("set_issuer_status", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
-		_, res, ups := c.pass(govIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED), func(v []byte) [][]byte {
-			return [][]byte{c.anchorN(alphaID, alpha1, 1), v, c.anchorN(alphaID, alpha1, 1)}
+		_, res, ups := c.pass(setIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED), func(v []byte) [][]byte {
+			return [][]byte{c.anchorTx(alphaID, alpha1, 1), v, c.anchorTx(alphaID, alpha1, 1)}
 		})
-		govWantCodes(t, res, CodeOK, CodeOK, CodeUnauthorized)
+		wantCodes(t, res, CodeOK, CodeOK, CodeUnauthorized)
 		if len(ups) != 0 {
-			t.Errorf("updates %s", govUpdates(ups))
+			t.Errorf("updates %s", fmtUpdates(ups))
 		}
 		if s := c.issuerStatus(alphaID); s != pb.IssuerStatus_ISSUER_STATUS_SUSPENDED {
 			t.Fatalf("alpha is %s", s)
 		}
-		tx := c.anchorN(alphaID, alpha1, 3)
+		tx := c.anchorTx(alphaID, alpha1, 3)
 		if r := c.checkTx(tx); r.Code != CodeUnauthorized {
 			t.Errorf("CheckTx of a suspended issuer's batch: code %d (%s)", r.Code, r.Log)
 		}
-		res, _ = c.run(tx, c.anchorN(betaID, beta1, 1))
-		govWantCodes(t, res, CodeUnauthorized, CodeOK)
+		res, _ = c.run(tx, c.anchorTx(betaID, beta1, 1))
+		wantCodes(t, res, CodeUnauthorized, CodeOK)
 
-		c.pass(govIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_ACTIVE), nil)
+		c.pass(setIssuerStatus(alphaID, pb.IssuerStatus_ISSUER_STATUS_ACTIVE), nil)
 		if s := c.issuerStatus(alphaID); s != pb.IssuerStatus_ISSUER_STATUS_ACTIVE {
 			t.Fatalf("alpha is %s", s)
 		}
-		tx = c.anchorN(alphaID, alpha1, 3)
+		tx = c.anchorTx(alphaID, alpha1, 3)
 		if r := c.checkTx(tx); r.Code != CodeOK {
 			t.Errorf("CheckTx of a reinstated issuer's batch: code %d (%s)", r.Code, r.Log)
 		}
@@ -965,19 +547,19 @@ func TestGovActions(t *testing.T) {
 
 	t.Run("change_params max_batch_hashes", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
-		if r := c.checkTx(c.anchorN(alphaID, alpha1, testMaxHashes+1)); r.Code != CodeTooLarge {
+		if r := c.checkTx(c.anchorTx(alphaID, alpha1, testMaxHashes+1)); r.Code != CodeTooLarge {
 			t.Fatalf("batch over the genesis limit: code %d", r.Code)
 		}
 		// Raised to 20: a batch of 17 after the passing vote, in the same
 		// block, is accepted.
-		_, res, _ := c.pass(govSetMax(20), func(v []byte) [][]byte {
-			return [][]byte{c.anchorN(alphaID, alpha1, testMaxHashes+1), v, c.anchorN(alphaID, alpha1, testMaxHashes+1)}
+		_, res, _ := c.pass(setMaxHashes(20), func(v []byte) [][]byte {
+			return [][]byte{c.anchorTx(alphaID, alpha1, testMaxHashes+1), v, c.anchorTx(alphaID, alpha1, testMaxHashes+1)}
 		})
-		govWantCodes(t, res, CodeTooLarge, CodeOK, CodeOK)
+		wantCodes(t, res, CodeTooLarge, CodeOK, CodeOK)
 		if p := c.params(); p.MaxBatchHashes != 20 || p.ProposalTtlBlocks != DefaultProposalTTLBlocks {
 			t.Fatalf("params %v", p)
 		}
-		at, over := c.anchorN(alphaID, alpha1, 20), c.anchorN(alphaID, alpha1, 21)
+		at, over := c.anchorTx(alphaID, alpha1, 20), c.anchorTx(alphaID, alpha1, 21)
 		if r := c.checkTx(at); r.Code != CodeOK {
 			t.Errorf("batch of 20: code %d (%s)", r.Code, r.Log)
 		}
@@ -985,35 +567,35 @@ func TestGovActions(t *testing.T) {
 			t.Errorf("batch of 21: code %d (%s)", r.Code, r.Log)
 		}
 		res, _ = c.run(at, over)
-		govWantCodes(t, res, CodeOK, CodeTooLarge)
+		wantCodes(t, res, CodeOK, CodeTooLarge)
 
 		// Lowered to 8: a batch of 12 that CheckTx accepted (and cached)
 		// under 20 is refused after the passing vote.
-		twelve := c.anchorN(alphaID, alpha1, 12)
+		twelve := c.anchorTx(alphaID, alpha1, 12)
 		if r := c.checkTx(twelve); r.Code != CodeOK {
 			t.Fatalf("batch of 12: code %d (%s)", r.Code, r.Log)
 		}
-		_, res, _ = c.pass(govSetMax(8), func(v []byte) [][]byte { return [][]byte{v, twelve} })
-		govWantCodes(t, res, CodeOK, CodeTooLarge)
+		_, res, _ = c.pass(setMaxHashes(8), func(v []byte) [][]byte { return [][]byte{v, twelve} })
+		wantCodes(t, res, CodeOK, CodeTooLarge)
 		if r := c.checkTx(twelve); r.Code != CodeTooLarge {
 			t.Errorf("CheckTx after the change: code %d (%s)", r.Code, r.Log)
 		}
 		// The limit is state: it survives a restart.
 		c.reopen()
-		if r := c.checkTx(c.anchorN(alphaID, alpha1, 9)); r.Code != CodeTooLarge {
+		if r := c.checkTx(c.anchorTx(alphaID, alpha1, 9)); r.Code != CodeTooLarge {
 			t.Errorf("after reopen, batch of 9: code %d (%s)", r.Code, r.Log)
 		}
-		c.runOK(c.anchorN(alphaID, alpha1, 8))
+		c.runOK(c.anchorTx(alphaID, alpha1, 8))
 	})
 
 	t.Run("change_params proposal_ttl_blocks", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
-		c.runOK(c.propose(c.m[3], govSetMax(30))) // #1, under the old ttl
-		c.pass(govSetTTL(3), nil)                 // #2
+		c.runOK(c.propose(c.m[3], setMaxHashes(30))) // #1, under the old ttl
+		c.pass(setTTL(3), nil)                       // #2
 		if p := c.params(); p.ProposalTtlBlocks != 3 || p.MaxBatchHashes != testMaxHashes {
 			t.Fatalf("params %v", p)
 		}
-		c.runOK(c.propose(c.m[0], govSetMax(40))) // #3
+		c.runOK(c.propose(c.m[0], setMaxHashes(40))) // #3
 		if p := c.proposal(3); p.ExpiresHeight != c.height+3 {
 			t.Errorf("new proposal expires at %d, want %d", p.ExpiresHeight, c.height+3)
 		}
@@ -1028,13 +610,13 @@ func TestGovActions(t *testing.T) {
 
 	t.Run("passing without effect fails", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
-		d, e := c.m[3], govNewMember("member-e", 5)
+		d, e := c.m[3], newMember("member-e", 5)
 		sameKey := e.addMember()
 		sameKey.ValidatorKey = pubOf(c.m[1].val)
 		// #1 remove member-d, #2 re-power member-d, #3 add member-e with
 		// member-b's validator key, #4 and #5 add member-e twice.
-		c.runOK(c.propose(c.m[0], govRemove(d.id)), c.propose(c.m[0], govPower(d.id, 20)), c.propose(c.m[0], govAdd(sameKey)),
-			c.propose(c.m[0], govAdd(e.addMember())), c.propose(c.m[0], govAdd(e.addMember())))
+		c.runOK(c.propose(c.m[0], removeMember(d.id)), c.propose(c.m[0], changePower(d.id, 20)), c.propose(c.m[0], addMember(sameKey)),
+			c.propose(c.m[0], addMember(e.addMember())), c.propose(c.m[0], addMember(e.addMember())))
 		var votes [][]byte
 		for id := uint64(1); id <= 5; id++ {
 			votes = append(votes, c.vote(c.m[1], id, true))
@@ -1054,14 +636,14 @@ func TestGovActions(t *testing.T) {
 		} {
 			before := c.params()
 			res, ups := c.runOK(c.vote(c.m[2], step.id, true))
-			if govAttr(res.TxResults[0].Events[0], "status") != step.status.String() {
+			if attr(res.TxResults[0].Events[0], "status") != step.status.String() {
 				t.Errorf("#%d: vote event %v", step.id, res.TxResults[0].Events)
 			}
 			p := c.wantStatus(step.id, step.status, c.height)
 			if !strings.Contains(p.Outcome, step.outcome) {
 				t.Errorf("#%d: outcome %q, want %q", step.id, p.Outcome, step.outcome)
 			}
-			govWantUpdates(t, ups, step.ups...)
+			wantUpdates(t, ups, step.ups...)
 			if !proto.Equal(before, c.params()) {
 				t.Errorf("#%d: params changed", step.id)
 			}
@@ -1080,8 +662,8 @@ func TestGovActions(t *testing.T) {
 // second vote of a member in a block is refused.
 func TestGovSameBlock(t *testing.T) {
 	c := startGov(t, 0, 10, 10, 10, 10)
-	res, _ := c.run(c.propose(c.m[0], govSetMax(20)), c.vote(c.m[1], 1, true), c.vote(c.m[1], 1, false), c.vote(c.m[2], 1, true), c.vote(c.m[3], 1, true))
-	govWantCodes(t, res, CodeOK, CodeOK, CodeRejected, CodeOK, CodeRejected)
+	res, _ := c.run(c.propose(c.m[0], setMaxHashes(20)), c.vote(c.m[1], 1, true), c.vote(c.m[1], 1, false), c.vote(c.m[2], 1, true), c.vote(c.m[3], 1, true))
+	wantCodes(t, res, CodeOK, CodeOK, CodeRejected, CodeOK, CodeRejected)
 	p := c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, 1)
 	if fmt.Sprint(p.Yes) != fmt.Sprint([]string{memberID, "member-b", "member-c"}) || len(p.No) != 0 {
 		t.Errorf("yes %v no %v", p.Yes, p.No)
@@ -1090,14 +672,14 @@ func TestGovSameBlock(t *testing.T) {
 		t.Error("params not changed")
 	}
 	// Proposal ids are consecutive across blocks and proposers.
-	c.runOK(c.propose(c.m[2], govSetMax(21)), c.propose(c.m[1], govSetMax(22)))
-	c.runOK(c.propose(c.m[0], govSetMax(23)))
+	c.runOK(c.propose(c.m[2], setMaxHashes(21)), c.propose(c.m[1], setMaxHashes(22)))
+	c.runOK(c.propose(c.m[0], setMaxHashes(23)))
 	for id, who := range map[uint64]string{2: "member-c", 3: "member-b", 4: memberID} {
 		if p := c.proposal(id); p == nil || p.Proposer != who || p.Id != id {
 			t.Errorf("proposal %d: %v, want by %s", id, p, who)
 		}
 	}
-	if got := govNextID(c.node); got != 5 {
+	if got := c.nextProposalID(); got != 5 {
 		t.Errorf("next proposal id %d, want 5", got)
 	}
 }
@@ -1109,7 +691,7 @@ func TestGovExpiry(t *testing.T) {
 	const ttl = 3
 	c := startGov(t, ttl, 10, 10, 10, 10)
 	a, b, cc, d := c.m[0], c.m[1], c.m[2], c.m[3]
-	c.runOK(c.propose(a, govSetMax(20)), c.propose(b, govIssuerStatus(betaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED))) // #1 and #2 at height 1
+	c.runOK(c.propose(a, setMaxHashes(20)), c.propose(b, setIssuerStatus(betaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED))) // #1 and #2 at height 1
 	p1 := c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
 	if p1.SubmitHeight != 1 || p1.ExpiresHeight != 1+ttl {
 		t.Fatalf("proposal %v: want submitted at 1, expiring at %d", p1, 1+ttl)
@@ -1119,7 +701,7 @@ func TestGovExpiry(t *testing.T) {
 	c.runOK()
 	c.runOK(c.vote(d, 1, false)) // height 4 = expires_height: still taken
 	c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
-	open := openKey(1+ttl, 1)
+	open := proof.OpenProposalKey(1+ttl, 1)
 	if v := c.query("/key", open, 0, false).Value; v == nil {
 		t.Error("open proposal not in the expiry index")
 	}
@@ -1129,7 +711,7 @@ func TestGovExpiry(t *testing.T) {
 		t.Errorf("CheckTx at height 5: code %d (%s), want rejected", r.Code, r.Log)
 	}
 	res, _ := c.run(late)
-	govWantCodes(t, res, CodeRejected)
+	wantCodes(t, res, CodeRejected)
 	p := c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED, 5)
 	if !strings.Contains(p.Outcome, "expired") || fmt.Sprint(p.Yes) != fmt.Sprint([]string{a.id, cc.id}) || fmt.Sprint(p.No) != fmt.Sprint([]string{d.id}) {
 		t.Errorf("expired proposal %v", p)
@@ -1150,17 +732,17 @@ func TestGovExpiry(t *testing.T) {
 		t.Errorf("CheckTx after expiry: code %d (%s)", r.Code, r.Log)
 	}
 	res, _ = c.run(again)
-	govWantCodes(t, res, CodeRejected)
+	wantCodes(t, res, CodeRejected)
 	c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED, 5)
 
 	// Several proposals expiring at one height expire together, in id
 	// order; one that passes in the block of its expiry height does not.
-	h := c.height                                                                                   // 6
-	c.runOK(c.propose(a, govSetMax(21)), c.propose(b, govSetMax(22)), c.propose(cc, govSetMax(23))) // #3 #4 #5, expire at h+1+ttl
-	c.advanceTo(h + ttl)                                                                            // last committed: h+ttl
-	c.runOK(c.vote(b, 5, true), c.vote(d, 5, true))                                                 // at h+1+ttl: #5 passes
-	c.wantStatus(3, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)                                      // expires_height itself
-	c.runOK()                                                                                       // h+2+ttl
+	h := c.height                                                                                            // 6
+	c.runOK(c.propose(a, setMaxHashes(21)), c.propose(b, setMaxHashes(22)), c.propose(cc, setMaxHashes(23))) // #3 #4 #5, expire at h+1+ttl
+	c.advanceTo(h + ttl)                                                                                     // last committed: h+ttl
+	c.runOK(c.vote(b, 5, true), c.vote(d, 5, true))                                                          // at h+1+ttl: #5 passes
+	c.wantStatus(3, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)                                               // expires_height itself
+	c.runOK()                                                                                                // h+2+ttl
 	c.wantStatus(3, pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED, h+2+ttl)
 	c.wantStatus(4, pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED, h+2+ttl)
 	c.wantStatus(5, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, h+1+ttl)
@@ -1173,16 +755,14 @@ func TestGovExpiry(t *testing.T) {
 // block that carries them.
 func TestGovSingleMember(t *testing.T) {
 	t.Run("harness chain: suspend an issuer", func(t *testing.T) {
-		n := start(t)
-		c := &govChain{node: n, m: []govMember{govMemberAt(0, 10)}, seq: map[string]uint64{},
-			vals: cmttypes.NewValidatorSet([]*cmttypes.Validator{cmttypes.NewValidator(cmted25519.PubKey(pubOf(memberValKey)), 10)})}
-		res, ups := c.run(c.propose(c.m[0], govIssuerStatus(betaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED)), c.anchorN(betaID, beta1, 1))
-		govWantCodes(t, res, CodeOK, CodeUnauthorized)
-		if ev := res.TxResults[0].Events; len(ev) != 1 || govAttr(ev[0], "status") != "PROPOSAL_STATUS_PASSED" {
+		c := start(t)
+		res, ups := c.run(c.propose(c.m[0], setIssuerStatus(betaID, pb.IssuerStatus_ISSUER_STATUS_SUSPENDED)), c.anchorTx(betaID, beta1, 1))
+		wantCodes(t, res, CodeOK, CodeUnauthorized)
+		if ev := res.TxResults[0].Events; len(ev) != 1 || attr(ev[0], "status") != "PROPOSAL_STATUS_PASSED" {
 			t.Errorf("events %v", ev)
 		}
 		if len(ups) != 0 {
-			t.Errorf("updates %s", govUpdates(ups))
+			t.Errorf("updates %s", fmtUpdates(ups))
 		}
 		p := c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, 1)
 		if p.SubmitHeight != 1 || p.ExpiresHeight != 1+DefaultProposalTTLBlocks {
@@ -1192,13 +772,13 @@ func TestGovSingleMember(t *testing.T) {
 
 	t.Run("add a member, then two must agree", func(t *testing.T) {
 		c := startGov(t, 0, 10)
-		e := govNewMember("member-e", 5)
-		_, ups := c.runOK(c.propose(c.m[0], govAdd(e.addMember())))
+		e := newMember("member-e", 5)
+		_, ups := c.runOK(c.propose(c.m[0], addMember(e.addMember())))
 		c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, 1)
-		govWantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(e.val), 5))
+		wantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(e.val), 5))
 		// uni holds 10/15, exactly 2/3: its proposal stays open until
 		// member-e agrees.
-		c.runOK(c.propose(c.m[0], govSetMax(20)))
+		c.runOK(c.propose(c.m[0], setMaxHashes(20)))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
 		c.runOK(c.vote(e, 2, true))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, 3)
@@ -1206,18 +786,18 @@ func TestGovSingleMember(t *testing.T) {
 
 	t.Run("the last member cannot be removed", func(t *testing.T) {
 		c := startGov(t, 0, 10)
-		_, ups := c.runOK(c.propose(c.m[0], govRemove(memberID)))
+		_, ups := c.runOK(c.propose(c.m[0], removeMember(memberID)))
 		p := c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_FAILED, 1)
 		if !strings.Contains(p.Outcome, "last member") {
 			t.Errorf("outcome %q", p.Outcome)
 		}
 		if len(ups) != 0 {
-			t.Errorf("updates %s", govUpdates(ups))
+			t.Errorf("updates %s", fmtUpdates(ups))
 		}
 		if c.member(memberID) == nil || c.issuerStatus(alphaID) != pb.IssuerStatus_ISSUER_STATUS_ACTIVE {
 			t.Error("the failed removal changed the state")
 		}
-		c.runOK(c.propose(c.m[0], govSetMax(20)))
+		c.runOK(c.propose(c.m[0], setMaxHashes(20)))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, 2)
 	})
 }
@@ -1226,13 +806,13 @@ func TestGovSingleMember(t *testing.T) {
 // Query against that height's app hash.
 func TestGovProposalProofs(t *testing.T) {
 	c := startGov(t, 0, 10, 10, 10, 10)
-	c.runOK(c.propose(c.m[0], govSetMax(20)))
+	c.runOK(c.propose(c.m[0], setMaxHashes(20)))
 	c.runOK(c.vote(c.m[1], 1, false))
 	c.runOK(c.vote(c.m[2], 1, true))
 	c.runOK(c.vote(c.m[3], 1, true)) // 30/40: passes at 4
 	c.runOK()
 	key := ProposalKey(1)
-	if !bytes.Equal(key, proposalKey(1)) || !bytes.HasPrefix(key, []byte(prefixProposal)) {
+	if !bytes.Equal(key, proof.ProposalKey(1)) || !bytes.HasPrefix(key, []byte(proof.PrefixProposal)) {
 		t.Fatalf("ProposalKey(1) = %q", key)
 	}
 	for _, tc := range []struct {
@@ -1284,241 +864,6 @@ func TestGovProposalProofs(t *testing.T) {
 	})
 }
 
-// govGen produces random governance and anchoring traffic for a chain of
-// four members, reading what exists (members, proposal ids) from the last
-// committed state of a reference node: blocks are a function of the seed
-// and of that deterministic state.
-type govGen struct {
-	t       testing.TB
-	r       *rand.Rand
-	ref     *node
-	known   []govMember // genesis members and every candidate ever proposed
-	cands   int
-	seq     map[string]uint64
-	history [][]byte
-}
-
-func (g *govGen) next(account string) uint64 {
-	if g.r.IntN(25) == 0 && g.seq[account] > 0 {
-		return 1 + uint64(g.r.IntN(int(g.seq[account]))) // a used sequence
-	}
-	g.seq[account] += 1 + uint64(g.r.IntN(2))
-	return g.seq[account]
-}
-
-func (g *govGen) current() []govMember {
-	var out []govMember
-	for _, m := range govStateMembers(g.ref) {
-		for _, k := range g.known {
-			if k.id == m.Id {
-				out = append(out, k)
-			}
-		}
-	}
-	return out
-}
-
-// open lists the proposals open in the reference's committed state.
-func (g *govGen) open() []uint64 {
-	var out []uint64
-	c := &govChain{node: g.ref}
-	for id := uint64(1); id < govNextID(g.ref); id++ {
-		if c.proposal(id).Status == pb.ProposalStatus_PROPOSAL_STATUS_OPEN {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-func (g *govGen) pick(ms []govMember) govMember { return ms[g.r.IntN(len(ms))] }
-
-func (g *govGen) signer() (govMember, ed25519.PrivateKey) {
-	cur := g.current()
-	m := g.pick(cur)
-	switch p := g.r.IntN(100); {
-	case p < 6:
-		m = g.pick(g.known) // perhaps removed, perhaps never added
-	case p < 9:
-		m = govMember{id: "stranger", admin: strangerKey, val: strangerKey}
-	}
-	switch p := g.r.IntN(100); {
-	case p < 4:
-		return m, m.val
-	case p < 7:
-		return m, strangerKey
-	}
-	return m, m.admin
-}
-
-func (g *govGen) action() *pb.Propose {
-	switch g.r.IntN(14) {
-	case 0, 1, 2:
-		g.cands++
-		e := govNewMember(fmt.Sprintf("cand-%d", g.cands), 1+int64(g.r.IntN(12)))
-		g.known = append(g.known, e)
-		m := e.addMember()
-		if g.r.IntN(8) == 0 {
-			m.ValidatorKey = pubOf(g.pick(g.known).val)
-		}
-		return govAdd(m)
-	case 3:
-		return govAdd(g.pick(g.known).addMember())
-	case 4:
-		return govRemove(g.pick(g.known).id)
-	case 5, 6:
-		return govPower(g.pick(g.known).id, 1+int64(g.r.IntN(20)))
-	case 7, 8:
-		st := pb.IssuerStatus_ISSUER_STATUS_ACTIVE
-		if g.r.IntN(2) == 0 {
-			st = pb.IssuerStatus_ISSUER_STATUS_SUSPENDED
-		}
-		return govIssuerStatus([]string{alphaID, govGammaID, "nobody"}[g.r.IntN(3)], st)
-	case 9, 10:
-		return govSetMax(8 + uint64(g.r.IntN(25)))
-	case 11:
-		return govSetTTL(2 + int64(g.r.IntN(5)))
-	case 12:
-		return govPower(g.pick(g.known).id, 0) // malformed
-	}
-	return &pb.Propose{Description: "no action"} // malformed
-}
-
-func (g *govGen) tx() []byte {
-	t := g.t
-	var raw []byte
-	switch p := g.r.IntN(100); {
-	case p < 25:
-		issuer, key := alphaID, alpha1
-		if g.r.IntN(3) == 0 {
-			issuer, key = govGammaID, govGamma1
-		}
-		seq := g.next(issuerAccount(issuer))
-		raw = anchor(t, testChainID, issuer, seq, hashesN(fmt.Sprintf("det/%s/%d/%d", issuer, seq, g.r.Uint32()), 1+g.r.IntN(24)), key)
-	case p < 45:
-		m, key := g.signer()
-		raw = govSign(t, govProposeBody(m.id, g.next(memberAccount(m.id)), g.action()), key)
-	case p < 95:
-		m, key := g.signer()
-		next := govNextID(g.ref)
-		lo := max(1, int(next)-6)
-		id := uint64(lo + g.r.IntN(int(next)-lo+1))
-		if open := g.open(); len(open) > 0 && g.r.IntN(5) != 0 {
-			// Mostly a member that has not voted on an open proposal.
-			id = open[g.r.IntN(len(open))]
-			p := (&govChain{node: g.ref}).proposal(id)
-			var fresh []govMember
-			for _, c := range g.current() {
-				if !slices.Contains(p.Yes, c.id) && !slices.Contains(p.No, c.id) {
-					fresh = append(fresh, c)
-				}
-			}
-			if len(fresh) > 0 && g.r.IntN(5) != 0 {
-				m = g.pick(fresh)
-				key = m.admin
-			}
-		}
-		raw = govSign(t, govVoteBody(m.id, g.next(memberAccount(m.id)), id, g.r.IntN(3) != 0), key)
-	default:
-		if len(g.history) == 0 {
-			return g.tx()
-		}
-		return g.history[g.r.IntN(len(g.history))]
-	}
-	g.history = append(g.history, raw)
-	return raw
-}
-
-func (g *govGen) block() [][]byte {
-	txs := make([][]byte, g.r.IntN(9))
-	for i := range txs {
-		txs[i] = g.tx()
-	}
-	return txs
-}
-
-// TestGovDeterminism runs the same random mix of anchors, proposals and
-// votes on two fresh apps (one of them closed and reopened halfway) and
-// requires identical CheckTx codes, results, app hashes and validator
-// updates at every height.
-func TestGovDeterminism(t *testing.T) {
-	const (
-		seed    = 5
-		nBlocks = 40
-		reopen  = 20
-	)
-	g, _ := govGenesis(4, 10, 10, 10, 10)
-	genesis := mustJSON(t, g)
-	nodes := []*node{newNode(t), newNode(t)}
-	for _, n := range nodes {
-		n.initChain(genesis)
-	}
-	_, ms := govGenesis(4, 10, 10, 10, 10)
-	gen := &govGen{t: t, r: rand.New(rand.NewPCG(seed, seed^0x5851f42d4c957f2d)), ref: nodes[0], known: ms, seq: map[string]uint64{}}
-
-	codesSeen := map[uint32]int{}
-	updateBlocks := 0
-	for h := int64(1); h <= nBlocks; h++ {
-		txs := gen.block()
-		if h == reopen+1 {
-			nodes[1].reopen()
-		}
-		var ref []string
-		for i, n := range nodes {
-			var check []uint32
-			for _, tx := range txs {
-				check = append(check, n.checkTx(tx).Code)
-			}
-			res := n.finalize(txs...)
-			ups := slices.Clone(res.ValidatorUpdates)
-			n.commit()
-			var results []string
-			for _, r := range res.TxResults {
-				results = append(results, fmt.Sprintf("%d %q %v", r.Code, r.Log, r.Events))
-			}
-			got := []string{fmt.Sprintf("%x", res.AppHash), fmt.Sprint(check), fmt.Sprint(results), govUpdates(ups)}
-			if i == 0 {
-				ref = got
-				for _, r := range res.TxResults {
-					codesSeen[r.Code]++
-				}
-				if len(ups) > 0 {
-					updateBlocks++
-				}
-				continue
-			}
-			for j, what := range []string{"app hash", "CheckTx codes", "results", "validator updates"} {
-				if got[j] != ref[j] {
-					t.Fatalf("height %d: %s differ:\n%s\n%s", h, what, got[j], ref[j])
-				}
-			}
-		}
-	}
-
-	// The run exercises what it is meant to.
-	statuses := map[pb.ProposalStatus]int{}
-	c := &govChain{node: nodes[0]}
-	for id := uint64(1); id < govNextID(nodes[0]); id++ {
-		statuses[c.proposal(id).Status]++
-	}
-	t.Logf("%d blocks: result codes %v; proposals %v; %d blocks with validator updates", nBlocks, codesSeen, statuses, updateBlocks)
-	for _, s := range []pb.ProposalStatus{pb.ProposalStatus_PROPOSAL_STATUS_PASSED, pb.ProposalStatus_PROPOSAL_STATUS_REJECTED, pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED} {
-		if statuses[s] == 0 {
-			t.Errorf("no proposal ends %s", s)
-		}
-	}
-	for _, code := range []uint32{CodeOK, CodeMalformed, CodeUnknownSigner, CodeUnauthorized, CodeReplay, CodeTooLarge, CodeRejected} {
-		if codesSeen[code] == 0 {
-			t.Errorf("no transaction with code %d", code)
-		}
-	}
-	if codesSeen[CodeInternal] != 0 {
-		t.Errorf("%d transactions failed with CodeInternal", codesSeen[CodeInternal])
-	}
-	if updateBlocks == 0 {
-		t.Error("no block with validator updates")
-	}
-}
-
 // TestGovOneValidatorUpdatePerKey (regression): actions that touch one
 // validator several times in a block give one ValidatorUpdate, the last:
 // CometBFT refuses two updates of a validator in a block ("duplicate
@@ -1527,7 +872,7 @@ func TestGovDeterminism(t *testing.T) {
 func TestGovOneValidatorUpdatePerKey(t *testing.T) {
 	t.Run("single member re-powers itself twice in one block", func(t *testing.T) {
 		c := startGov(t, 0, 10)
-		txs := [][]byte{c.propose(c.m[0], govPower(memberID, 20)), c.propose(c.m[0], govPower(memberID, 30))}
+		txs := [][]byte{c.propose(c.m[0], changePower(memberID, 20)), c.propose(c.m[0], changePower(memberID, 30))}
 		if got := c.prepare(txs...); !sameTxs(got, txs) {
 			t.Fatalf("PrepareProposal keeps %d of 2", len(got))
 		}
@@ -1535,31 +880,31 @@ func TestGovOneValidatorUpdatePerKey(t *testing.T) {
 			t.Fatalf("ProcessProposal %v", s)
 		}
 		res, ups := c.run(txs...)
-		govWantCodes(t, res, CodeOK, CodeOK)
-		govWantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(memberValKey), 30))
+		wantCodes(t, res, CodeOK, CodeOK)
+		wantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(memberValKey), 30))
 	})
 	t.Run("re-power and removal of one member pass in one block", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
 		d := c.m[3]
-		c.runOK(c.propose(c.m[0], govPower(d.id, 5)), c.propose(c.m[0], govRemove(d.id)))
+		c.runOK(c.propose(c.m[0], changePower(d.id, 5)), c.propose(c.m[0], removeMember(d.id)))
 		c.runOK(c.vote(c.m[1], 1, true), c.vote(c.m[1], 2, true))
 		// #1 passes (30/40), then #2 (30/35).
 		res, ups := c.run(c.vote(c.m[2], 1, true), c.vote(c.m[2], 2, true))
-		govWantCodes(t, res, CodeOK, CodeOK)
+		wantCodes(t, res, CodeOK, CodeOK)
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, c.height)
-		govWantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(d.val), 0))
+		wantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(d.val), 0))
 	})
 	t.Run("removal and an addition reusing the validator key pass in one block", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
 		d := c.m[3]
-		e := govNewMember("member-e", 15).addMember()
+		e := newMember("member-e", 15).addMember()
 		e.ValidatorKey = pubOf(d.val) // the operator keeps its node, under a new member
-		c.runOK(c.propose(c.m[0], govRemove(d.id)), c.propose(c.m[0], govAdd(e)))
+		c.runOK(c.propose(c.m[0], removeMember(d.id)), c.propose(c.m[0], addMember(e)))
 		c.runOK(c.vote(c.m[1], 1, true), c.vote(c.m[1], 2, true))
 		res, ups := c.run(c.vote(c.m[2], 1, true), c.vote(c.m[2], 2, true))
-		govWantCodes(t, res, CodeOK, CodeOK)
+		wantCodes(t, res, CodeOK, CodeOK)
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, c.height)
-		govWantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(d.val), 15))
+		wantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(d.val), 15))
 	})
 }
 
@@ -1577,16 +922,16 @@ func TestGovOneValidatorUpdatePerKey(t *testing.T) {
 func TestAddThenRemoveValidatorInOneBlock(t *testing.T) {
 	c := startGov(t, 0, 10, 10, 10, 10)
 	a, b, cc, d := c.m[0], c.m[1], c.m[2], c.m[3]
-	c.runOK(c.propose(a, govRemove(d.id)), c.propose(a, govRemove(d.id))) // #1, #2
+	c.runOK(c.propose(a, removeMember(d.id)), c.propose(a, removeMember(d.id))) // #1, #2
 	c.runOK(c.vote(b, 1, true), c.vote(b, 2, true))
 	c.runOK(c.vote(cc, 1, true)) // #1 passes: member-d leaves
 	c.wantStatus(1, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, 3)
 	c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
 
-	back := govNewMember(d.id, 10)
+	back := newMember(d.id, 10)
 	back.val = testKey("gov-validator-member-d-new-node")
-	c.runOK(c.propose(a, govAdd(back.addMember()))) // #3
-	c.runOK(c.vote(b, 3, true))                     // 20/30: open
+	c.runOK(c.propose(a, addMember(back.addMember()))) // #3
+	c.runOK(c.vote(b, 3, true))                        // 20/30: open
 
 	txs := [][]byte{c.vote(cc, 3, true), c.vote(cc, 2, true)}
 	if got := c.prepare(txs...); !sameTxs(got, txs) {
@@ -1596,14 +941,14 @@ func TestAddThenRemoveValidatorInOneBlock(t *testing.T) {
 		t.Fatalf("ProcessProposal %v", s)
 	}
 	res, ups, err := c.runRaw(txs...)
-	govWantCodes(t, res, CodeOK, CodeOK)
+	wantCodes(t, res, CodeOK, CodeOK)
 	c.wantStatus(3, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, c.height) // member-d is back (30/30)...
 	c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, c.height) // ...and out again (30/40)
 	if m := c.member(d.id); m != nil {
 		t.Fatalf("member-d present: %v", m)
 	}
 	if err != nil {
-		t.Errorf("FinalizeBlock returns validator updates %s for a key CometBFT's set does not hold: CometBFT refuses them: %v (the chain halts)", govUpdates(ups), err)
+		t.Errorf("FinalizeBlock returns validator updates %s for a key CometBFT's set does not hold: CometBFT refuses them: %v (the chain halts)", fmtUpdates(ups), err)
 	} else {
 		c.checkValidatorSet()
 	}
@@ -1619,13 +964,13 @@ func TestGovBounds(t *testing.T) {
 		name string
 		p    *pb.Propose
 	}{
-		{"add_member power maxPower+1", govAdd(govNewMember("member-e", maxPower+1).addMember())},
-		{"add_member power MaxTotalVotingPower", govAdd(govNewMember("member-e", cmttypes.MaxTotalVotingPower).addMember())},
-		{"add_member power MaxInt64", govAdd(govNewMember("member-e", math.MaxInt64).addMember())},
-		{"change_power maxPower+1", govPower(memberID, maxPower+1)},
-		{"change_power MaxInt64", govPower(memberID, math.MaxInt64)},
-		{"ttl maxProposalTTL+1", govSetTTL(maxProposalTTL + 1)},
-		{"ttl MaxInt64", govSetTTL(math.MaxInt64)},
+		{"add_member power maxPower+1", addMember(newMember("member-e", maxPower+1).addMember())},
+		{"add_member power MaxTotalVotingPower", addMember(newMember("member-e", cmttypes.MaxTotalVotingPower).addMember())},
+		{"add_member power MaxInt64", addMember(newMember("member-e", math.MaxInt64).addMember())},
+		{"change_power maxPower+1", changePower(memberID, maxPower+1)},
+		{"change_power MaxInt64", changePower(memberID, math.MaxInt64)},
+		{"ttl maxProposalTTL+1", setTTL(maxProposalTTL + 1)},
+		{"ttl MaxInt64", setTTL(math.MaxInt64)},
 	} {
 		t.Run("refused: "+tc.name, func(t *testing.T) {
 			c := startGov(t, 0, 10)
@@ -1634,7 +979,7 @@ func TestGovBounds(t *testing.T) {
 				t.Errorf("CheckTx: code %d (%s), want malformed", r.Code, r.Log)
 			}
 			res, _ := c.run(tx)
-			govWantCodes(t, res, CodeMalformed)
+			wantCodes(t, res, CodeMalformed)
 		})
 	}
 	t.Run("genesis", func(t *testing.T) {
@@ -1644,7 +989,7 @@ func TestGovBounds(t *testing.T) {
 		} {
 			g, _ := govGenesis(0, 10, 10)
 			mod(&g)
-			n := newNode(t)
+			n := newChain(t)
 			if _, err := n.app.InitChain(ctx, &abci.RequestInitChain{ChainId: testChainID, InitialHeight: 1, AppStateBytes: mustJSON(t, g)}); err == nil {
 				t.Errorf("%s: InitChain accepted", name)
 			}
@@ -1652,19 +997,19 @@ func TestGovBounds(t *testing.T) {
 	})
 	t.Run("the largest power", func(t *testing.T) {
 		c := startGov(t, 0, 10)
-		e := govNewMember("member-e", maxPower)
-		_, ups := c.runOK(c.propose(c.m[0], govAdd(e.addMember())))
-		govWantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(e.val), maxPower))
+		e := newMember("member-e", maxPower)
+		_, ups := c.runOK(c.propose(c.m[0], addMember(e.addMember())))
+		wantUpdates(t, ups, abci.Ed25519ValidatorUpdate(pubOf(e.val), maxPower))
 		// uni (10) is now a small minority: its proposal stays open.
-		c.runOK(c.propose(c.m[0], govSetMax(20)))
+		c.runOK(c.propose(c.m[0], setMaxHashes(20)))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_OPEN, 0)
 		c.runOK(c.vote(e, 2, true))
 		c.wantStatus(2, pb.ProposalStatus_PROPOSAL_STATUS_PASSED, 3)
 	})
 	t.Run("the longest ttl", func(t *testing.T) {
 		c := startGov(t, 0, 10, 10, 10, 10)
-		c.pass(govSetTTL(maxProposalTTL), nil)
-		c.runOK(c.propose(c.m[0], govSetMax(20)))
+		c.pass(setTTL(maxProposalTTL), nil)
+		c.runOK(c.propose(c.m[0], setMaxHashes(20)))
 		if p := c.proposal(2); p.ExpiresHeight != p.SubmitHeight+maxProposalTTL {
 			t.Errorf("proposal submitted at %d expires at %d", p.SubmitHeight, p.ExpiresHeight)
 		}
@@ -1680,10 +1025,10 @@ func TestGovBounds(t *testing.T) {
 // that subscribers serialise later).
 func TestGovValidatorUpdatesNotReused(t *testing.T) {
 	c := startGov(t, 0, 10)
-	first, _ := c.runOK(c.propose(c.m[0], govPower(memberID, 20)))
-	govWantUpdates(t, first.ValidatorUpdates, abci.Ed25519ValidatorUpdate(pubOf(memberValKey), 20))
-	c.runOK(c.propose(c.m[0], govPower(memberID, 30)))
+	first, _ := c.runOK(c.propose(c.m[0], changePower(memberID, 20)))
+	wantUpdates(t, first.ValidatorUpdates, abci.Ed25519ValidatorUpdate(pubOf(memberValKey), 20))
+	c.runOK(c.propose(c.m[0], changePower(memberID, 30)))
 	if len(first.ValidatorUpdates) != 1 || first.ValidatorUpdates[0].Power != 20 {
-		t.Errorf("block 1's validator updates became %s after block 2", govUpdates(first.ValidatorUpdates))
+		t.Errorf("block 1's validator updates became %s after block 2", fmtUpdates(first.ValidatorUpdates))
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestInfo(t *testing.T) {
-	n := newNode(t)
+	n := newChain(t)
 	if info := n.info(); info.LastBlockHeight != 0 || info.AppVersion != protocolVersion || info.Version != Version {
 		t.Errorf("Info of a fresh app: %+v", info)
 	}
@@ -67,9 +67,9 @@ func TestQuery(t *testing.T) {
 			{"at a later height", key1, 2, 2},
 			{"second batch at latest", key2, 3, 3},
 			{"issuer record", proof.IssuerKey(alphaID), 1, 1},
-			{"member record", memberKey(memberID), 2, 2},
-			{"params", []byte(keyParams), 0, 3},
-			{"sequence", seqKey(issuerAccount(alphaID)), 3, 3},
+			{"member record", proof.MemberKey(memberID), 2, 2},
+			{"params", []byte(proof.KeyParams), 0, 3},
+			{"sequence", proof.IssuerSequenceKey(alphaID), 3, 3},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				res := n.query("/key", tc.key, tc.height, true)
@@ -105,7 +105,7 @@ func TestQuery(t *testing.T) {
 			t.Errorf("issuer record %v", &is)
 		}
 		var p pb.Params
-		if err := proto.Unmarshal(n.query("/key", []byte(keyParams), 0, false).Value, &p); err != nil || p.MaxBatchHashes != testMaxHashes {
+		if err := proto.Unmarshal(n.query("/key", []byte(proof.KeyParams), 0, false).Value, &p); err != nil || p.MaxBatchHashes != testMaxHashes {
 			t.Errorf("params %v, %v", &p, err)
 		}
 		if res := n.query("/key", key1, 0, false); res.ProofOps != nil {

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 
+	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/oasisprotocol/curve25519-voi/curve"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -81,21 +82,6 @@ func SignBytes(body []byte) []byte {
 	return append(append(b, signDomain...), body...)
 }
 
-// NewAnchorBatch builds and signs the AnchorBatch transaction of hashes
-// (concatenated 32-byte credential hashes) for issuer's batch seq.
-func NewAnchorBatch(chainID, issuer string, seq uint64, hashes []byte, key ed25519.PrivateKey) ([]byte, error) {
-	root, err := proof.Root(hashes)
-	if err != nil {
-		return nil, err
-	}
-	return SignTx(&pb.TxBody{
-		ChainId:  chainID,
-		Signer:   issuer,
-		Sequence: seq,
-		Msg:      &pb.TxBody_AnchorBatch{AnchorBatch: &pb.AnchorBatch{Root: root[:], Hashes: hashes}},
-	}, key)
-}
-
 // SignTx encodes a transaction body and signs it with key, in the one
 // encoding the chain accepts.
 func SignTx(body *pb.TxBody, key ed25519.PrivateKey) ([]byte, error) {
@@ -110,25 +96,74 @@ func SignTx(body *pb.TxBody, key ed25519.PrivateKey) ([]byte, error) {
 	})
 }
 
-// account is the sequence space the transaction's signer uses.
-func (t *decodedTx) account() string {
-	switch t.body.Msg.(type) {
-	case *pb.TxBody_AnchorBatch, *pb.TxBody_CreateRegistry:
-		return issuerAccount(t.body.Signer)
-	case *pb.TxBody_RotateKey, *pb.TxBody_Revoke, *pb.TxBody_UpdateRegistry:
-		if _, byIssuer := issuerOrSponsor(t.body); byIssuer {
-			return issuerAccount(t.body.Signer)
-		}
-		return memberAccount(t.body.Signer)
-	default:
-		return memberAccount(t.body.Signer)
+// ParseTx decodes a transaction's envelope and body and checks neither:
+// the one decoding of the wire format, for readers of transactions that
+// the chain has already accepted or will check itself.
+func ParseTx(raw []byte) (*pb.Tx, *pb.TxBody, error) {
+	var tx pb.Tx
+	if err := proto.Unmarshal(raw, &tx); err != nil {
+		return nil, nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
 	}
+	var body pb.TxBody
+	if err := proto.Unmarshal(tx.Body, &body); err != nil {
+		return &tx, nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
+	}
+	return &tx, &body, nil
+}
+
+// A message is one kind of transaction message with everything the chain
+// does with it: the rules that need no state, the signer's sequence space,
+// the rules against the state, and its effect. Each kind lives in the file
+// of its subject: anchor.go, issuer.go, statuslist.go, gov.go.
+type message interface {
+	// validate applies the rules that need no state.
+	validate(maxBatchHashes uint64) error
+	// sequenceKey is the state key of the last sequence of the account
+	// that signs body.
+	sequenceKey(body *pb.TxBody) []byte
+	// check applies the rules against c's state. It writes nothing.
+	check(c *checker, tx *decodedTx) error
+	// apply executes a checked transaction on the block's working state.
+	apply(a *App, tx *decodedTx, b execBlock) ([]abci.Event, error)
+}
+
+// messageOf is the one dispatch over the message kinds; nil for a body
+// without a message.
+func messageOf(body *pb.TxBody) message {
+	switch m := body.Msg.(type) {
+	case *pb.TxBody_AnchorBatch:
+		return anchorBatchMsg{m.AnchorBatch}
+	case *pb.TxBody_Propose:
+		return proposeMsg{m.Propose}
+	case *pb.TxBody_Vote:
+		return voteMsg{m.Vote}
+	case *pb.TxBody_RegisterIssuer:
+		return registerIssuerMsg{m.RegisterIssuer}
+	case *pb.TxBody_RotateKey:
+		return rotateKeyMsg{m.RotateKey}
+	case *pb.TxBody_CompromiseKey:
+		return compromiseKeyMsg{m.CompromiseKey}
+	case *pb.TxBody_Revoke:
+		return revokeMsg{m.Revoke}
+	case *pb.TxBody_CreateRegistry:
+		return createStatusListMsg{m.CreateRegistry}
+	case *pb.TxBody_UpdateRegistry:
+		return updateStatusListMsg{m.UpdateRegistry}
+	}
+	return nil
+}
+
+// execBlock is what a message's effect may depend on besides the state.
+type execBlock struct {
+	height       int64
+	timeUnixNano int64
 }
 
 // decodedTx is a transaction whose envelope, signature and stateless rules
 // have been checked.
 type decodedTx struct {
 	body   *pb.TxBody
+	msg    message
 	pubKey ed25519.PublicKey
 	// cacheKey and size place it in the App's decoded cache.
 	cacheKey [32]byte
@@ -136,18 +171,18 @@ type decodedTx struct {
 }
 
 // decodeTx checks everything that needs no state: encoding, chain id,
-// signature, and for a batch that its root is the root of its hashes.
+// signature, and the message's own rules.
 func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, error) {
 	if len(raw) > MaxTxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), MaxTxBytes)
 	}
-	var tx pb.Tx
-	if err := proto.Unmarshal(raw, &tx); err != nil {
-		return nil, fmt.Errorf("%w: envelope: %v", ErrMalformed, err)
+	tx, body, err := ParseTx(raw)
+	if err != nil {
+		return nil, err
 	}
 	// One encoding per transaction, so that nobody can make a second copy
 	// of a signed transaction with other bytes (the mempool dedups by bytes).
-	if canon, err := deterministic.Marshal(&tx); err != nil || !bytes.Equal(canon, raw) {
+	if canon, err := deterministic.Marshal(tx); err != nil || !bytes.Equal(canon, raw) {
 		return nil, fmt.Errorf("%w: envelope is not in canonical encoding", ErrMalformed)
 	}
 	if err := checkPublicKey(tx.PublicKey); err != nil {
@@ -155,10 +190,6 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 	}
 	if len(tx.Signature) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformed, len(tx.Signature), ed25519.SignatureSize)
-	}
-	var body pb.TxBody
-	if err := proto.Unmarshal(tx.Body, &body); err != nil {
-		return nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
 	}
 	if body.ChainId != chainID {
 		return nil, fmt.Errorf("%w: chain_id %q, this chain is %q", ErrWrongChain, body.ChainId, chainID)
@@ -172,50 +203,74 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 	if !ed25519.Verify(tx.PublicKey, SignBytes(tx.Body), tx.Signature) {
 		return nil, ErrBadSignature
 	}
-	switch m := body.Msg.(type) {
-	case *pb.TxBody_AnchorBatch:
-		if err := checkAnchorBatch(m.AnchorBatch, maxBatchHashes); err != nil {
-			return nil, err
-		}
-	case *pb.TxBody_Propose:
-		if err := checkPropose(m.Propose); err != nil {
-			return nil, err
-		}
-	case *pb.TxBody_Vote:
-		if m.Vote.ProposalId == 0 {
-			return nil, fmt.Errorf("%w: vote.proposal_id must be positive", ErrMalformed)
-		}
-	case *pb.TxBody_RegisterIssuer, *pb.TxBody_RotateKey, *pb.TxBody_CompromiseKey, *pb.TxBody_Revoke:
-		if err := checkIssuerMsg(&body); err != nil {
-			return nil, err
-		}
-	case *pb.TxBody_CreateRegistry, *pb.TxBody_UpdateRegistry:
-		if err := checkRegistryMsg(&body); err != nil {
-			return nil, err
-		}
-	default:
+	msg := messageOf(body)
+	if msg == nil {
 		return nil, fmt.Errorf("%w: no message", ErrMalformed)
 	}
-	return &decodedTx{body: &body, pubKey: tx.PublicKey}, nil
+	if err := msg.validate(maxBatchHashes); err != nil {
+		return nil, err
+	}
+	return &decodedTx{body: body, msg: msg, pubKey: tx.PublicKey}, nil
 }
 
-func checkAnchorBatch(m *pb.AnchorBatch, maxHashes uint64) error {
-	n := len(m.Hashes)
-	if n == 0 || n%proof.HashSize != 0 {
-		return fmt.Errorf("%w: hashes is %d bytes, want a positive multiple of %d", ErrMalformed, n, proof.HashSize)
+// decodedCache holds transactions that passed decodeTx, by SHA-256 of
+// their bytes: a batch is checked in CheckTx, PrepareProposal,
+// ProcessProposal and FinalizeBlock, and hashing its bytes once costs a
+// sixth of recomputing its Merkle root. decodeTx is a pure function of the
+// bytes and the params, so the cache changes no result.
+type decodedCache struct {
+	txs   map[[32]byte]*decodedTx
+	bytes int
+}
+
+// decodedCacheBytes bounds the cache by the size of the transactions it
+// holds: a few blocks of full batches.
+const decodedCacheBytes = 64 << 20
+
+func (c *decodedCache) get(key [32]byte) *decodedTx { return c.txs[key] }
+
+func (c *decodedCache) add(tx *decodedTx) {
+	if c.bytes+tx.size > decodedCacheBytes {
+		c.reset()
 	}
-	if uint64(n/proof.HashSize) > maxHashes {
-		return fmt.Errorf("%w: %d hashes, limit %d", ErrTooLarge, n/proof.HashSize, maxHashes)
+	c.txs[tx.cacheKey] = tx
+	c.bytes += tx.size
+}
+
+// forget drops a transaction that will not be checked again: executed in a
+// block, or refused by CheckTx (a later copy is decoded afresh).
+func (c *decodedCache) forget(tx *decodedTx) {
+	if _, ok := c.txs[tx.cacheKey]; ok {
+		delete(c.txs, tx.cacheKey)
+		c.bytes -= tx.size
 	}
-	if len(m.Root) != proof.HashSize {
-		return fmt.Errorf("%w: root is %d bytes, want %d", ErrMalformed, len(m.Root), proof.HashSize)
+}
+
+// reset empties the cache: the params its transactions were decoded under
+// may have changed.
+func (c *decodedCache) reset() {
+	clear(c.txs)
+	c.bytes = 0
+}
+
+// checkPublicKey refuses what is not a usable ed25519 key. A small-order
+// point is refused: ed25519 verification accepts forged signatures for it
+// (the identity key with R = identity and S = 0 verifies any message), so
+// such a key would let anyone sign as its holder.
+func checkPublicKey(b []byte) error {
+	if len(b) != ed25519.PublicKeySize {
+		return fmt.Errorf("ed25519 public key is %d bytes, want %d", len(b), ed25519.PublicKeySize)
 	}
-	root, err := proof.Root(m.Hashes)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	var c curve.CompressedEdwardsY
+	if _, err := c.SetBytes(b); err != nil {
+		return fmt.Errorf("ed25519 public key: %v", err)
 	}
-	if string(root[:]) != string(m.Root) {
-		return ErrBadRoot
+	var p curve.EdwardsPoint
+	if _, err := p.SetCompressedY(&c); err != nil {
+		return fmt.Errorf("ed25519 public key is not a curve point")
+	}
+	if p.IsSmallOrder() {
+		return fmt.Errorf("ed25519 public key is a small-order point, which anyone can sign for")
 	}
 	return nil
 }

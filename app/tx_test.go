@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
@@ -224,7 +226,7 @@ func TestRules(t *testing.T) {
 			}
 			good, bad := tc.good(t), tc.bad(t)
 
-			setup := func() *node {
+			setup := func() *chain {
 				n := start(t)
 				if tc.prior != nil {
 					n.blockOK(tc.prior(t)...)
@@ -382,5 +384,36 @@ func TestNewAnchorBatchRoundTrip(t *testing.T) {
 	}
 	if _, err := NewAnchorBatch(testChainID, alphaID, 1, make([]byte, 33), alpha1); err == nil {
 		t.Error("NewAnchorBatch accepted 33 bytes of hashes")
+	}
+}
+
+// TestEveryMessageKindHasAHome: every message a TxBody can carry has its
+// rules and effect (messageOf), so a kind added to the wire format without
+// them fails here rather than as "no message" on the chain.
+func TestEveryMessageKindHasAHome(t *testing.T) {
+	oneof := (&pb.TxBody{}).ProtoReflect().Descriptor().Oneofs().ByName("msg")
+	fields := oneof.Fields()
+	if fields.Len() == 0 {
+		t.Fatal("TxBody has no msg oneof")
+	}
+	seen := map[string]bool{}
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		body := &pb.TxBody{}
+		m := body.ProtoReflect()
+		m.Set(fd, protoreflect.ValueOfMessage(m.NewField(fd).Message()))
+		msg := messageOf(body)
+		if msg == nil {
+			t.Errorf("TxBody.%s has no message kind", fd.Name())
+			continue
+		}
+		kind := fmt.Sprintf("%T", msg)
+		if seen[kind] {
+			t.Errorf("TxBody.%s shares message kind %s with another field", fd.Name(), kind)
+		}
+		seen[kind] = true
+	}
+	if messageOf(&pb.TxBody{}) != nil {
+		t.Error("a body without a message has a message kind")
 	}
 }

@@ -133,7 +133,15 @@ func WriteGenesis(path, chainID string, vals []Validator, appState json.RawMessa
 		ConsensusParams: consensusParams(),
 		AppState:        appState,
 	}
-	for _, v := range vals {
+	for i, v := range vals {
+		// CometBFT panics on a key of another size and accepts a negative
+		// power; both are refused here with the validator named.
+		if len(v.PubKey) != ed25519.PubKeySize {
+			return fmt.Errorf("genesis: validator %d (%s): public key is %d bytes, want %d", i, v.Name, len(v.PubKey), ed25519.PubKeySize)
+		}
+		if v.Power <= 0 {
+			return fmt.Errorf("genesis: validator %d (%s): power %d, must be positive", i, v.Name, v.Power)
+		}
 		pk := ed25519.PubKey(v.PubKey)
 		doc.Validators = append(doc.Validators, cmttypes.GenesisValidator{
 			Address: pk.Address(), PubKey: pk, Power: v.Power, Name: v.Name,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/credence-ledger/credence/app"
 )
 
 // The node's badger database holds, beside the application state (prefix
@@ -24,7 +26,7 @@ import (
 var (
 	appPrefix   = []byte("a/")
 	keyIndexed  = []byte("xh")
-	errNotFound = errors.New("not found")
+	errNotFound = app.ErrNotFound
 )
 
 func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }

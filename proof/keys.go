@@ -2,37 +2,111 @@ package proof
 
 import "encoding/binary"
 
-// The state keys that receipts and status answers prove. The verifier owns
-// this layout; the state machine writes under it. Issuer and registry ids
-// cannot contain '/', so every key is unambiguous.
+// The state key layout, in one table. The verifier owns it because receipts
+// and status answers prove values under these keys; the state machine writes
+// under the same functions. Ids cannot contain '/', so every key is
+// unambiguous, and no prefix is a prefix of another's keys.
+//
+//	prefix  key after the prefix                       value
+//	b/      issuer "/" seq (8 bytes big-endian)         BatchRecord
+//	i/      issuer                                      Issuer
+//	r/      issuer "/" hash                             Revocation
+//	sl/     issuer "/" status list id                   Registry
+//	sc/     issuer "/" id "/" chunk (4 bytes b.-e.)     status bits (absent: all 0)
+//	m/      member                                      Member
+//	s/      account: "i/" issuer or "m/" member         last sequence (8 bytes b.-e.)
+//	g/p/    proposal id (8 bytes big-endian)            Proposal
+//	g/o/    expiry height, id (8 bytes b.-e. each)      empty: open proposals by expiry
+//	g/next  (exact key)                                 next proposal id (8 bytes b.-e.)
+//	p       (exact key)                                 Params
+//
+// A scan over every key under a prefix runs from the prefix to
+// PrefixEnd(prefix).
+const (
+	PrefixBatch        = "b/"
+	PrefixIssuer       = "i/"
+	PrefixRevocation   = "r/"
+	PrefixStatusList   = "sl/"
+	PrefixStatusChunk  = "sc/"
+	PrefixMember       = "m/"
+	PrefixSequence     = "s/"
+	PrefixProposal     = "g/p/"
+	PrefixOpenProposal = "g/o/"
+	KeyNextProposal    = "g/next"
+	KeyParams          = "p"
+)
+
+// Signers' sequence spaces under PrefixSequence: an issuer and a member may
+// share an id, and each counts its own transactions.
+const (
+	accountIssuer = "i/"
+	accountMember = "m/"
+)
 
 // ChunkBits is the number of status-registry entries per stored chunk.
 const ChunkBits = 16_384
 
-// BatchKey is the key of batch (issuer, seq): "b/" + issuer + "/" + seq as
-// 8 bytes big-endian.
+// PrefixEnd is the exclusive end of a scan over every key that begins with
+// prefix: the prefix with its last byte below 0xff incremented and what
+// follows that byte dropped. It is nil (no end) when every byte is 0xff.
+func PrefixEnd(prefix string) []byte {
+	end := []byte(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// BatchKey is the key of batch (issuer, seq).
 func BatchKey(issuer string, seq uint64) []byte {
-	k := make([]byte, 0, 3+len(issuer)+8)
-	k = append(k, "b/"...)
+	k := make([]byte, 0, len(PrefixBatch)+len(issuer)+1+8)
+	k = append(k, PrefixBatch...)
 	k = append(k, issuer...)
 	k = append(k, '/')
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-// IssuerKey is the key of an issuer's record: "i/" + id.
-func IssuerKey(id string) []byte { return []byte("i/" + id) }
+// IssuerKey is the key of an issuer's record.
+func IssuerKey(id string) []byte { return []byte(PrefixIssuer + id) }
 
-// RevocationKey is the key of a revoked hash: "r/" + issuer + "/" + hash.
+// RevocationKey is the key of a revoked hash.
 func RevocationKey(issuer string, hash []byte) []byte {
-	return append([]byte("r/"+issuer+"/"), hash...)
+	return append([]byte(PrefixRevocation+issuer+"/"), hash...)
 }
 
-// RegistryKey is the key of a status registry's record: "sl/" + issuer +
-// "/" + id.
-func RegistryKey(issuer, id string) []byte { return []byte("sl/" + issuer + "/" + id) }
+// RegistryKey is the key of a status list's record.
+func RegistryKey(issuer, id string) []byte { return []byte(PrefixStatusList + issuer + "/" + id) }
 
-// ChunkKey is the key of chunk c of a registry: "sc/" + issuer + "/" + id
-// + "/" + c as 4 bytes big-endian. An absent chunk is all zeros.
+// ChunkKey is the key of chunk c of a status list. An absent chunk is all
+// zeros.
 func ChunkKey(issuer, id string, c uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte("sc/"+issuer+"/"+id+"/"), c)
+	return binary.BigEndian.AppendUint32([]byte(PrefixStatusChunk+issuer+"/"+id+"/"), c)
+}
+
+// MemberKey is the key of a consortium member's record.
+func MemberKey(id string) []byte { return []byte(PrefixMember + id) }
+
+// IssuerSequenceKey is the key of the last sequence an issuer signed with.
+func IssuerSequenceKey(id string) []byte {
+	return []byte(PrefixSequence + accountIssuer + id)
+}
+
+// MemberSequenceKey is the key of the last sequence a member signed with.
+func MemberSequenceKey(id string) []byte {
+	return []byte(PrefixSequence + accountMember + id)
+}
+
+// ProposalKey is the key of governance proposal id.
+func ProposalKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(PrefixProposal), id)
+}
+
+// OpenProposalKey marks proposal id open until expires; the keys sort by
+// expiry, so the proposals that expire before a height are one scan.
+func OpenProposalKey(expires int64, id uint64) []byte {
+	k := binary.BigEndian.AppendUint64([]byte(PrefixOpenProposal), uint64(expires))
+	return binary.BigEndian.AppendUint64(k, id)
 }

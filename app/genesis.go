@@ -1,37 +1,19 @@
 package app
 
 import (
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 
-	"github.com/oasisprotocol/curve25519-voi/curve"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
-// State key layout. Ids cannot contain '/', so every key is unambiguous.
-// Governance and revocation add their own prefixes beside these.
-const (
-	prefixMember   = "m/"
-	prefixIssuer   = "i/"
-	prefixSequence = "s/"
-	keyParams      = "p"
-)
-
 // DefaultMaxBatchHashes is the genesis default of params.max_batch_hashes:
 // 100,000 hashes is one second of the throughput target in one transaction
 // of 3.2 MB, under MaxTxBytes.
 const DefaultMaxBatchHashes = 100_000
-
-func memberKey(id string) []byte   { return []byte(prefixMember + id) }
-func seqKey(account string) []byte { return []byte(prefixSequence + account) }
-
-// Accounts sign transactions; their kinds have separate sequence spaces.
-func issuerAccount(id string) string { return "i/" + id }
-func memberAccount(id string) string { return "m/" + id }
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
@@ -162,43 +144,4 @@ func parseKey(s string) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
-}
-
-// checkPublicKey refuses what is not a usable ed25519 key. A small-order
-// point is refused: ed25519 verification accepts forged signatures for it
-// (the identity key with R = identity and S = 0 verifies any message), so
-// such a key would let anyone sign as its holder.
-func checkPublicKey(b []byte) error {
-	if len(b) != ed25519.PublicKeySize {
-		return fmt.Errorf("ed25519 public key is %d bytes, want %d", len(b), ed25519.PublicKeySize)
-	}
-	var c curve.CompressedEdwardsY
-	if _, err := c.SetBytes(b); err != nil {
-		return fmt.Errorf("ed25519 public key: %v", err)
-	}
-	var p curve.EdwardsPoint
-	if _, err := p.SetCompressedY(&c); err != nil {
-		return fmt.Errorf("ed25519 public key is not a curve point")
-	}
-	if p.IsSmallOrder() {
-		return fmt.Errorf("ed25519 public key is a small-order point, which anyone can sign for")
-	}
-	return nil
-}
-
-// keyValidAt reports whether an issuer may sign with pub at height h.
-func keyValidAt(is *pb.Issuer, pub []byte, h int64) bool {
-	for _, k := range is.Keys {
-		if string(k.PublicKey) != string(pub) {
-			continue
-		}
-		if h < k.FromHeight || (k.ToHeight != 0 && h >= k.ToHeight) {
-			continue
-		}
-		if k.CompromisedFrom != 0 && h >= k.CompromisedFrom {
-			continue
-		}
-		return true
-	}
-	return false
 }
