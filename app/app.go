@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 
 	corestore "cosmossdk.io/core/store"
@@ -28,8 +29,9 @@ import (
 const Version = "0.1.0"
 
 // protocolVersion is the state machine's version; a change in block
-// execution bumps it.
-const protocolVersion = 1
+// execution bumps it. 2: a sequence may move at most MaxSequenceStep, and
+// transactions with unknown fields are refused.
+const protocolVersion = 2
 
 // CommitHook receives every committed height with its batches (none for
 // most blocks), in block order, from inside Commit: it must not call back
@@ -295,6 +297,9 @@ func (c *checker) check(tx *decodedTx) error {
 	if tx.body.Sequence <= last {
 		return fmt.Errorf("%w: sequence %d, last accepted %d for %q", ErrReplay, tx.body.Sequence, last, tx.body.Signer)
 	}
+	if tx.body.Sequence-last > MaxSequenceStep {
+		return fmt.Errorf("%w: sequence %d is more than %d above the last accepted, %d, for %q", ErrSequenceJump, tx.body.Sequence, MaxSequenceStep, last, tx.body.Signer)
+	}
 	c.pending[string(acct)] = tx.body.Sequence
 	return nil
 }
@@ -461,6 +466,24 @@ func (a *App) LastSequence(issuer string) (uint64, error) {
 	defer a.mu.Unlock()
 	c := &checker{st: a.committed(), pending: map[string]uint64{}}
 	return c.lastSeq(proof.IssuerSequenceKey(issuer))
+}
+
+// NextSequence is the sequence the next transaction of an account should
+// carry, given its sequence key (proof.IssuerSequenceKey or
+// proof.MemberSequenceKey): one above the last committed, or above the last
+// CheckTx accepted since, whichever is higher.
+func (a *App) NextSequence(key []byte) (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := &checker{st: a.committed(), pending: a.checkSeq}
+	last, err := c.lastSeq(key)
+	if err != nil {
+		return 0, err
+	}
+	if last == math.MaxUint64 {
+		return 0, fmt.Errorf("%w: the account's sequence space is exhausted", ErrRejected)
+	}
+	return last + 1, nil
 }
 
 // Height returns the last committed height.

@@ -9,7 +9,9 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/oasisprotocol/curve25519-voi/curve"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -34,7 +36,15 @@ const (
 	CodeTooLarge
 	CodeInternal
 	CodeRejected
+	CodeSequenceJump
 )
+
+// MaxSequenceStep bounds how far one transaction may move its signer's
+// sequence. Sequences only grow, so without a bound one transaction signed
+// at 2^64-1 (a leaked key is enough) would leave the account no sequence to
+// use, ever; with it, exhausting the space takes 2^44 transactions. It is
+// far above what a node's batcher needs for the batches it has in flight.
+const MaxSequenceStep = 1 << 20
 
 // Sentinel errors of transaction validation; each maps to one result code.
 var (
@@ -45,6 +55,7 @@ var (
 	ErrUnknown      = errors.New("unknown signer")
 	ErrUnauthorized = errors.New("signer not authorised")
 	ErrReplay       = errors.New("sequence not above the signer's last")
+	ErrSequenceJump = errors.New("sequence too far above the signer's last")
 	ErrTooLarge     = errors.New("transaction too large")
 	ErrRejected     = errors.New("not allowed in the current state")
 )
@@ -71,6 +82,8 @@ func codeOf(err error) uint32 {
 		return CodeTooLarge
 	case errors.Is(err, ErrRejected):
 		return CodeRejected
+	case errors.Is(err, ErrSequenceJump):
+		return CodeSequenceJump
 	default:
 		return CodeInternal
 	}
@@ -109,6 +122,20 @@ func ParseTx(raw []byte) (*pb.Tx, *pb.TxBody, error) {
 		return &tx, nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
 	}
 	return &tx, &body, nil
+}
+
+// SequenceAccount names the account whose sequence body draws on: the
+// signer as an issuer, or the signer as a member (governance, or a sponsor
+// acting for its issuer). Each kind has its own sequences.
+func SequenceAccount(body *pb.TxBody) (pb.AccountKind, error) {
+	msg := messageOf(body)
+	if msg == nil {
+		return pb.AccountKind_ACCOUNT_KIND_UNSPECIFIED, fmt.Errorf("%w: no message", ErrMalformed)
+	}
+	if bytes.Equal(msg.sequenceKey(body), proof.MemberSequenceKey(body.Signer)) {
+		return pb.AccountKind_ACCOUNT_KIND_MEMBER, nil
+	}
+	return pb.AccountKind_ACCOUNT_KIND_ISSUER, nil
 }
 
 // A message is one kind of transaction message with everything the chain
@@ -181,9 +208,19 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 		return nil, err
 	}
 	// One encoding per transaction, so that nobody can make a second copy
-	// of a signed transaction with other bytes (the mempool dedups by bytes).
+	// of a signed transaction with other bytes (the mempool dedups by bytes,
+	// replay protection by sequence: a copy executed first would make the
+	// signer's own transaction a replay). Unknown fields would survive
+	// re-encoding, so they are refused outright, in the envelope and in the
+	// signed body alike.
+	if hasUnknownFields(tx.ProtoReflect()) || hasUnknownFields(body.ProtoReflect()) {
+		return nil, fmt.Errorf("%w: fields this chain does not know", ErrMalformed)
+	}
 	if canon, err := deterministic.Marshal(tx); err != nil || !bytes.Equal(canon, raw) {
 		return nil, fmt.Errorf("%w: envelope is not in canonical encoding", ErrMalformed)
+	}
+	if canon, err := deterministic.Marshal(body); err != nil || !bytes.Equal(canon, tx.Body) {
+		return nil, fmt.Errorf("%w: body is not in canonical encoding", ErrMalformed)
 	}
 	if err := checkPublicKey(tx.PublicKey); err != nil {
 		return nil, fmt.Errorf("%w: public_key: %v", ErrMalformed, err)
@@ -251,6 +288,36 @@ func (c *decodedCache) forget(tx *decodedTx) {
 func (c *decodedCache) reset() {
 	clear(c.txs)
 	c.bytes = 0
+}
+
+// hasUnknownFields reports whether m, or any message inside it, kept bytes
+// its decoder did not recognise.
+func hasUnknownFields(m protoreflect.Message) bool {
+	if len(m.GetUnknown()) > 0 {
+		return true
+	}
+	unknown := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Message() == nil:
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && !unknown; i++ {
+				unknown = hasUnknownFields(l.Get(i).Message())
+			}
+		case fd.IsMap():
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				if fd.MapValue().Message() != nil {
+					unknown = hasUnknownFields(mv.Message())
+				}
+				return !unknown
+			})
+		default:
+			unknown = hasUnknownFields(v.Message())
+		}
+		return !unknown
+	})
+	return unknown
 }
 
 // checkPublicKey refuses what is not a usable ed25519 key. A small-order

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -184,6 +185,11 @@ func ruleCases() []ruleCase {
 			good: alphaTx(6, hashesB), bad: alphaTx(3, hashesB), code: CodeReplay},
 		{name: "sequence equal to the last, other batch", at: 2, prior: priorTxs(alphaTx(5, hashesA)),
 			good: alphaTx(6, hashesB), bad: alphaTx(5, hashesB), code: CodeReplay},
+		// A signature at 2^64-1 would leave the account no sequence to use.
+		{name: "sequence 2^64-1", bad: alphaTx(math.MaxUint64, hashesB), code: CodeSequenceJump},
+		{name: "sequence one past the step above the good one", bad: alphaTx(1+MaxSequenceStep+1, hashesB), code: CodeSequenceJump},
+		{name: "sequence one past the step above the last", at: 2, prior: priorTxs(alphaTx(5, hashesA)),
+			good: alphaTx(6, hashesB), bad: alphaTx(6+MaxSequenceStep+1, hashesB), code: CodeSequenceJump},
 
 		// Encoding.
 		{name: "malformed envelope bytes", bad: constTx([]byte{0xff, 0xff, 0xff, 0xff}), code: CodeMalformed},
@@ -203,12 +209,59 @@ func ruleCases() []ruleCase {
 		{name: "signature 63 bytes", bad: withEnvelope(func(e *pb.Tx) { e.Signature = e.Signature[:63] }), code: CodeMalformed},
 		{name: "signature missing", bad: withEnvelope(func(e *pb.Tx) { e.Signature = nil }), code: CodeMalformed},
 		{name: "sequence 0", bad: withBody(func(b *pb.TxBody) { b.Sequence = 0 }), code: CodeMalformed},
+		// A copy with bytes appended would execute under another hash and
+		// turn the signer's own transaction into a replay.
+		{name: "unknown field appended to the envelope", bad: func(t testing.TB) []byte {
+			return append(anchor(t, testChainID, alphaID, 2, hashesB, alpha1), 0xf8, 0x07, 0x01) // field 127, varint 1
+		}, code: CodeMalformed},
+		{name: "unknown field in the signed body", bad: func(t testing.TB) []byte {
+			body, err := deterministic.Marshal(anchorBody(alphaID, 2, hashesB))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = append(body, 0xf8, 0x07, 0x01)
+			return envelope(t, body, pubOf(alpha1), ed25519.Sign(alpha1, SignBytes(body)))
+		}, code: CodeMalformed},
+		{name: "unknown field inside the batch message", bad: func(t testing.TB) []byte {
+			b := anchorBody(alphaID, 2, hashesB)
+			b.GetAnchorBatch().ProtoReflect().SetUnknown(protoreflect.RawFields{0xf8, 0x07, 0x01})
+			return rawTx(t, b, pubOf(alpha1), alpha1)
+		}, code: CodeMalformed},
+		{name: "body not in canonical encoding", bad: func(t testing.TB) []byte {
+			// The sequence's varint padded with a redundant continuation byte.
+			body, err := deterministic.Marshal(&pb.TxBody{ChainId: testChainID, Signer: alphaID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = append(body, 0x18, 0x82, 0x00) // field 3 = 2, in two bytes
+			rest, err := deterministic.Marshal(&pb.TxBody{Msg: anchorBody(alphaID, 2, hashesB).Msg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = append(body, rest...)
+			return envelope(t, body, pubOf(alpha1), ed25519.Sign(alpha1, SignBytes(body)))
+		}, code: CodeMalformed},
 		{name: "signer with upper case", bad: withBody(func(b *pb.TxBody) { b.Signer = "Alpha" }), code: CodeMalformed},
 		{name: "signer with a slash", bad: withBody(func(b *pb.TxBody) { b.Signer = "alpha/1" }), code: CodeMalformed},
 		{name: "signer with a space", bad: withBody(func(b *pb.TxBody) { b.Signer = "alpha " }), code: CodeMalformed},
 		{name: "signer with non-ASCII", bad: withBody(func(b *pb.TxBody) { b.Signer = "alphä" }), code: CodeMalformed},
 		{name: "signer empty", bad: withBody(func(b *pb.TxBody) { b.Signer = "" }), code: CodeMalformed},
 		{name: "signer 65 characters", bad: withBody(func(b *pb.TxBody) { b.Signer = strings.Repeat("a", 65) }), code: CodeMalformed},
+	}
+}
+
+// TestSequenceStep: a sequence may move by exactly MaxSequenceStep, so the
+// rule refuses only what would run the account towards the end of the
+// sequence space.
+func TestSequenceStep(t *testing.T) {
+	n := start(t)
+	n.blockOK(alphaTx(1, hashesA)(t))
+	n.blockOK(alphaTx(1+MaxSequenceStep, hashesB)(t))
+	if r := n.checkTx(alphaTx(1+2*MaxSequenceStep+1, hashesN("c", 2))(t)); r.Code != CodeSequenceJump {
+		t.Fatalf("a step of MaxSequenceStep+1 after the last: code %d (%s), want %d", r.Code, r.Log, CodeSequenceJump)
+	}
+	if r := n.checkTx(alphaTx(1+2*MaxSequenceStep, hashesN("c", 2))(t)); r.Code != CodeOK {
+		t.Fatalf("a step of MaxSequenceStep after the last: code %d (%s)", r.Code, r.Log)
 	}
 }
 

@@ -471,3 +471,27 @@ func (s *api) ExportRegistry(ctx context.Context, req *pb.ExportRegistryRequest)
 	}
 	return &pb.ExportRegistryResponse{Export: ex}, nil
 }
+
+func (s *api) GetSequence(_ context.Context, req *pb.GetSequenceRequest) (*pb.GetSequenceResponse, error) {
+	if err := app.ValidID(req.GetId()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "id: %s is not a valid account id", quoted(req.GetId()))
+	}
+	var key []byte
+	switch req.Kind {
+	case pb.AccountKind_ACCOUNT_KIND_ISSUER:
+		key = proof.IssuerSequenceKey(req.Id)
+	case pb.AccountKind_ACCOUNT_KIND_MEMBER:
+		key = proof.MemberSequenceKey(req.Id)
+	default:
+		return nil, status.Error(codes.InvalidArgument, "kind: say ACCOUNT_KIND_ISSUER or ACCOUNT_KIND_MEMBER")
+	}
+	height := s.n.app.Height()
+	next, err := s.n.app.NextSequence(key)
+	switch {
+	case errors.Is(err, app.ErrRejected):
+		return nil, status.Errorf(codes.FailedPrecondition, "account %s: %v", req.Id, err)
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "sequence: %v", err)
+	}
+	return &pb.GetSequenceResponse{NextSequence: next, Height: height}, nil
+}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
@@ -151,4 +152,18 @@ func pollReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte) (*proof
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// nextSequence asks the node for the sequence body's signer uses next.
+func nextSequence(ctx context.Context, t testing.TB, cl pb.CredenceClient, body *pb.TxBody) uint64 {
+	t.Helper()
+	kind, err := app.SequenceAccount(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.GetSequence(ctx, &pb.GetSequenceRequest{Kind: kind, Id: body.Signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.NextSequence
 }

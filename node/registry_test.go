@@ -33,7 +33,8 @@ func TestRegistries(t *testing.T) {
 	}
 	send := func(body *pb.TxBody) (uint32, int64, string) {
 		t.Helper()
-		body.ChainId, body.Signer, body.Sequence = n.chainID, issuer, uint64(time.Now().UnixNano())
+		body.ChainId, body.Signer = n.chainID, issuer
+		body.Sequence = nextSequence(ctx, t, cl, body)
 		tx, err := app.SignTx(body, key)
 		if err != nil {
 			t.Fatal(err)

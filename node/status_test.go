@@ -55,7 +55,8 @@ func TestStatus(t *testing.T) {
 	}
 	broadcast := func(signer string, key []byte, body *pb.TxBody) int64 {
 		t.Helper()
-		body.ChainId, body.Signer, body.Sequence = n.chainID, signer, uint64(time.Now().UnixNano())
+		body.ChainId, body.Signer = n.chainID, signer
+		body.Sequence = nextSequence(ctx, t, cl, body)
 		tx, err := app.SignTx(body, key)
 		if err != nil {
 			t.Fatal(err)

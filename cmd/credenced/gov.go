@@ -33,8 +33,6 @@ func (g *govFlags) register(c *cobra.Command) {
 }
 
 // send signs msg as the home's member and waits until a block includes it.
-// The sequence is the wall clock in nanoseconds: it only has to exceed the
-// member's last one, and needs no query.
 func (g *govFlags) send(cmd *cobra.Command, body *pb.TxBody) (*pb.BroadcastResponse, error) {
 	member, key, err := node.MemberKey(g.home)
 	if err != nil {
@@ -56,19 +54,37 @@ func (g *govFlags) sendAs(cmd *cobra.Command, signer string, key ed25519.Private
 	if err != nil {
 		return nil, rpcError("node info", err)
 	}
-	body.ChainId, body.Signer, body.Sequence = info.ChainId, signer, uint64(time.Now().UnixNano())
-	tx, err := app.SignTx(body, key)
+	body.ChainId, body.Signer = info.ChainId, signer
+	kind, err := app.SequenceAccount(body)
 	if err != nil {
 		return nil, err
 	}
-	res, err := cl.Broadcast(ctx, &pb.BroadcastRequest{Tx: tx})
-	if err != nil {
-		return nil, rpcError("broadcast", err)
+	// The sequence comes from the account's state, one above its last. A
+	// transaction of the same account that lands first (a batch the node
+	// anchors for this issuer, say) takes it; then ask again.
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		seq, err := cl.GetSequence(ctx, &pb.GetSequenceRequest{Kind: kind, Id: signer})
+		if err != nil {
+			return nil, rpcError("sequence", err)
+		}
+		body.Sequence = seq.NextSequence
+		tx, err := app.SignTx(body, key)
+		if err != nil {
+			return nil, err
+		}
+		res, err := cl.Broadcast(ctx, &pb.BroadcastRequest{Tx: tx})
+		if err != nil {
+			return nil, rpcError("broadcast", err)
+		}
+		if res.Code == app.CodeReplay && attempt < attempts {
+			continue
+		}
+		if res.Code != 0 {
+			return nil, fmt.Errorf("refused (code %d): %s", res.Code, res.Log)
+		}
+		return res, nil
 	}
-	if res.Code != 0 {
-		return nil, fmt.Errorf("refused (code %d): %s", res.Code, res.Log)
-	}
-	return res, nil
 }
 
 func govCmd() *cobra.Command {

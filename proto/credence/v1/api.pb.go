@@ -22,6 +22,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Accounts that sign transactions; each kind has its own sequences, so a
+// member and an issuer may share an id.
+type AccountKind int32
+
+const (
+	AccountKind_ACCOUNT_KIND_UNSPECIFIED AccountKind = 0
+	// An issuer signing with one of its keys.
+	AccountKind_ACCOUNT_KIND_ISSUER AccountKind = 1
+	// A member signing with its admin key (governance, or acting for an
+	// issuer it sponsors).
+	AccountKind_ACCOUNT_KIND_MEMBER AccountKind = 2
+)
+
+// Enum value maps for AccountKind.
+var (
+	AccountKind_name = map[int32]string{
+		0: "ACCOUNT_KIND_UNSPECIFIED",
+		1: "ACCOUNT_KIND_ISSUER",
+		2: "ACCOUNT_KIND_MEMBER",
+	}
+	AccountKind_value = map[string]int32{
+		"ACCOUNT_KIND_UNSPECIFIED": 0,
+		"ACCOUNT_KIND_ISSUER":      1,
+		"ACCOUNT_KIND_MEMBER":      2,
+	}
+)
+
+func (x AccountKind) Enum() *AccountKind {
+	p := new(AccountKind)
+	*p = x
+	return p
+}
+
+func (x AccountKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AccountKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_credence_v1_api_proto_enumTypes[0].Descriptor()
+}
+
+func (AccountKind) Type() protoreflect.EnumType {
+	return &file_credence_v1_api_proto_enumTypes[0]
+}
+
+func (x AccountKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AccountKind.Descriptor instead.
+func (AccountKind) EnumDescriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+}
+
 type HashState int32
 
 const (
@@ -61,11 +115,11 @@ func (x HashState) String() string {
 }
 
 func (HashState) Descriptor() protoreflect.EnumDescriptor {
-	return file_credence_v1_api_proto_enumTypes[0].Descriptor()
+	return file_credence_v1_api_proto_enumTypes[1].Descriptor()
 }
 
 func (HashState) Type() protoreflect.EnumType {
-	return &file_credence_v1_api_proto_enumTypes[0]
+	return &file_credence_v1_api_proto_enumTypes[1]
 }
 
 func (x HashState) Number() protoreflect.EnumNumber {
@@ -74,7 +128,112 @@ func (x HashState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HashState.Descriptor instead.
 func (HashState) EnumDescriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+}
+
+type GetSequenceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kind          AccountKind            `protobuf:"varint,1,opt,name=kind,proto3,enum=credence.v1.AccountKind" json:"kind,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSequenceRequest) Reset() {
+	*x = GetSequenceRequest{}
+	mi := &file_credence_v1_api_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSequenceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSequenceRequest) ProtoMessage() {}
+
+func (x *GetSequenceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSequenceRequest.ProtoReflect.Descriptor instead.
+func (*GetSequenceRequest) Descriptor() ([]byte, []int) {
 	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetSequenceRequest) GetKind() AccountKind {
+	if x != nil {
+		return x.Kind
+	}
+	return AccountKind_ACCOUNT_KIND_UNSPECIFIED
+}
+
+func (x *GetSequenceRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetSequenceResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NextSequence uint64                 `protobuf:"varint,1,opt,name=next_sequence,json=nextSequence,proto3" json:"next_sequence,omitempty"`
+	// The committed height the answer is based on.
+	Height        int64 `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSequenceResponse) Reset() {
+	*x = GetSequenceResponse{}
+	mi := &file_credence_v1_api_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSequenceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSequenceResponse) ProtoMessage() {}
+
+func (x *GetSequenceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_api_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSequenceResponse.ProtoReflect.Descriptor instead.
+func (*GetSequenceResponse) Descriptor() ([]byte, []int) {
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetSequenceResponse) GetNextSequence() uint64 {
+	if x != nil {
+		return x.NextSequence
+	}
+	return 0
+}
+
+func (x *GetSequenceResponse) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
 }
 
 type GetRegistryStatusRequest struct {
@@ -88,7 +247,7 @@ type GetRegistryStatusRequest struct {
 
 func (x *GetRegistryStatusRequest) Reset() {
 	*x = GetRegistryStatusRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[0]
+	mi := &file_credence_v1_api_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +259,7 @@ func (x *GetRegistryStatusRequest) String() string {
 func (*GetRegistryStatusRequest) ProtoMessage() {}
 
 func (x *GetRegistryStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[0]
+	mi := &file_credence_v1_api_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +272,7 @@ func (x *GetRegistryStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegistryStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetRegistryStatusRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{0}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GetRegistryStatusRequest) GetIssuer() string {
@@ -146,7 +305,7 @@ type GetRegistryStatusResponse struct {
 
 func (x *GetRegistryStatusResponse) Reset() {
 	*x = GetRegistryStatusResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[1]
+	mi := &file_credence_v1_api_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -158,7 +317,7 @@ func (x *GetRegistryStatusResponse) String() string {
 func (*GetRegistryStatusResponse) ProtoMessage() {}
 
 func (x *GetRegistryStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[1]
+	mi := &file_credence_v1_api_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -171,7 +330,7 @@ func (x *GetRegistryStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRegistryStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetRegistryStatusResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{1}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetRegistryStatusResponse) GetStatus() *proof.RegistryStatus {
@@ -191,7 +350,7 @@ type ExportRegistryRequest struct {
 
 func (x *ExportRegistryRequest) Reset() {
 	*x = ExportRegistryRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[2]
+	mi := &file_credence_v1_api_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +362,7 @@ func (x *ExportRegistryRequest) String() string {
 func (*ExportRegistryRequest) ProtoMessage() {}
 
 func (x *ExportRegistryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[2]
+	mi := &file_credence_v1_api_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +375,7 @@ func (x *ExportRegistryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRegistryRequest.ProtoReflect.Descriptor instead.
 func (*ExportRegistryRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{2}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ExportRegistryRequest) GetIssuer() string {
@@ -242,7 +401,7 @@ type ExportRegistryResponse struct {
 
 func (x *ExportRegistryResponse) Reset() {
 	*x = ExportRegistryResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[3]
+	mi := &file_credence_v1_api_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +413,7 @@ func (x *ExportRegistryResponse) String() string {
 func (*ExportRegistryResponse) ProtoMessage() {}
 
 func (x *ExportRegistryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[3]
+	mi := &file_credence_v1_api_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +426,7 @@ func (x *ExportRegistryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRegistryResponse.ProtoReflect.Descriptor instead.
 func (*ExportRegistryResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{3}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ExportRegistryResponse) GetExport() *proof.RegistryExport {
@@ -288,7 +447,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[4]
+	mi := &file_credence_v1_api_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -300,7 +459,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[4]
+	mi := &file_credence_v1_api_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -313,7 +472,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{4}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetStatusRequest) GetHash() []byte {
@@ -339,7 +498,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[5]
+	mi := &file_credence_v1_api_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +510,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[5]
+	mi := &file_credence_v1_api_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +523,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{5}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetStatusResponse) GetStatus() *proof.Status {
@@ -383,7 +542,7 @@ type GetIssuerRequest struct {
 
 func (x *GetIssuerRequest) Reset() {
 	*x = GetIssuerRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[6]
+	mi := &file_credence_v1_api_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +554,7 @@ func (x *GetIssuerRequest) String() string {
 func (*GetIssuerRequest) ProtoMessage() {}
 
 func (x *GetIssuerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[6]
+	mi := &file_credence_v1_api_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +567,7 @@ func (x *GetIssuerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIssuerRequest.ProtoReflect.Descriptor instead.
 func (*GetIssuerRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{6}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetIssuerRequest) GetId() string {
@@ -428,7 +587,7 @@ type GetIssuerResponse struct {
 
 func (x *GetIssuerResponse) Reset() {
 	*x = GetIssuerResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[7]
+	mi := &file_credence_v1_api_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +599,7 @@ func (x *GetIssuerResponse) String() string {
 func (*GetIssuerResponse) ProtoMessage() {}
 
 func (x *GetIssuerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[7]
+	mi := &file_credence_v1_api_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +612,7 @@ func (x *GetIssuerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetIssuerResponse.ProtoReflect.Descriptor instead.
 func (*GetIssuerResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{7}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetIssuerResponse) GetIssuer() *Issuer {
@@ -480,7 +639,7 @@ type BroadcastRequest struct {
 
 func (x *BroadcastRequest) Reset() {
 	*x = BroadcastRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[8]
+	mi := &file_credence_v1_api_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +651,7 @@ func (x *BroadcastRequest) String() string {
 func (*BroadcastRequest) ProtoMessage() {}
 
 func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[8]
+	mi := &file_credence_v1_api_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +664,7 @@ func (x *BroadcastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastRequest.ProtoReflect.Descriptor instead.
 func (*BroadcastRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{8}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BroadcastRequest) GetTx() []byte {
@@ -530,7 +689,7 @@ type BroadcastResponse struct {
 
 func (x *BroadcastResponse) Reset() {
 	*x = BroadcastResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[9]
+	mi := &file_credence_v1_api_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +701,7 @@ func (x *BroadcastResponse) String() string {
 func (*BroadcastResponse) ProtoMessage() {}
 
 func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[9]
+	mi := &file_credence_v1_api_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +714,7 @@ func (x *BroadcastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BroadcastResponse.ProtoReflect.Descriptor instead.
 func (*BroadcastResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{9}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BroadcastResponse) GetCode() uint32 {
@@ -595,7 +754,7 @@ type GetProposalRequest struct {
 
 func (x *GetProposalRequest) Reset() {
 	*x = GetProposalRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[10]
+	mi := &file_credence_v1_api_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +766,7 @@ func (x *GetProposalRequest) String() string {
 func (*GetProposalRequest) ProtoMessage() {}
 
 func (x *GetProposalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[10]
+	mi := &file_credence_v1_api_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +779,7 @@ func (x *GetProposalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalRequest.ProtoReflect.Descriptor instead.
 func (*GetProposalRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{10}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetProposalRequest) GetId() uint64 {
@@ -642,7 +801,7 @@ type GetProposalResponse struct {
 
 func (x *GetProposalResponse) Reset() {
 	*x = GetProposalResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[11]
+	mi := &file_credence_v1_api_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +813,7 @@ func (x *GetProposalResponse) String() string {
 func (*GetProposalResponse) ProtoMessage() {}
 
 func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[11]
+	mi := &file_credence_v1_api_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +826,7 @@ func (x *GetProposalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProposalResponse.ProtoReflect.Descriptor instead.
 func (*GetProposalResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{11}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetProposalResponse) GetProposal() *Proposal {
@@ -701,7 +860,7 @@ type ListProposalsRequest struct {
 
 func (x *ListProposalsRequest) Reset() {
 	*x = ListProposalsRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[12]
+	mi := &file_credence_v1_api_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +872,7 @@ func (x *ListProposalsRequest) String() string {
 func (*ListProposalsRequest) ProtoMessage() {}
 
 func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[12]
+	mi := &file_credence_v1_api_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +885,7 @@ func (x *ListProposalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsRequest.ProtoReflect.Descriptor instead.
 func (*ListProposalsRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{12}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListProposalsRequest) GetLimit() uint32 {
@@ -745,7 +904,7 @@ type ListProposalsResponse struct {
 
 func (x *ListProposalsResponse) Reset() {
 	*x = ListProposalsResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[13]
+	mi := &file_credence_v1_api_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -757,7 +916,7 @@ func (x *ListProposalsResponse) String() string {
 func (*ListProposalsResponse) ProtoMessage() {}
 
 func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[13]
+	mi := &file_credence_v1_api_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -770,7 +929,7 @@ func (x *ListProposalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProposalsResponse.ProtoReflect.Descriptor instead.
 func (*ListProposalsResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{13}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListProposalsResponse) GetProposals() []*GetProposalResponse {
@@ -790,7 +949,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[14]
+	mi := &file_credence_v1_api_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +961,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[14]
+	mi := &file_credence_v1_api_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +974,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{14}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubmitRequest) GetHashes() []byte {
@@ -841,7 +1000,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[15]
+	mi := &file_credence_v1_api_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1012,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[15]
+	mi := &file_credence_v1_api_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1025,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{15}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SubmitResponse) GetQueued() uint64 {
@@ -906,7 +1065,7 @@ type Known struct {
 
 func (x *Known) Reset() {
 	*x = Known{}
-	mi := &file_credence_v1_api_proto_msgTypes[16]
+	mi := &file_credence_v1_api_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1077,7 @@ func (x *Known) String() string {
 func (*Known) ProtoMessage() {}
 
 func (x *Known) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[16]
+	mi := &file_credence_v1_api_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1090,7 @@ func (x *Known) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Known.ProtoReflect.Descriptor instead.
 func (*Known) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{16}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Known) GetIndex() uint64 {
@@ -987,7 +1146,7 @@ type GetReceiptRequest struct {
 
 func (x *GetReceiptRequest) Reset() {
 	*x = GetReceiptRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[17]
+	mi := &file_credence_v1_api_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1158,7 @@ func (x *GetReceiptRequest) String() string {
 func (*GetReceiptRequest) ProtoMessage() {}
 
 func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[17]
+	mi := &file_credence_v1_api_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1171,7 @@ func (x *GetReceiptRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptRequest.ProtoReflect.Descriptor instead.
 func (*GetReceiptRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{17}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetReceiptRequest) GetHash() []byte {
@@ -1038,7 +1197,7 @@ type GetReceiptResponse struct {
 
 func (x *GetReceiptResponse) Reset() {
 	*x = GetReceiptResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[18]
+	mi := &file_credence_v1_api_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1209,7 @@ func (x *GetReceiptResponse) String() string {
 func (*GetReceiptResponse) ProtoMessage() {}
 
 func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[18]
+	mi := &file_credence_v1_api_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1222,7 @@ func (x *GetReceiptResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReceiptResponse.ProtoReflect.Descriptor instead.
 func (*GetReceiptResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{18}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetReceiptResponse) GetReceipt() *proof.Receipt {
@@ -1084,7 +1243,7 @@ type GetBatchRequest struct {
 
 func (x *GetBatchRequest) Reset() {
 	*x = GetBatchRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[19]
+	mi := &file_credence_v1_api_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1255,7 @@ func (x *GetBatchRequest) String() string {
 func (*GetBatchRequest) ProtoMessage() {}
 
 func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[19]
+	mi := &file_credence_v1_api_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1268,7 @@ func (x *GetBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchRequest.ProtoReflect.Descriptor instead.
 func (*GetBatchRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{19}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetBatchRequest) GetIssuer() string {
@@ -1143,7 +1302,7 @@ type GetBatchResponse struct {
 
 func (x *GetBatchResponse) Reset() {
 	*x = GetBatchResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[20]
+	mi := &file_credence_v1_api_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1314,7 @@ func (x *GetBatchResponse) String() string {
 func (*GetBatchResponse) ProtoMessage() {}
 
 func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[20]
+	mi := &file_credence_v1_api_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1327,7 @@ func (x *GetBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBatchResponse.ProtoReflect.Descriptor instead.
 func (*GetBatchResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{20}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetBatchResponse) GetRecord() *proof.BatchRecord {
@@ -1193,7 +1352,7 @@ type NodeInfoRequest struct {
 
 func (x *NodeInfoRequest) Reset() {
 	*x = NodeInfoRequest{}
-	mi := &file_credence_v1_api_proto_msgTypes[21]
+	mi := &file_credence_v1_api_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1364,7 @@ func (x *NodeInfoRequest) String() string {
 func (*NodeInfoRequest) ProtoMessage() {}
 
 func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[21]
+	mi := &file_credence_v1_api_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1377,7 @@ func (x *NodeInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoRequest.ProtoReflect.Descriptor instead.
 func (*NodeInfoRequest) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{21}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{23}
 }
 
 type NodeInfoResponse struct {
@@ -1238,7 +1397,7 @@ type NodeInfoResponse struct {
 
 func (x *NodeInfoResponse) Reset() {
 	*x = NodeInfoResponse{}
-	mi := &file_credence_v1_api_proto_msgTypes[22]
+	mi := &file_credence_v1_api_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1409,7 @@ func (x *NodeInfoResponse) String() string {
 func (*NodeInfoResponse) ProtoMessage() {}
 
 func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_api_proto_msgTypes[22]
+	mi := &file_credence_v1_api_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1422,7 @@ func (x *NodeInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfoResponse.ProtoReflect.Descriptor instead.
 func (*NodeInfoResponse) Descriptor() ([]byte, []int) {
-	return file_credence_v1_api_proto_rawDescGZIP(), []int{22}
+	return file_credence_v1_api_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NodeInfoResponse) GetChainId() string {
@@ -1326,7 +1485,13 @@ var File_credence_v1_api_proto protoreflect.FileDescriptor
 
 const file_credence_v1_api_proto_rawDesc = "" +
 	"\n" +
-	"\x15credence/v1/api.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\x1a\x17credence/v1/state.proto\x1a\x14credence/v1/tx.proto\"X\n" +
+	"\x15credence/v1/api.proto\x12\vcredence.v1\x1a!credence/receipt/v1/receipt.proto\x1a\x17credence/v1/state.proto\x1a\x14credence/v1/tx.proto\"R\n" +
+	"\x12GetSequenceRequest\x12,\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x18.credence.v1.AccountKindR\x04kind\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"R\n" +
+	"\x13GetSequenceResponse\x12#\n" +
+	"\rnext_sequence\x18\x01 \x01(\x04R\fnextSequence\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x03R\x06height\"X\n" +
 	"\x18GetRegistryStatusRequest\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
@@ -1400,12 +1565,16 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\x0flatest_app_hash\x18\x05 \x01(\fR\rlatestAppHash\x12\x18\n" +
 	"\aissuers\x18\x06 \x03(\tR\aissuers\x12%\n" +
 	"\x0eindexed_height\x18\a \x01(\x03R\rindexedHeight\x12#\n" +
-	"\rqueued_hashes\x18\b \x01(\x04R\fqueuedHashes*o\n" +
+	"\rqueued_hashes\x18\b \x01(\x04R\fqueuedHashes*]\n" +
+	"\vAccountKind\x12\x1c\n" +
+	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ACCOUNT_KIND_ISSUER\x10\x01\x12\x17\n" +
+	"\x13ACCOUNT_KIND_MEMBER\x10\x02*o\n" +
 	"\tHashState\x12\x1a\n" +
 	"\x16HASH_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11HASH_STATE_QUEUED\x10\x01\x12\x16\n" +
 	"\x12HASH_STATE_PENDING\x10\x02\x12\x17\n" +
-	"\x13HASH_STATE_ANCHORED\x10\x032\xc6\a\n" +
+	"\x13HASH_STATE_ANCHORED\x10\x032\x98\b\n" +
 	"\bCredence\x12A\n" +
 	"\x06Submit\x12\x1a.credence.v1.SubmitRequest\x1a\x1b.credence.v1.SubmitResponse\x12I\n" +
 	"\fSubmitStream\x12\x1a.credence.v1.SubmitRequest\x1a\x1b.credence.v1.SubmitResponse(\x01\x12M\n" +
@@ -1419,7 +1588,8 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\tGetStatus\x12\x1d.credence.v1.GetStatusRequest\x1a\x1e.credence.v1.GetStatusResponse\x12J\n" +
 	"\tGetIssuer\x12\x1d.credence.v1.GetIssuerRequest\x1a\x1e.credence.v1.GetIssuerResponse\x12b\n" +
 	"\x11GetRegistryStatus\x12%.credence.v1.GetRegistryStatusRequest\x1a&.credence.v1.GetRegistryStatusResponse\x12Y\n" +
-	"\x0eExportRegistry\x12\".credence.v1.ExportRegistryRequest\x1a#.credence.v1.ExportRegistryResponseBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
+	"\x0eExportRegistry\x12\".credence.v1.ExportRegistryRequest\x1a#.credence.v1.ExportRegistryResponse\x12P\n" +
+	"\vGetSequence\x12\x1f.credence.v1.GetSequenceRequest\x1a .credence.v1.GetSequenceResponseBBZ@github.com/credence-ledger/credence/proto/credence/v1;credencev1b\x06proto3"
 
 var (
 	file_credence_v1_api_proto_rawDescOnce sync.Once
@@ -1433,83 +1603,89 @@ func file_credence_v1_api_proto_rawDescGZIP() []byte {
 	return file_credence_v1_api_proto_rawDescData
 }
 
-var file_credence_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_credence_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_credence_v1_api_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_credence_v1_api_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_credence_v1_api_proto_goTypes = []any{
-	(HashState)(0),                    // 0: credence.v1.HashState
-	(*GetRegistryStatusRequest)(nil),  // 1: credence.v1.GetRegistryStatusRequest
-	(*GetRegistryStatusResponse)(nil), // 2: credence.v1.GetRegistryStatusResponse
-	(*ExportRegistryRequest)(nil),     // 3: credence.v1.ExportRegistryRequest
-	(*ExportRegistryResponse)(nil),    // 4: credence.v1.ExportRegistryResponse
-	(*GetStatusRequest)(nil),          // 5: credence.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),         // 6: credence.v1.GetStatusResponse
-	(*GetIssuerRequest)(nil),          // 7: credence.v1.GetIssuerRequest
-	(*GetIssuerResponse)(nil),         // 8: credence.v1.GetIssuerResponse
-	(*BroadcastRequest)(nil),          // 9: credence.v1.BroadcastRequest
-	(*BroadcastResponse)(nil),         // 10: credence.v1.BroadcastResponse
-	(*GetProposalRequest)(nil),        // 11: credence.v1.GetProposalRequest
-	(*GetProposalResponse)(nil),       // 12: credence.v1.GetProposalResponse
-	(*ListProposalsRequest)(nil),      // 13: credence.v1.ListProposalsRequest
-	(*ListProposalsResponse)(nil),     // 14: credence.v1.ListProposalsResponse
-	(*SubmitRequest)(nil),             // 15: credence.v1.SubmitRequest
-	(*SubmitResponse)(nil),            // 16: credence.v1.SubmitResponse
-	(*Known)(nil),                     // 17: credence.v1.Known
-	(*GetReceiptRequest)(nil),         // 18: credence.v1.GetReceiptRequest
-	(*GetReceiptResponse)(nil),        // 19: credence.v1.GetReceiptResponse
-	(*GetBatchRequest)(nil),           // 20: credence.v1.GetBatchRequest
-	(*GetBatchResponse)(nil),          // 21: credence.v1.GetBatchResponse
-	(*NodeInfoRequest)(nil),           // 22: credence.v1.NodeInfoRequest
-	(*NodeInfoResponse)(nil),          // 23: credence.v1.NodeInfoResponse
-	(*proof.RegistryStatus)(nil),      // 24: credence.receipt.v1.RegistryStatus
-	(*proof.RegistryExport)(nil),      // 25: credence.receipt.v1.RegistryExport
-	(*proof.Status)(nil),              // 26: credence.receipt.v1.Status
-	(*Issuer)(nil),                    // 27: credence.v1.Issuer
-	(*Proposal)(nil),                  // 28: credence.v1.Proposal
-	(*Propose)(nil),                   // 29: credence.v1.Propose
-	(*proof.Receipt)(nil),             // 30: credence.receipt.v1.Receipt
-	(*proof.BatchRecord)(nil),         // 31: credence.receipt.v1.BatchRecord
+	(AccountKind)(0),                  // 0: credence.v1.AccountKind
+	(HashState)(0),                    // 1: credence.v1.HashState
+	(*GetSequenceRequest)(nil),        // 2: credence.v1.GetSequenceRequest
+	(*GetSequenceResponse)(nil),       // 3: credence.v1.GetSequenceResponse
+	(*GetRegistryStatusRequest)(nil),  // 4: credence.v1.GetRegistryStatusRequest
+	(*GetRegistryStatusResponse)(nil), // 5: credence.v1.GetRegistryStatusResponse
+	(*ExportRegistryRequest)(nil),     // 6: credence.v1.ExportRegistryRequest
+	(*ExportRegistryResponse)(nil),    // 7: credence.v1.ExportRegistryResponse
+	(*GetStatusRequest)(nil),          // 8: credence.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),         // 9: credence.v1.GetStatusResponse
+	(*GetIssuerRequest)(nil),          // 10: credence.v1.GetIssuerRequest
+	(*GetIssuerResponse)(nil),         // 11: credence.v1.GetIssuerResponse
+	(*BroadcastRequest)(nil),          // 12: credence.v1.BroadcastRequest
+	(*BroadcastResponse)(nil),         // 13: credence.v1.BroadcastResponse
+	(*GetProposalRequest)(nil),        // 14: credence.v1.GetProposalRequest
+	(*GetProposalResponse)(nil),       // 15: credence.v1.GetProposalResponse
+	(*ListProposalsRequest)(nil),      // 16: credence.v1.ListProposalsRequest
+	(*ListProposalsResponse)(nil),     // 17: credence.v1.ListProposalsResponse
+	(*SubmitRequest)(nil),             // 18: credence.v1.SubmitRequest
+	(*SubmitResponse)(nil),            // 19: credence.v1.SubmitResponse
+	(*Known)(nil),                     // 20: credence.v1.Known
+	(*GetReceiptRequest)(nil),         // 21: credence.v1.GetReceiptRequest
+	(*GetReceiptResponse)(nil),        // 22: credence.v1.GetReceiptResponse
+	(*GetBatchRequest)(nil),           // 23: credence.v1.GetBatchRequest
+	(*GetBatchResponse)(nil),          // 24: credence.v1.GetBatchResponse
+	(*NodeInfoRequest)(nil),           // 25: credence.v1.NodeInfoRequest
+	(*NodeInfoResponse)(nil),          // 26: credence.v1.NodeInfoResponse
+	(*proof.RegistryStatus)(nil),      // 27: credence.receipt.v1.RegistryStatus
+	(*proof.RegistryExport)(nil),      // 28: credence.receipt.v1.RegistryExport
+	(*proof.Status)(nil),              // 29: credence.receipt.v1.Status
+	(*Issuer)(nil),                    // 30: credence.v1.Issuer
+	(*Proposal)(nil),                  // 31: credence.v1.Proposal
+	(*Propose)(nil),                   // 32: credence.v1.Propose
+	(*proof.Receipt)(nil),             // 33: credence.receipt.v1.Receipt
+	(*proof.BatchRecord)(nil),         // 34: credence.receipt.v1.BatchRecord
 }
 var file_credence_v1_api_proto_depIdxs = []int32{
-	24, // 0: credence.v1.GetRegistryStatusResponse.status:type_name -> credence.receipt.v1.RegistryStatus
-	25, // 1: credence.v1.ExportRegistryResponse.export:type_name -> credence.receipt.v1.RegistryExport
-	26, // 2: credence.v1.GetStatusResponse.status:type_name -> credence.receipt.v1.Status
-	27, // 3: credence.v1.GetIssuerResponse.issuer:type_name -> credence.v1.Issuer
-	28, // 4: credence.v1.GetProposalResponse.proposal:type_name -> credence.v1.Proposal
-	29, // 5: credence.v1.GetProposalResponse.propose:type_name -> credence.v1.Propose
-	12, // 6: credence.v1.ListProposalsResponse.proposals:type_name -> credence.v1.GetProposalResponse
-	17, // 7: credence.v1.SubmitResponse.known:type_name -> credence.v1.Known
-	0,  // 8: credence.v1.Known.state:type_name -> credence.v1.HashState
-	30, // 9: credence.v1.GetReceiptResponse.receipt:type_name -> credence.receipt.v1.Receipt
-	31, // 10: credence.v1.GetBatchResponse.record:type_name -> credence.receipt.v1.BatchRecord
-	15, // 11: credence.v1.Credence.Submit:input_type -> credence.v1.SubmitRequest
-	15, // 12: credence.v1.Credence.SubmitStream:input_type -> credence.v1.SubmitRequest
-	18, // 13: credence.v1.Credence.GetReceipt:input_type -> credence.v1.GetReceiptRequest
-	20, // 14: credence.v1.Credence.GetBatch:input_type -> credence.v1.GetBatchRequest
-	22, // 15: credence.v1.Credence.NodeInfo:input_type -> credence.v1.NodeInfoRequest
-	9,  // 16: credence.v1.Credence.Broadcast:input_type -> credence.v1.BroadcastRequest
-	11, // 17: credence.v1.Credence.GetProposal:input_type -> credence.v1.GetProposalRequest
-	13, // 18: credence.v1.Credence.ListProposals:input_type -> credence.v1.ListProposalsRequest
-	5,  // 19: credence.v1.Credence.GetStatus:input_type -> credence.v1.GetStatusRequest
-	7,  // 20: credence.v1.Credence.GetIssuer:input_type -> credence.v1.GetIssuerRequest
-	1,  // 21: credence.v1.Credence.GetRegistryStatus:input_type -> credence.v1.GetRegistryStatusRequest
-	3,  // 22: credence.v1.Credence.ExportRegistry:input_type -> credence.v1.ExportRegistryRequest
-	16, // 23: credence.v1.Credence.Submit:output_type -> credence.v1.SubmitResponse
-	16, // 24: credence.v1.Credence.SubmitStream:output_type -> credence.v1.SubmitResponse
-	19, // 25: credence.v1.Credence.GetReceipt:output_type -> credence.v1.GetReceiptResponse
-	21, // 26: credence.v1.Credence.GetBatch:output_type -> credence.v1.GetBatchResponse
-	23, // 27: credence.v1.Credence.NodeInfo:output_type -> credence.v1.NodeInfoResponse
-	10, // 28: credence.v1.Credence.Broadcast:output_type -> credence.v1.BroadcastResponse
-	12, // 29: credence.v1.Credence.GetProposal:output_type -> credence.v1.GetProposalResponse
-	14, // 30: credence.v1.Credence.ListProposals:output_type -> credence.v1.ListProposalsResponse
-	6,  // 31: credence.v1.Credence.GetStatus:output_type -> credence.v1.GetStatusResponse
-	8,  // 32: credence.v1.Credence.GetIssuer:output_type -> credence.v1.GetIssuerResponse
-	2,  // 33: credence.v1.Credence.GetRegistryStatus:output_type -> credence.v1.GetRegistryStatusResponse
-	4,  // 34: credence.v1.Credence.ExportRegistry:output_type -> credence.v1.ExportRegistryResponse
-	23, // [23:35] is the sub-list for method output_type
-	11, // [11:23] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	0,  // 0: credence.v1.GetSequenceRequest.kind:type_name -> credence.v1.AccountKind
+	27, // 1: credence.v1.GetRegistryStatusResponse.status:type_name -> credence.receipt.v1.RegistryStatus
+	28, // 2: credence.v1.ExportRegistryResponse.export:type_name -> credence.receipt.v1.RegistryExport
+	29, // 3: credence.v1.GetStatusResponse.status:type_name -> credence.receipt.v1.Status
+	30, // 4: credence.v1.GetIssuerResponse.issuer:type_name -> credence.v1.Issuer
+	31, // 5: credence.v1.GetProposalResponse.proposal:type_name -> credence.v1.Proposal
+	32, // 6: credence.v1.GetProposalResponse.propose:type_name -> credence.v1.Propose
+	15, // 7: credence.v1.ListProposalsResponse.proposals:type_name -> credence.v1.GetProposalResponse
+	20, // 8: credence.v1.SubmitResponse.known:type_name -> credence.v1.Known
+	1,  // 9: credence.v1.Known.state:type_name -> credence.v1.HashState
+	33, // 10: credence.v1.GetReceiptResponse.receipt:type_name -> credence.receipt.v1.Receipt
+	34, // 11: credence.v1.GetBatchResponse.record:type_name -> credence.receipt.v1.BatchRecord
+	18, // 12: credence.v1.Credence.Submit:input_type -> credence.v1.SubmitRequest
+	18, // 13: credence.v1.Credence.SubmitStream:input_type -> credence.v1.SubmitRequest
+	21, // 14: credence.v1.Credence.GetReceipt:input_type -> credence.v1.GetReceiptRequest
+	23, // 15: credence.v1.Credence.GetBatch:input_type -> credence.v1.GetBatchRequest
+	25, // 16: credence.v1.Credence.NodeInfo:input_type -> credence.v1.NodeInfoRequest
+	12, // 17: credence.v1.Credence.Broadcast:input_type -> credence.v1.BroadcastRequest
+	14, // 18: credence.v1.Credence.GetProposal:input_type -> credence.v1.GetProposalRequest
+	16, // 19: credence.v1.Credence.ListProposals:input_type -> credence.v1.ListProposalsRequest
+	8,  // 20: credence.v1.Credence.GetStatus:input_type -> credence.v1.GetStatusRequest
+	10, // 21: credence.v1.Credence.GetIssuer:input_type -> credence.v1.GetIssuerRequest
+	4,  // 22: credence.v1.Credence.GetRegistryStatus:input_type -> credence.v1.GetRegistryStatusRequest
+	6,  // 23: credence.v1.Credence.ExportRegistry:input_type -> credence.v1.ExportRegistryRequest
+	2,  // 24: credence.v1.Credence.GetSequence:input_type -> credence.v1.GetSequenceRequest
+	19, // 25: credence.v1.Credence.Submit:output_type -> credence.v1.SubmitResponse
+	19, // 26: credence.v1.Credence.SubmitStream:output_type -> credence.v1.SubmitResponse
+	22, // 27: credence.v1.Credence.GetReceipt:output_type -> credence.v1.GetReceiptResponse
+	24, // 28: credence.v1.Credence.GetBatch:output_type -> credence.v1.GetBatchResponse
+	26, // 29: credence.v1.Credence.NodeInfo:output_type -> credence.v1.NodeInfoResponse
+	13, // 30: credence.v1.Credence.Broadcast:output_type -> credence.v1.BroadcastResponse
+	15, // 31: credence.v1.Credence.GetProposal:output_type -> credence.v1.GetProposalResponse
+	17, // 32: credence.v1.Credence.ListProposals:output_type -> credence.v1.ListProposalsResponse
+	9,  // 33: credence.v1.Credence.GetStatus:output_type -> credence.v1.GetStatusResponse
+	11, // 34: credence.v1.Credence.GetIssuer:output_type -> credence.v1.GetIssuerResponse
+	5,  // 35: credence.v1.Credence.GetRegistryStatus:output_type -> credence.v1.GetRegistryStatusResponse
+	7,  // 36: credence.v1.Credence.ExportRegistry:output_type -> credence.v1.ExportRegistryResponse
+	3,  // 37: credence.v1.Credence.GetSequence:output_type -> credence.v1.GetSequenceResponse
+	25, // [25:38] is the sub-list for method output_type
+	12, // [12:25] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_api_proto_init() }
@@ -1524,8 +1700,8 @@ func file_credence_v1_api_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_api_proto_rawDesc), len(file_credence_v1_api_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   23,
+			NumEnums:      2,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	Credence_GetIssuer_FullMethodName         = "/credence.v1.Credence/GetIssuer"
 	Credence_GetRegistryStatus_FullMethodName = "/credence.v1.Credence/GetRegistryStatus"
 	Credence_ExportRegistry_FullMethodName    = "/credence.v1.Credence/ExportRegistry"
+	Credence_GetSequence_FullMethodName       = "/credence.v1.Credence/GetSequence"
 )
 
 // CredenceClient is the client API for Credence service.
@@ -70,6 +71,10 @@ type CredenceClient interface {
 	// ExportRegistry returns a status registry as a Bitstring Status List
 	// with its proofs.
 	ExportRegistry(ctx context.Context, in *ExportRegistryRequest, opts ...grpc.CallOption) (*ExportRegistryResponse, error)
+	// GetSequence returns the sequence an account's next transaction should
+	// carry: above its last committed one and above any this node's mempool
+	// holds.
+	GetSequence(ctx context.Context, in *GetSequenceRequest, opts ...grpc.CallOption) (*GetSequenceResponse, error)
 }
 
 type credenceClient struct {
@@ -203,6 +208,16 @@ func (c *credenceClient) ExportRegistry(ctx context.Context, in *ExportRegistryR
 	return out, nil
 }
 
+func (c *credenceClient) GetSequence(ctx context.Context, in *GetSequenceRequest, opts ...grpc.CallOption) (*GetSequenceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSequenceResponse)
+	err := c.cc.Invoke(ctx, Credence_GetSequence_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CredenceServer is the server API for Credence service.
 // All implementations must embed UnimplementedCredenceServer
 // for forward compatibility.
@@ -240,6 +255,10 @@ type CredenceServer interface {
 	// ExportRegistry returns a status registry as a Bitstring Status List
 	// with its proofs.
 	ExportRegistry(context.Context, *ExportRegistryRequest) (*ExportRegistryResponse, error)
+	// GetSequence returns the sequence an account's next transaction should
+	// carry: above its last committed one and above any this node's mempool
+	// holds.
+	GetSequence(context.Context, *GetSequenceRequest) (*GetSequenceResponse, error)
 	mustEmbedUnimplementedCredenceServer()
 }
 
@@ -285,6 +304,9 @@ func (UnimplementedCredenceServer) GetRegistryStatus(context.Context, *GetRegist
 }
 func (UnimplementedCredenceServer) ExportRegistry(context.Context, *ExportRegistryRequest) (*ExportRegistryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExportRegistry not implemented")
+}
+func (UnimplementedCredenceServer) GetSequence(context.Context, *GetSequenceRequest) (*GetSequenceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSequence not implemented")
 }
 func (UnimplementedCredenceServer) mustEmbedUnimplementedCredenceServer() {}
 func (UnimplementedCredenceServer) testEmbeddedByValue()                  {}
@@ -512,6 +534,24 @@ func _Credence_ExportRegistry_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Credence_GetSequence_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSequenceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CredenceServer).GetSequence(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Credence_GetSequence_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CredenceServer).GetSequence(ctx, req.(*GetSequenceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Credence_ServiceDesc is the grpc.ServiceDesc for Credence service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -562,6 +602,10 @@ var Credence_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExportRegistry",
 			Handler:    _Credence_ExportRegistry_Handler,
+		},
+		{
+			MethodName: "GetSequence",
+			Handler:    _Credence_GetSequence_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
