@@ -1,6 +1,7 @@
 package app
 
 import (
+	"strings"
 	"testing"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -39,7 +40,7 @@ func FuzzDecodeTx(f *testing.F) {
 	f.Add([]byte{0x0a, 0x00, 0x12, 0x00, 0x1a, 0x00})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
 
-	maxCode := CodeInternal
+	maxCode := CodeSequenceJump
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		res, err := n.app.CheckTx(ctx, &abci.RequestCheckTx{Tx: raw, Type: abci.CheckTxType_New})
 		if err != nil {
@@ -67,6 +68,43 @@ func FuzzDecodeTx(f *testing.F) {
 		}
 		if derr != nil && pres.Status != abci.ResponseProcessProposal_REJECT {
 			t.Fatalf("ProcessProposal accepts an undecodable tx: %v", derr)
+		}
+	})
+}
+
+// FuzzParseGenesis reads arbitrary app_state documents: each is refused
+// with an error naming a field, or yields a state within the chain's
+// bounds.
+func FuzzParseGenesis(f *testing.F) {
+	f.Add(mustJSON(f, testGenesisDoc()))
+	f.Add([]byte(`{"members":[{"id":"m","power":1}],"params":{"max_batch_hashes":18446744073709551615}}`))
+	f.Add([]byte(`{"Members":[{"ID":"m","Power":-1}]}`))
+	f.Add([]byte(`{"members":null,"issuers":[{}]}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		st, err := parseGenesis(raw)
+		if err != nil {
+			if !strings.Contains(err.Error(), "app_state") {
+				t.Fatalf("error does not name the field: %v", err)
+			}
+			return
+		}
+		p := st.params
+		if p.MaxBatchHashes == 0 || p.MaxBatchHashes > MaxBatchHashesLimit || p.ProposalTtlBlocks <= 0 || p.ProposalTtlBlocks > maxProposalTTL {
+			t.Fatalf("accepted params %v", p)
+		}
+		if len(st.members) == 0 {
+			t.Fatal("accepted a genesis without members")
+		}
+		for _, m := range st.members {
+			if ValidID(m.Id) != nil || m.Power <= 0 || checkPublicKey(m.AdminKey) != nil {
+				t.Fatalf("accepted member %v", m)
+			}
+		}
+		for _, is := range st.issuers {
+			if ValidID(is.Id) != nil || len(is.Keys) == 0 {
+				t.Fatalf("accepted issuer %v", is)
+			}
 		}
 	})
 }

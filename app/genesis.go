@@ -15,6 +15,12 @@ import (
 // of 3.2 MB, under MaxTxBytes.
 const DefaultMaxBatchHashes = 100_000
 
+// MaxBatchHashesLimit is the largest max_batch_hashes a chain may set, in
+// its genesis or by vote: a full batch must fit in one transaction of at
+// most MaxTxBytes together with its envelope (a few hundred bytes; 4 KiB
+// are kept for it).
+const MaxBatchHashesLimit = (MaxTxBytes - 4<<10) / 32
+
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
 // Genesis is the app_state of the genesis file. Binary values are multibase
@@ -74,6 +80,9 @@ func parseGenesis(raw []byte) (*genesisState, error) {
 	st := &genesisState{params: &pb.Params{MaxBatchHashes: g.Params.MaxBatchHashes, ProposalTtlBlocks: g.Params.ProposalTTLBlocks}}
 	if st.params.MaxBatchHashes == 0 {
 		st.params.MaxBatchHashes = DefaultMaxBatchHashes
+	}
+	if st.params.MaxBatchHashes > MaxBatchHashesLimit {
+		return nil, fmt.Errorf("app_state.params.max_batch_hashes: %d does not fit in a transaction; at most %d", st.params.MaxBatchHashes, MaxBatchHashesLimit)
 	}
 	if st.params.ProposalTtlBlocks < 0 || st.params.ProposalTtlBlocks > maxProposalTTL {
 		return nil, fmt.Errorf("app_state.params.proposal_ttl_blocks: must be 0 (default %d) to %d", DefaultProposalTTLBlocks, maxProposalTTL)

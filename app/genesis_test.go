@@ -20,6 +20,8 @@ func TestGenesisErrors(t *testing.T) {
 		field string // must appear in the error
 	}{
 		{"no members", func(g *Genesis) { g.Members = nil }, "app_state.members"},
+		{"max_batch_hashes beyond a transaction", func(g *Genesis) { g.Params.MaxBatchHashes = MaxBatchHashesLimit + 1 }, "app_state.params.max_batch_hashes"},
+		{"max_batch_hashes 2^64-1", func(g *Genesis) { g.Params.MaxBatchHashes = 1<<64 - 1 }, "app_state.params.max_batch_hashes"},
 		{"member id empty", func(g *Genesis) { g.Members[0].ID = "" }, "app_state.members[0].id"},
 		{"member id with invalid characters", func(g *Genesis) { g.Members[0].ID = "Uni/1"; g.Issuers = nil }, "app_state.members[0].id"},
 		{"duplicate member ids", func(g *Genesis) { g.Members = append(g.Members, g.Members[0]) }, "app_state.members[1].id"},

@@ -80,8 +80,8 @@ func (p proposeMsg) validate(uint64) error {
 		if c.ProposalTtlBlocks < 0 || c.ProposalTtlBlocks > maxProposalTTL {
 			return fmt.Errorf("%w: change_params.proposal_ttl_blocks must be 0 (unchanged) to %d", ErrMalformed, maxProposalTTL)
 		}
-		if c.MaxBatchHashes > uint64(MaxTxBytes/32) {
-			return fmt.Errorf("%w: change_params.max_batch_hashes %d does not fit in a transaction", ErrMalformed, c.MaxBatchHashes)
+		if c.MaxBatchHashes > MaxBatchHashesLimit {
+			return fmt.Errorf("%w: change_params.max_batch_hashes %d does not fit in a transaction; at most %d", ErrMalformed, c.MaxBatchHashes, MaxBatchHashesLimit)
 		}
 	default:
 		return fmt.Errorf("%w: propose has no action", ErrMalformed)

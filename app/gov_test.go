@@ -177,7 +177,7 @@ func govRejectCases() []govRejectCase {
 		{name: "change_params changing nothing", bad: govProposeBy(&pb.Propose{Action: &pb.Propose_ChangeParams{ChangeParams: &pb.ChangeParams{}}}), code: CodeMalformed, why: "changes nothing"},
 		{name: "change_params negative ttl", bad: govProposeBy(setTTL(-1)), code: CodeMalformed, why: "proposal_ttl_blocks"},
 		{name: "change_params ttl above maxProposalTTL", bad: govProposeBy(setTTL(maxProposalTTL + 1)), code: CodeMalformed, why: "proposal_ttl_blocks"},
-		{name: "change_params max_batch_hashes beyond a transaction", bad: govProposeBy(setMaxHashes(MaxTxBytes/32 + 1)), code: CodeMalformed, why: "max_batch_hashes"},
+		{name: "change_params max_batch_hashes beyond a transaction", bad: govProposeBy(setMaxHashes(MaxBatchHashesLimit + 1)), code: CodeMalformed, why: "max_batch_hashes"},
 		{name: "description of 1001 bytes", bad: govProposeBy(&pb.Propose{Description: strings.Repeat("d", maxDescription+1), Action: setMaxHashes(30).Action}), code: CodeMalformed, why: "description"},
 		{name: "propose with no action", bad: govProposeBy(&pb.Propose{Description: "nothing to do"}), code: CodeMalformed, why: "no action"},
 		{name: "empty propose", bad: govProposeBy(&pb.Propose{}), code: CodeMalformed, why: "no action"},
@@ -275,7 +275,7 @@ func TestGovAcceptedEdges(t *testing.T) {
 		p    *pb.Propose
 	}{
 		{"description of exactly 1000 bytes", &pb.Propose{Description: strings.Repeat("d", maxDescription), Action: setMaxHashes(30).Action}},
-		{"max_batch_hashes at the transaction limit", setMaxHashes(MaxTxBytes / 32)},
+		{"max_batch_hashes at the transaction limit", setMaxHashes(MaxBatchHashesLimit)},
 		{"ttl of one block", setTTL(1)},
 		{"ttl of maxProposalTTL", setTTL(maxProposalTTL)},
 		{"add_member power maxPower", addMember(newMember("member-e", maxPower).addMember())},
