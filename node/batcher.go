@@ -74,10 +74,10 @@ func (p *pipeline) nextSeq(issuer string) (uint64, error) {
 	return last + 1, nil
 }
 
-// cut makes one batch of issuer's queue, writes it as in flight in place of
-// its queue entries, syncs, and only then sends it: a crash after the send
-// finds the batch in flight, never its hashes in the queue as well. It
-// reports whether a full batch was cut, so more may wait.
+// cut makes one batch of issuer's queue and writes it as in flight in place
+// of its queue entries, and sends it only once that is synced: a crash
+// after the send finds the batch in flight, not its hashes in the queue.
+// It reports whether a full batch was cut, so more may wait.
 func (p *pipeline) cut(issuer string) (bool, error) {
 	p.mu.Lock()
 	q := p.pending[issuer]
@@ -99,6 +99,10 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	f, err := newInflight(tx, hashes, time.Time{})
+	if err != nil {
+		return false, err
+	}
 	wb := p.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, e := range take {
@@ -112,16 +116,17 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	if err := wb.Flush(); err != nil {
 		return false, err
 	}
-	if err := p.sync(); err != nil {
-		return false, err
-	}
-	f, err := newInflight(tx, hashes, p.now())
-	if err != nil {
-		return false, err
-	}
+	// Memory follows the database at once; a failed sync leaves the batch
+	// in flight and unsent, for the next settle to send.
 	p.mu.Lock()
 	p.pending[issuer] = p.pending[issuer][n:]
 	p.flight(issuer)[seq] = f
+	p.mu.Unlock()
+	if err := p.sync(); err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	f.sentAt = p.now()
 	p.mu.Unlock()
 	p.send(issuer, seq, tx)
 	metricBatches.Inc()
@@ -197,7 +202,7 @@ func (p *pipeline) settle(issuer string) error {
 }
 
 // requeue puts the hashes of a batch that can never be anchored back at the
-// head of the queue, in place of the batch, in one synced write.
+// head of the queue, in place of the batch, in one write, then syncs.
 func (p *pipeline) requeue(issuer string, seq uint64, f *inflight) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -219,12 +224,9 @@ func (p *pipeline) requeue(issuer string, seq uint64, f *inflight) error {
 	if err := wb.Flush(); err != nil {
 		return err
 	}
-	if err := p.sync(); err != nil {
-		return err
-	}
 	p.nextQ[issuer] = next
 	p.pending[issuer] = append(back, p.pending[issuer]...)
 	delete(p.inflight[issuer], seq)
 	p.log.Warn("batch can no longer be anchored; hashes queued again", "issuer", issuer, "seq", seq, "hashes", len(back))
-	return nil
+	return p.sync()
 }

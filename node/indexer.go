@@ -212,14 +212,15 @@ func (ix *indexer) noteValidatorChange(h int64) error {
 // positions are written and flushed before the hashes stop waiting, so a
 // reader always finds a hash in one place or the other.
 func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
+	here := ix.pipe.inFlightHere(batches)
 	if err := ix.writePositions(batches); err != nil {
 		return err
 	}
-	if err := ix.closeBatches(height, batches); err != nil {
+	if err := ix.closeBatches(height, here); err != nil {
 		return err
 	}
 	ix.indexed.Store(height)
-	ix.pipe.release(batches)
+	ix.pipe.release(batches, here)
 	var anchored uint64
 	for _, b := range batches {
 		anchored += b.Record.LeafCount
@@ -255,16 +256,13 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	return wb.Flush()
 }
 
-// closeBatches takes this node's anchored batches out of flight on disk and
-// moves the indexed height to height, in one write.
-func (ix *indexer) closeBatches(height int64, batches []app.CommittedBatch) error {
+// closeBatches takes this node's anchored batches (here) out of flight on
+// disk and moves the indexed height to height, in one write.
+func (ix *indexer) closeBatches(height int64, here []app.CommittedBatch) error {
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, b := range batches {
+	for _, b := range here {
 		r := b.Record
-		if _, ours := ix.pipe.keys[r.Issuer]; !ours {
-			continue
-		}
 		if err := wb.Delete(qfKey(r.Issuer, r.Seq)); err != nil {
 			return err
 		}

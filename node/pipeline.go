@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -170,16 +171,32 @@ func (p *pipeline) isWaiting(h []byte, issuer string) bool {
 	return false
 }
 
-// release ends the wait of the hashes of batches the indexer recorded:
-// their batches are no longer in flight, and a repeat of them is now
-// answered from the index.
-func (p *pipeline) release(batches []app.CommittedBatch) {
+// inFlightHere picks, of committed batches, those this node has in flight:
+// same issuer, sequence and root. Another node holding the same issuer's
+// key may anchor a different batch under a sequence this node has in
+// flight; that one stays in flight for settle to requeue.
+func (p *pipeline) inFlightHere(batches []app.CommittedBatch) []app.CommittedBatch {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var here []app.CommittedBatch
 	for _, b := range batches {
-		if m := p.inflight[b.Record.Issuer]; m != nil {
-			delete(m, b.Record.Seq)
+		if f := p.inflight[b.Record.Issuer][b.Record.Seq]; f != nil && bytes.Equal(f.root[:], b.Record.Root) {
+			here = append(here, b)
 		}
+	}
+	return here
+}
+
+// release ends the wait of the hashes of batches the indexer recorded (a
+// repeat of them is now answered from the index) and takes this node's
+// among them (here) out of flight.
+func (p *pipeline) release(batches, here []app.CommittedBatch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range here {
+		delete(p.inflight[b.Record.Issuer], b.Record.Seq)
+	}
+	for _, b := range batches {
 		if w := p.waiting[b.Record.Issuer]; w != nil {
 			for _, h := range leaves(b.Hashes) {
 				delete(w, h)

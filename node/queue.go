@@ -101,26 +101,32 @@ type candidate struct {
 // commitGroup answers a group of requests with one write and one sync.
 // Each phase below guarantees what its name says; together: a hash is
 // answered "queued" only once it is synced, "pending" or "anchored" only
-// when it is, and never both queued now and waiting or anchored before.
+// when it is, and never queued twice.
 func (p *pipeline) commitGroup(group []*submitReq) {
 	results := make([]submitResult, len(group))
 	claimed := p.claimUnseen(group, results)
-	fresh, anchored, err := p.separateAnchored(claimed, results)
-	var queuedAt []uint64
-	if err == nil {
-		queuedAt = p.assignQueuePositions(fresh)
-		err = p.persistSynced(fresh, queuedAt)
-	}
-	p.releaseClaims(anchored)
+	fresh, err := p.separateAnchored(claimed, results)
 	if err != nil {
-		p.releaseClaims(fresh)
-		p.log.Error("queue write failed; requests refused", "err", err)
-		for _, r := range group {
-			r.done <- submitResult{err: fmt.Errorf("queue write: %w", err)}
-		}
+		p.refuse(group, err)
 		return
 	}
-	full := p.enqueue(fresh, queuedAt, results)
+	at := p.assignQueuePositions(fresh)
+	if err := p.writeQueue(fresh, at); err != nil {
+		p.releaseClaims(fresh)
+		p.refuse(group, err)
+		return
+	}
+	full := p.enqueue(fresh, at, results)
+	// The answer waits for the sync; the batcher need not, as its cut
+	// syncs before it sends. A failed sync refuses the answer but leaves
+	// the hashes queued, as they are in the database: a retry is answered
+	// pending, and a restart finds them or not, but never half.
+	if len(fresh) > 0 {
+		if err := p.sync(); err != nil {
+			p.refuse(group, err)
+			return
+		}
+	}
 	metricSubmitted.Add(float64(len(fresh)))
 	for i, r := range group {
 		r.done <- results[i]
@@ -130,6 +136,13 @@ func (p *pipeline) commitGroup(group []*submitReq) {
 		case p.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+func (p *pipeline) refuse(group []*submitReq, err error) {
+	p.log.Error("queue write failed; requests refused", "err", err)
+	for _, r := range group {
+		r.done <- submitResult{err: fmt.Errorf("queue write: %w", err)}
 	}
 }
 
@@ -156,11 +169,13 @@ func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []can
 }
 
 // separateAnchored answers the claimed hashes the index already holds as
-// anchored. It reads after the claim: the indexer records a hash's
-// position before it stops waiting, so no hash slips between the two
-// checks.
-func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) (fresh, anchored []candidate, err error) {
-	err = p.db.View(func(txn *badger.Txn) error {
+// anchored, releases their claims, and returns the others. It reads after
+// the claim: the indexer records a hash's position before it stops
+// waiting, so no hash slips between the two checks. On error every claim
+// is released.
+func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) ([]candidate, error) {
+	var fresh, anchored []candidate
+	err := p.db.View(func(txn *badger.Txn) error {
 		for _, c := range claimed {
 			pos, err := anchoredAt(txn, c.hash[:], c.issuer)
 			if errors.Is(err, errNotFound) {
@@ -177,10 +192,11 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 		return nil
 	})
 	if err != nil {
-		// Nothing is answered from a failed read; every claim is released.
-		return nil, claimed, err
+		p.releaseClaims(claimed)
+		return nil, err
 	}
-	return fresh, anchored, nil
+	p.releaseClaims(anchored)
+	return fresh, nil
 }
 
 // assignQueuePositions gives each fresh hash its issuer's next queue
@@ -197,9 +213,9 @@ func (p *pipeline) assignQueuePositions(fresh []candidate) []uint64 {
 	return at
 }
 
-// persistSynced writes the fresh hashes to the queue on disk; when it
-// returns nil they survive a crash.
-func (p *pipeline) persistSynced(fresh []candidate, at []uint64) error {
+// writeQueue writes the fresh hashes to the queue in the database, not yet
+// synced.
+func (p *pipeline) writeQueue(fresh []candidate, at []uint64) error {
 	if len(fresh) == 0 {
 		return nil
 	}
@@ -210,10 +226,7 @@ func (p *pipeline) persistSynced(fresh []candidate, at []uint64) error {
 			return err
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		return err
-	}
-	return p.sync()
+	return wb.Flush()
 }
 
 // releaseClaims ends the claim of hashes that were not queued.
@@ -225,7 +238,7 @@ func (p *pipeline) releaseClaims(cs []candidate) {
 	}
 }
 
-// enqueue hands the synced hashes to the batcher and counts them as queued
+// enqueue hands the written hashes to the batcher and counts them as queued
 // in their answers. It reports whether an issuer's queue reached a full
 // batch, so the batcher need not wait for its tick.
 func (p *pipeline) enqueue(fresh []candidate, at []uint64, results []submitResult) (full bool) {
