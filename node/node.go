@@ -1,5 +1,3 @@
-// Package node is the Credence daemon: CometBFT with the app in process, the
-// durable submission queue, the batcher, the index and the gRPC API.
 package node
 
 import (
