@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	abci "github.com/cometbft/cometbft/abci/types"
 	"io"
 	"strings"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
