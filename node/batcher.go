@@ -103,17 +103,7 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	wb := p.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, e := range take {
-		if err := wb.Delete(qpKey(issuer, e.qseq)); err != nil {
-			return false, err
-		}
-	}
-	if err := wb.Set(qfKey(issuer, seq), tx); err != nil {
-		return false, err
-	}
-	if err := wb.Flush(); err != nil {
+	if err := p.queue.cut(issuer, take, seq, tx); err != nil {
 		return false, err
 	}
 	// Memory follows the database at once; a failed sync leaves the batch
@@ -206,22 +196,13 @@ func (p *pipeline) settle(issuer string) error {
 func (p *pipeline) requeue(issuer string, seq uint64, f *inflight) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	wb := p.db.NewWriteBatch()
-	defer wb.Cancel()
 	next := p.nextQ[issuer]
 	var back []queued
 	for _, h := range leaves(f.hashes) {
-		q := queued{qseq: next, hash: h}
+		back = append(back, queued{qseq: next, hash: h})
 		next++
-		if err := wb.Set(qpKey(issuer, q.qseq), q.hash[:]); err != nil {
-			return err
-		}
-		back = append(back, q)
 	}
-	if err := wb.Delete(qfKey(issuer, seq)); err != nil {
-		return err
-	}
-	if err := wb.Flush(); err != nil {
+	if err := p.queue.requeue(issuer, seq, back); err != nil {
 		return err
 	}
 	p.nextQ[issuer] = next

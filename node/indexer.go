@@ -208,15 +208,29 @@ func (ix *indexer) noteValidatorChange(h int64) error {
 	return nil
 }
 
-// index records the batches of one committed block at height. The leaves'
-// positions are written and flushed before the hashes stop waiting, so a
-// reader always finds a hash in one place or the other.
+// index records the batches of one committed block at height: the
+// leaves' positions, then this node's batches among them out of flight,
+// then the indexed height, each write flushed before the next, and only
+// then do the hashes stop waiting, so a reader always finds a hash in one
+// place or the other.
 func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
 	here := ix.pipe.inFlightHere(batches)
 	if err := ix.writePositions(batches); err != nil {
 		return err
 	}
-	if err := ix.closeBatches(height, here); err != nil {
+	if len(here) > 0 {
+		ids := make([]batchID, len(here))
+		for i, b := range here {
+			ids[i] = batchID{issuer: b.Record.Issuer, seq: b.Record.Seq}
+		}
+		if err := ix.pipe.queue.land(ids); err != nil {
+			return err
+		}
+	}
+	// Last: a crash before it indexes the block again at the next start.
+	if err := ix.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(keyIndexed, u64(nil, uint64(height)))
+	}); err != nil {
 		return err
 	}
 	ix.indexed.Store(height)
@@ -252,23 +266,6 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 				return err
 			}
 		}
-	}
-	return wb.Flush()
-}
-
-// closeBatches takes this node's anchored batches (here) out of flight on
-// disk and moves the indexed height to height, in one write.
-func (ix *indexer) closeBatches(height int64, here []app.CommittedBatch) error {
-	wb := ix.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, b := range here {
-		r := b.Record
-		if err := wb.Delete(qfKey(r.Issuer, r.Seq)); err != nil {
-			return err
-		}
-	}
-	if err := wb.Set(keyIndexed, u64(nil, uint64(height))); err != nil {
-		return err
 	}
 	return wb.Flush()
 }

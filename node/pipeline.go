@@ -54,7 +54,9 @@ func leaves(hashes []byte) iter.Seq2[uint64, hash] {
 // is anchored. Each stage writes the disk before it changes this state,
 // so a restart (load, reconcile) rebuilds it.
 type pipeline struct {
+	// db is read for the index; the queue's own records are in queue.
 	db      *badger.DB
+	queue   queueStore
 	chain   chain
 	chainID string
 	keys    map[string]ed25519.PrivateKey
@@ -107,7 +109,7 @@ const submitRequestBuffer = 1024
 
 func newPipeline(db *badger.DB, c chain, chainID string, keys map[string]ed25519.PrivateKey, cfg *config, log *slog.Logger) *pipeline {
 	return &pipeline{
-		db: db, chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
+		db: db, queue: queueStore{db}, chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
 		now:      time.Now,
 		sync:     db.Sync,
 		reqs:     make(chan *submitReq, submitRequestBuffer),

@@ -2,14 +2,13 @@ package node
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -219,14 +218,11 @@ func (p *pipeline) writeQueue(fresh []candidate, at []uint64) error {
 	if len(fresh) == 0 {
 		return nil
 	}
-	wb := p.db.NewWriteBatch()
-	defer wb.Cancel()
+	entries := make([]queueEntry, len(fresh))
 	for i, c := range fresh {
-		if err := wb.Set(qpKey(c.issuer, at[i]), c.hash[:]); err != nil {
-			return err
-		}
+		entries[i] = queueEntry{issuer: c.issuer, queued: queued{qseq: at[i], hash: c.hash}}
 	}
-	return wb.Flush()
+	return p.queue.add(entries)
 }
 
 // releaseClaims ends the claim of hashes that were not queued.
@@ -258,62 +254,28 @@ func (p *pipeline) enqueue(fresh []candidate, at []uint64, results []submitResul
 func (p *pipeline) load() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.db.View(func(txn *badger.Txn) error {
-		if err := scanPrefix(txn, "qp/", func(issuer string, qseq uint64, v []byte) error {
-			if len(v) != proof.HashSize {
-				return fmt.Errorf("corrupt queue entry %s/%d", issuer, qseq)
-			}
-			q := queued{qseq: qseq, hash: hash(v)}
-			p.pending[issuer] = append(p.pending[issuer], q)
-			p.nextQ[issuer] = qseq + 1
-			p.wait(issuer)[q.hash] = struct{}{}
-			return nil
-		}); err != nil {
-			return err
-		}
-		return scanPrefix(txn, "qf/", func(issuer string, seq uint64, v []byte) error {
-			tx := append([]byte(nil), v...)
-			a, err := decodeAnchor(tx)
-			if err != nil {
-				return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
-			}
-			// Never sent in this run: the first settle sends it again.
-			f, err := newInflight(tx, a.hashes, time.Time{})
-			if err != nil {
-				return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
-			}
-			p.flight(issuer)[seq] = f
-			w := p.wait(issuer)
-			for _, h := range leaves(a.hashes) {
-				w[h] = struct{}{}
-			}
-			return nil
-		})
-	})
-}
-
-// scanPrefix calls fn for every <prefix><issuer>/<seq> key in order.
-func scanPrefix(txn *badger.Txn, prefix string, fn func(issuer string, seq uint64, v []byte) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true})
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		issuer, seq, err := splitIssuerSeq(it.Item().Key(), prefix)
+	return p.queue.scan(func(issuer string, q queued) error {
+		p.pending[issuer] = append(p.pending[issuer], q)
+		p.nextQ[issuer] = q.qseq + 1
+		p.wait(issuer)[q.hash] = struct{}{}
+		return nil
+	}, func(issuer string, seq uint64, tx []byte) error {
+		a, err := decodeAnchor(tx)
 		if err != nil {
-			return err
+			return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
 		}
-		if err := it.Item().Value(func(v []byte) error { return fn(issuer, seq, v) }); err != nil {
-			return err
+		// Not sent in this run: the first settle sends it.
+		f, err := newInflight(tx, a.hashes, time.Time{})
+		if err != nil {
+			return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
 		}
-	}
-	return nil
-}
-
-func splitIssuerSeq(key []byte, prefix string) (string, uint64, error) {
-	rest := key[len(prefix):]
-	if len(rest) < 10 || rest[len(rest)-9] != '/' {
-		return "", 0, fmt.Errorf("corrupt key %q", key)
-	}
-	return string(rest[:len(rest)-9]), binary.BigEndian.Uint64(rest[len(rest)-8:]), nil
+		p.flight(issuer)[seq] = f
+		w := p.wait(issuer)
+		for _, h := range leaves(a.hashes) {
+			w[h] = struct{}{}
+		}
+		return nil
+	})
 }
 
 // reconcile drops from the queue any hash the index already holds: a batch
@@ -322,36 +284,41 @@ func splitIssuerSeq(key []byte, prefix string) (string, uint64, error) {
 func (p *pipeline) reconcile() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	wb := p.db.NewWriteBatch()
-	defer wb.Cancel()
-	var dropped int
-	err := p.db.View(func(txn *badger.Txn) error {
+	var anchored []queueEntry
+	if err := p.db.View(func(txn *badger.Txn) error {
 		for issuer, q := range p.pending {
-			kept := q[:0]
 			for _, e := range q {
 				_, err := getValue(txn, xlKey(e.hash[:], issuer))
 				if errors.Is(err, errNotFound) {
-					kept = append(kept, e)
 					continue
 				}
 				if err != nil {
 					return err
 				}
-				if err := wb.Delete(qpKey(issuer, e.qseq)); err != nil {
-					return err
-				}
-				delete(p.waiting[issuer], e.hash)
-				dropped++
+				anchored = append(anchored, queueEntry{issuer: issuer, queued: e})
 			}
-			p.pending[issuer] = kept
 		}
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	if dropped > 0 {
-		p.log.Warn("queue held hashes already anchored; dropped them", "count", dropped)
+	if len(anchored) == 0 {
+		return nil
 	}
-	return wb.Flush()
+	if err := p.queue.drop(anchored); err != nil {
+		return err
+	}
+	dropped := make(map[string]map[uint64]bool)
+	for _, e := range anchored {
+		if dropped[e.issuer] == nil {
+			dropped[e.issuer] = make(map[uint64]bool)
+		}
+		dropped[e.issuer][e.qseq] = true
+		delete(p.waiting[e.issuer], e.hash)
+	}
+	for issuer, d := range dropped {
+		p.pending[issuer] = slices.DeleteFunc(p.pending[issuer], func(e queued) bool { return d[e.qseq] })
+	}
+	p.log.Warn("queue held hashes already anchored; dropped them", "count", len(anchored))
+	return nil
 }
