@@ -50,7 +50,7 @@ type indexer struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	queue    []committed
+	backlog  []committed
 	running  bool
 	stopping bool
 	done     chan struct{}
@@ -74,7 +74,7 @@ func (ix *indexer) indexedHeight() int64 { return ix.indexed.Load() }
 // consensus never waits on index writes.
 func (ix *indexer) onCommit(height int64, batches []app.CommittedBatch) {
 	ix.mu.Lock()
-	ix.queue = append(ix.queue, committed{height, batches})
+	ix.backlog = append(ix.backlog, committed{height, batches})
 	ix.cond.Broadcast()
 	ix.mu.Unlock()
 }
@@ -93,11 +93,11 @@ func (ix *indexer) run() {
 	defer close(ix.done)
 	for {
 		ix.mu.Lock()
-		for !ix.stopping && len(ix.queue) == 0 {
+		for !ix.stopping && len(ix.backlog) == 0 {
 			ix.cond.Wait()
 		}
-		work := ix.queue
-		ix.queue = nil
+		work := ix.backlog
+		ix.backlog = nil
 		ix.mu.Unlock()
 		if len(work) == 0 {
 			return

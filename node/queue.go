@@ -118,8 +118,8 @@ func (p *pipeline) commitGroup(group []*submitReq) {
 	full := p.enqueue(fresh, at, results)
 	// The answer waits for the sync; the batcher need not, as its cut
 	// syncs before it sends. A failed sync refuses the answer but leaves
-	// the hashes queued, as they are in the database: a retry is answered
-	// pending, and a restart finds them or not, but never half.
+	// the hashes queued, as the database holds them: a retry is answered
+	// pending.
 	if len(fresh) > 0 {
 		if err := p.sync(); err != nil {
 			p.refuse(group, err)
