@@ -386,17 +386,13 @@ func (s *scenario) submit(group []*submitReq) {
 	before := s.syncs
 	s.p.commitGroup(group)
 	s.group = nil
-	var hashes []byte
+	// Known entries are numbered across the group (base above).
+	var all []hash
 	for _, r := range group {
-		hashes = append(hashes, r.hashes...)
-	}
-	all := slices.Collect(func(yield func(hash) bool) {
-		for _, h := range leaves(hashes) {
-			if !yield(h) {
-				return
-			}
+		for _, h := range leaves(r.hashes) {
+			all = append(all, h)
 		}
-	})
+	}
 	for _, r := range group {
 		res := <-r.done
 		if res.err != nil {
