@@ -38,6 +38,7 @@ import (
 //	submit                                  several, one per input line
 //	  I a,b                                 "issuer hash,hash", one group commit
 //	fail-sync [n=N]                         the next N syncs fail
+//	mempool-full [n=N]                      the next N broadcasts are refused
 //	tick                                    one batcher tick: settle, then cut
 //	settle                                  settle without cutting
 //	advance by=D                            move the clock
@@ -274,6 +275,14 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		s.failSyncs = n
 		fmt.Fprintf(s.out, "the next %d syncs fail\n", n)
+		showState = false
+	case "mempool-full":
+		n := 1
+		if d.HasArg("n") {
+			d.ScanArgs(t, "n", &n)
+		}
+		s.chain.refuse = n
+		fmt.Fprintf(s.out, "the mempool refuses the next %d broadcasts\n", n)
 		showState = false
 	case "tick":
 		s.up(d)
@@ -566,6 +575,8 @@ type fakeChain struct {
 	last    map[string]uint64
 	records map[string]*app.CommittedBatch // issuer/seq → committed batch
 	blocks  map[int64][][]byte
+	// refuse is how many broadcasts the mempool refuses, as when full.
+	refuse int
 }
 
 type mempoolTx struct {
@@ -614,6 +625,11 @@ func (c *fakeChain) Broadcast(_ context.Context, tx []byte) (uint32, string, err
 	a, err := decodeAnchor(tx)
 	if err != nil {
 		return 0, "", err
+	}
+	if c.refuse > 0 {
+		c.refuse--
+		fmt.Fprintf(c.s.out, "broadcast %s/%d: mempool is full\n", a.signer, a.seq)
+		return 0, "", errors.New("mempool is full")
 	}
 	for _, m := range c.mempool {
 		if bytes.Equal(m.raw, tx) {
