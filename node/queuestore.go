@@ -17,8 +17,8 @@ import (
 //
 // Every read and write of those keys goes through it, so that another
 // layout (an append-only log, say) is a change of this file alone. Each
-// method is one atomic write, not synced: the pipeline's sync is the
-// barrier.
+// method is one badger write batch (atomic unless it outgrows one
+// transaction), not synced: the pipeline's sync is the barrier.
 type queueStore struct{ db *badger.DB }
 
 // queueEntry is a hash queued for issuer.
