@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	abci "github.com/cometbft/cometbft/abci/types"
 	"io"
 	"strings"
 	"time"
 
+	abci "github.com/cometbft/cometbft/abci/types"
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -198,7 +198,6 @@ func (s *api) NodeInfo(ctx context.Context, _ *pb.NodeInfoRequest) (*pb.NodeInfo
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "consensus status: %v", err)
 	}
-	ih, _ := indexedHeight(s.n.db)
 	return &pb.NodeInfoResponse{
 		ChainId:       s.n.chainID,
 		Moniker:       st.NodeInfo.Moniker,
@@ -206,7 +205,7 @@ func (s *api) NodeInfo(ctx context.Context, _ *pb.NodeInfoRequest) (*pb.NodeInfo
 		LatestHeight:  st.SyncInfo.LatestBlockHeight,
 		LatestAppHash: st.SyncInfo.LatestAppHash,
 		Issuers:       s.n.pipe.issuers(),
-		IndexedHeight: ih,
+		IndexedHeight: s.n.idx.indexedHeight(),
 		QueuedHashes:  s.n.pipe.queueDepth(),
 	}, nil
 }

@@ -1,9 +1,6 @@
-// Package node is the Credence daemon: CometBFT with the app in process, the
-// durable submission queue, the batcher, the index and the gRPC API.
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -24,7 +21,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/consensus"
@@ -48,6 +44,7 @@ type Node struct {
 	cmt      *cmtnode.Node
 	rpc      *local.Local
 	pipe     *pipeline
+	idx      *indexer
 	snaps    *snapshots
 	receipts *receipts
 	auth     *authorizer
@@ -55,21 +52,8 @@ type Node struct {
 	lis      net.Listener
 	rpcAddr  string
 
-	idxMu    sync.Mutex
-	idxCond  *sync.Cond
-	idxQueue []committed
-	idxReady bool
-	idxStop  bool
-	idxDone  chan struct{}
-	idxErr   error
-
 	stopOnce    sync.Once
 	pipeStarted bool
-}
-
-type committed struct {
-	height  int64
-	batches []app.CommittedBatch
 }
 
 // Start opens the home and runs the node until Stop.
@@ -130,14 +114,15 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 			return nil, fmt.Errorf("issuer %q key: %w", is.ID, err)
 		}
 		keys[is.ID] = k
-		h, _ := hex.DecodeString(is.TokenSHA256)
+		h, err := hex.DecodeString(is.TokenSHA256)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %q token_sha256: %w", is.ID, err)
+		}
 		auth.hashes = append(auth.hashes, h)
 		auth.issuers = append(auth.issuers, is.ID)
 	}
 
-	n := &Node{log: log, chainID: chainID, auth: auth, idxDone: make(chan struct{})}
-	n.idxCond = sync.NewCond(&n.idxMu)
-	go n.indexLoop()
+	n := &Node{log: log, chainID: chainID, auth: auth}
 	defer func() {
 		if err != nil {
 			n.abort()
@@ -150,20 +135,27 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err := pinGenesis(n.db, ccfg.GenesisFile(), genJSON); err != nil {
 		return nil, err
 	}
+	cc := &consensusChain{}
+	n.idx, err = newIndexer(n.db, cc, log)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
 	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), chainID,
-		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.onCommit))
+		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit))
 	if err != nil {
 		return nil, err
 	}
-	n.pipe = newPipeline(n.db, n.app, chainID, keys, cfg, log.With("module", "batcher"))
+	cc.App = n.app
+	n.pipe = newPipeline(n.db, cc, chainID, keys, cfg, log.With("module", "batcher"))
+	n.idx.pipe = n.pipe
 	if err := n.pipe.load(); err != nil {
 		return nil, fmt.Errorf("load queue: %w", err)
 	}
 	appHeight := n.app.Height()
 	n.snaps = &snapshots{
 		dir: filepath.Join(home, "data", "snapshots"), interval: cfg.SnapshotInterval, keep: cfg.SnapshotKeepRecent,
-		app: n.app, db: n.db, pipe: n.pipe, trust: trust, log: log.With("module", "snapshots"),
-		indexed: func() int64 { h, _ := indexedHeight(n.db); return h }, stopc: make(chan struct{}),
+		app: n.app, db: n.db, idx: n.idx, trust: trust, log: log.With("module", "snapshots"),
+		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
 	}
 
 	n.cmt, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log)
@@ -171,28 +163,20 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return nil, fmt.Errorf("consensus: %w", err)
 	}
 	n.rpc = local.New(n.cmt)
-	n.pipe.broadcast = func(ctx context.Context, tx []byte) (uint32, string, error) {
-		res, err := n.rpc.BroadcastTxSync(ctx, tx)
-		if err != nil {
-			return 0, "", err
-		}
-		return res.Code, res.Log, nil
-	}
+	cc.cmt, cc.rpc = n.cmt, n.rpc
 	n.receipts, err = newReceipts(n.db, n.rpc, chainID, cfg.ReceiptCacheMB<<20)
 	if err != nil {
 		return nil, fmt.Errorf("receipt index: %w", err)
 	}
 	n.snaps.receipts = n.receipts
-	if err := n.catchUp(appHeight); err != nil {
+	n.idx.receipts = n.receipts
+	if err := n.idx.catchUp(appHeight); err != nil {
 		return nil, fmt.Errorf("index catch-up: %w", err)
 	}
 	if err := n.pipe.reconcile(); err != nil {
 		return nil, fmt.Errorf("queue reconcile: %w", err)
 	}
-	n.idxMu.Lock()
-	n.idxReady = true
-	n.idxCond.Broadcast()
-	n.idxMu.Unlock()
+	n.idx.start()
 
 	if err := n.cmt.Start(); err != nil {
 		return nil, fmt.Errorf("consensus start: %w", err)
@@ -255,137 +239,6 @@ func (n *Node) RPCAddr() string { return n.rpcAddr }
 // ChainID is the chain's id.
 func (n *Node) ChainID() string { return n.chainID }
 
-// onCommit runs inside the app's Commit: it only queues the block for the
-// indexer, so consensus never waits on index writes.
-func (n *Node) onCommit(height int64, batches []app.CommittedBatch) {
-	n.idxMu.Lock()
-	n.idxQueue = append(n.idxQueue, committed{height, batches})
-	n.idxCond.Broadcast()
-	n.idxMu.Unlock()
-}
-
-func (n *Node) indexLoop() {
-	defer close(n.idxDone)
-	for {
-		n.idxMu.Lock()
-		for !n.idxStop && (!n.idxReady || len(n.idxQueue) == 0) {
-			n.idxCond.Wait()
-		}
-		if len(n.idxQueue) == 0 || !n.idxReady {
-			n.idxMu.Unlock()
-			return
-		}
-		work := n.idxQueue
-		n.idxQueue = nil
-		n.idxMu.Unlock()
-		done, _ := indexedHeight(n.db)
-		for _, c := range work {
-			if c.height <= done {
-				continue
-			}
-			err := n.noteValidatorChange(c.height)
-			if err == nil {
-				err = n.pipe.index(c.height, c.batches)
-			}
-			if err != nil {
-				// The index is derived: the next start catches up from blocks.
-				n.log.Error("index write failed; index stops until restart", "height", c.height, "err", err)
-				n.idxMu.Lock()
-				n.idxErr = err
-				n.idxMu.Unlock()
-				return
-			}
-		}
-	}
-}
-
-// catchUp indexes the blocks the app committed before the last stop but the
-// index did not record, reading them back from the block store.
-func (n *Node) catchUp(appHeight int64) error {
-	from, err := indexedHeight(n.db)
-	if err != nil {
-		return err
-	}
-	if from >= appHeight {
-		return nil
-	}
-	bs := n.cmt.BlockStore()
-	n.log.Info("indexing blocks committed before the last stop", "from", from+1, "to", appHeight)
-	for h := from + 1; h <= appHeight; h++ {
-		blk := bs.LoadBlock(h)
-		if blk == nil {
-			return fmt.Errorf("block %d is not in the block store", h)
-		}
-		var batches []app.CommittedBatch
-		for _, raw := range blk.Txs {
-			signer, seq, hashes, ok := anchorOf(raw)
-			if !ok {
-				continue
-			}
-			b, err := n.app.ProveBatch(signer, seq)
-			if errors.Is(err, app.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			root, err := proof.Root(hashes)
-			if err != nil || b.Record.Height != h || string(root[:]) != string(b.Record.Root) {
-				continue // this transaction was rejected at h
-			}
-			b.Hashes = hashes
-			batches = append(batches, *b)
-		}
-		if err := n.noteValidatorChange(h); err != nil {
-			return err
-		}
-		if err := n.pipe.index(h, batches); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// noteValidatorChange records height h when the validator set changes
-// after it: the header of h names the next set, so receipts of later
-// batches carry that header as a link from the old set to the new.
-func (n *Node) noteValidatorChange(h int64) error {
-	meta := n.cmt.BlockStore().LoadBlockMeta(h)
-	if meta == nil {
-		return fmt.Errorf("block %d is not in the block store", h)
-	}
-	if bytes.Equal(meta.Header.ValidatorsHash, meta.Header.NextValidatorsHash) {
-		return nil
-	}
-	n.log.Info("validator set changes after this height", "height", h)
-	if err := n.db.Update(func(txn *badger.Txn) error {
-		if _, err := getValue(txn, xvKey(h)); err == nil {
-			return nil
-		}
-		return txn.Set(xvKey(h), []byte{})
-	}); err != nil {
-		return err
-	}
-	n.receipts.addLink(h)
-	return nil
-}
-
-func anchorOf(raw []byte) (string, uint64, []byte, bool) {
-	var tx pb.Tx
-	if proto.Unmarshal(raw, &tx) != nil {
-		return "", 0, nil, false
-	}
-	var body pb.TxBody
-	if proto.Unmarshal(tx.Body, &body) != nil {
-		return "", 0, nil, false
-	}
-	ab := body.GetAnchorBatch()
-	if ab == nil {
-		return "", 0, nil, false
-	}
-	return body.Signer, body.Sequence, ab.Hashes, true
-}
-
 // Stop shuts the node down cleanly: the API drains, the queue is synced,
 // consensus stops, the stores close.
 func (n *Node) Stop() error {
@@ -411,17 +264,10 @@ func (n *Node) Stop() error {
 	return err
 }
 
-func (n *Node) stopIndexer() {
-	n.idxMu.Lock()
-	n.idxStop = true
-	n.idxReady = true
-	n.idxCond.Broadcast()
-	n.idxMu.Unlock()
-	<-n.idxDone
-}
-
 func (n *Node) closeStores() error {
-	n.stopIndexer()
+	if n.idx != nil {
+		n.idx.stop()
+	}
 	var errs []error
 	if n.app != nil {
 		errs = append(errs, n.app.Close())
@@ -436,7 +282,9 @@ func (n *Node) closeStores() error {
 func (n *Node) abort() {
 	n.stopOnce.Do(func() {})
 	if n.lis != nil {
-		_ = n.lis.Close()
+		if err := n.lis.Close(); err != nil {
+			n.log.Warn("closing the gRPC listener of a failed start", "err", err)
+		}
 	}
 	if n.pipeStarted {
 		n.pipe.stop()
@@ -445,15 +293,19 @@ func (n *Node) abort() {
 
 	if n.cmt != nil {
 		if n.cmt.IsRunning() {
-			_ = n.cmt.Stop()
+			if err := n.cmt.Stop(); err != nil {
+				n.log.Warn("stopping consensus after a failed start", "err", err)
+			}
 			n.cmt.Wait()
-		} else {
+		} else if err := n.cmt.BlockStore().Close(); err != nil {
 			// A node that never started still holds its block store open.
-			_ = n.cmt.BlockStore().Close()
+			n.log.Warn("closing the block store after a failed start", "err", err)
 		}
 	}
 	if n.snaps != nil {
 		n.snaps.stop()
 	}
-	_ = n.closeStores()
+	if err := n.closeStores(); err != nil {
+		n.log.Error("closing the stores after a failed start", "err", err)
+	}
 }

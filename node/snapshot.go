@@ -81,7 +81,7 @@ type snapshots struct {
 	keep     int
 	app      *app.App
 	db       *badger.DB
-	pipe     *pipeline
+	idx      *indexer
 	trust    *proof.TrustRoot
 	log      *slog.Logger
 	// receipts supplies signed headers; set once consensus is assembled.
@@ -520,7 +520,7 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	if err := wb.Flush(); err != nil {
 		return err
 	}
-	return s.pipe.index(height, out)
+	return s.idx.index(height, out)
 }
 
 // wipe empties the state and the index after a rejected restore.

@@ -30,8 +30,13 @@ func newRestorer(t *testing.T, src *Node, trust *proof.TrustRoot) *snapshots {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newPipeline(db, a, src.chainID, nil, defaultConfig(), testLogger(t))
-	return &snapshots{app: a, db: db, pipe: p, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
+	c := &consensusChain{App: a}
+	ix, err := newIndexer(db, c, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.pipe = newPipeline(db, c, src.chainID, nil, defaultConfig(), testLogger(t))
+	return &snapshots{app: a, db: db, idx: ix, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
 }
 
 func readChunks(t *testing.T, s *snapshots, snap *abci.Snapshot) [][]byte {

@@ -14,8 +14,7 @@ import (
 // "a/"), the durable submission queue and the index. Issuer ids cannot hold
 // '/', so every key below is unambiguous.
 //
-//	qp/<issuer>/<qseq>      → hash            queued, not yet in a batch
-//	qf/<issuer>/<batch seq> → signed tx       a batch sent and not yet final
+//	qp/<issuer>/<qseq>, qf/<issuer>/<seq>    the queue and the batches in flight (queuestore.go)
 //	xl/<hash>/<issuer>      → seq, index, height          where an anchored hash is
 //	xb/<issuer>/<seq>       → hashes          a batch's leaves, in order
 //	xr/<issuer>/<seq>       → record          the batch record as stored in state
@@ -37,13 +36,11 @@ func issuerSeqKey(prefix, issuer string, seq uint64) []byte {
 	return u64(k, seq)
 }
 
-func qpKey(issuer string, qseq uint64) []byte { return issuerSeqKey("qp/", issuer, qseq) }
-func qfKey(issuer string, seq uint64) []byte  { return issuerSeqKey("qf/", issuer, seq) }
-func xbKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xb/", issuer, seq) }
-func xrKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xr/", issuer, seq) }
-func xpKey(issuer string, seq uint64) []byte  { return issuerSeqKey("xp/", issuer, seq) }
-func xsKey(height int64) []byte               { return u64([]byte("xs/"), uint64(height)) }
-func xvKey(height int64) []byte               { return u64([]byte("xv/"), uint64(height)) }
+func xbKey(issuer string, seq uint64) []byte { return issuerSeqKey("xb/", issuer, seq) }
+func xrKey(issuer string, seq uint64) []byte { return issuerSeqKey("xr/", issuer, seq) }
+func xpKey(issuer string, seq uint64) []byte { return issuerSeqKey("xp/", issuer, seq) }
+func xsKey(height int64) []byte              { return u64([]byte("xs/"), uint64(height)) }
+func xvKey(height int64) []byte              { return u64([]byte("xv/"), uint64(height)) }
 
 func xlPrefix(hash []byte) []byte {
 	k := make([]byte, 0, 4+len(hash))

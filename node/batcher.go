@@ -1,0 +1,213 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/proof"
+)
+
+// The batcher: on each tick it settles the batches in flight and cuts the
+// queue into new ones, each written as in flight before it is sent.
+
+// broadcastTimeout bounds one hand-over to the mempool; a batch not
+// accepted in time stays in flight and is sent again.
+const broadcastTimeout = 30 * time.Second
+
+// batchLoop ticks at every tick of ticks, or sooner when an issuer's queue
+// holds a full batch.
+func (p *pipeline) batchLoop(ticks <-chan time.Time) {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stopc:
+			return
+		case <-ticks:
+		case <-p.wake:
+		}
+		p.tick()
+	}
+}
+
+// tick settles each issuer's batches in flight, then cuts its queue into
+// as many batches as it fills.
+func (p *pipeline) tick() {
+	for _, issuer := range p.issuers() {
+		if err := p.settle(issuer); err != nil {
+			p.log.Error("checking batches in flight", "issuer", issuer, "err", err)
+		}
+		for {
+			more, err := p.cut(issuer)
+			if err != nil {
+				p.log.Error("cutting batch", "issuer", issuer, "err", err)
+				break
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	p.mu.Lock()
+	var depth int
+	for _, q := range p.pending {
+		depth += len(q)
+	}
+	p.mu.Unlock()
+	metricQueueDepth.Set(float64(depth))
+}
+
+// nextSeq is above both the committed sequence and every batch in flight.
+func (p *pipeline) nextSeq(issuer string) (uint64, error) {
+	last, err := p.chain.LastSequence(issuer)
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	for s := range p.inflight[issuer] {
+		last = max(last, s)
+	}
+	p.mu.Unlock()
+	return last + 1, nil
+}
+
+// cut makes one batch of issuer's queue and writes it as in flight in place
+// of its queue entries, and sends it only once that is synced: a crash
+// after the send finds the batch in flight, not its hashes in the queue.
+// It reports whether a full batch was cut, so more may wait.
+func (p *pipeline) cut(issuer string) (bool, error) {
+	p.mu.Lock()
+	q := p.pending[issuer]
+	n := min(len(q), p.cfg.BatchMaxLeaves)
+	take := q[:n:n]
+	p.mu.Unlock()
+	if n == 0 {
+		return false, nil
+	}
+	seq, err := p.nextSeq(issuer)
+	if err != nil {
+		return false, err
+	}
+	hashes := make([]byte, 0, n*proof.HashSize)
+	for _, e := range take {
+		hashes = append(hashes, e.hash[:]...)
+	}
+	tx, err := app.NewAnchorBatch(p.chainID, issuer, seq, hashes, p.keys[issuer])
+	if err != nil {
+		return false, err
+	}
+	f, err := newInflight(tx, hashes, time.Time{})
+	if err != nil {
+		return false, err
+	}
+	if err := p.queue.cut(issuer, take, seq, tx); err != nil {
+		return false, err
+	}
+	// Memory follows the database at once; a failed sync leaves the batch
+	// in flight and unsent, for the next settle to send.
+	p.mu.Lock()
+	p.pending[issuer] = p.pending[issuer][n:]
+	p.flight(issuer)[seq] = f
+	p.mu.Unlock()
+	if err := p.sync(); err != nil {
+		return false, err
+	}
+	p.mu.Lock()
+	f.sentAt = p.now()
+	p.mu.Unlock()
+	p.send(issuer, seq, tx)
+	metricBatches.Inc()
+	return n == p.cfg.BatchMaxLeaves, nil
+}
+
+// send hands a batch to the mempool. Its outcome is only logged: whatever
+// happens, the batch stays in flight and settle decides its fate from
+// committed state.
+func (p *pipeline) send(issuer string, seq uint64, tx []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), broadcastTimeout)
+	defer cancel()
+	code, log, err := p.chain.Broadcast(ctx, tx)
+	switch {
+	case err != nil:
+		// Already in the mempool's cache, or the mempool is full.
+		p.log.Info("batch not accepted by mempool now", "issuer", issuer, "seq", seq, "err", err)
+	case code != 0:
+		p.log.Warn("batch rejected by CheckTx", "issuer", issuer, "seq", seq, "code", code, "log", log)
+	default:
+		p.log.Debug("batch sent", "issuer", issuer, "seq", seq, "bytes", len(tx))
+	}
+}
+
+// settle decides the batches in flight whose fate committed state now
+// tells: a sequence at or below the issuer's last whose record in state is
+// not this batch's root can never be anchored, so its hashes go back to the
+// queue. One still open is sent again once it has waited RebroadcastAfter,
+// as the mempool may have lost it (restart, eviction).
+func (p *pipeline) settle(issuer string) error {
+	p.mu.Lock()
+	seqs := make([]uint64, 0, len(p.inflight[issuer]))
+	for s := range p.inflight[issuer] {
+		seqs = append(seqs, s)
+	}
+	p.mu.Unlock()
+	if len(seqs) == 0 {
+		return nil
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	last, err := p.chain.LastSequence(issuer)
+	if err != nil {
+		return err
+	}
+	for _, seq := range seqs {
+		p.mu.Lock()
+		f := p.inflight[issuer][seq]
+		p.mu.Unlock()
+		if f == nil {
+			continue // indexed meanwhile
+		}
+		if seq <= last {
+			rec, _, err := p.chain.Batch(issuer, seq)
+			if err == nil && bytes.Equal(rec.Root, f.root[:]) {
+				continue // anchored; the indexer releases it
+			}
+			if err != nil && !errors.Is(err, app.ErrNotFound) {
+				return err
+			}
+			if err := p.requeue(issuer, seq, f); err != nil {
+				return err
+			}
+			continue
+		}
+		if p.now().Sub(f.sentAt) >= p.cfg.RebroadcastAfter.Duration {
+			p.mu.Lock()
+			f.sentAt = p.now()
+			p.mu.Unlock()
+			p.send(issuer, seq, f.tx)
+		}
+	}
+	return nil
+}
+
+// requeue puts the hashes of a batch that can never be anchored back at the
+// head of the queue, in place of the batch, in one write, then syncs.
+func (p *pipeline) requeue(issuer string, seq uint64, f *inflight) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	next := p.nextQ[issuer]
+	var back []queued
+	for _, h := range leaves(f.hashes) {
+		back = append(back, queued{qseq: next, hash: h})
+		next++
+	}
+	if err := p.queue.requeue(issuer, seq, back); err != nil {
+		return err
+	}
+	p.nextQ[issuer] = next
+	p.pending[issuer] = append(back, p.pending[issuer]...)
+	delete(p.inflight[issuer], seq)
+	p.log.Warn("batch can no longer be anchored; hashes queued again", "issuer", issuer, "seq", seq, "hashes", len(back))
+	return p.sync()
+}

@@ -1,0 +1,71 @@
+// Package node is the Credence daemon: CometBFT with the app in process, the
+// durable submission queue, the batcher, the index and the gRPC API.
+//
+// # The life of a hash
+//
+// A credential hash crosses three stages of this node, each in its own
+// file, around one shared state (pipeline.go): the hashes queued, the
+// batches in flight, and the waiting set (every hash queued or in flight,
+// per issuer: the duplicate check). Each stage writes the database before
+// it changes that state, so between any two steps the two agree, and a
+// restart rebuilds the state from the database alone.
+//
+//	Submit ─▶ commitGroup ═▶ queue (qp/) ─▶ tick: cut ═▶ in flight (qf/) ─▶ send
+//	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (xl/) ─▶ release
+//	  ─▶ GetReceipt
+//
+//	═▶ synced (queue, cut) or flushed (index) before the next step
+//
+// Step by step, with the function at each step, what it guarantees, and
+// what a crash there leaves:
+//
+//  1. api.Submit → pipeline.submit hands the request to the group commit
+//     (commitLoop) and waits. commitGroup: claimUnseen answers a hash
+//     already waiting as pending and claims the rest; separateAnchored
+//     answers those the index holds as anchored; writeQueue writes the
+//     others under qp/; enqueue hands them to the batcher; then the sync.
+//     Invariant: a hash is acknowledged as queued only after the sync.
+//     Crash before the sync: no answer was given; the client retries, and
+//     a hash that survived is answered pending. A failed sync refuses the
+//     answer and leaves the written hashes queued.
+//
+//  2. pipeline.tick (every batch_interval, or at once when a queue holds
+//     batch_max_leaves) → settle, then cut: the hashes' queue entries are
+//     replaced by the signed AnchorBatch under qf/ in one write, synced,
+//     and only then send hands it to the mempool (chain.Broadcast).
+//     Invariant: a batch is sent only once it is durable in flight.
+//     Crash after the cut: load finds it in flight, unsent, and the first
+//     settle sends it again.
+//
+//  3. Consensus commits the batch; the app's commit hook calls
+//     indexer.onCommit, which only queues the block. indexer.run →
+//     indexBlock → index writes each leaf's position (xl/) and the batch
+//     (xb/, xr/, xp/), then takes the batch out of flight (qf/) with the
+//     indexed height (xh), and only then release ends the hashes' wait.
+//     Invariant: a hash is indexed before it stops waiting, so a reader
+//     (GetReceipt, a repeated Submit) finds it in one or the other.
+//     Crash before the index write: the batch is still in flight, and
+//     catchUp indexes the block from the block store at the next start.
+//
+//  4. settle, at each tick, decides what committed state tells of a batch
+//     in flight: when the chain gave its sequence to another batch
+//     (another node with the same issuer key), requeue puts its hashes
+//     back at the head of the queue; one not final after
+//     rebroadcast_after is sent again.
+//     Invariant: a batch leaves flight only when indexed with its own
+//     root, or requeued; an acknowledged hash is never dropped.
+//
+//  5. api.GetReceipt → receipts.build finds the position (anchoredAt) and
+//     proves it; a hash not indexed but waiting is "not yet final".
+//
+// At start (Start), pipeline.load reads the queue and the batches in
+// flight, indexer.catchUp indexes the blocks committed but not indexed,
+// and pipeline.reconcile drops from the queue any hash indexed meanwhile;
+// only then do the group commit, the batcher and the index writer run.
+//
+// The pipeline reaches the app and CometBFT through two interfaces, chain
+// (the batcher's) and blockSource (the indexer's), which consensusChain
+// implements. The scenarios in testdata/pipeline run the three stages over
+// a fake chain, step by step; they are the place to learn the pipeline
+// and to reproduce a fault.
+package node

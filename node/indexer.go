@@ -1,0 +1,271 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/proof"
+)
+
+// blockSource is what the indexer reads of committed blocks. The node's is
+// consensusChain (the app and CometBFT's block store); the scenario tests
+// put a fake in its place.
+type blockSource interface {
+	// BlockTxs are the transactions of the committed block at height.
+	BlockTxs(height int64) ([][]byte, error)
+	// ProveBatch is the committed record of batch (issuer, seq) with its
+	// proof; an error wrapping app.ErrNotFound when there is none.
+	ProveBatch(issuer string, seq uint64) (*app.CommittedBatch, error)
+	// ValidatorsChangeAfter reports whether the validator set of the
+	// next height differs from that of height.
+	ValidatorsChangeAfter(height int64) (bool, error)
+}
+
+// committed is one block's batches as the app's commit hook hands them over.
+type committed struct {
+	height  int64
+	batches []app.CommittedBatch
+}
+
+// indexer records where every anchored hash landed, block by block, off
+// consensus's path: the app's commit hook only queues a block (onCommit),
+// and run writes it. The index is derived from the blocks, so a block not
+// indexed before a stop is indexed at the next start (catchUp).
+type indexer struct {
+	db     *badger.DB
+	blocks blockSource
+	pipe   *pipeline
+	// receipts learns each change of the validator set; set once
+	// consensus is assembled, before the indexer writes.
+	receipts *receipts
+	log      *slog.Logger
+	// indexed is the last height indexed, as stored under xh.
+	indexed atomic.Int64
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	backlog  []committed
+	running  bool
+	stopping bool
+	done     chan struct{}
+}
+
+func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger) (*indexer, error) {
+	h, err := indexedHeight(db)
+	if err != nil {
+		return nil, err
+	}
+	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{})}
+	ix.cond = sync.NewCond(&ix.mu)
+	ix.indexed.Store(h)
+	return ix, nil
+}
+
+// indexedHeight is the last height indexed.
+func (ix *indexer) indexedHeight() int64 { return ix.indexed.Load() }
+
+// onCommit runs inside the app's Commit: it only queues the block, so
+// consensus never waits on index writes.
+func (ix *indexer) onCommit(height int64, batches []app.CommittedBatch) {
+	ix.mu.Lock()
+	ix.backlog = append(ix.backlog, committed{height, batches})
+	ix.cond.Broadcast()
+	ix.mu.Unlock()
+}
+
+// start runs the index writer over the blocks queued since the indexer
+// was made; Start calls it after catchUp, which covers those already
+// committed, so they are skipped.
+func (ix *indexer) start() {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.running = true
+	go ix.run()
+}
+
+func (ix *indexer) run() {
+	defer close(ix.done)
+	for {
+		ix.mu.Lock()
+		for !ix.stopping && len(ix.backlog) == 0 {
+			ix.cond.Wait()
+		}
+		work := ix.backlog
+		ix.backlog = nil
+		ix.mu.Unlock()
+		if len(work) == 0 {
+			return
+		}
+		for _, c := range work {
+			if c.height <= ix.indexedHeight() {
+				continue
+			}
+			if err := ix.indexBlock(c.height, c.batches); err != nil {
+				// The index is derived: the next start catches up from blocks.
+				ix.log.Error("index write failed; index stops until restart", "height", c.height, "err", err)
+				return
+			}
+		}
+	}
+}
+
+// stop writes the blocks already queued and ends the writer.
+func (ix *indexer) stop() {
+	ix.mu.Lock()
+	ix.stopping = true
+	running := ix.running
+	ix.cond.Broadcast()
+	ix.mu.Unlock()
+	if running {
+		<-ix.done
+	}
+}
+
+// catchUp indexes the blocks up to the app's height at start (to) that the
+// index did not record before the last stop, reading them back from the
+// block store. Blocks committed after are handed over by onCommit.
+func (ix *indexer) catchUp(to int64) error {
+	from := ix.indexedHeight()
+	if from >= to {
+		return nil
+	}
+	ix.log.Info("indexing blocks committed before the last stop", "from", from+1, "to", to)
+	for h := from + 1; h <= to; h++ {
+		batches, err := ix.committedBatches(h)
+		if err != nil {
+			return fmt.Errorf("block %d: %w", h, err)
+		}
+		if err := ix.indexBlock(h, batches); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// committedBatches reads back the batches block h anchored: its anchor
+// transactions whose record in state was written at h with their root.
+func (ix *indexer) committedBatches(h int64) ([]app.CommittedBatch, error) {
+	txs, err := ix.blocks.BlockTxs(h)
+	if err != nil {
+		return nil, err
+	}
+	var batches []app.CommittedBatch
+	for _, raw := range txs {
+		a, err := decodeAnchor(raw)
+		if err != nil {
+			continue // not an anchor batch: nothing to index
+		}
+		b, err := ix.blocks.ProveBatch(a.signer, a.seq)
+		if errors.Is(err, app.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		root, err := proof.Root(a.hashes)
+		if err != nil || b.Record.Height != h || string(root[:]) != string(b.Record.Root) {
+			continue // this transaction was rejected at h
+		}
+		b.Hashes = a.hashes
+		batches = append(batches, *b)
+	}
+	return batches, nil
+}
+
+// indexBlock indexes one committed block: the validator change after it,
+// then its batches.
+func (ix *indexer) indexBlock(h int64, batches []app.CommittedBatch) error {
+	if err := ix.noteValidatorChange(h); err != nil {
+		return err
+	}
+	return ix.index(h, batches)
+}
+
+// noteValidatorChange records height h when the validator set changes
+// after it: the header of h names the next set, so receipts of later
+// batches carry that header as a link from the old set to the new.
+func (ix *indexer) noteValidatorChange(h int64) error {
+	changed, err := ix.blocks.ValidatorsChangeAfter(h)
+	if err != nil || !changed {
+		return err
+	}
+	ix.log.Info("validator set changes after this height", "height", h)
+	if err := ix.db.Update(func(txn *badger.Txn) error {
+		if _, err := getValue(txn, xvKey(h)); err == nil {
+			return nil
+		}
+		return txn.Set(xvKey(h), []byte{})
+	}); err != nil {
+		return err
+	}
+	ix.receipts.addLink(h)
+	return nil
+}
+
+// index records the batches of one committed block at height: the
+// leaves' positions, then this node's batches among them out of flight,
+// then the indexed height, each write flushed before the next, and only
+// then do the hashes stop waiting, so a reader always finds a hash in one
+// place or the other.
+func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
+	here := ix.pipe.inFlightHere(batches)
+	if err := ix.writePositions(batches); err != nil {
+		return err
+	}
+	if len(here) > 0 {
+		ids := make([]batchID, len(here))
+		for i, b := range here {
+			ids[i] = batchID{issuer: b.Record.Issuer, seq: b.Record.Seq}
+		}
+		if err := ix.pipe.queue.land(ids); err != nil {
+			return err
+		}
+	}
+	// Last: a crash before it indexes the block again at the next start.
+	if err := ix.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(keyIndexed, u64(nil, uint64(height)))
+	}); err != nil {
+		return err
+	}
+	ix.indexed.Store(height)
+	ix.pipe.release(batches, here)
+	var anchored uint64
+	for _, b := range batches {
+		anchored += b.Record.LeafCount
+	}
+	metricAnchored.Add(float64(anchored))
+	metricIndexedHeight.Set(float64(height))
+	return nil
+}
+
+// writePositions writes each batch's leaves, record and proof, and each
+// leaf's position.
+func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
+	wb := ix.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, b := range batches {
+		r := b.Record
+		if err := wb.Set(xbKey(r.Issuer, r.Seq), b.Hashes); err != nil {
+			return err
+		}
+		if err := wb.Set(xrKey(r.Issuer, r.Seq), b.RecordBytes); err != nil {
+			return err
+		}
+		if err := wb.Set(xpKey(r.Issuer, r.Seq), b.Proof); err != nil {
+			return err
+		}
+		for i, h := range leaves(b.Hashes) {
+			pos := encodePosition(position{seq: r.Seq, index: i, height: r.Height})
+			if err := wb.Set(xlKey(h[:], r.Issuer), pos); err != nil {
+				return err
+			}
+		}
+	}
+	return wb.Flush()
+}

@@ -1,0 +1,679 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/store"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+// TestPipeline runs the scenarios of testdata/pipeline: the durable queue,
+// the batcher and the indexer on a real badger database, with the chain
+// faked and the clock and the batcher's ticks driven by the scenario.
+// Rewrite the expected output with -rewrite after a deliberate change.
+//
+// Commands (hashes are named; a name stands for its SHA-256):
+//
+//	config [max-leaves=N] [rebroadcast=D]   change the batcher's settings
+//	submit issuer=I hashes=(a,b)            one Submit, answered once synced
+//	submit                                  several, one per input line
+//	  I a,b                                 "issuer hash,hash", one group commit
+//	fail-sync [n=N]                         the next N syncs fail
+//	mempool-full [n=N]                      the next N broadcasts are refused
+//	tick                                    one batcher tick: settle, then cut
+//	settle                                  settle without cutting
+//	advance by=D                            move the clock
+//	commit [index=false]                    the chain commits its mempool as the
+//	                                        next block; the node indexes it
+//	                                        unless it is down or index=false
+//	drop                                    the chain's mempool loses every tx
+//	foreign issuer=I hashes=(a) [seq=N]     a batch signed by another node with
+//	                                        the same issuer key enters the
+//	                                        mempool ahead of the rest
+//	crash                                   the node stops where it is: memory
+//	                                        is lost, the database kept
+//	restart                                 reopen the database: load, catch up
+//	                                        the index, reconcile the queue
+//	lookup hashes=(a) [issuer=I]            what GetReceipt would find
+//	state                                   queue, batches in flight, waiting
+//
+// After every command the harness checks what must hold between any two
+// steps: the queue and the batches in flight on disk are those in memory,
+// and every hash queued or in flight is waiting or already indexed.
+func TestPipeline(t *testing.T) {
+	datadriven.Walk(t, "testdata/pipeline", func(t *testing.T, path string) {
+		s := newScenario(t)
+		defer s.close()
+		datadriven.RunTest(t, path, s.run)
+	})
+}
+
+var errInjectedSync = errors.New("injected sync failure")
+
+// scenario is one node's pipeline over a fake chain that outlives it.
+type scenario struct {
+	t     *testing.T
+	dir   string
+	cfg   *config
+	keys  map[string]ed25519.PrivateKey
+	chain *fakeChain
+	now   time.Time
+	start time.Time
+	names map[hash]string
+	out   *strings.Builder // what the pipeline logs, and the chain's events
+
+	// Nil while the node is down.
+	db *badger.DB
+	p  *pipeline
+	ix *indexer
+
+	syncs     int
+	failSyncs int
+	// group is the group commit under way, for the check that none of its
+	// requests is answered before the sync.
+	group []*submitReq
+}
+
+func newScenario(t *testing.T) *scenario {
+	s := &scenario{
+		t:   t,
+		dir: filepath.Join(t.TempDir(), "credence"),
+		cfg: &config{
+			BatchInterval:    duration{time.Second},
+			BatchMaxLeaves:   4,
+			RebroadcastAfter: duration{15 * time.Second},
+		},
+		keys:  make(map[string]ed25519.PrivateKey),
+		start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		names: make(map[hash]string),
+		out:   &strings.Builder{},
+	}
+	s.now = s.start
+	for _, is := range []string{"uni-a", "uni-b"} {
+		seed := sha256.Sum256([]byte(is))
+		s.keys[is] = ed25519.NewKeyFromSeed(seed[:])
+	}
+	s.chain = &fakeChain{s: s, last: make(map[string]uint64), records: make(map[string]*app.CommittedBatch), blocks: make(map[int64][][]byte)}
+	if err := s.open(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// open starts the node's pipeline on the database as Start does, up to
+// the point where its loops would run (the scenario drives them).
+func (s *scenario) open() error {
+	db, err := store.OpenBadger(s.dir)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	log := slog.New(slog.NewTextHandler(scenarioLog{s.out}, &slog.HandlerOptions{
+		Level: slog.LevelInfo,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	s.ix, err = newIndexer(db, s.chain, log)
+	if err != nil {
+		return err
+	}
+	s.p = newPipeline(db, s.chain, "credence-test", s.keys, s.cfg, log)
+	s.p.now = func() time.Time { return s.now }
+	s.p.sync = s.sync
+	s.ix.pipe = s.p
+	if err := s.p.load(); err != nil {
+		return err
+	}
+	if err := s.ix.catchUp(s.chain.height); err != nil {
+		return err
+	}
+	return s.p.reconcile()
+}
+
+// scenarioLog prefixes the pipeline's log lines in the output.
+type scenarioLog struct{ w io.Writer }
+
+func (l scenarioLog) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(l.w, "log: "); err != nil {
+		return 0, err
+	}
+	return l.w.Write(b)
+}
+
+func (s *scenario) sync() error {
+	s.syncs++
+	for _, r := range s.group {
+		if len(r.done) > 0 {
+			s.t.Errorf("a request of the group was answered before the sync")
+		}
+	}
+	if s.failSyncs > 0 {
+		s.failSyncs--
+		return errInjectedSync
+	}
+	return s.db.Sync()
+}
+
+func (s *scenario) close() {
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			s.t.Error(err)
+		}
+	}
+}
+
+func (s *scenario) hashOf(name string) hash {
+	h := hash(sha256.Sum256([]byte(name)))
+	s.names[h] = name
+	return h
+}
+
+func (s *scenario) name(h hash) string {
+	if n, ok := s.names[h]; ok {
+		return n
+	}
+	return fmt.Sprintf("%x", h[:4])
+}
+
+func (s *scenario) nameAll(hashes []byte) string {
+	var out []string
+	for _, h := range leaves(hashes) {
+		out = append(out, s.name(h))
+	}
+	return strings.Join(out, " ")
+}
+
+func (s *scenario) hashesArg(d *datadriven.TestData) []byte {
+	arg, ok := d.Arg("hashes")
+	if !ok {
+		d.Fatalf(s.t, "hashes= is required")
+	}
+	return s.hashList(arg.Vals)
+}
+
+func (s *scenario) hashList(names []string) []byte {
+	var b []byte
+	for _, n := range names {
+		h := s.hashOf(strings.TrimSpace(n))
+		b = append(b, h[:]...)
+	}
+	return b
+}
+
+func (s *scenario) up(d *datadriven.TestData) {
+	if s.db == nil {
+		d.Fatalf(s.t, "%s: the node is down; restart it first", d.Cmd)
+	}
+}
+
+func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
+	s.t = t
+	s.out.Reset()
+	showState := true
+	switch d.Cmd {
+	case "config":
+		if d.HasArg("max-leaves") {
+			d.ScanArgs(t, "max-leaves", &s.cfg.BatchMaxLeaves)
+		}
+		if d.HasArg("rebroadcast") {
+			var v string
+			d.ScanArgs(t, "rebroadcast", &v)
+			dur, err := time.ParseDuration(v)
+			if err != nil {
+				d.Fatalf(t, "rebroadcast: %v", err)
+			}
+			s.cfg.RebroadcastAfter = duration{dur}
+		}
+		fmt.Fprintf(s.out, "batch_max_leaves %d, rebroadcast_after %s\n", s.cfg.BatchMaxLeaves, s.cfg.RebroadcastAfter.Duration)
+		showState = false
+	case "submit":
+		s.up(d)
+		var group []*submitReq
+		if d.HasArg("issuer") {
+			var issuer string
+			d.ScanArgs(t, "issuer", &issuer)
+			group = append(group, &submitReq{issuer: issuer, hashes: s.hashesArg(d)})
+		}
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			if line == "" {
+				continue
+			}
+			issuer, list, ok := strings.Cut(line, " ")
+			if !ok {
+				d.Fatalf(t, "submit: want lines of \"issuer hash,hash\", got %q", line)
+			}
+			group = append(group, &submitReq{issuer: issuer, hashes: s.hashList(strings.Split(list, ","))})
+		}
+		s.submit(group)
+	case "fail-sync":
+		n := 1
+		if d.HasArg("n") {
+			d.ScanArgs(t, "n", &n)
+		}
+		s.failSyncs = n
+		fmt.Fprintf(s.out, "the next %d syncs fail\n", n)
+		showState = false
+	case "mempool-full":
+		n := 1
+		if d.HasArg("n") {
+			d.ScanArgs(t, "n", &n)
+		}
+		s.chain.refuse = n
+		fmt.Fprintf(s.out, "the mempool refuses the next %d broadcasts\n", n)
+		showState = false
+	case "tick":
+		s.up(d)
+		s.p.tick()
+	case "settle":
+		s.up(d)
+		for _, is := range s.p.issuers() {
+			if err := s.p.settle(is); err != nil {
+				fmt.Fprintf(s.out, "settle %s: %v\n", is, err)
+			}
+		}
+	case "advance":
+		var v string
+		d.ScanArgs(t, "by", &v)
+		dur, err := time.ParseDuration(v)
+		if err != nil {
+			d.Fatalf(t, "by: %v", err)
+		}
+		s.now = s.now.Add(dur)
+		fmt.Fprintf(s.out, "clock +%s\n", s.now.Sub(s.start))
+		showState = false
+	case "commit":
+		index := true
+		if d.HasArg("index") {
+			d.ScanArgs(t, "index", &index)
+		}
+		height, batches := s.chain.commit()
+		switch {
+		case s.db == nil:
+			fmt.Fprintf(s.out, "node down: block %d not indexed\n", height)
+		case !index:
+			fmt.Fprintf(s.out, "block %d not indexed\n", height)
+		default:
+			// What the indexer's loop does with the block onCommit queues.
+			if err := s.ix.indexBlock(height, batches); err != nil {
+				fmt.Fprintf(s.out, "index: %v\n", err)
+			}
+		}
+	case "drop":
+		for _, m := range s.chain.mempool {
+			fmt.Fprintf(s.out, "mempool lost %s/%d\n", m.a.signer, m.a.seq)
+		}
+		s.chain.mempool = nil
+	case "foreign":
+		var issuer string
+		d.ScanArgs(t, "issuer", &issuer)
+		seq := s.chain.last[issuer] + 1
+		if d.HasArg("seq") {
+			d.ScanArgs(t, "seq", &seq)
+		}
+		hashes := s.hashesArg(d)
+		tx, err := app.NewAnchorBatch("credence-test", issuer, seq, hashes, s.keys[issuer])
+		if err != nil {
+			d.Fatalf(t, "foreign: %v", err)
+		}
+		s.chain.mempool = append([]mempoolTx{{raw: tx, a: anchorTx{signer: issuer, seq: seq, hashes: hashes}}}, s.chain.mempool...)
+		fmt.Fprintf(s.out, "mempool: %s/%d from another node: %s\n", issuer, seq, s.nameAll(hashes))
+	case "crash":
+		s.up(d)
+		// Closing keeps what badger holds; every write the pipeline relies
+		// on surviving was synced before it moved on, which is what the
+		// scenarios test.
+		if err := s.db.Close(); err != nil {
+			d.Fatalf(t, "close: %v", err)
+		}
+		s.db, s.p, s.ix = nil, nil, nil
+		fmt.Fprintln(s.out, "node down")
+		showState = false
+	case "restart":
+		if s.db != nil {
+			d.Fatalf(t, "restart: the node is up; crash it first")
+		}
+		if err := s.open(); err != nil {
+			fmt.Fprintf(s.out, "restart: %v\n", err)
+		}
+	case "lookup":
+		s.up(d)
+		issuer := ""
+		if d.HasArg("issuer") {
+			d.ScanArgs(t, "issuer", &issuer)
+		}
+		for _, h := range leaves(s.hashesArg(d)) {
+			fmt.Fprintf(s.out, "%s: %s\n", s.name(h), s.lookup(h, issuer))
+		}
+		showState = false
+	case "state":
+		s.up(d)
+	default:
+		d.Fatalf(t, "unknown command %q", d.Cmd)
+	}
+	if s.db != nil {
+		s.checkInvariants()
+		if showState {
+			s.printState()
+		}
+	}
+	return s.out.String()
+}
+
+// submit runs one group commit, as commitLoop would with these requests
+// waiting, and prints each answer.
+func (s *scenario) submit(group []*submitReq) {
+	var base uint64
+	for _, r := range group {
+		r.done = make(chan submitResult, 1)
+		r.base = base
+		base += uint64(len(r.hashes) / proof.HashSize)
+	}
+	s.group = group
+	before := s.syncs
+	s.p.commitGroup(group)
+	s.group = nil
+	// Known entries are numbered across the group (base above).
+	var all []hash
+	for _, r := range group {
+		for _, h := range leaves(r.hashes) {
+			all = append(all, h)
+		}
+	}
+	for _, r := range group {
+		res := <-r.done
+		if res.err != nil {
+			fmt.Fprintf(s.out, "%s: refused: %v\n", r.issuer, res.err)
+			continue
+		}
+		if res.queued > 0 && s.syncs == before {
+			s.t.Errorf("%s: %d hashes acknowledged as queued without a sync", r.issuer, res.queued)
+		}
+		var known []string
+		for _, k := range res.known {
+			h := s.name(all[k.Index])
+			switch k.State {
+			case pb.HashState_HASH_STATE_PENDING:
+				known = append(known, h+" pending")
+			case pb.HashState_HASH_STATE_ANCHORED:
+				known = append(known, fmt.Sprintf("%s anchored %s/%d leaf %d height %d", h, k.Issuer, k.BatchSeq, k.LeafIndex, k.Height))
+			default:
+				known = append(known, fmt.Sprintf("%s %v", h, k.State))
+			}
+		}
+		line := fmt.Sprintf("%s: queued %d", r.issuer, res.queued)
+		if len(known) > 0 {
+			line += "; " + strings.Join(known, ", ")
+		}
+		fmt.Fprintln(s.out, line)
+	}
+	select {
+	case <-s.p.wake:
+		fmt.Fprintln(s.out, "batcher woken: a queue holds a full batch")
+	default:
+	}
+}
+
+// lookup is the decision GetReceipt makes for a hash.
+func (s *scenario) lookup(h hash, issuer string) string {
+	var pos position
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		pos, err = anchoredAt(txn, h[:], issuer)
+		return err
+	})
+	switch {
+	case err == nil:
+		return fmt.Sprintf("anchored %s/%d leaf %d height %d", pos.issuer, pos.seq, pos.index, pos.height)
+	case !errors.Is(err, errNotFound):
+		return fmt.Sprintf("error: %v", err)
+	case s.p.isWaiting(h[:], issuer):
+		return "waiting (queued or in a batch not yet final)"
+	default:
+		return "not anchored"
+	}
+}
+
+func (s *scenario) printState() {
+	p := s.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, is := range p.issuers() {
+		if q := p.pending[is]; len(q) > 0 {
+			var names []string
+			for _, e := range q {
+				names = append(names, s.name(e.hash))
+			}
+			fmt.Fprintf(s.out, "queued   %s: %s\n", is, strings.Join(names, " "))
+		}
+		seqs := make([]uint64, 0, len(p.inflight[is]))
+		for seq := range p.inflight[is] {
+			seqs = append(seqs, seq)
+		}
+		slices.Sort(seqs)
+		for _, seq := range seqs {
+			f := p.inflight[is][seq]
+			sent := "not sent"
+			if !f.sentAt.IsZero() {
+				sent = "sent at +" + f.sentAt.Sub(s.start).String()
+			}
+			fmt.Fprintf(s.out, "inflight %s/%d: %s (%s)\n", is, seq, s.nameAll(f.hashes), sent)
+		}
+		if w := p.waiting[is]; len(w) > 0 {
+			var names []string
+			for h := range w {
+				names = append(names, s.name(h))
+			}
+			sort.Strings(names)
+			fmt.Fprintf(s.out, "waiting  %s: %s\n", is, strings.Join(names, " "))
+		}
+	}
+	var mem []string
+	for _, m := range s.chain.mempool {
+		mem = append(mem, fmt.Sprintf("%s/%d", m.a.signer, m.a.seq))
+	}
+	fmt.Fprintf(s.out, "indexed %d, chain %d, mempool [%s]\n", s.ix.indexedHeight(), s.chain.height, strings.Join(mem, " "))
+}
+
+// checkInvariants fails the test when what holds between any two steps of
+// the pipeline does not: the disk holds exactly the queue and the batches
+// in flight that memory does (a restart would rebuild the same), every
+// hash queued or in flight is waiting unless already indexed, and every
+// hash waiting is queued or in flight.
+func (s *scenario) checkInvariants() {
+	t := s.t
+	t.Helper()
+	disk := newPipeline(s.db, s.chain, "credence-test", s.keys, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := disk.load(); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	p := s.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, is := range p.issuers() {
+		mem := slices.Clone(p.pending[is])
+		sort.Slice(mem, func(i, j int) bool { return mem[i].qseq < mem[j].qseq })
+		if got := disk.pending[is]; !slices.Equal(mem, got) {
+			t.Errorf("%s: queue in memory %v, on disk %v", is, mem, got)
+		}
+		if len(p.inflight[is]) != len(disk.inflight[is]) {
+			t.Errorf("%s: %d batches in flight in memory, %d on disk", is, len(p.inflight[is]), len(disk.inflight[is]))
+		}
+		for seq, f := range p.inflight[is] {
+			if g := disk.inflight[is][seq]; g == nil || !bytes.Equal(g.tx, f.tx) {
+				t.Errorf("%s/%d: batch in flight in memory is not the one on disk", is, seq)
+			}
+		}
+		unaccounted := func(h hash) bool {
+			if _, ok := p.waiting[is][h]; ok {
+				return false
+			}
+			var indexed bool
+			if err := s.db.View(func(txn *badger.Txn) error {
+				_, err := getValue(txn, xlKey(h[:], is))
+				indexed = err == nil
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return !indexed
+		}
+		for _, e := range p.pending[is] {
+			if unaccounted(e.hash) {
+				t.Errorf("%s: queued hash %s is neither waiting nor indexed", is, s.name(e.hash))
+			}
+		}
+		held := make(map[hash]bool)
+		for _, e := range p.pending[is] {
+			held[e.hash] = true
+		}
+		for seq, f := range p.inflight[is] {
+			for _, h := range leaves(f.hashes) {
+				held[h] = true
+				if unaccounted(h) {
+					t.Errorf("%s/%d: hash %s in flight is neither waiting nor indexed", is, seq, s.name(h))
+				}
+			}
+		}
+		for h := range p.waiting[is] {
+			if !held[h] {
+				t.Errorf("%s: hash %s is waiting but neither queued nor in flight: it would never be anchored", is, s.name(h))
+			}
+		}
+	}
+}
+
+// fakeChain stands for the app and consensus: batches broadcast go to its
+// mempool, and commit makes the next block of them, with the app's
+// sequence rule (an issuer's next batch is its last plus one).
+type fakeChain struct {
+	s       *scenario
+	height  int64
+	mempool []mempoolTx
+	last    map[string]uint64
+	records map[string]*app.CommittedBatch // issuer/seq → committed batch
+	blocks  map[int64][][]byte
+	// refuse is how many broadcasts the mempool refuses, as when full.
+	refuse int
+}
+
+type mempoolTx struct {
+	raw []byte
+	a   anchorTx
+}
+
+func recordKey(issuer string, seq uint64) string { return fmt.Sprintf("%s/%d", issuer, seq) }
+
+func (c *fakeChain) LastSequence(issuer string) (uint64, error) { return c.last[issuer], nil }
+
+func (c *fakeChain) Batch(issuer string, seq uint64) (*proof.BatchRecord, []byte, error) {
+	b, ok := c.records[recordKey(issuer, seq)]
+	if !ok {
+		return nil, nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, app.ErrNotFound)
+	}
+	return b.Record, b.RecordBytes, nil
+}
+
+func (c *fakeChain) ProveBatch(issuer string, seq uint64) (*app.CommittedBatch, error) {
+	b, ok := c.records[recordKey(issuer, seq)]
+	if !ok {
+		return nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, app.ErrNotFound)
+	}
+	return &app.CommittedBatch{Record: b.Record, RecordBytes: b.RecordBytes, Proof: b.Proof}, nil
+}
+
+func (c *fakeChain) BlockTxs(height int64) ([][]byte, error) {
+	txs, ok := c.blocks[height]
+	if !ok {
+		return nil, fmt.Errorf("block %d is not in the block store", height)
+	}
+	return txs, nil
+}
+
+func (c *fakeChain) ValidatorsChangeAfter(height int64) (bool, error) {
+	if height < 1 || height > c.height {
+		return false, fmt.Errorf("block %d is not in the block store", height)
+	}
+	return false, nil
+}
+
+// Broadcast takes the transaction into the mempool unless it is there
+// already, which CometBFT answers with an error.
+func (c *fakeChain) Broadcast(_ context.Context, tx []byte) (uint32, string, error) {
+	a, err := decodeAnchor(tx)
+	if err != nil {
+		return 0, "", err
+	}
+	if c.refuse > 0 {
+		c.refuse--
+		fmt.Fprintf(c.s.out, "broadcast %s/%d: mempool is full\n", a.signer, a.seq)
+		return 0, "", errors.New("mempool is full")
+	}
+	for _, m := range c.mempool {
+		if bytes.Equal(m.raw, tx) {
+			fmt.Fprintf(c.s.out, "broadcast %s/%d: already in the mempool\n", a.signer, a.seq)
+			return 0, "", errors.New("tx already exists in cache")
+		}
+	}
+	c.mempool = append(c.mempool, mempoolTx{raw: tx, a: a})
+	fmt.Fprintf(c.s.out, "broadcast %s/%d: %s\n", a.signer, a.seq, c.s.nameAll(a.hashes))
+	return 0, "", nil
+}
+
+// commit makes the next block of the mempool and returns what the app's
+// commit hook would hand the indexer.
+func (c *fakeChain) commit() (int64, []app.CommittedBatch) {
+	c.height++
+	var txs [][]byte
+	var batches []app.CommittedBatch
+	for _, m := range c.mempool {
+		txs = append(txs, m.raw)
+		a := m.a
+		if want := c.last[a.signer] + 1; a.seq != want {
+			fmt.Fprintf(c.s.out, "block %d: %s/%d rejected: sequence %d, want %d\n", c.height, a.signer, a.seq, a.seq, want)
+			continue
+		}
+		root, err := proof.Root(a.hashes)
+		if err != nil {
+			c.s.t.Fatal(err)
+		}
+		rec := &proof.BatchRecord{Issuer: a.signer, Seq: a.seq, Root: root[:], LeafCount: uint64(len(a.hashes) / proof.HashSize), Height: c.height}
+		raw, err := proto.Marshal(rec)
+		if err != nil {
+			c.s.t.Fatal(err)
+		}
+		b := app.CommittedBatch{Record: rec, RecordBytes: raw, Proof: []byte("proof"), Hashes: a.hashes}
+		c.records[recordKey(a.signer, a.seq)] = &b
+		c.last[a.signer] = a.seq
+		batches = append(batches, b)
+		fmt.Fprintf(c.s.out, "block %d: %s/%d anchored: %s\n", c.height, a.signer, a.seq, c.s.nameAll(a.hashes))
+	}
+	if len(txs) == 0 {
+		fmt.Fprintf(c.s.out, "block %d: empty\n", c.height)
+	}
+	c.blocks[c.height] = txs
+	c.mempool = nil
+	return c.height, batches
+}
