@@ -1,6 +1,7 @@
 package proof
 
 import (
+	"crypto/ed25519"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -93,4 +94,24 @@ func BenchmarkReceiptSize(b *testing.B) {
 	b.ReportMetric(float64(len(r.SignedHeader)), "signed-header-bytes")
 	b.ReportMetric(float64(len(r.BatchProof)), "batch-proof-bytes")
 	b.ReportMetric(float64(len(r.AuditPath)*HashSize), "audit-path-bytes")
+}
+
+// BenchmarkEd25519Verify is one signature check, the unit a receipt's cost
+// is counted in (a receipt verifies one per signer, plus one per signer of
+// each link).
+func BenchmarkEd25519Verify(b *testing.B) {
+	r := vectorNamed(b, "one-validator/single-hash").receipt(b)
+	sh, err := decodeSignedHeader(r.SignedHeader, DefaultMaxValidators)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &sh.commit.sigs[0]
+	msg := sh.commit.voteSignBytes(sh.header.chainID, s)
+	pub := ed25519.PublicKey(r.Validators[0].Ed25519PublicKey)
+	for b.Loop() {
+		if !ed25519.Verify(pub, msg, s.signature) {
+			b.Fatal("does not verify")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/op")
 }
