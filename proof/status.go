@@ -61,7 +61,7 @@ func VerifyStatus(st *Status, trust *TrustRoot, maxAge time.Duration, now time.T
 	if st.Version != StatusVersion {
 		return nil, fail(StepFormat, "status version %d, this verifier reads %d", st.Version, StatusVersion)
 	}
-	if len(st.ProtoReflect().GetUnknown()) > 0 {
+	if len(st.ProtoReflect().GetUnknown()) > 0 || validatorsHaveUnknownFields(st.Validators) || linksHaveUnknownFields(st.ValidatorLinks) {
 		return nil, fail(StepFormat, "status carries fields this verifier does not know")
 	}
 	v, err := Verify(st.Receipt, trust)

@@ -112,7 +112,8 @@ func VerifyRegistryStatus(rs *RegistryStatus, trust *TrustRoot, maxAge time.Dura
 	if rs == nil || trust == nil || len(trust.Validators) == 0 {
 		return nil, fail(StepFormat, "registry status and trust root are required")
 	}
-	if rs.Version != StatusVersion || len(rs.ProtoReflect().GetUnknown()) > 0 {
+	if rs.Version != StatusVersion || len(rs.ProtoReflect().GetUnknown()) > 0 ||
+		validatorsHaveUnknownFields(rs.Validators) || linksHaveUnknownFields(rs.ValidatorLinks) {
 		return nil, fail(StepFormat, "not a version %d registry status", StatusVersion)
 	}
 	if rs.ChainId != trust.ChainID {
@@ -145,7 +146,8 @@ func VerifyRegistryExport(ex *RegistryExport, trust *TrustRoot, maxAge time.Dura
 	if ex == nil || trust == nil || len(trust.Validators) == 0 {
 		return nil, nil, fail(StepFormat, "export and trust root are required")
 	}
-	if ex.Version != StatusVersion || len(ex.ProtoReflect().GetUnknown()) > 0 {
+	if ex.Version != StatusVersion || len(ex.ProtoReflect().GetUnknown()) > 0 ||
+		validatorsHaveUnknownFields(ex.Validators) || linksHaveUnknownFields(ex.ValidatorLinks) {
 		return nil, nil, fail(StepFormat, "not a version %d registry export", StatusVersion)
 	}
 	if ex.ChainId != trust.ChainID {
