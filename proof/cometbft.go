@@ -605,8 +605,8 @@ func (sh *signedHeader) checkHeader(chainID string) ([HashSize]byte, error) {
 	if h.height <= 0 {
 		return [HashSize]byte{}, fmt.Errorf("header height %d", h.height)
 	}
-	if len(h.validatorsHash) != HashSize || len(h.nextValidatorsHash) != HashSize || len(h.appHash) == 0 {
-		return [HashSize]byte{}, errors.New("header lacks a validators, next validators or app hash")
+	if len(h.validatorsHash) != HashSize || len(h.nextValidatorsHash) != HashSize {
+		return [HashSize]byte{}, errors.New("header lacks a 32-byte validators or next validators hash")
 	}
 	if c.height != h.height {
 		return [HashSize]byte{}, fmt.Errorf("commit is for height %d, header is height %d", c.height, h.height)

@@ -134,9 +134,9 @@ func TestReceiptVectorsOneValidator(t *testing.T) {
 	if _, err := a.client.Submit(a.authed(ctx), &pb.SubmitRequest{Hashes: hs}); err != nil {
 		t.Fatal(err)
 	}
-	large := n.sameReceipt(ctx, hs[len(hs)-32:])
-	if large.Batch.LeafCount < 1000 {
-		t.Fatalf("large batch has %d leaves", large.Batch.LeafCount)
+	large := n.sameReceipt(ctx, hs[1234*32:1235*32])
+	if large.Batch.LeafCount < 1000 || len(large.AuditPath) < 10 {
+		t.Fatalf("large batch has %d leaves, the path %d entries", large.Batch.LeafCount, len(large.AuditPath))
 	}
 	writeVectors(t, "one-validator", filepath.Join(a.home, "config", "genesis.json"), []vectorFile{
 		{"single-hash", single}, {"large-batch", large}})
@@ -170,7 +170,11 @@ func TestReceiptVectorsFourValidators(t *testing.T) {
 	if _, err := a.client.Submit(a.authed(ctx), &pb.SubmitRequest{Hashes: hs}); err != nil {
 		t.Fatal(err)
 	}
-	files = append(files, vectorFile{"large-batch", n.sameReceipt(ctx, hs[len(hs)-32:])})
+	large := n.sameReceipt(ctx, hs[1234*32:1235*32])
+	if large.Batch.LeafCount < 1000 || len(large.AuditPath) < 10 {
+		t.Fatalf("large batch has %d leaves, the path %d entries", large.Batch.LeafCount, len(large.AuditPath))
+	}
+	files = append(files, vectorFile{"large-batch", large})
 
 	// One validator down: 30 of 40 still commits; its signature is absent.
 	last := n.nodes[3]
