@@ -133,3 +133,28 @@ func setValue(file, key, value string) string {
 	}
 	return file[:i] + value + file[j:]
 }
+
+// TestReceiptJSONByteFlips changes each byte of a 4-validator receipt file
+// with a link and an absent signature (xor 0x01, 0x20): none is both read
+// and verified.
+func TestReceiptJSONByteFlips(t *testing.T) {
+	v := vectorNamed(t, "four-validators/validator-link-partial-commit")
+	refusedForm, refusedVerify := 0, 0
+	for i := range v.file {
+		for _, x := range []byte{0x01, 0x20} {
+			m := bytes.Clone(v.file)
+			m[i] ^= x
+			r, err := UnmarshalReceiptJSON(m, Limits{})
+			if err != nil {
+				refusedForm++
+				continue
+			}
+			if _, err := Verify(r, v.trust); err == nil {
+				t.Errorf("byte %d (%q) ^ %#02x: still verifies", i, v.file[i], x)
+				continue
+			}
+			refusedVerify++
+		}
+	}
+	t.Logf("%d bytes x 2: %d refused by the file form, %d by Verify", len(v.file), refusedForm, refusedVerify)
+}
