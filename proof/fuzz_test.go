@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/multiformats/go-multibase"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -246,6 +247,41 @@ func FuzzTrustRootFromGenesis(f *testing.F) {
 			if !errorsAsVerifyError(err, &ve) {
 				t.Fatalf("Verify error %v is not a *VerifyError", err)
 			}
+		}
+	})
+}
+
+// FuzzParseBase58 compares the receipt files' base58btc reader with
+// go-multibase's: they agree on every value both accept, and parseBase58
+// accepts exactly the "z" values multibase reads that are not empty.
+func FuzzParseBase58(f *testing.F) {
+	for _, s := range []string{"z", "z1", "z11", "z2", "zz", "z1z", "z0", "zI", "zOl", "z" + strings.Repeat("z", 60), "f00", "z\x00", "z🚀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var (
+			got []byte
+			err error
+		)
+		noPanic(t, "parseBase58", func() { got, err = parseBase58(s, 1<<10) })
+		_, want, merr := multibase.Decode(s)
+		if len(s) > 0 && s[0] != 'z' {
+			if err == nil {
+				t.Fatalf("parseBase58(%q) accepted a non-base58btc prefix", s)
+			}
+			return
+		}
+		if err == nil {
+			if merr != nil || !bytes.Equal(got, want) {
+				t.Fatalf("parseBase58(%q) = %x, multibase = %x, %v", s, got, want, merr)
+			}
+			if FormatBinary(got) != s {
+				t.Fatalf("parseBase58(%q) = %x, which is written %q", s, got, FormatBinary(got))
+			}
+			return
+		}
+		if merr == nil && len(want) > 0 && len(want) <= 1<<10 {
+			t.Fatalf("parseBase58(%q): %v, multibase reads %x", s, err, want)
 		}
 	})
 }
