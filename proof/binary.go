@@ -22,7 +22,10 @@ func FormatBinary(b []byte) string {
 	return s
 }
 
-// ParseBinary accepts multibase, or plain hex (optionally 0x-prefixed).
+// ParseBinary reads a value typed by a person (a hash on the command
+// line): multibase, or plain hex (optionally 0x-prefixed), surrounding
+// space ignored. Receipt files are read by the stricter rules of
+// docs/receipt.md, not by this.
 // An even-length string of hex digits is read as hex. That can never
 // misread what Credence writes (base58btc "z…" and base64url "u…" are not
 // hex digits, base16 multibase "f…" has odd length), but a base32 multibase

@@ -454,7 +454,7 @@ func merkleHashFromByteSlices(items [][]byte) [HashSize]byte {
 	return merkleNodeHash(l[:], r[:])
 }
 
-// wrapperValue is the encoding of a google.protobuf wrapper message
+// wrapperBytes is the encoding of a google.protobuf wrapper message
 // (StringValue, Int64Value, BytesValue) holding v: field 1, left out when
 // v is empty.
 func wrapperBytes(v []byte) []byte { return appendBytesField(nil, 1, v) }

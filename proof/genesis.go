@@ -13,8 +13,8 @@ import (
 	"unicode/utf8"
 )
 
-// ErrBadJSON is wrapped by every refusal of a JSON document's form.
-var ErrBadJSON = errors.New("malformed JSON")
+// errBadJSON is wrapped by every refusal of a JSON document's form.
+var errBadJSON = errors.New("malformed JSON")
 
 // checkJSON enforces what encoding/json lets pass: the document is valid
 // UTF-8, one JSON value with nothing after it, and no object names a key
@@ -22,7 +22,7 @@ var ErrBadJSON = errors.New("malformed JSON")
 // (encoding/json would match keys without regard to case).
 func checkJSON(data []byte, known map[string]bool) error {
 	if !utf8.Valid(data) {
-		return fmt.Errorf("%w: not valid UTF-8", ErrBadJSON)
+		return fmt.Errorf("%w: not valid UTF-8", errBadJSON)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -36,7 +36,7 @@ func checkJSON(data []byte, known map[string]bool) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadJSON, err)
+			return fmt.Errorf("%w: %v", errBadJSON, err)
 		}
 		switch t := tok.(type) {
 		case json.Delim:
@@ -52,17 +52,17 @@ func checkJSON(data []byte, known map[string]bool) error {
 			}
 			inKeyPosition = expectKey()
 			if len(stack) == 0 && dec.More() {
-				return fmt.Errorf("%w: data after the document", ErrBadJSON)
+				return fmt.Errorf("%w: data after the document", errBadJSON)
 			}
 			continue
 		case string:
 			if expectKey() && inKeyPosition {
 				keys := stack[len(stack)-1]
 				if keys[t] {
-					return fmt.Errorf("%w: key %q appears twice in one object", ErrBadJSON, t)
+					return fmt.Errorf("%w: key %q appears twice in one object", errBadJSON, t)
 				}
 				if known != nil && !known[t] {
-					return fmt.Errorf("%w: unknown key %q", ErrBadJSON, t)
+					return fmt.Errorf("%w: unknown key %q", errBadJSON, t)
 				}
 				keys[t] = true
 				inKeyPosition = false
@@ -72,11 +72,11 @@ func checkJSON(data []byte, known map[string]bool) error {
 		// A value: in an object, a key comes next.
 		inKeyPosition = expectKey()
 		if len(stack) == 0 && dec.More() {
-			return fmt.Errorf("%w: data after the document", ErrBadJSON)
+			return fmt.Errorf("%w: data after the document", errBadJSON)
 		}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: data after the document", ErrBadJSON)
+		return fmt.Errorf("%w: data after the document", errBadJSON)
 	}
 	return nil
 }
@@ -103,7 +103,7 @@ func trustRootFromGenesis(data []byte) (*TrustRoot, error) {
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadJSON, err)
+		return nil, fmt.Errorf("%w: %v", errBadJSON, err)
 	}
 	var chainID string
 	if err := json.Unmarshal(top["chain_id"], &chainID); err != nil || chainID == "" {

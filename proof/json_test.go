@@ -111,11 +111,11 @@ func TestParseBase58(t *testing.T) {
 }
 
 // TestReceiptFileTooLarge: an oversized file is refused before parsing,
-// with ErrBadJSON not involved.
+// with errBadJSON not involved.
 func TestReceiptFileTooLarge(t *testing.T) {
 	big := make([]byte, DefaultMaxReceiptBytes+1)
 	_, err := UnmarshalReceiptJSON(big, Limits{})
-	if err == nil || errors.Is(err, ErrBadJSON) || !strings.Contains(err.Error(), "more than") {
+	if err == nil || errors.Is(err, errBadJSON) || !strings.Contains(err.Error(), "more than") {
 		t.Fatalf("UnmarshalReceiptJSON(%d bytes) = %v", len(big), err)
 	}
 }
