@@ -368,10 +368,10 @@ func (s *api) GetIssuer(_ context.Context, req *pb.GetIssuerRequest) (*pb.GetIss
 
 // provenState is the newest state a committed header proves, and at least
 // atLeast, with that header and the validator links to it. The app hash of
-// the last committed height is only in the next header, so that is the
-// height before.
+// height H is in header H+1, whose canonical commit is in block H+2: the
+// newest provable state is two below the last committed height.
 func (s *api) provenState(ctx context.Context, atLeast int64) (int64, *headerEntry, []*proof.ValidatorSetLink, error) {
-	height := max(s.n.app.Height()-1, atLeast)
+	height := max(s.n.app.Height()-2, atLeast)
 	if height < 1 {
 		return 0, nil, nil, status.Error(codes.Unavailable, "the chain has no provable state yet")
 	}

@@ -18,8 +18,9 @@ import (
 )
 
 // errNotFinal: the hash is anchored but the header proving it is not
-// committed yet.
-var errNotFinal = errors.New("anchored, but the next block is not committed yet")
+// signed in a committed block yet. A receipt for a batch of block H needs
+// header H+1 with the canonical commit block H+2 carries.
+var errNotFinal = errors.New("anchored, but the block that signs its header is not committed yet")
 
 // receipts builds receipts from the index and the block store. A batch's
 // tree and a height's signed header are shared by every leaf, so both are
@@ -245,16 +246,22 @@ func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, erro
 	} else if !errors.Is(err, errNotFound) {
 		return nil, err
 	}
+	// Only the canonical commit, the one block height+1 carries as its last
+	// commit, is the same on every node; a node's own seen commit of the
+	// newest block holds the votes it happened to receive.
 	st, err := r.rpc.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if st.SyncInfo.LatestBlockHeight < height {
-		return nil, fmt.Errorf("%w (batch at height %d, chain at %d)", errNotFinal, height-1, st.SyncInfo.LatestBlockHeight)
+	if st.SyncInfo.LatestBlockHeight <= height {
+		return nil, fmt.Errorf("%w (header %d is signed in block %d, chain at %d)", errNotFinal, height, height+1, st.SyncInfo.LatestBlockHeight)
 	}
 	c, err := r.rpc.Commit(ctx, &height)
 	if err != nil {
 		return nil, fmt.Errorf("signed header %d: %w", height, err)
+	}
+	if !c.CanonicalCommit {
+		return nil, fmt.Errorf("%w (no canonical commit of height %d yet)", errNotFinal, height)
 	}
 	sh, err := c.SignedHeader.ToProto().Marshal()
 	if err != nil {

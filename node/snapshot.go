@@ -174,9 +174,10 @@ func (w *chunkWriter) flush() error {
 // take writes the snapshot of height h: the state, then every batch in it
 // with its leaves and proof, then the signed headers those proofs need.
 func (s *snapshots) take(h int64) error {
-	// Height h+1 too: a change of validators right after h is a link the
-	// snapshot must carry, and its link needs header h+1's set.
-	for s.indexed() < h+1 {
+	// Height h+2 too: a change of validators right after h is a link the
+	// snapshot must carry, and its link needs header h+1's set, which is
+	// served with header h+1's canonical commit, carried by block h+2.
+	for s.indexed() < h+2 {
 		select {
 		case <-s.stopc:
 			return errStopped

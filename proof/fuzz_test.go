@@ -6,10 +6,10 @@ import (
 	"errors"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"testing"
 
+	"github.com/multiformats/go-multibase"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -21,12 +21,13 @@ import (
 // cases by a plain go test:
 //
 //   - FuzzTrustRootFromGenesis/489e8d5bc10ef059 (found by fuzzing): a genesis
-//     validator without pub_key panics in CometBFT's ValidateAndComplete.
-//   - FuzzVerifyWire/duplicate-validator: the receipt with its validator
-//     entry listed twice; Verify panics ("Cannot compare identical
-//     validators").
-//   - FuzzVerifyWire/extra-commit-signature: the receipt whose commit has a
-//     second signature; Verify indexes past its one-validator set.
+//     validator without pub_key panicked in CometBFT's ValidateAndComplete.
+//   - FuzzTrustRootFromGenesis/pub-key-case: the key spelled "Pub_Key" got
+//     past a case-insensitive pre-check and panicked the same way.
+//
+// The version 1 crashers of FuzzVerifyWire (a validator listed twice, an
+// extra commit signature) are invalid vectors now:
+// testdata/vectors/invalid/four-validators/{validator-listed-twice,commit-extra-signature}.
 
 // hasEmptyBinary reports whether a receipt has an empty binary field, which
 // the JSON form cannot round-trip (see TestReceiptJSONRoundTripEdgeValues).
@@ -68,13 +69,14 @@ func errorsAsVerifyError(err error, ve **VerifyError) bool {
 }
 
 func FuzzUnmarshalReceiptJSON(f *testing.F) {
-	file := readTestdata(f, "receipt.json")
-	trust := testTrust(f)
-	orig := testReceipt(f)
+	vec := vectorNamed(f, "four-validators/validator-link-partial-commit")
+	file := vec.file
+	trust := vec.trust
+	orig := vec.receipt(f)
 	f.Add(file)
 	f.Add(bytes.TrimRight(file, "\n"))
 	f.Add([]byte(strings.ReplaceAll(string(file), "\n", "")))
-	f.Add([]byte(`{"version":1,"batch":{"time":"2026-11-28T12:58:03Z","root":"f","signer_key":"u"},"credential_hash":"0x00","batch_proof":"z2","signed_header":"00","audit_path":["z1"],"validators":[{"ed25519_public_key":"baaaaa"}]}`))
+	f.Add([]byte(`{"version":2,"batch":{"time":"2026-11-28T12:58:03Z","root":"f","signer_key":"u"},"credential_hash":"0x00","batch_proof":"z2","signed_header":"00","audit_path":["z1"],"validators":[{"ed25519_public_key":"baaaaa"}]}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -82,7 +84,7 @@ func FuzzUnmarshalReceiptJSON(f *testing.F) {
 			r   *Receipt
 			err error
 		)
-		noPanic(t, "UnmarshalReceiptJSON", func() { r, err = UnmarshalReceiptJSON(data) })
+		noPanic(t, "UnmarshalReceiptJSON", func() { r, err = UnmarshalReceiptJSON(data, Limits{}) })
 		if err != nil {
 			if r != nil {
 				t.Fatalf("receipt returned with error %v", err)
@@ -92,10 +94,10 @@ func FuzzUnmarshalReceiptJSON(f *testing.F) {
 		var v *Verified
 		noPanic(t, "Verify", func() { v, err = Verify(r, trust) })
 		if err == nil {
-			// Only the testdata receipt (in any equivalent JSON form)
+			// Only the vector's receipt (in any equivalent JSON form)
 			// verifies against this trust root.
 			if !proto.Equal(r, orig) {
-				t.Fatalf("a receipt other than the testdata one verifies: %v (%+v)", r, v)
+				t.Fatalf("a receipt other than the vector verifies: %v (%+v)", r, v)
 			}
 		} else {
 			var ve *VerifyError
@@ -111,7 +113,7 @@ func FuzzUnmarshalReceiptJSON(f *testing.F) {
 		if err != nil {
 			t.Fatalf("MarshalReceiptJSON of a read receipt: %v", err)
 		}
-		back, err := UnmarshalReceiptJSON(out)
+		back, err := UnmarshalReceiptJSON(out, Limits{})
 		if err != nil {
 			t.Fatalf("re-reading a written receipt: %v\n%s", err, out)
 		}
@@ -122,9 +124,10 @@ func FuzzUnmarshalReceiptJSON(f *testing.F) {
 }
 
 func FuzzVerifyWire(f *testing.F) {
-	trust := testTrust(f)
-	orig := testReceipt(f)
-	wire := testWire(f)
+	vec := vectorNamed(f, "four-validators/validator-link-partial-commit")
+	trust := vec.trust
+	orig := vec.receipt(f)
+	wire := vec.wire(f)
 	want, err := Verify(orig, trust)
 	if err != nil {
 		f.Fatal(err)
@@ -132,9 +135,6 @@ func FuzzVerifyWire(f *testing.F) {
 	f.Add(wire)
 	f.Add(wire[:len(wire)/2])
 	f.Add([]byte{})
-	// The same receipt with the validator entry first: field order is not
-	// part of the meaning.
-	f.Add(append(slices.Clone(wire[len(wire)-38:]), wire[:len(wire)-38]...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r Receipt
 		if err := proto.Unmarshal(data, &r); err != nil {
@@ -155,7 +155,7 @@ func FuzzVerifyWire(f *testing.F) {
 			}
 			return
 		}
-		// Whatever verifies proves exactly what the testdata receipt
+		// Whatever verifies proves exactly what the vector
 		// proves, and is that receipt (encoding details aside: field
 		// order, repeated scalars, non-minimal varints). proto.Equal also
 		// compares unknown fields, which Verify must refuse.
@@ -163,7 +163,7 @@ func FuzzVerifyWire(f *testing.F) {
 			t.Fatalf("verified %+v, want %+v", v, want)
 		}
 		if !proto.Equal(&r, orig) {
-			t.Fatalf("a receipt other than the testdata one verifies: %v", &r)
+			t.Fatalf("a receipt other than the vector verifies: %v", &r)
 		}
 	})
 }
@@ -223,11 +223,11 @@ func FuzzParseBinary(f *testing.F) {
 }
 
 func FuzzTrustRootFromGenesis(f *testing.F) {
-	for _, name := range []string{"genesis.json", "other-chain-genesis.json", "other-validator-genesis.json"} {
+	for _, name := range []string{"vectors/one-validator/genesis.json", "vectors/four-validators/genesis.json"} {
 		f.Add(readTestdata(f, name))
 	}
 	f.Add([]byte(`{"chain_id":"c","validators":[{"pub_key":{"type":"tendermint/PubKeyEd25519","value":"O95JeydbAfQM7h4ne2u2E77I0lbzFwWKMIcJ/Z08VzY="},"power":"10"}]}`))
-	r := testReceipt(f)
+	r := vectorNamed(f, "four-validators/full-commit").receipt(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var (
 			tr  *TrustRoot
@@ -237,7 +237,7 @@ func FuzzTrustRootFromGenesis(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if tr.Validators == nil || tr.Validators.Size() == 0 {
+		if len(tr.Validators) == 0 {
 			t.Fatal("trust root without validators")
 		}
 		// Any trust root is usable: verifying against it does not panic.
@@ -247,6 +247,41 @@ func FuzzTrustRootFromGenesis(f *testing.F) {
 			if !errorsAsVerifyError(err, &ve) {
 				t.Fatalf("Verify error %v is not a *VerifyError", err)
 			}
+		}
+	})
+}
+
+// FuzzParseBase58 compares the receipt files' base58btc reader with
+// go-multibase's: they agree on every value both accept, and parseBase58
+// accepts exactly the "z" values multibase reads that are not empty.
+func FuzzParseBase58(f *testing.F) {
+	for _, s := range []string{"z", "z1", "z11", "z2", "zz", "z1z", "z0", "zI", "zOl", "z" + strings.Repeat("z", 60), "f00", "z\x00", "z🚀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var (
+			got []byte
+			err error
+		)
+		noPanic(t, "parseBase58", func() { got, err = parseBase58(s, 1<<10) })
+		_, want, merr := multibase.Decode(s)
+		if len(s) > 0 && s[0] != 'z' {
+			if err == nil {
+				t.Fatalf("parseBase58(%q) accepted a non-base58btc prefix", s)
+			}
+			return
+		}
+		if err == nil {
+			if merr != nil || !bytes.Equal(got, want) {
+				t.Fatalf("parseBase58(%q) = %x, multibase = %x, %v", s, got, want, merr)
+			}
+			if FormatBinary(got) != s {
+				t.Fatalf("parseBase58(%q) = %x, which is written %q", s, got, FormatBinary(got))
+			}
+			return
+		}
+		if merr == nil && len(want) > 0 && len(want) <= 1<<10 {
+			t.Fatalf("parseBase58(%q): %v, multibase reads %x", s, err, want)
 		}
 	})
 }

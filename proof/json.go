@@ -3,15 +3,14 @@ package proof
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"time"
 )
 
 // The JSON form of a receipt, for files: every binary field is multibase
-// (base58btc when written; multibase or hex when read), the batch time is
-// RFC 3339 with nanoseconds in UTC. Unknown fields are refused, so a file
-// cannot carry anything the verifier does not check.
+// base58btc ("z…"), the batch time is RFC 3339 in UTC as Go's RFC3339Nano
+// writes it. docs/receipt.md ("File form") gives the exact rules.
 type receiptJSON struct {
 	Version        uint32          `json:"version"`
 	ChainID        string          `json:"chain_id"`
@@ -84,76 +83,212 @@ func MarshalReceiptJSON(r *Receipt) ([]byte, error) {
 	return json.MarshalIndent(j, "", "  ")
 }
 
-// UnmarshalReceiptJSON reads a receipt file. It checks the form only;
-// Verify checks the evidence.
-func UnmarshalReceiptJSON(data []byte) (*Receipt, error) {
-	var j receiptJSON
+// The JSON names of a receipt file; any other key is refused.
+var receiptJSONKeys = map[string]bool{
+	"version": true, "chain_id": true, "credential_hash": true, "leaf_index": true, "audit_path": true,
+	"batch": true, "issuer": true, "seq": true, "root": true, "leaf_count": true, "signer_key": true,
+	"height": true, "time": true, "batch_proof": true, "signed_header": true, "validators": true,
+	"ed25519_public_key": true, "voting_power": true, "validator_links": true, "next_validators": true,
+}
+
+// What a receipt file is read into: a field left nil was absent (or null).
+type receiptIn struct {
+	Version        *uint32        `json:"version"`
+	ChainID        *string        `json:"chain_id"`
+	CredentialHash *string        `json:"credential_hash"`
+	LeafIndex      *uint64        `json:"leaf_index"`
+	AuditPath      *[]string      `json:"audit_path"`
+	Batch          *batchIn       `json:"batch"`
+	BatchProof     *string        `json:"batch_proof"`
+	SignedHeader   *string        `json:"signed_header"`
+	Validators     *[]validatorIn `json:"validators"`
+	ValidatorLinks *[]linkIn      `json:"validator_links"`
+}
+
+type batchIn struct {
+	Issuer    *string `json:"issuer"`
+	Seq       *uint64 `json:"seq"`
+	Root      *string `json:"root"`
+	LeafCount *uint64 `json:"leaf_count"`
+	SignerKey *string `json:"signer_key"`
+	Height    *int64  `json:"height"`
+	Time      *string `json:"time"`
+}
+
+type validatorIn struct {
+	PublicKey   *string `json:"ed25519_public_key"`
+	VotingPower *int64  `json:"voting_power"`
+}
+
+type linkIn struct {
+	SignedHeader   *string        `json:"signed_header"`
+	NextValidators *[]validatorIn `json:"next_validators"`
+}
+
+// receiptReader turns a receiptIn into a Receipt, naming the first field
+// that breaks a rule.
+type receiptReader struct {
+	lim Limits
+	err error
+}
+
+func (rd *receiptReader) failf(field, format string, args ...any) {
+	if rd.err == nil {
+		rd.err = fmt.Errorf("receipt JSON %s: %s", field, fmt.Sprintf(format, args...))
+	}
+}
+
+func (rd *receiptReader) present(field string, ok bool) bool {
+	if !ok {
+		rd.failf(field, "missing")
+	}
+	return ok && rd.err == nil
+}
+
+// binary reads a base58btc value of at most maxLen bytes; wantLen > 0
+// requires that length exactly.
+func (rd *receiptReader) binary(field string, s *string, maxLen, wantLen int) []byte {
+	if !rd.present(field, s != nil) {
+		return nil
+	}
+	b, err := parseBase58(*s, maxLen)
+	if err != nil {
+		rd.failf(field, "%v", err)
+		return nil
+	}
+	if wantLen > 0 && len(b) != wantLen {
+		rd.failf(field, "%d bytes, want %d", len(b), wantLen)
+		return nil
+	}
+	return b
+}
+
+func (rd *receiptReader) validators(field string, in *[]validatorIn) []*Validator {
+	if !rd.present(field, in != nil) {
+		return nil
+	}
+	if len(*in) > rd.lim.MaxValidators {
+		rd.failf(field, "%d validators, at most %d", len(*in), rd.lim.MaxValidators)
+		return nil
+	}
+	out := make([]*Validator, len(*in))
+	for i, v := range *in {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		pk := rd.binary(f+".ed25519_public_key", v.PublicKey, HashSize, HashSize)
+		if !rd.present(f+".voting_power", v.VotingPower != nil) {
+			return nil
+		}
+		out[i] = &Validator{Ed25519PublicKey: pk, VotingPower: *v.VotingPower}
+	}
+	return out
+}
+
+// UnmarshalReceiptJSON reads a receipt file under lim (zero fields take
+// their defaults). It checks the form only; Verify checks the evidence.
+func UnmarshalReceiptJSON(data []byte, lim Limits) (*Receipt, error) {
+	lim = lim.withDefaults()
+	if len(data) > lim.MaxReceiptBytes {
+		return nil, fmt.Errorf("receipt JSON: %d bytes, more than the %d accepted", len(data), lim.MaxReceiptBytes)
+	}
+	if err := checkJSON(data, receiptJSONKeys); err != nil {
+		return nil, fmt.Errorf("receipt JSON: %w", err)
+	}
+	var j receiptIn
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
 		return nil, fmt.Errorf("receipt JSON: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("receipt JSON: trailing data after the receipt")
+	if j.Version == nil {
+		return nil, errors.New("receipt JSON version: missing")
 	}
-	field := func(name, s string) ([]byte, error) {
-		b, err := ParseBinary(s)
-		if err != nil {
-			return nil, fmt.Errorf("receipt JSON %s: %w", name, err)
+	if v := *j.Version; v != ReceiptVersion {
+		if v > 0 && v < ReceiptVersion {
+			return nil, fmt.Errorf("%w: version %d, this verifier reads version %d; fetch a new receipt from any member node (credenced receipt HASH)", ErrOldVersion, v, ReceiptVersion)
 		}
-		return b, nil
+		return nil, fmt.Errorf("receipt JSON version: %d, this verifier reads %d", v, ReceiptVersion)
 	}
-	r := &Receipt{Version: j.Version, ChainId: j.ChainID, LeafIndex: j.LeafIndex}
-	var err error
-	if r.CredentialHash, err = field("credential_hash", j.CredentialHash); err != nil {
-		return nil, err
+	rd := &receiptReader{lim: lim}
+	r := &Receipt{Version: *j.Version}
+	if rd.present("chain_id", j.ChainID != nil) {
+		r.ChainId = *j.ChainID
 	}
-	for i, p := range j.AuditPath {
-		b, err := field(fmt.Sprintf("audit_path[%d]", i), p)
-		if err != nil {
-			return nil, err
+	r.CredentialHash = rd.binary("credential_hash", j.CredentialHash, HashSize, HashSize)
+	if rd.present("leaf_index", j.LeafIndex != nil) {
+		r.LeafIndex = *j.LeafIndex
+	}
+	if rd.present("audit_path", j.AuditPath != nil) {
+		if len(*j.AuditPath) > maxAuditPath {
+			rd.failf("audit_path", "%d entries, at most %d", len(*j.AuditPath), maxAuditPath)
 		}
-		r.AuditPath = append(r.AuditPath, b)
-	}
-	t, err := time.Parse(time.RFC3339Nano, j.Batch.Time)
-	if err != nil {
-		return nil, fmt.Errorf("receipt JSON batch.time: %w", err)
-	}
-	b := &BatchRecord{Issuer: j.Batch.Issuer, Seq: j.Batch.Seq, LeafCount: j.Batch.LeafCount, Height: j.Batch.Height, TimeUnixNano: t.UnixNano()}
-	if b.Root, err = field("batch.root", j.Batch.Root); err != nil {
-		return nil, err
-	}
-	if b.SignerKey, err = field("batch.signer_key", j.Batch.SignerKey); err != nil {
-		return nil, err
-	}
-	r.Batch = b
-	if r.BatchProof, err = field("batch_proof", j.BatchProof); err != nil {
-		return nil, err
-	}
-	if r.SignedHeader, err = field("signed_header", j.SignedHeader); err != nil {
-		return nil, err
-	}
-	for i, v := range j.Validators {
-		pk, err := field(fmt.Sprintf("validators[%d].ed25519_public_key", i), v.PublicKey)
-		if err != nil {
-			return nil, err
+		r.AuditPath = make([][]byte, 0, len(*j.AuditPath))
+		for i := range *j.AuditPath {
+			r.AuditPath = append(r.AuditPath, rd.binary(fmt.Sprintf("audit_path[%d]", i), &(*j.AuditPath)[i], HashSize, HashSize))
 		}
-		r.Validators = append(r.Validators, &Validator{Ed25519PublicKey: pk, VotingPower: v.VotingPower})
 	}
-	for i, lj := range j.ValidatorLinks {
-		sh, err := field(fmt.Sprintf("validator_links[%d].signed_header", i), lj.SignedHeader)
-		if err != nil {
-			return nil, err
+	if b := j.Batch; rd.present("batch", b != nil) {
+		rec := &BatchRecord{}
+		if rd.present("batch.issuer", b.Issuer != nil) {
+			rec.Issuer = *b.Issuer
 		}
-		l := &ValidatorSetLink{SignedHeader: sh}
-		for k, v := range lj.NextValidators {
-			pk, err := field(fmt.Sprintf("validator_links[%d].next_validators[%d].ed25519_public_key", i, k), v.PublicKey)
+		if rd.present("batch.seq", b.Seq != nil) {
+			rec.Seq = *b.Seq
+		}
+		rec.Root = rd.binary("batch.root", b.Root, HashSize, HashSize)
+		if rd.present("batch.leaf_count", b.LeafCount != nil) {
+			rec.LeafCount = *b.LeafCount
+		}
+		rec.SignerKey = rd.binary("batch.signer_key", b.SignerKey, HashSize, HashSize)
+		if rd.present("batch.height", b.Height != nil) {
+			rec.Height = *b.Height
+		}
+		if rd.present("batch.time", b.Time != nil) {
+			t, err := parseTime(*b.Time)
 			if err != nil {
-				return nil, err
+				rd.failf("batch.time", "%v", err)
 			}
-			l.NextValidators = append(l.NextValidators, &Validator{Ed25519PublicKey: pk, VotingPower: v.VotingPower})
+			rec.TimeUnixNano = t
 		}
-		r.ValidatorLinks = append(r.ValidatorLinks, l)
+		r.Batch = rec
+	}
+	r.BatchProof = rd.binary("batch_proof", j.BatchProof, maxProofBytes, 0)
+	shMax := maxSignedHeaderBytes(lim.MaxValidators)
+	r.SignedHeader = rd.binary("signed_header", j.SignedHeader, shMax, 0)
+	r.Validators = rd.validators("validators", j.Validators)
+	if j.ValidatorLinks != nil {
+		if len(*j.ValidatorLinks) > lim.MaxLinks {
+			rd.failf("validator_links", "%d links, at most %d", len(*j.ValidatorLinks), lim.MaxLinks)
+		}
+		for i, lj := range *j.ValidatorLinks {
+			f := fmt.Sprintf("validator_links[%d]", i)
+			sh := rd.binary(f+".signed_header", lj.SignedHeader, shMax, 0)
+			next := rd.validators(f+".next_validators", lj.NextValidators)
+			if rd.err != nil {
+				break
+			}
+			r.ValidatorLinks = append(r.ValidatorLinks, &ValidatorSetLink{SignedHeader: sh, NextValidators: next})
+		}
+	}
+	if rd.err != nil {
+		return nil, rd.err
 	}
 	return r, nil
+}
+
+// parseTime reads the batch time: exactly what Go's RFC3339Nano layout
+// writes for a UTC time (a "Z" zone, a fraction without trailing zeros),
+// within the range of int64 Unix nanoseconds.
+func parseTime(s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, err
+	}
+	if t.UTC().Format(time.RFC3339Nano) != s {
+		return 0, fmt.Errorf("%q is not in the canonical form (UTC, \"Z\", no trailing zeros), e.g. %q", s, t.UTC().Format(time.RFC3339Nano))
+	}
+	ns := t.UnixNano()
+	if !time.Unix(0, ns).Equal(t) {
+		return 0, fmt.Errorf("%q is outside the range of Unix nanoseconds", s)
+	}
+	return ns, nil
 }

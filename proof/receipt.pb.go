@@ -177,7 +177,7 @@ func (x *Validator) GetVotingPower() int64 {
 // at a height and time, to anyone who trusts the chain's genesis.
 type Receipt struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Format version; 1.
+	// Format version; 2 (docs/receipt.md).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	ChainId string `protobuf:"bytes,2,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
 	// The credential hash (SHA-256 of the credential); the tree leaf is

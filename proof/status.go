@@ -61,7 +61,7 @@ func VerifyStatus(st *Status, trust *TrustRoot, maxAge time.Duration, now time.T
 	if st.Version != StatusVersion {
 		return nil, fail(StepFormat, "status version %d, this verifier reads %d", st.Version, StatusVersion)
 	}
-	if len(st.ProtoReflect().GetUnknown()) > 0 {
+	if len(st.ProtoReflect().GetUnknown()) > 0 || validatorsHaveUnknownFields(st.Validators) || linksHaveUnknownFields(st.ValidatorLinks) {
 		return nil, fail(StepFormat, "status carries fields this verifier does not know")
 	}
 	v, err := Verify(st.Receipt, trust)
@@ -108,6 +108,9 @@ func VerifyStatus(st *Status, trust *TrustRoot, maxAge time.Duration, now time.T
 }
 
 func decodeProof(b []byte) (*ics23.CommitmentProof, error) {
+	if len(b) > maxProofBytes {
+		return nil, fmt.Errorf("proof of %d bytes, at most %d", len(b), maxProofBytes)
+	}
 	var cp ics23.CommitmentProof
 	if err := cp.Unmarshal(b); err != nil {
 		return nil, err
@@ -123,6 +126,11 @@ func membership(root, proofBytes, key, value []byte) error {
 	if err != nil {
 		return err
 	}
+	// A batch or compressed proof can carry the same existence proof in
+	// other bytes; only the plain form is accepted.
+	if cp.GetExist() == nil {
+		return errors.New("not an existence proof")
+	}
 	if !ics23.VerifyMembership(ics23.IavlSpec, root, cp, key, value) {
 		return errors.New("membership proof does not verify against the app hash")
 	}
@@ -133,6 +141,9 @@ func nonMembership(root, proofBytes, key []byte) error {
 	cp, err := decodeProof(proofBytes)
 	if err != nil {
 		return err
+	}
+	if cp.GetNonexist() == nil {
+		return errors.New("not a non-existence proof")
 	}
 	if !ics23.VerifyNonMembership(ics23.IavlSpec, root, cp, key) {
 		return errors.New("non-membership proof does not verify against the app hash")

@@ -9,7 +9,6 @@ import (
 	"io"
 	"time"
 
-	cmttypes "github.com/cometbft/cometbft/types"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -56,63 +55,6 @@ func DecodeStatusList(encoded string, maxBytes int) ([]byte, error) {
 // significant bit of the first byte.
 func BitSet(bits []byte, index uint64) bool {
 	return bits[index/8]&(0x80>>(index%8)) != 0
-}
-
-// stateHeader decodes the signed header that proves the state of height
-// (it is the header of height+1) and checks its form for the trusted chain.
-func stateHeader(height int64, signedHeader []byte, trust *TrustRoot) (*cmttypes.SignedHeader, error) {
-	sh, err := decodeSignedHeader(signedHeader)
-	if err != nil {
-		return nil, fail(StepHeader, "%v", err)
-	}
-	if err := sh.ValidateBasic(trust.ChainID); err != nil {
-		return nil, fail(StepHeader, "%v", err)
-	}
-	if sh.Height != height+1 {
-		return nil, fail(StepHeader, "header height %d, want state height %d + 1", sh.Height, height)
-	}
-	return sh, nil
-}
-
-// verifySigners checks that sh is signed, through the links from the trust
-// root, by validators, and is no older than maxAge at now (0: any age).
-func verifySigners(sh *cmttypes.SignedHeader, validators []*Validator, links []*ValidatorSetLink,
-	trust *TrustRoot, maxAge time.Duration, now time.Time) error {
-	vals, err := validatorSet(validators)
-	if err != nil {
-		return fail(StepValidators, "%v", err)
-	}
-	if !bytes.Equal(vals.Hash(), sh.ValidatorsHash) {
-		return fail(StepValidators, "set hash %X, header names %X", vals.Hash(), []byte(sh.ValidatorsHash))
-	}
-	trusted, err := walkLinks(links, sh.Height, trust)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(vals.Hash(), trusted.Hash()) {
-		return fail(StepTrustRoot, "signing validator set %X is not the trusted set %X", vals.Hash(), trusted.Hash())
-	}
-	if err := verifyCommit(vals, sh, trust.ChainID); err != nil {
-		return err
-	}
-	if t := sh.Time.UTC(); maxAge > 0 && now.Sub(t) > maxAge {
-		return fail(StepFreshness, "answer is from %s, older than the %s accepted", t.Format(time.RFC3339), maxAge)
-	}
-	return nil
-}
-
-// verifyState checks the header proving the state of height and its
-// signers; it returns that state's app hash and the header's time.
-func verifyState(height int64, signedHeader []byte, validators []*Validator, links []*ValidatorSetLink,
-	trust *TrustRoot, maxAge time.Duration, now time.Time) ([]byte, time.Time, error) {
-	sh, err := stateHeader(height, signedHeader, trust)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	if err := verifySigners(sh, validators, links, trust, maxAge, now); err != nil {
-		return nil, time.Time{}, err
-	}
-	return []byte(sh.AppHash), sh.Time.UTC(), nil
 }
 
 // RegistryResult is what a registry status proves.
@@ -167,10 +109,11 @@ func verifyChunk(appHash []byte, rec *RegistryRecord, c uint32, chunk, chunkProo
 
 // VerifyRegistryStatus checks offline one entry of a status registry.
 func VerifyRegistryStatus(rs *RegistryStatus, trust *TrustRoot, maxAge time.Duration, now time.Time) (*RegistryResult, error) {
-	if rs == nil || trust == nil || trust.Validators == nil {
+	if rs == nil || trust == nil || len(trust.Validators) == 0 {
 		return nil, fail(StepFormat, "registry status and trust root are required")
 	}
-	if rs.Version != StatusVersion || len(rs.ProtoReflect().GetUnknown()) > 0 {
+	if rs.Version != StatusVersion || len(rs.ProtoReflect().GetUnknown()) > 0 ||
+		validatorsHaveUnknownFields(rs.Validators) || linksHaveUnknownFields(rs.ValidatorLinks) {
 		return nil, fail(StepFormat, "not a version %d registry status", StatusVersion)
 	}
 	if rs.ChainId != trust.ChainID {
@@ -200,10 +143,11 @@ func VerifyRegistryStatus(rs *RegistryStatus, trust *TrustRoot, maxAge time.Dura
 // chunk against the signed state, and that encodedList is exactly those
 // bits. It returns the bitstring.
 func VerifyRegistryExport(ex *RegistryExport, trust *TrustRoot, maxAge time.Duration, now time.Time) ([]byte, *RegistryResult, error) {
-	if ex == nil || trust == nil || trust.Validators == nil {
+	if ex == nil || trust == nil || len(trust.Validators) == 0 {
 		return nil, nil, fail(StepFormat, "export and trust root are required")
 	}
-	if ex.Version != StatusVersion || len(ex.ProtoReflect().GetUnknown()) > 0 {
+	if ex.Version != StatusVersion || len(ex.ProtoReflect().GetUnknown()) > 0 ||
+		validatorsHaveUnknownFields(ex.Validators) || linksHaveUnknownFields(ex.ValidatorLinks) {
 		return nil, nil, fail(StepFormat, "not a version %d registry export", StatusVersion)
 	}
 	if ex.ChainId != trust.ChainID {

@@ -332,9 +332,28 @@ func receiptCmd() *cobra.Command {
 	return c
 }
 
+// readLimited reads a file of at most limit bytes, refusing a larger one
+// before reading it.
+func readLimited(path string, limit int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes (--max-receipt-bytes)", path, limit)
+	}
+	return b, nil
+}
+
 func verifyCmd() *cobra.Command {
 	var genesis, file, online string
 	var maxAge time.Duration
+	var maxBytes int
 	c := &cobra.Command{
 		Use:   "verify --genesis GENESIS.json [--file CREDENTIAL] RECEIPT.json",
 		Short: "Verify a receipt offline against the chain's genesis",
@@ -344,14 +363,19 @@ func verifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			raw, err := os.ReadFile(args[0])
+			raw, err := readLimited(args[0], maxBytes)
 			if err != nil {
 				return err
 			}
-			r, err := proof.UnmarshalReceiptJSON(raw)
+			lim := proof.Limits{MaxReceiptBytes: maxBytes}
+			r, err := proof.UnmarshalReceiptJSON(raw, lim)
+			if errors.Is(err, proof.ErrOldVersion) {
+				return &exitError{1, fmt.Errorf("%s: %w", args[0], err)}
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			trust.Limits = lim
 			v, err := proof.Verify(r, trust)
 			if err != nil {
 				return &exitError{1, fmt.Errorf("INVALID receipt %s: %w", args[0], err)}
@@ -393,6 +417,7 @@ func verifyCmd() *cobra.Command {
 	c.Flags().StringVar(&online, "online", "", "also check the credential's current status with this node (gRPC address)")
 	c.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "with --online: refuse a status answer older than this")
 	c.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
+	c.Flags().IntVar(&maxBytes, "max-receipt-bytes", proof.DefaultMaxReceiptBytes, "refuse receipt files larger than this")
 	c.Flags().StringVar(&file, "file", "", "also check that this credential file's SHA-256 is the receipt's hash")
 	return c
 }
