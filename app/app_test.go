@@ -503,3 +503,29 @@ func TestCommittedReadsBeforeFirstCommit(t *testing.T) {
 		t.Errorf("ProveBatch(2) between FinalizeBlock(2) and Commit: %v; want ErrNotFound", err)
 	}
 }
+
+// TestProofBlocksPaced: after a block that changes the state, the next
+// block changes the app hash once more, so that CometBFT makes the block
+// after it at once (a receipt needs the canonical commit it carries), and
+// the one after that changes nothing, so an idle chain rests.
+func TestProofBlocksPaced(t *testing.T) {
+	n := start(t)
+	n.advanceTo(3)
+	idle := func() []byte { return n.blockOK().AppHash }
+	before := idle()
+	if again := idle(); !bytes.Equal(before, again) {
+		t.Fatal("an idle chain's app hash moves")
+	}
+	changed := n.blockOK(anchor(t, testChainID, alphaID, 1, hashesN("paced", 3), alpha1)).AppHash
+	proofBlock := idle()
+	rest := idle()
+	if bytes.Equal(changed, proofBlock) {
+		t.Fatal("the block after a change leaves the app hash as it was: CometBFT would wait for an empty block to prove the change")
+	}
+	if !bytes.Equal(proofBlock, rest) {
+		t.Fatal("the second block after a change moves the app hash: the chain would never rest")
+	}
+	if again := idle(); !bytes.Equal(rest, again) {
+		t.Fatal("an idle chain's app hash moves after a change")
+	}
+}

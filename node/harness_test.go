@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	cmtcfg "github.com/cometbft/cometbft/config"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -79,15 +78,6 @@ func newTestHome(t testing.TB) *testHome {
 	if err := writeConfig(dir, c); err != nil {
 		t.Fatal(err)
 	}
-	// A receipt needs the block after the one that proves its batch; on
-	// an idle chain that block waits for create_empty_blocks_interval
-	// (30s by default).
-	cc, err := consensus.LoadConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc.Consensus.CreateEmptyBlocksInterval = time.Second
-	cmtcfg.WriteConfigFile(filepath.Join(dir, "config", "config.toml"), cc)
 	return &testHome{dir: dir, token: res.Token, ov: ov, trust: trust}
 }
 

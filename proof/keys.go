@@ -19,6 +19,8 @@ import "encoding/binary"
 //	g/o/    expiry height, id (8 bytes b.-e. each)      empty: open proposals by expiry
 //	g/next  (exact key)                                 next proposal id (8 bytes b.-e.)
 //	p       (exact key)                                 Params
+//	h/changed (exact key)                               last height whose block changed the state
+//	h/proof   (exact key)                               last height written only to be proven
 //
 // A scan over every key under a prefix runs from the prefix to
 // PrefixEnd(prefix).
@@ -34,6 +36,10 @@ const (
 	PrefixOpenProposal = "g/o/"
 	KeyNextProposal    = "g/next"
 	KeyParams          = "p"
+	// KeyChangedAt and KeyProofBlock pace the blocks a receipt needs; see
+	// the app's markForProof.
+	KeyChangedAt  = "h/changed"
+	KeyProofBlock = "h/proof"
 )
 
 // Signers' sequence spaces under PrefixSequence: an issuer and a member may

@@ -29,6 +29,8 @@ func TestStateKeyLayout(t *testing.T) {
 		{"open proposal", OpenProposalKey(1<<32+5, 7), "g/o/\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x07"},
 		{"next proposal", []byte(KeyNextProposal), "g/next"},
 		{"params", []byte(KeyParams), "p"},
+		{"changed at", []byte(KeyChangedAt), "h/changed"},
+		{"proof block", []byte(KeyProofBlock), "h/proof"},
 	} {
 		if string(tc.got) != tc.want {
 			t.Errorf("%s: key %q, want %q", tc.name, tc.got, tc.want)
@@ -73,6 +75,8 @@ func TestPrefixRanges(t *testing.T) {
 		PrefixOpenProposal: {OpenProposalKey(0, 0), OpenProposalKey(1<<62, ^uint64(0))},
 		KeyNextProposal:    {[]byte(KeyNextProposal)},
 		KeyParams:          {[]byte(KeyParams)},
+		KeyChangedAt:       {[]byte(KeyChangedAt)},
+		KeyProofBlock:      {[]byte(KeyProofBlock)},
 	}
 	for prefix, keys := range built {
 		for _, k := range keys {

@@ -20,14 +20,12 @@ import (
 	"testing"
 	"time"
 
-	cmtcfg "github.com/cometbft/cometbft/config"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -164,7 +162,6 @@ func newNetworkWith(t *testing.T, n int, configure func(home string)) *network {
 		}
 	})
 	for _, nd := range net.nodes {
-		fastEmptyBlocks(t, nd.home)
 		if configure != nil {
 			configure(nd.home)
 		}
@@ -177,19 +174,6 @@ func newNetworkWith(t *testing.T, n int, configure func(home string)) *network {
 	}
 	t.Logf("%d validators up (base port %d)", n, base)
 	return net
-}
-
-// fastEmptyBlocks lowers create_empty_blocks_interval to 1s: a receipt
-// needs the block after the one that proves its batch, which on an idle
-// chain waits that long (30s by default).
-func fastEmptyBlocks(t *testing.T, home string) {
-	t.Helper()
-	c, err := consensus.LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Consensus.CreateEmptyBlocksInterval = time.Second
-	cmtcfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
 }
 
 func (nd *node) running() bool {

@@ -81,21 +81,6 @@ func TestCLIEndToEnd(t *testing.T) {
 		}
 	}
 
-	// A receipt needs the block after the one proving its batch; on this
-	// idle chain it would wait create_empty_blocks_interval (30s).
-	cfgPath := filepath.Join(home, "config", "config.toml")
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fast := strings.Replace(string(cfg), `create_empty_blocks_interval = "30s"`, `create_empty_blocks_interval = "1s"`, 1)
-	if fast == string(cfg) {
-		t.Fatal("config.toml has no create_empty_blocks_interval of 30s")
-	}
-	if err := os.WriteFile(cfgPath, []byte(fast), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
 	logf, err := os.Create(filepath.Join(dir, "node.log"))
 	if err != nil {
 		t.Fatal(err)
