@@ -4,14 +4,17 @@ package consensus
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
 	"github.com/cometbft/cometbft/crypto/ed25519"
@@ -181,23 +184,58 @@ func LoadConfig(home string) (*cfg.Config, error) {
 // NewNode assembles the in-process CometBFT node around app. The local
 // client creator serialises ABCI calls with one mutex, so the app sees one
 // call at a time.
-func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog.Logger) (*cmtnode.Node, error) {
+//
+// The databases CometBFT opens for the node are returned too: a node that
+// starts closes them when it stops, but one that never started (Start
+// failed after assembling it) must close them itself, or the next start in
+// the same process finds them locked.
+func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog.Logger) (*cmtnode.Node, *DBs, error) {
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
 	nk, err := p2p.LoadNodeKey(c.NodeKeyFile())
 	if err != nil {
-		return nil, fmt.Errorf("node key: %w", err)
+		return nil, nil, fmt.Errorf("node key: %w", err)
 	}
+	dbs := &DBs{}
 	n, err := cmtnode.NewNodeWithContext(ctx, c, pv, nk,
 		proxy.NewLocalClientCreator(app),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
-		cfg.DefaultDBProvider,
+		dbs.provide,
 		metricsProvider(c, log),
 		newLogger(log, c.LogLevel),
 	)
 	if err != nil {
+		return nil, nil, errors.Join(err, dbs.Close())
+	}
+	return n, dbs, nil
+}
+
+// DBs are the databases CometBFT opened for one node.
+type DBs struct {
+	mu   sync.Mutex
+	open []dbm.DB
+}
+
+func (d *DBs) provide(ctx *cfg.DBContext) (dbm.DB, error) {
+	db, err := cfg.DefaultDBProvider(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return n, nil
+	d.mu.Lock()
+	d.open = append(d.open, db)
+	d.mu.Unlock()
+	return db, nil
+}
+
+// Close closes the databases of a node that never started.
+func (d *DBs) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	for _, db := range d.open {
+		errs = append(errs, db.Close())
+	}
+	d.open = nil
+	return errors.Join(errs...)
 }
 
 // metricsRegistered: CometBFT registers its metrics in the process-wide

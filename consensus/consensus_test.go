@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -344,7 +345,7 @@ func TestNewNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		var logs strings.Builder
-		n, err := NewNode(context.Background(), loaded, abci.NewBaseApplication(), slog.New(slog.NewTextHandler(&logs, nil)))
+		n, _, err := NewNode(context.Background(), loaded, abci.NewBaseApplication(), slog.New(slog.NewTextHandler(&logs, nil)))
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
@@ -365,6 +366,32 @@ func TestNewNode(t *testing.T) {
 		}
 		if i == 1 && !strings.Contains(logs.String(), "without them") {
 			t.Errorf("second node in the process: no warning that it runs without metrics; logs:\n%s", logs.String())
+		}
+	}
+}
+
+// TestUnstartedNodeReleasesDatabases: a node assembled but never started
+// (the daemon's start failed after assembling it) closes its databases, so
+// the same home opens again in the same process.
+func TestUnstartedNodeReleasesDatabases(t *testing.T) {
+	home := t.TempDir()
+	c := DefaultConfig(home, "solo", Ports{P2P: fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)), RPC: fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))}, testMaxTxBytes)
+	c.Instrumentation.Prometheus = false
+	keys, err := WriteHome(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteGenesis(c.GenesisFile(), "credence-solo", []Validator{{Name: "solo", PubKey: keys.ValidatorPubKey, Power: 1}}, json.RawMessage(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for i := range 2 {
+		_, dbs, err := NewNode(context.Background(), c, abci.NewBaseApplication(), log)
+		if err != nil {
+			t.Fatalf("assembly %d: %v", i, err)
+		}
+		if err := dbs.Close(); err != nil {
+			t.Fatalf("assembly %d: close: %v", i, err)
 		}
 	}
 }

@@ -8,10 +8,8 @@ import (
 
 	cmtnode "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/rpc/client/local"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/app"
-	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
 // consensusChain is the chain as the node's pipeline sees it: committed
@@ -33,9 +31,13 @@ func (c *consensusChain) Broadcast(ctx context.Context, tx []byte) (uint32, stri
 }
 
 func (c *consensusChain) BlockTxs(height int64) ([][]byte, error) {
-	blk := c.cmt.BlockStore().LoadBlock(height)
+	bs := c.cmt.BlockStore()
+	if height < bs.Base() {
+		return nil, fmt.Errorf("block %d: %w (it starts at %d)", height, errBlockNotHeld, bs.Base())
+	}
+	blk := bs.LoadBlock(height)
 	if blk == nil {
-		return nil, fmt.Errorf("block %d is not in the block store", height)
+		return nil, fmt.Errorf("block %d is missing from the block store, which holds %d to %d: %w", height, bs.Base(), bs.Height(), errStoreDamaged)
 	}
 	txs := make([][]byte, len(blk.Txs))
 	for i, tx := range blk.Txs {
@@ -62,12 +64,8 @@ type anchorTx struct {
 var errNotAnchor = errors.New("not an anchor batch")
 
 func decodeAnchor(raw []byte) (anchorTx, error) {
-	var tx pb.Tx
-	if err := proto.Unmarshal(raw, &tx); err != nil {
-		return anchorTx{}, err
-	}
-	var body pb.TxBody
-	if err := proto.Unmarshal(tx.Body, &body); err != nil {
+	_, body, err := app.ParseTx(raw)
+	if err != nil {
 		return anchorTx{}, err
 	}
 	ab := body.GetAnchorBatch()

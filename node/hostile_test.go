@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -20,6 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/credence-ledger/credence/internal/store"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -375,5 +378,97 @@ func TestConfigBounds(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error saying %q", c.setting, err, c.want)
 		}
+	}
+}
+
+// TestStartRefusesDamagedIndex: an index that lost or changed writes the
+// state and the block store still hold stops the node at start, naming the
+// damaged store and the way to recover, instead of serving half answers.
+func TestStartRefusesDamagedIndex(t *testing.T) {
+	h := newTestHome(t)
+	n := h.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := dialTest(t, n.GRPCAddr())
+	hashes := randomHashes(t, 5)
+	if _, err := cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: hashes}); err != nil {
+		t.Fatal(err)
+	}
+	waitReceipt(ctx, t, cl, hashes[:32])
+	waitReceipt(ctx, t, cl, hashes[4*32:])
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// damage changes one key of the index and returns how to undo it.
+	damage := func(t *testing.T, keyOf func(issuer string, seq uint64, leaves []byte) []byte, value []byte) (undo func()) {
+		db, err := store.OpenBadger(filepath.Join(h.dir, "data", "credence"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var key, orig []byte
+		if err := db.Update(func(txn *badger.Txn) error {
+			last, err := getValue(txn, keyLastBatch)
+			if err != nil {
+				return err
+			}
+			issuer, seq := string(last[8:]), binary.BigEndian.Uint64(last[:8])
+			leaves, err := getValue(txn, xbKey(issuer, seq))
+			if err != nil {
+				return err
+			}
+			key = keyOf(issuer, seq, leaves)
+			if orig, err = getValue(txn, key); err != nil {
+				return err
+			}
+			if value == nil {
+				return txn.Delete(key)
+			}
+			return txn.Set(key, value)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			db, err := store.OpenBadger(filepath.Join(h.dir, "data", "credence"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Update(func(txn *badger.Txn) error { return txn.Set(key, orig) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []struct {
+		name  string
+		key   func(issuer string, seq uint64, leaves []byte) []byte
+		value []byte
+		want  string
+	}{
+		{"leaves truncated", func(is string, seq uint64, _ []byte) []byte { return xbKey(is, seq) }, make([]byte, 32), "do not make its root"},
+		{"leaves lost", func(is string, seq uint64, _ []byte) []byte { return xbKey(is, seq) }, nil, "leaves of batch"},
+		{"record changed", func(is string, seq uint64, _ []byte) []byte { return xrKey(is, seq) }, []byte{0x0a, 0x01, 'x'}, "differs from the state's"},
+		{"a leaf's position lost", func(is string, _ uint64, leaves []byte) []byte { return xlKey(leaves[:32], is) }, nil, "position"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			undo := damage(t, c.key, c.value)
+			n, err := Start(context.Background(), h.dir, h.ov, testLogger(t))
+			if err == nil {
+				n.Stop()
+				t.Fatal("started on a damaged index")
+			}
+			if !errors.Is(err, errStoreDamaged) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "state sync") {
+				t.Fatalf("error %q: want the damaged store named (%q) and how to recover", err, c.want)
+			}
+			undo()
+		})
+	}
+	n, err := Start(context.Background(), h.dir, h.ov, testLogger(t))
+	if err != nil {
+		t.Fatalf("the repaired home does not start: %v", err)
+	}
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -229,6 +229,12 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
 	}
 	// Last: a crash before it indexes the block again at the next start.
 	if err := ix.db.Update(func(txn *badger.Txn) error {
+		if len(batches) > 0 {
+			last := batches[len(batches)-1].Record
+			if err := txn.Set(keyLastBatch, append(u64(nil, last.Seq), last.Issuer...)); err != nil {
+				return err
+			}
+		}
 		return txn.Set(keyIndexed, u64(nil, uint64(height)))
 	}); err != nil {
 		return err

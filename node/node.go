@@ -42,6 +42,7 @@ type Node struct {
 	db       *badger.DB
 	app      *app.App
 	cmt      *cmtnode.Node
+	cmtDBs   *consensus.DBs
 	rpc      *local.Local
 	pipe     *pipeline
 	idx      *indexer
@@ -158,7 +159,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
 	}
 
-	n.cmt, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log)
+	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log)
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w", err)
 	}
@@ -172,6 +173,9 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	n.idx.receipts = n.receipts
 	if err := n.idx.catchUp(appHeight); err != nil {
 		return nil, fmt.Errorf("index catch-up: %w", err)
+	}
+	if err := n.idx.checkLastBatch(); err != nil {
+		return nil, err
 	}
 	if err := n.pipe.reconcile(); err != nil {
 		return nil, fmt.Errorf("queue reconcile: %w", err)
@@ -297,9 +301,9 @@ func (n *Node) abort() {
 				n.log.Warn("stopping consensus after a failed start", "err", err)
 			}
 			n.cmt.Wait()
-		} else if err := n.cmt.BlockStore().Close(); err != nil {
-			// A node that never started still holds its block store open.
-			n.log.Warn("closing the block store after a failed start", "err", err)
+		} else if err := n.cmtDBs.Close(); err != nil {
+			// A node that never started still holds its databases open.
+			n.log.Warn("closing consensus databases after a failed start", "err", err)
 		}
 	}
 	if n.snaps != nil {

@@ -22,10 +22,12 @@ import (
 //	xs/<height>             → SnapshotHeader  a signed header restored from a snapshot
 //	xv/<height>             → ValidatorSetLink (or empty until first built)  the validator set changes after height
 //	xh                      → height          last height indexed
+//	xt                      → seq, issuer     the last batch indexed (checked at start)
 var (
-	appPrefix   = []byte("a/")
-	keyIndexed  = []byte("xh")
-	errNotFound = app.ErrNotFound
+	appPrefix    = []byte("a/")
+	keyIndexed   = []byte("xh")
+	keyLastBatch = []byte("xt")
+	errNotFound  = app.ErrNotFound
 )
 
 func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
