@@ -50,6 +50,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"mempool.max_txs_bytes", c.Mempool.MaxTxsBytes, int64(256 << 20)},
 		{"mempool.size", c.Mempool.Size, 10000},
 		{"consensus.create_empty_blocks", c.Consensus.CreateEmptyBlocks, true},
+		{"rpc.timeout_broadcast_tx_commit", c.RPC.TimeoutBroadcastTxCommit, time.Minute},
 		{"consensus.create_empty_blocks_interval", c.Consensus.CreateEmptyBlocksInterval, 30 * time.Second},
 		{"consensus.timeout_commit", c.Consensus.TimeoutCommit, 500 * time.Millisecond},
 		{"consensus.timeout_propose", c.Consensus.TimeoutPropose, 2 * time.Second},
