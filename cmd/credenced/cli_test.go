@@ -63,7 +63,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	home := filepath.Join(dir, "home")
 	grpcAddr := freeAddr(t)
 	initRes := run(t, bin, "init", "--home", home, "--chain-id", "cli-test",
-		"--grpc-address", grpcAddr, "--rpc-laddr", "tcp://"+freeAddr(t),
+		"--grpc-address", grpcAddr, "--http-address", freeAddr(t), "--rpc-laddr", "tcp://"+freeAddr(t),
 		"--p2p-laddr", "tcp://"+freeAddr(t), "--prometheus-laddr", freeAddr(t))
 	if initRes.code != 0 || !strings.Contains(initRes.stdout, "API token") {
 		t.Fatalf("init: %+v", initRes)

@@ -55,6 +55,7 @@ func initCmd() *cobra.Command {
 	c.Flags().StringVar(&o.IssuerID, "issuer", "", "issuer id (default <moniker>-registrar)")
 	c.Flags().StringVar(&o.Genesis, "genesis", "", "join the chain of this genesis file instead of starting a new one")
 	c.Flags().StringVar(&o.GRPCAddress, "grpc-address", "127.0.0.1:9090", "gRPC API listen address")
+	c.Flags().StringVar(&o.HTTPAddress, "http-address", "127.0.0.1:1317", "HTTP/JSON gateway listen address (empty: none)")
 	c.Flags().StringVar(&o.Ports.RPC, "rpc-laddr", "tcp://127.0.0.1:26657", "CometBFT RPC listen address")
 	c.Flags().StringVar(&o.Ports.P2P, "p2p-laddr", "tcp://0.0.0.0:26656", "CometBFT P2P listen address")
 	c.Flags().StringVar(&o.Ports.Prometheus, "prometheus-laddr", "127.0.0.1:26660", "Prometheus metrics listen address")
@@ -80,8 +81,8 @@ func startCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "Credence node running (chain %s).\n  gRPC API:       %s\n  CometBFT RPC:   %s\n  Stop with Ctrl-C.\n",
-				n.ChainID(), n.GRPCAddr(), strings.TrimPrefix(n.RPCAddr(), "tcp://"))
+			fmt.Fprintf(os.Stderr, "Credence node running (chain %s).\n  gRPC API:       %s\n  HTTP API:       %s\n  CometBFT RPC:   %s\n  Stop with Ctrl-C.\n",
+				n.ChainID(), n.GRPCAddr(), n.HTTPAddr(), strings.TrimPrefix(n.RPCAddr(), "tcp://"))
 			<-ctx.Done()
 			log.Info("stopping")
 			if err := n.Stop(); err != nil {
@@ -94,6 +95,7 @@ func startCmd() *cobra.Command {
 	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
 	c.Flags().StringVar(&ov.GRPCAddress, "grpc-address", "", "gRPC API listen address (default from app.toml)")
+	c.Flags().StringVar(&ov.HTTPAddress, "http-address", "", "HTTP/JSON gateway listen address (default from app.toml)")
 	c.Flags().StringVar(&ov.Ports.RPC, "rpc-laddr", "", "CometBFT RPC listen address (default from config.toml)")
 	c.Flags().StringVar(&ov.Ports.P2P, "p2p-laddr", "", "CometBFT P2P listen address (default from config.toml)")
 	c.Flags().StringVar(&ov.Ports.Prometheus, "prometheus-laddr", "", "Prometheus listen address (default from config.toml)")
