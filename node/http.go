@@ -101,7 +101,10 @@ func (n *Node) startHTTP(cfg *config, home string, genesis []byte) error {
 		}),
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-				route, _ := runtime.HTTPPathPattern(r.Context())
+				var route string
+				if pat, ok := runtime.HTTPPattern(r.Context()); ok {
+					route = pat.String()
+				}
 				instrument(route, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					next(w, r, params)
 				})).ServeHTTP(w, r)
