@@ -14,10 +14,11 @@ build:
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -o build/credenced ./cmd/credenced
 
 # A single-node dev chain in ./.credence, created on first use and resumed after.
+# The terminal shows a live status line; the logs are in $(HOME_DIR)/credenced.log.
 run: build
 	@if [ ! -f "$(HOME_DIR)/config/genesis.json" ]; then ./build/credenced init --home "$(HOME_DIR)"; fi
 	@echo "Example: ./build/credenced anchor --home $(HOME_DIR) --out receipts README.md"
-	./build/credenced start --home "$(HOME_DIR)"
+	@./build/credenced start --home "$(HOME_DIR)" --console
 
 test:
 	$(GO) vet -tags $(TAGS) ./...

@@ -4,6 +4,7 @@ import (
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Metrics join CometBFT's on its Prometheus listener (the default registry).
@@ -54,3 +55,30 @@ var grpcMetrics = func() *grpcprom.ServerMetrics {
 	prometheus.MustRegister(m)
 	return m
 }()
+
+// Progress is a running node's state in brief, for a person watching it.
+type Progress struct {
+	Height int64
+	// Queued hashes are acknowledged and not yet in a batch.
+	Queued uint64
+	// Anchored hashes and Batches sent, since the process started.
+	Anchored, Batches uint64
+}
+
+// Progress reports the node's height, queue and anchored totals.
+func (n *Node) Progress() Progress {
+	return Progress{
+		Height:   n.app.Height(),
+		Queued:   n.pipe.queueDepth(),
+		Anchored: uint64(readCounter(metricAnchored)),
+		Batches:  uint64(readCounter(metricBatches)),
+	}
+}
+
+func readCounter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
