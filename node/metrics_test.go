@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +63,16 @@ func TestMetricsAfterSubmit(t *testing.T) {
 	}
 	if sampleCount(fams["grpc_server_handling_seconds"], map[string]string{"grpc_method": "GetReceipt"}) == 0 {
 		t.Error("no GetReceipt in grpc_server_handling_seconds")
+	}
+	// Every series the dashboard graphs exists.
+	dash, err := os.ReadFile("../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`\b(?:credence|grpc_server|cometbft)_[a-z_]+`).FindAllString(string(dash), -1) {
+		if fams[strings.TrimSuffix(name, "_bucket")] == nil {
+			t.Errorf("the dashboard graphs %s, which the node does not export", name)
+		}
 	}
 	if got := counterValue(fams["credence_http_requests_total"], map[string]string{"route": "/v1/node", "code": "200", "method": "get"}); got != 1 {
 		t.Errorf("credence_http_requests_total{/v1/node,200} = %v, want 1 (%v)", got, fams["credence_http_requests_total"])
