@@ -127,10 +127,14 @@ func (n *Node) startHTTP(cfg *config, home string, genesis []byte) error {
 	if err != nil {
 		return fmt.Errorf("HTTP listen on %s: %w", cfg.HTTPAddress, err)
 	}
+	lis = netutil.LimitListener(lis, cfg.MaxConnections)
 	if serverTLS != nil {
+		// Outermost, so that the server sees TLS connections: it bounds
+		// the handshake by ReadHeaderTimeout and tells a plaintext client
+		// it reached an HTTPS server.
 		lis = tls.NewListener(lis, serverTLS)
 	}
-	n.httpLis = netutil.LimitListener(lis, cfg.MaxConnections)
+	n.httpLis = lis
 	n.http = &http.Server{
 		Handler:           cors(cfg.HTTPCORSOrigins, mux),
 		ReadHeaderTimeout: cfg.HandshakeTimeout.Duration,
