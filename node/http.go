@@ -201,16 +201,16 @@ func pinnedTLS(own []byte) *tls.Config {
 // cors lets pages of the allowed origins read; a preflight is granted for
 // reads only, so a browser never sends a cross-origin write.
 func cors(origins []string, next http.Handler) http.Handler {
-	any := slices.Contains(origins, "*")
+	anyOrigin := slices.Contains(origins, "*")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if origin == "" || !(any || slices.Contains(origins, origin)) {
+		if origin == "" || !(anyOrigin || slices.Contains(origins, origin)) {
 			next.ServeHTTP(w, r)
 			return
 		}
 		h := w.Header()
 		h.Add("Vary", "Origin")
-		if any {
+		if anyOrigin {
 			h.Set("Access-Control-Allow-Origin", "*")
 		} else {
 			h.Set("Access-Control-Allow-Origin", origin)
