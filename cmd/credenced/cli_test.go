@@ -94,6 +94,13 @@ func TestCLIEndToEnd(t *testing.T) {
 	if fast == string(cfg) {
 		t.Fatal("config.toml has no create_empty_blocks_interval of 30s")
 	}
+	// The transactions below wait for their block; on a loaded machine one
+	// block can take longer than CometBFT's default 10s wait.
+	patient := strings.Replace(fast, `timeout_broadcast_tx_commit = "10s"`, `timeout_broadcast_tx_commit = "1m0s"`, 1)
+	if patient == fast {
+		t.Fatal(`config.toml has no timeout_broadcast_tx_commit = "10s"`)
+	}
+	fast = patient
 	if err := os.WriteFile(cfgPath, []byte(fast), 0o600); err != nil {
 		t.Fatal(err)
 	}
