@@ -161,7 +161,7 @@ func registryCmd() *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
 			var st *proof.RegistryStatus
-			err = untilHeight(ctx, minHeight, func() (int64, error) {
+			err = untilHeight(ctx, cl, minHeight, func() (int64, error) {
 				res, err := cl.GetRegistryStatus(ctx, &pb.GetRegistryStatusRequest{Issuer: issuer, Id: id, Index: idx[0]})
 				if err != nil {
 					return 0, err

@@ -40,7 +40,7 @@ func onlineStatus(ctx context.Context, addr string, hash []byte, trust *proof.Tr
 	}
 	defer closeConn()
 	var st *proof.Status
-	err = untilHeight(ctx, minHeight, func() (int64, error) {
+	err = untilHeight(ctx, cl, minHeight, func() (int64, error) {
 		res, err := cl.GetStatus(ctx, &pb.GetStatusRequest{Hash: hash})
 		if err != nil {
 			return 0, err
@@ -58,14 +58,21 @@ func onlineStatus(ctx context.Context, addr string, hash []byte, trust *proof.Tr
 // later: what a node can prove trails its newest block by two, so the
 // answer just after a write may predate it. A write prints its height for
 // this (read your writes).
-func untilHeight(ctx context.Context, minHeight int64, query func() (int64, error)) error {
+func untilHeight(ctx context.Context, cl pb.CredenceClient, minHeight int64, query func() (int64, error)) error {
 	said := false
 	for {
 		h, err := query()
 		if err == nil && h >= minHeight {
 			return nil
 		}
-		if err != nil && status.Code(err) != codes.Unavailable {
+		switch status.Code(err) {
+		case codes.OK, codes.Unavailable:
+		case codes.NotFound:
+			// Not found in a state before the write may be found after it.
+			if minHeight == 0 || provenHeight(ctx, cl) >= minHeight {
+				return err
+			}
+		default:
 			return err
 		}
 		if !said && minHeight > 0 {
@@ -223,4 +230,14 @@ func revokeCmd() *cobra.Command {
 	c.Flags().StringVar(&file, "file", "", "revoke this credential file's hash")
 	c.Flags().BoolVar(&asSponsor, "as-sponsor", false, "sign as the home's member, the issuer's sponsor")
 	return c
+}
+
+// provenHeight is the newest state the node can prove: two below its head
+// (node/api.go, provenState).
+func provenHeight(ctx context.Context, cl pb.CredenceClient) int64 {
+	info, err := cl.NodeInfo(ctx, &pb.NodeInfoRequest{})
+	if err != nil {
+		return 0
+	}
+	return info.LatestHeight - 2
 }
