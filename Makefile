@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test e2e torture soak lint proto bench clean localnet-docker-up localnet-docker-down
+.PHONY: all build run test e2e torture soak lint proto bench clean localnet-docker-up localnet-docker-down localnet-prometheus-image
 
 all: build
 
@@ -14,10 +14,11 @@ build:
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -o build/credenced ./cmd/credenced
 
 # A single-node dev chain in ./.credence, created on first use and resumed after.
+# The terminal shows a live status line; the logs are in $(HOME_DIR)/credenced.log.
 run: build
 	@if [ ! -f "$(HOME_DIR)/config/genesis.json" ]; then ./build/credenced init --home "$(HOME_DIR)"; fi
 	@echo "Example: ./build/credenced anchor --home $(HOME_DIR) --out receipts README.md"
-	./build/credenced start --home "$(HOME_DIR)"
+	@./build/credenced start --home "$(HOME_DIR)" --console
 
 test:
 	$(GO) vet -tags $(TAGS) ./...
@@ -61,8 +62,20 @@ localnet-docker-up: build
 	@test -d $(DOCKER_HOMES) || ./build/credenced testnet --validators 4 --starting-ip 172.29.0.10 \
 		--chain-id credence-docker --output $(DOCKER_HOMES)
 	docker build -q -t credence:local -f testnet/Dockerfile build
-	cd testnet && docker-compose up -d
+	cd testnet && docker-compose $(if $(PROMETHEUS),--profile prometheus) up -d
 	@echo "gRPC: 127.0.0.1:36659 36669 36679 36689   RPC: 127.0.0.1:36657 36667 36677 36687"
+	@echo "HTTP: 127.0.0.1:36661 36671 36681 36691$(if $(PROMETHEUS),   Prometheus: 127.0.0.1:39090 (docs/grafana-dashboard.json))"
 
 localnet-docker-down:
-	cd testnet && docker-compose down
+	cd testnet && docker-compose --profile prometheus down
+
+# Optional Prometheus for the docker testnet (make localnet-docker-up PROMETHEUS=1):
+# Debian's prometheus package and the shared libraries its binary links.
+PROM_DIR := build/prometheus
+localnet-prometheus-image:
+	rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)/rootfs/prometheus
+	cd $(PROM_DIR) && apt-get download prometheus && dpkg-deb -x prometheus_*.deb deb
+	install -D $(PROM_DIR)/deb/usr/bin/prometheus $(PROM_DIR)/rootfs/usr/bin/prometheus
+	for lib in $$(ldd $(PROM_DIR)/deb/usr/bin/prometheus | grep -o '/[^ ]*'); do install -D "$$lib" "$(PROM_DIR)/rootfs$$lib"; done
+	cp testnet/prometheus/Dockerfile testnet/prometheus/prometheus.yml $(PROM_DIR)/
+	docker build -q -t credence-prometheus:local $(PROM_DIR)

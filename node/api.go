@@ -85,10 +85,12 @@ func (s *api) Submit(ctx context.Context, req *pb.SubmitRequest) (*pb.SubmitResp
 	if err := checkHashes(req.GetHashes(), "hashes"); err != nil {
 		return nil, err
 	}
+	began := time.Now()
 	res, err := s.n.pipe.submit(ctx, issuer, req.Hashes, 0)
 	if err != nil {
 		return nil, submitError(err)
 	}
+	metricSubmitAck.Observe(time.Since(began).Seconds())
 	return &pb.SubmitResponse{Queued: res.queued, Known: res.known}, nil
 }
 
@@ -123,10 +125,12 @@ func (s *api) SubmitStream(stream pb.Credence_SubmitStreamServer) error {
 		if err := checkHashes(req.GetHashes(), "hashes"); err != nil {
 			return status.Errorf(codes.InvalidArgument, "message at hash index %d: %s (earlier messages are queued)", base, status.Convert(err).Message())
 		}
+		began := time.Now()
 		res, err := s.n.pipe.submit(stream.Context(), issuer, req.Hashes, base)
 		if err != nil {
 			return submitError(err)
 		}
+		metricSubmitAck.Observe(time.Since(began).Seconds())
 		out.Queued += res.queued
 		room := max(0, s.maxKnownListed-len(out.Known))
 		listed := min(room, len(res.known))
@@ -143,6 +147,7 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 	if req.Issuer != "" && app.ValidID(req.Issuer) != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "issuer: %s is not a valid issuer id", quoted(req.Issuer))
 	}
+	began := time.Now()
 	r, err := s.n.receipts.build(ctx, req.Hash, req.Issuer)
 	switch {
 	case errors.Is(err, errNotFound):
@@ -156,6 +161,7 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 		return nil, status.Errorf(codes.Internal, "receipt: %v", err)
 	}
 	metricReceipts.Inc()
+	metricReceiptLatency.Observe(time.Since(began).Seconds())
 	return &pb.GetReceiptResponse{Receipt: r}, nil
 }
 

@@ -79,6 +79,7 @@ func (p *pipeline) nextSeq(issuer string) (uint64, error) {
 // after the send finds the batch in flight, not its hashes in the queue.
 // It reports whether a full batch was cut, so more may wait.
 func (p *pipeline) cut(issuer string) (bool, error) {
+	began := time.Now()
 	p.mu.Lock()
 	q := p.pending[issuer]
 	n := min(len(q), p.cfg.BatchMaxLeaves)
@@ -103,6 +104,7 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	f.oldest = take[0].at
 	if err := p.queue.cut(issuer, take, seq, tx); err != nil {
 		return false, err
 	}
@@ -118,6 +120,8 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	p.mu.Lock()
 	f.sentAt = p.now()
 	p.mu.Unlock()
+	metricBatchBuild.Observe(time.Since(began).Seconds())
+	metricBatchSize.Observe(float64(n))
 	p.send(issuer, seq, tx)
 	metricBatches.Inc()
 	return n == p.cfg.BatchMaxLeaves, nil

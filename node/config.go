@@ -33,6 +33,15 @@ type config struct {
 	// without TLS, for a private network the operator controls (the docker
 	// testnet sets it). Default false.
 	PlaintextAPIBeyondLoopback bool `toml:"plaintext_api_beyond_loopback"`
+	// HTTPAddress is the HTTP/JSON gateway's listener, under the same rule
+	// as grpc_address (TLS with the same files beyond loopback). Default
+	// 127.0.0.1:1317; empty turns the gateway off.
+	HTTPAddress string `toml:"http_address"`
+	// HTTPCORSOrigins are the origins whose pages may read the gateway
+	// (Access-Control-Allow-Origin); "*" is any. Only reads are shared:
+	// a write never passes a cross-origin preflight. Default ["*"], so that
+	// any site's verifier page can check a credential.
+	HTTPCORSOrigins []string `toml:"http_cors_origins"`
 	// BatchInterval is how often the queue is cut into batches. Default 1s.
 	BatchInterval duration `toml:"batch_interval"`
 	// BatchMaxLeaves cuts a batch early once an issuer has this many hashes
@@ -110,6 +119,8 @@ func (d duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 func defaultConfig() *config {
 	return &config{
 		GRPCAddress:        "127.0.0.1:9090",
+		HTTPAddress:        "127.0.0.1:1317",
+		HTTPCORSOrigins:    []string{"*"},
 		BatchInterval:      duration{time.Second},
 		BatchMaxLeaves:     65536,
 		RebroadcastAfter:   duration{15 * time.Second},

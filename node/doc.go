@@ -1,5 +1,6 @@
 // Package node is the Credence daemon: CometBFT with the app in process, the
-// durable submission queue, the batcher, the index and the gRPC API.
+// durable submission queue, the batcher, the index and the gRPC API, with
+// its HTTP/JSON face (http.go) relaying to that API over loopback.
 //
 // # The life of a hash
 //

@@ -48,13 +48,14 @@ func newTestHome(t testing.TB) *testHome {
 	dir := filepath.Join(t.TempDir(), "home")
 	ov := Overrides{
 		GRPCAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		HTTPAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		Ports: consensus.Ports{
 			P2P:        fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
 			RPC:        fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
 			Prometheus: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		},
 	}
-	res, err := Init(dir, InitOptions{ChainID: "credence-test", Ports: ov.Ports, GRPCAddress: ov.GRPCAddress})
+	res, err := Init(dir, InitOptions{ChainID: "credence-test", Ports: ov.Ports, GRPCAddress: ov.GRPCAddress, HTTPAddress: ov.HTTPAddress})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,8 @@ type InitOptions struct {
 	Ports    consensus.Ports
 	// GRPCAddress defaults to 127.0.0.1:9090.
 	GRPCAddress string
+	// HTTPAddress defaults to 127.0.0.1:1317.
+	HTTPAddress string
 	// Genesis, when set, is the genesis file of an existing chain to join:
 	// the node starts as a full node with no issuer of its own (a member
 	// joins as a validator, and registers issuers, by governance).
@@ -51,6 +53,7 @@ type InitResult struct {
 // member is one founding member's node home in the making.
 type member struct {
 	home, moniker, memberID, issuerID, grpc string
+	http                                    string
 	plaintextAPI                            bool
 	ccfg                                    *cfg.Config
 	keys                                    *consensus.Keys
@@ -117,6 +120,9 @@ func (m *member) finish() (string, error) {
 	if m.grpc != "" {
 		c.GRPCAddress = m.grpc
 	}
+	if m.http != "" {
+		c.HTTPAddress = m.http
+	}
 	c.PlaintextAPIBeyondLoopback = m.plaintextAPI
 	c.Issuers = []issuerConfig{{ID: m.issuerID, KeyFile: "issuer-" + m.issuerID + ".key.json", TokenSHA256: hex.EncodeToString(sum[:])}}
 	return token, writeConfig(m.home, c)
@@ -172,6 +178,7 @@ func Init(home string, o InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.http = o.HTTPAddress
 	if o.Genesis != "" {
 		return joinChain(m, o.Genesis)
 	}
@@ -203,6 +210,9 @@ func joinChain(m *member, genesis string) (*InitResult, error) {
 	if m.grpc != "" {
 		c.GRPCAddress = m.grpc
 	}
+	if m.http != "" {
+		c.HTTPAddress = m.http
+	}
 	if err := writeConfig(m.home, c); err != nil {
 		return nil, err
 	}
@@ -217,7 +227,8 @@ type TestnetOptions struct {
 	// StartingIP gives node i the address StartingIP+i (one host each, same
 	// ports); HostnamePrefix gives node i the host HostnamePrefix+i (as in a
 	// compose file). With neither, all nodes share 127.0.0.1 and node i's
-	// ports are BasePort + 10·i + {0: P2P, 1: RPC, 2: gRPC, 3: Prometheus}.
+	// ports are BasePort + 10·i + {0: P2P, 1: RPC, 2: gRPC, 3: Prometheus,
+	// 5: HTTP}.
 	StartingIP     string
 	HostnamePrefix string
 	BasePort       int // default 26656
@@ -226,7 +237,7 @@ type TestnetOptions struct {
 // TestnetNode is one generated home.
 type TestnetNode struct {
 	Home, NodeID, IssuerID, Token string
-	GRPC, RPC, P2P                string
+	GRPC, RPC, P2P, HTTP          string
 }
 
 // Testnet writes N node homes that share one genesis in which every
@@ -252,19 +263,19 @@ func Testnet(o TestnetOptions) ([]TestnetNode, error) {
 		}
 	}
 	type placement struct {
-		host, listen         string
-		p2p, rpc, grpc, prom int
+		host, listen               string
+		p2p, rpc, grpc, prom, http int
 	}
 	place := func(i int) placement {
 		switch {
 		case ip != nil:
 			h := net.IPv4(ip[0], ip[1], ip[2], ip[3]+byte(i)).String()
-			return placement{h, "0.0.0.0", o.BasePort, o.BasePort + 1, o.BasePort + 3, o.BasePort + 4}
+			return placement{h, "0.0.0.0", o.BasePort, o.BasePort + 1, o.BasePort + 3, o.BasePort + 4, o.BasePort + 5}
 		case o.HostnamePrefix != "":
-			return placement{o.HostnamePrefix + strconv.Itoa(i), "0.0.0.0", o.BasePort, o.BasePort + 1, o.BasePort + 3, o.BasePort + 4}
+			return placement{o.HostnamePrefix + strconv.Itoa(i), "0.0.0.0", o.BasePort, o.BasePort + 1, o.BasePort + 3, o.BasePort + 4, o.BasePort + 5}
 		default:
 			b := o.BasePort + 10*i
-			return placement{"127.0.0.1", "127.0.0.1", b, b + 1, b + 2, b + 3}
+			return placement{"127.0.0.1", "127.0.0.1", b, b + 1, b + 2, b + 3, b + 5}
 		}
 	}
 	var members []*member
@@ -283,12 +294,14 @@ func Testnet(o TestnetOptions) ([]TestnetNode, error) {
 		if err != nil {
 			return nil, err
 		}
+		m.http = fmt.Sprintf("%s:%d", p.listen, p.http)
 		// One host per node: a private network of the administrator's.
 		m.plaintextAPI = p.listen != "127.0.0.1"
 		members = append(members, m)
 		out = append(out, TestnetNode{
 			Home: home, NodeID: m.keys.NodeID, IssuerID: m.issuerID,
 			GRPC: fmt.Sprintf("%s:%d", p.host, p.grpc), RPC: fmt.Sprintf("%s:%d", p.host, p.rpc), P2P: fmt.Sprintf("%s:%d", p.host, p.p2p),
+			HTTP: fmt.Sprintf("%s:%d", p.host, p.http),
 		})
 	}
 	if err := writeGenesis(o.ChainID, members); err != nil {

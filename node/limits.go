@@ -77,8 +77,9 @@ func apiServerOptions(c *config) []grpc.ServerOption {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: c.KeepaliveMinInterval.Duration}),
 		grpc.StatsHandler(l),
 		grpc.ForceServerCodecV2(strictCodec{}),
-		grpc.ChainUnaryInterceptor(l.unary),
-		grpc.ChainStreamInterceptor(l.stream),
+		// Metrics first, so that calls the limits refuse are counted too.
+		grpc.ChainUnaryInterceptor(grpcMetrics.UnaryServerInterceptor(), l.unary),
+		grpc.ChainStreamInterceptor(grpcMetrics.StreamServerInterceptor(), l.stream),
 	}
 }
 

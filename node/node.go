@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -32,6 +33,7 @@ import (
 // Overrides replace settings of the home's config files for one run.
 type Overrides struct {
 	GRPCAddress string
+	HTTPAddress string
 	Ports       consensus.Ports
 }
 
@@ -52,6 +54,11 @@ type Node struct {
 	grpc     *grpc.Server
 	lis      net.Listener
 	rpcAddr  string
+	trust    *proof.TrustRoot
+
+	http        *http.Server
+	httpLis     net.Listener
+	gatewayConn *grpc.ClientConn
 
 	stopOnce    sync.Once
 	pipeStarted bool
@@ -70,6 +77,9 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if ov.GRPCAddress != "" {
 		cfg.GRPCAddress = ov.GRPCAddress
 	}
+	if ov.HTTPAddress != "" {
+		cfg.HTTPAddress = ov.HTTPAddress
+	}
 	if ov.Ports.P2P != "" {
 		ccfg.P2P.ListenAddress = ov.Ports.P2P
 	}
@@ -79,11 +89,17 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if ov.Ports.Prometheus != "" {
 		ccfg.Instrumentation.PrometheusListenAddr = ov.Ports.Prometheus
 	}
-	if err := checkLoopback(cfg.GRPCAddress, cfg.TLSCertFile != "" || cfg.PlaintextAPIBeyondLoopback); err != nil {
+	beyondLoopback := cfg.TLSCertFile != "" || cfg.PlaintextAPIBeyondLoopback
+	if err := checkLoopback("grpc_address", cfg.GRPCAddress, beyondLoopback); err != nil {
 		return nil, err
 	}
+	if cfg.HTTPAddress != "" {
+		if err := checkLoopback("http_address", cfg.HTTPAddress, beyondLoopback); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.TLSCertFile == "" && cfg.PlaintextAPIBeyondLoopback {
-		log.Warn("API serves plaintext beyond loopback (plaintext_api_beyond_loopback): tokens cross the network in the clear", "grpc", cfg.GRPCAddress)
+		log.Warn("API serves plaintext beyond loopback (plaintext_api_beyond_loopback): tokens cross the network in the clear", "grpc", cfg.GRPCAddress, "http", cfg.HTTPAddress)
 	}
 	var serverOpts []grpc.ServerOption
 	if cfg.TLSCertFile != "" {
@@ -123,7 +139,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		auth.issuers = append(auth.issuers, is.ID)
 	}
 
-	n := &Node{log: log, chainID: chainID, auth: auth}
+	n := &Node{log: log, chainID: chainID, auth: auth, trust: trust}
 	defer func() {
 		if err != nil {
 			n.abort()
@@ -200,13 +216,17 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	hs.SetServingStatus(pb.Credence_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(n.grpc, hs)
 	reflection.Register(n.grpc)
+	grpcMetrics.InitializeMetrics(n.grpc)
 	go func() {
 		if err := n.grpc.Serve(n.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			log.Error("gRPC server stopped", "err", err)
 		}
 	}()
+	if err := n.startHTTP(cfg, home, genJSON); err != nil {
+		return nil, err
+	}
 	log.Info("credence node started", "chain_id", chainID, "grpc", n.lis.Addr().String(),
-		"rpc", ccfg.RPC.ListenAddress, "height", n.app.Height())
+		"http", n.HTTPAddr(), "rpc", ccfg.RPC.ListenAddress, "height", n.app.Height())
 	return n, nil
 }
 
@@ -217,10 +237,10 @@ func inConfigDir(home, path string) string {
 	return filepath.Join(home, "config", path)
 }
 
-func checkLoopback(addr string, allowed bool) error {
+func checkLoopback(field, addr string, allowed bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("grpc_address %q: %w", addr, err)
+		return fmt.Errorf("%s %q: %w", field, addr, err)
 	}
 	if allowed {
 		return nil
@@ -231,7 +251,7 @@ func checkLoopback(addr string, allowed bool) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("grpc_address %q is not loopback: set tls_cert_file and tls_key_file in app.toml to serve the API beyond this host", addr)
+	return fmt.Errorf("%s %q is not loopback: set tls_cert_file and tls_key_file in app.toml to serve the API beyond this host", field, addr)
 }
 
 // GRPCAddr is the address the API listens on.
@@ -248,6 +268,7 @@ func (n *Node) ChainID() string { return n.chainID }
 func (n *Node) Stop() error {
 	var err error
 	n.stopOnce.Do(func() {
+		n.stopHTTP()
 		if n.grpc != nil {
 			done := make(chan struct{})
 			go func() { n.grpc.GracefulStop(); close(done) }()
@@ -285,7 +306,11 @@ func (n *Node) closeStores() error {
 // abort releases what a failed Start opened.
 func (n *Node) abort() {
 	n.stopOnce.Do(func() {})
-	if n.lis != nil {
+	n.stopHTTP()
+	if n.grpc != nil {
+		// Stop closes the listener too.
+		n.grpc.Stop()
+	} else if n.lis != nil {
 		if err := n.lis.Close(); err != nil {
 			n.log.Warn("closing the gRPC listener of a failed start", "err", err)
 		}

@@ -86,6 +86,9 @@ type pipeline struct {
 type queued struct {
 	qseq uint64
 	hash hash
+	// at is when the hash was acknowledged (zero when reloaded from disk),
+	// for the submit-to-final latency.
+	at time.Time
 }
 
 type inflight struct {
@@ -93,6 +96,9 @@ type inflight struct {
 	hashes []byte
 	root   hash
 	sentAt time.Time
+	// oldest is when its longest-waiting hash was acknowledged (zero if
+	// unknown).
+	oldest time.Time
 }
 
 func newInflight(tx, hashes []byte, sentAt time.Time) (*inflight, error) {
@@ -196,6 +202,9 @@ func (p *pipeline) release(batches, here []app.CommittedBatch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, b := range here {
+		if f := p.inflight[b.Record.Issuer][b.Record.Seq]; f != nil && !f.oldest.IsZero() {
+			metricSubmitFinal.Observe(time.Since(f.oldest).Seconds())
+		}
 		delete(p.inflight[b.Record.Issuer], b.Record.Seq)
 	}
 	for _, b := range batches {

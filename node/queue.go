@@ -238,10 +238,11 @@ func (p *pipeline) releaseClaims(cs []candidate) {
 // in their answers. It reports whether an issuer's queue reached a full
 // batch, so the batcher need not wait for its tick.
 func (p *pipeline) enqueue(fresh []candidate, at []uint64, results []submitResult) (full bool) {
+	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, c := range fresh {
-		p.pending[c.issuer] = append(p.pending[c.issuer], queued{qseq: at[i], hash: c.hash})
+		p.pending[c.issuer] = append(p.pending[c.issuer], queued{qseq: at[i], hash: c.hash, at: now})
 		if len(p.pending[c.issuer]) >= p.cfg.BatchMaxLeaves {
 			full = true
 		}

@@ -1,15 +1,20 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
@@ -104,5 +110,31 @@ func TestAPIOverTLS(t *testing.T) {
 	}
 	if _, err := proof.Verify(waitReceipt(ctx, t, cl, hash), h.trust); err != nil {
 		t.Fatal(err)
+	}
+
+	// The HTTP API takes the same certificate, and its gateway reaches the
+	// TLS-only gRPC listener.
+	pemCert, err := os.ReadFile(certPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemCert)
+	httpsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
+	res, err := httpsClient.Get("https://" + n.HTTPAddr() + "/v1/receipts/" + hex.EncodeToString(hash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	var got pb.GetReceiptResponse
+	if res.StatusCode != 200 || protojson.Unmarshal(body, &got) != nil || !bytes.Equal(got.Receipt.GetBatch().GetRoot(), waitReceipt(ctx, t, cl, hash).Batch.Root) {
+		t.Fatalf("HTTPS receipt: %d %s", res.StatusCode, body)
+	}
+	if res, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + n.HTTPAddr() + "/v1/node"); err == nil {
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Fatalf("a plaintext HTTP client was served by a TLS-only API: %d", res.StatusCode)
+		}
 	}
 }

@@ -68,7 +68,8 @@ func newDockerNet(t *testing.T) *dockerNet {
 	base := freeBase(t, 4)
 	env := []string{"COMPOSE_PROJECT_NAME=" + project, "CREDENCE_IMAGE=" + image, "CREDENCE_HOMES=" + homes}
 	for i := 0; i < 4; i++ {
-		env = append(env, fmt.Sprintf("NODE%d_RPC=%d", i, base+10*i+1), fmt.Sprintf("NODE%d_GRPC=%d", i, base+10*i+2))
+		env = append(env, fmt.Sprintf("NODE%d_RPC=%d", i, base+10*i+1), fmt.Sprintf("NODE%d_GRPC=%d", i, base+10*i+2),
+			fmt.Sprintf("NODE%d_HTTP=%d", i, base+10*i+5))
 	}
 	d := &dockerNet{project: project, env: env}
 	t.Cleanup(func() {

@@ -81,6 +81,7 @@ func TestStateSyncJoin(t *testing.T) {
 	out, err := exec.Command(n.bin, "init", "--home", home, "--moniker", "node4",
 		"--genesis", filepath.Join(n.nodes[0].home, "config", "genesis.json"),
 		"--grpc-address", fmt.Sprintf("127.0.0.1:%d", port+2),
+		"--http-address", fmt.Sprintf("127.0.0.1:%d", port+5),
 		"--rpc-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port+1),
 		"--p2p-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port),
 		"--prometheus-laddr", fmt.Sprintf("127.0.0.1:%d", port+3)).CombinedOutput()

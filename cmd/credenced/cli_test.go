@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +65,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	home := filepath.Join(dir, "home")
 	grpcAddr := freeAddr(t)
 	initRes := run(t, bin, "init", "--home", home, "--chain-id", "cli-test",
-		"--grpc-address", grpcAddr, "--rpc-laddr", "tcp://"+freeAddr(t),
+		"--grpc-address", grpcAddr, "--http-address", freeAddr(t), "--rpc-laddr", "tcp://"+freeAddr(t),
 		"--p2p-laddr", "tcp://"+freeAddr(t), "--prometheus-laddr", freeAddr(t))
 	if initRes.code != 0 || !strings.Contains(initRes.stdout, "API token") {
 		t.Fatalf("init: %+v", initRes)
@@ -181,6 +183,46 @@ func TestCLIEndToEnd(t *testing.T) {
 	os.WriteFile(tamperedPath, []byte(tampered), 0o644)
 	if r := run(t, bin, "verify", "--genesis", genesis, tamperedPath); r.code != 1 || !strings.Contains(r.stderr, "batch proof") {
 		t.Fatalf("tampered receipt: %+v", r)
+	}
+
+	// A write answers the next question: the proposal id voters need, the
+	// height a query waits for to see the write.
+	heightOf := func(r result) string {
+		t.Helper()
+		m := regexp.MustCompile(`at height (\d+)`).FindStringSubmatch(r.stdout)
+		if r.code != 0 || m == nil {
+			t.Fatalf("no height in %+v", r)
+		}
+		return m[1]
+	}
+	revokedAt := heightOf(run(t, bin, "revoke", "--node", grpcAddr, "--home", home, hash))
+	if r := run(t, bin, "status", "--node", grpcAddr, "--genesis", genesis, "--min-height", revokedAt, hash); r.code != 1 ||
+		!strings.Contains(r.stdout, "revoked:    at height "+revokedAt) {
+		t.Fatalf("status after revoke at %s: %+v", revokedAt, r)
+	}
+	prop := run(t, bin, "gov", "propose", "params", "--proposal-ttl-blocks", "500", "--node", grpcAddr, "--home", home)
+	if m := regexp.MustCompile(`^proposal (\d+) submitted at height \d+: PASSED`).FindStringSubmatch(prop.stdout); prop.code != 0 || m == nil {
+		t.Fatalf("gov propose does not name its proposal: %+v", prop)
+	} else if r := run(t, bin, "gov", "show", "--node", grpcAddr, m[1]); r.code != 0 || !strings.Contains(r.stdout, "proposal_ttl_blocks 500") {
+		t.Fatalf("gov show %s: %+v", m[1], r)
+	}
+	if r := run(t, bin, "registry", "create", "--id", "list-1", "--node", grpcAddr, "--home", home); r.code != 0 {
+		t.Fatalf("registry create: %+v", r)
+	}
+	setAt := heightOf(run(t, bin, "registry", "set", "--id", "list-1", "--node", grpcAddr, "--home", home, "7"))
+	if r := run(t, bin, "registry", "status", "--node", grpcAddr, "--issuer", "member-1-registrar", "--id", "list-1",
+		"--genesis", genesis, "--min-height", setAt, "7"); r.code != 1 || !strings.Contains(r.stdout, "entry 7: SET") {
+		t.Fatalf("registry status after set at %s: %+v", setAt, r)
+	}
+	entry := run(t, bin, "registry", "entry", "--id", "list-1", "--node", grpcAddr, "--home", home, "--base-url", "https://node.example.edu", "7")
+	var got map[string]string
+	if err := json.Unmarshal([]byte(entry.stdout), &got); err != nil || entry.code != 0 {
+		t.Fatalf("registry entry: %v %+v", err, entry)
+	}
+	list := "https://node.example.edu/v1/statuslists/member-1-registrar/list-1"
+	if got["type"] != "BitstringStatusListEntry" || got["statusPurpose"] != "revocation" || got["statusListIndex"] != "7" ||
+		got["statusListCredential"] != list || got["id"] != list+"#7" {
+		t.Fatalf("registry entry: %v", got)
 	}
 
 	// Bad input gets a clear message naming what is wrong.

@@ -399,7 +399,7 @@ func verifyCmd() *cobra.Command {
 			if online != "" {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 				defer cancel()
-				s, err := onlineStatus(ctx, online, v.CredentialHash, trust, maxAge)
+				s, err := onlineStatus(ctx, online, v.CredentialHash, trust, maxAge, 0)
 				if err != nil {
 					return &exitError{1, fmt.Errorf("online status from %s: %w", online, err)}
 				}

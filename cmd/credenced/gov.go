@@ -87,6 +87,26 @@ func (g *govFlags) sendAs(cmd *cobra.Command, signer string, key ed25519.Private
 	}
 }
 
+// findProposal is the proposal member submitted in the block at height:
+// the id voters need, which the broadcast answer does not carry.
+func findProposal(ctx context.Context, addr, member string, height int64) (*pb.GetProposalResponse, error) {
+	cl, closeConn, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn()
+	res, err := cl.ListProposals(ctx, &pb.ListProposalsRequest{})
+	if err != nil {
+		return nil, rpcError("list proposals", err)
+	}
+	for _, p := range res.Proposals {
+		if p.Proposal.Proposer == member && p.Proposal.SubmitHeight == height {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no proposal of %s at height %d among the newest; see credenced gov list", member, height)
+}
+
 func govCmd() *cobra.Command {
 	c := &cobra.Command{Use: "gov", Short: "Consortium governance: proposals and votes by members"}
 	c.AddCommand(proposeCmd(), voteCmd(), govListCmd(), govShowCmd())
@@ -99,11 +119,23 @@ func proposeCmd() *cobra.Command {
 	c.PersistentFlags().StringVar(&g.description, "description", "", "why (at most 1000 bytes)")
 	submit := func(cmd *cobra.Command, p *pb.Propose) error {
 		p.Description = g.description
-		res, err := g.send(cmd, &pb.TxBody{Msg: &pb.TxBody_Propose{Propose: p}})
+		member, key, err := node.MemberKey(g.home)
+		if err != nil {
+			return fmt.Errorf("--home: %w", err)
+		}
+		res, err := g.sendAs(cmd, member, key, &pb.TxBody{Msg: &pb.TxBody_Propose{Propose: p}})
 		if err != nil {
 			return err
 		}
-		fmt.Printf("proposal submitted at height %d (tx %X); see it with: credenced gov list --node %s\n", res.Height, res.TxHash, g.addr)
+		got, err := findProposal(cmd.Context(), g.addr, member, res.Height)
+		if err != nil {
+			return fmt.Errorf("proposal submitted at height %d (tx %X), but: %w", res.Height, res.TxHash, err)
+		}
+		pr := got.Proposal
+		fmt.Printf("proposal %d submitted at height %d: %s\n", pr.Id, res.Height, strings.TrimPrefix(pr.Status.String(), "PROPOSAL_STATUS_"))
+		if pr.Status == pb.ProposalStatus_PROPOSAL_STATUS_OPEN {
+			fmt.Printf("other members vote with: credenced gov vote %d yes|no (open until height %d)\n", pr.Id, pr.ExpiresHeight)
+		}
 		return nil
 	}
 	var id, name, adminKey, valKey, issuer string
@@ -180,7 +212,19 @@ func voteCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("vote recorded at height %d\n", res.Height)
+			// The node answers once the vote's block is committed, so the
+			// proposal read now includes it.
+			cl, closeConn, err := dial(g.addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			p, err := cl.GetProposal(cmd.Context(), &pb.GetProposalRequest{Id: id})
+			if err != nil {
+				return rpcError("proposal", err)
+			}
+			fmt.Printf("vote recorded at height %d; proposal %d is %s (yes %v, no %v)\n", res.Height, id,
+				strings.TrimPrefix(p.Proposal.Status.String(), "PROPOSAL_STATUS_"), p.Proposal.Yes, p.Proposal.No)
 			return nil
 		}}
 	g.register(c)

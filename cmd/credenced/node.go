@@ -8,7 +8,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -55,6 +57,7 @@ func initCmd() *cobra.Command {
 	c.Flags().StringVar(&o.IssuerID, "issuer", "", "issuer id (default <moniker>-registrar)")
 	c.Flags().StringVar(&o.Genesis, "genesis", "", "join the chain of this genesis file instead of starting a new one")
 	c.Flags().StringVar(&o.GRPCAddress, "grpc-address", "127.0.0.1:9090", "gRPC API listen address")
+	c.Flags().StringVar(&o.HTTPAddress, "http-address", "127.0.0.1:1317", "HTTP/JSON gateway listen address (empty: none)")
 	c.Flags().StringVar(&o.Ports.RPC, "rpc-laddr", "tcp://127.0.0.1:26657", "CometBFT RPC listen address")
 	c.Flags().StringVar(&o.Ports.P2P, "p2p-laddr", "tcp://0.0.0.0:26656", "CometBFT P2P listen address")
 	c.Flags().StringVar(&o.Ports.Prometheus, "prometheus-laddr", "127.0.0.1:26660", "Prometheus metrics listen address")
@@ -63,6 +66,7 @@ func initCmd() *cobra.Command {
 
 func startCmd() *cobra.Command {
 	var home, level string
+	var console bool
 	var ov node.Overrides
 	c := &cobra.Command{
 		Use:   "start",
@@ -74,15 +78,38 @@ func startCmd() *cobra.Command {
 				return fmt.Errorf("--log-level: %w", err)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			var logPath string
+			var stopping atomic.Bool
+			if console {
+				logPath = filepath.Join(home, "credenced.log")
+				f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return fmt.Errorf("--console log file: %w", err)
+				}
+				defer f.Close()
+				// Everything goes to the file; only warnings and errors
+				// interrupt the person at the terminal.
+				log = slog.New(slog.NewMultiHandler(
+					slog.NewTextHandler(f, &slog.HandlerOptions{Level: lv}),
+					quietWhenStopping{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}), &stopping}))
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			n, err := node.Start(ctx, home, ov, log)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "Credence node running (chain %s).\n  gRPC API:       %s\n  CometBFT RPC:   %s\n  Stop with Ctrl-C.\n",
-				n.ChainID(), n.GRPCAddr(), strings.TrimPrefix(n.RPCAddr(), "tcp://"))
+			fmt.Fprintf(os.Stderr, "Credence node running (chain %s).\n  gRPC API:       %s\n  HTTP API:       %s\n  CometBFT RPC:   %s\n",
+				n.ChainID(), n.GRPCAddr(), n.HTTPAddr(), strings.TrimPrefix(n.RPCAddr(), "tcp://"))
+			if console {
+				fmt.Fprintf(os.Stderr, "  Log:            %s\n", logPath)
+			}
+			fmt.Fprintf(os.Stderr, "  Stop with Ctrl-C.\n")
+			if console {
+				go statusLine(ctx, n, os.Stderr)
+			}
 			<-ctx.Done()
+			stopping.Store(true)
 			log.Info("stopping")
 			if err := n.Stop(); err != nil {
 				return fmt.Errorf("stop: %w", err)
@@ -93,9 +120,60 @@ func startCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&home, "home", defaultHome(), "node home directory")
 	c.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	c.Flags().BoolVar(&console, "console", false, "for a person at a terminal: a live status line; logs go to <home>/credenced.log (warnings also here)")
 	c.Flags().StringVar(&ov.GRPCAddress, "grpc-address", "", "gRPC API listen address (default from app.toml)")
+	c.Flags().StringVar(&ov.HTTPAddress, "http-address", "", "HTTP/JSON gateway listen address (default from app.toml)")
 	c.Flags().StringVar(&ov.Ports.RPC, "rpc-laddr", "", "CometBFT RPC listen address (default from config.toml)")
 	c.Flags().StringVar(&ov.Ports.P2P, "p2p-laddr", "", "CometBFT P2P listen address (default from config.toml)")
 	c.Flags().StringVar(&ov.Ports.Prometheus, "prometheus-laddr", "", "Prometheus listen address (default from config.toml)")
 	return c
+}
+
+// statusLine keeps one line of the node's progress on a terminal, redrawn
+// each second; on anything else, a line every ten seconds.
+func statusLine(ctx context.Context, n *node.Node, out *os.File) {
+	st, err := out.Stat()
+	tty := err == nil && st.Mode()&os.ModeCharDevice != 0
+	every := 10 * time.Second
+	if tty {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(out)
+			}
+			return
+		case <-t.C:
+		}
+		p := n.Progress()
+		line := fmt.Sprintf("height %d | queued %d | anchored %d hashes in %d batches since start", p.Height, p.Queued, p.Anchored, p.Batches)
+		if tty {
+			fmt.Fprintf(out, "\r\x1b[K%s", line)
+		} else {
+			fmt.Fprintln(out, line)
+		}
+	}
+}
+
+// quietWhenStopping drops records once the node is stopping: CometBFT
+// reports its listeners closing as errors, which they are not then.
+type quietWhenStopping struct {
+	slog.Handler
+	stopping *atomic.Bool
+}
+
+func (q quietWhenStopping) Enabled(ctx context.Context, l slog.Level) bool {
+	return !q.stopping.Load() && q.Handler.Enabled(ctx, l)
+}
+
+func (q quietWhenStopping) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietWhenStopping{q.Handler.WithAttrs(as), q.stopping}
+}
+
+func (q quietWhenStopping) WithGroup(name string) slog.Handler {
+	return quietWhenStopping{q.Handler.WithGroup(name), q.stopping}
 }

@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/node"
 	"github.com/credence-ledger/credence/proof"
@@ -37,6 +42,8 @@ func registryCmd() *cobra.Command {
 	var size uint64
 	var asSponsor bool
 	var maxAge time.Duration
+	var minHeight int64
+	var baseURL string
 
 	create := &cobra.Command{Use: "create --id ID --purpose revocation|suspension [--size N]", Short: "Create a registry of the home's issuer", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -91,6 +98,8 @@ func registryCmd() *cobra.Command {
 					return err
 				}
 				fmt.Printf("registry %s/%s: %d entries %s at height %d\n", m.Issuer, id, len(idx), map[bool]string{true: "set", false: "cleared"}[set], res.Height)
+				fmt.Printf("a status query sees it with --min-height %d: credenced registry status --node %s --issuer %s --id %s --min-height %d --genesis GENESIS.json %d\n",
+					res.Height, g.addr, m.Issuer, id, res.Height, idx[0])
 				return nil
 			}}
 		u.Flags().StringVar(&id, "id", "", "registry id")
@@ -149,13 +158,21 @@ func registryCmd() *cobra.Command {
 				return err
 			}
 			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			res, err := cl.GetRegistryStatus(ctx, &pb.GetRegistryStatusRequest{Issuer: issuer, Id: id, Index: idx[0]})
+			var st *proof.RegistryStatus
+			err = untilHeight(ctx, cl, minHeight, func() (int64, error) {
+				res, err := cl.GetRegistryStatus(ctx, &pb.GetRegistryStatusRequest{Issuer: issuer, Id: id, Index: idx[0]})
+				if err != nil {
+					return 0, err
+				}
+				st = res.Status
+				return st.Height, nil
+			})
 			if err != nil {
 				return rpcError("registry status", err)
 			}
-			r, err := proof.VerifyRegistryStatus(res.Status, trust, maxAge, time.Now())
+			r, err := proof.VerifyRegistryStatus(st, trust, maxAge, time.Now())
 			if err != nil {
 				return &exitError{1, fmt.Errorf("INVALID: %w", err)}
 			}
@@ -166,6 +183,7 @@ func registryCmd() *cobra.Command {
 			}
 			return nil
 		}}
+	status.Flags().Int64Var(&minHeight, "min-height", 0, "wait for an answer of this height or later (the height a set or clear printed)")
 	for _, sub := range []*cobra.Command{export, status} {
 		sub.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "any member node's gRPC address")
 		sub.Flags().StringVar(&issuer, "issuer", "", "issuer id")
@@ -174,5 +192,60 @@ func registryCmd() *cobra.Command {
 		sub.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "refuse an answer older than this")
 		c.AddCommand(sub)
 	}
+
+	var home string
+	entry := &cobra.Command{Use: "entry --id ID [--issuer I] [--base-url URL] INDEX",
+		Short: "Print the credentialStatus (BitstringStatusListEntry) a credential embeds for one entry", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			idx, err := parseIndices(args)
+			if err != nil {
+				return err
+			}
+			if issuer == "" {
+				if issuer, _, err = node.IssuerSigningKey(home); err != nil {
+					return fmt.Errorf("--issuer not given, and --home: %w", err)
+				}
+			}
+			u, err := url.Parse(baseURL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fmt.Errorf("--base-url %q: want the http(s) URL of a member node's HTTP API", baseURL)
+			}
+			if ip := net.ParseIP(u.Hostname()); u.Hostname() == "localhost" || ip != nil && ip.IsLoopback() {
+				fmt.Fprintf(os.Stderr, "note: --base-url %s is this host only; verifiers elsewhere need a member node's public URL\n", baseURL)
+			}
+			cl, closeConn, err := dial(addr)
+			if err != nil {
+				return err
+			}
+			defer closeConn()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			// The entry must exist, and the registry says its purpose.
+			res, err := cl.GetRegistryStatus(ctx, &pb.GetRegistryStatusRequest{Issuer: issuer, Id: id, Index: idx[0]})
+			if err != nil {
+				return rpcError("registry", err)
+			}
+			var rec proof.RegistryRecord
+			if err := gproto.Unmarshal(res.Status.RegistryRecord, &rec); err != nil {
+				return fmt.Errorf("registry record: %w", err)
+			}
+			purpose := map[int32]string{1: "revocation", 2: "suspension"}[rec.Purpose]
+			list := strings.TrimSuffix(baseURL, "/") + node.StatusListPath(issuer, id)
+			b, _ := json.MarshalIndent(map[string]string{
+				"id":                   fmt.Sprintf("%s#%d", list, idx[0]),
+				"type":                 "BitstringStatusListEntry",
+				"statusPurpose":        purpose,
+				"statusListIndex":      strconv.FormatUint(idx[0], 10),
+				"statusListCredential": list,
+			}, "", "  ")
+			fmt.Println(string(b))
+			return nil
+		}}
+	entry.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "any member node's gRPC address")
+	entry.Flags().StringVar(&issuer, "issuer", "", "issuer id (default: the --home node's issuer)")
+	entry.Flags().StringVar(&home, "home", defaultHome(), "node home, for the issuer id")
+	entry.Flags().StringVar(&id, "id", "", "registry id")
+	entry.Flags().StringVar(&baseURL, "base-url", "http://127.0.0.1:1317", "public URL of a member node's HTTP API, where verifiers fetch the list")
+	c.AddCommand(entry)
 	return c
 }

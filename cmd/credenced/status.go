@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/credence-ledger/credence/node"
 	"github.com/credence-ledger/credence/proof"
@@ -29,18 +31,63 @@ func trustFromFlag(genesis string) (*proof.TrustRoot, error) {
 	return t, nil
 }
 
-// onlineStatus fetches and verifies a hash's status from a node.
-func onlineStatus(ctx context.Context, addr string, hash []byte, trust *proof.TrustRoot, maxAge time.Duration) (*proof.StatusResult, error) {
+// onlineStatus fetches and verifies a hash's status from a node, of a
+// state at minHeight or later.
+func onlineStatus(ctx context.Context, addr string, hash []byte, trust *proof.TrustRoot, maxAge time.Duration, minHeight int64) (*proof.StatusResult, error) {
 	cl, closeConn, err := dial(addr)
 	if err != nil {
 		return nil, err
 	}
 	defer closeConn()
-	res, err := cl.GetStatus(ctx, &pb.GetStatusRequest{Hash: hash})
+	var st *proof.Status
+	err = untilHeight(ctx, cl, minHeight, func() (int64, error) {
+		res, err := cl.GetStatus(ctx, &pb.GetStatusRequest{Hash: hash})
+		if err != nil {
+			return 0, err
+		}
+		st = res.Status
+		return st.Height, nil
+	})
 	if err != nil {
 		return nil, rpcError("status", err)
 	}
-	return proof.VerifyStatus(res.Status, trust, maxAge, time.Now())
+	return proof.VerifyStatus(st, trust, maxAge, time.Now())
+}
+
+// untilHeight repeats a proven query until its state is at minHeight or
+// later: what a node can prove trails its newest block by two, so the
+// answer just after a write may predate it. A write prints its height for
+// this (read your writes).
+func untilHeight(ctx context.Context, cl pb.CredenceClient, minHeight int64, query func() (int64, error)) error {
+	said := false
+	for {
+		h, err := query()
+		if err == nil && h >= minHeight {
+			return nil
+		}
+		switch status.Code(err) {
+		case codes.OK, codes.Unavailable:
+		case codes.NotFound:
+			// Not found in a state before the write may be found after it.
+			if minHeight == 0 || provenHeight(ctx, cl) >= minHeight {
+				return err
+			}
+		default:
+			return err
+		}
+		if !said && minHeight > 0 {
+			fmt.Fprintf(os.Stderr, "waiting for the node to prove height %d…\n", minHeight)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return err
+			}
+			return status.Errorf(codes.DeadlineExceeded, "the node proves height %d, not yet --min-height %d", h, minHeight)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func printStatus(s *proof.StatusResult) {
@@ -59,9 +106,10 @@ func printStatus(s *proof.StatusResult) {
 
 func statusCmd() *cobra.Command {
 	var addr, genesis, file string
-	var maxAge time.Duration
+	var maxAge, timeout time.Duration
+	var minHeight int64
 	c := &cobra.Command{
-		Use:   "status [--node ADDR] --genesis GENESIS.json HASH | --file CREDENTIAL",
+		Use:   "status [--node ADDR] [--min-height H] --genesis GENESIS.json HASH | --file CREDENTIAL",
 		Short: "Check a credential's status with any member's node: exit 0 valid and not revoked, 1 otherwise (naming why)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -82,9 +130,9 @@ func statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			s, err := onlineStatus(ctx, addr, hash, trust, maxAge)
+			s, err := onlineStatus(ctx, addr, hash, trust, maxAge, minHeight)
 			if err != nil {
 				return &exitError{1, fmt.Errorf("INVALID: %w", err)}
 			}
@@ -102,6 +150,8 @@ func statusCmd() *cobra.Command {
 	c.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
 	c.Flags().StringVar(&file, "file", "", "the credential file (its SHA-256 is the hash)")
 	c.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "refuse an answer older than this")
+	c.Flags().Int64Var(&minHeight, "min-height", 0, "wait for an answer of this height or later (the height a revoke printed)")
+	c.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long")
 	return c
 }
 
@@ -170,6 +220,8 @@ func revokeCmd() *cobra.Command {
 				return err
 			}
 			fmt.Printf("%d hash(es) of issuer %s revoked at height %d\n", len(rv.Hashes), rv.Issuer, res.Height)
+			fmt.Printf("a status query sees it with --min-height %d: credenced status --node %s --min-height %d --genesis GENESIS.json %s\n",
+				res.Height, g.addr, res.Height, proof.FormatBinary(rv.Hashes[0].Hash))
 			return nil
 		},
 	}
@@ -178,4 +230,14 @@ func revokeCmd() *cobra.Command {
 	c.Flags().StringVar(&file, "file", "", "revoke this credential file's hash")
 	c.Flags().BoolVar(&asSponsor, "as-sponsor", false, "sign as the home's member, the issuer's sponsor")
 	return c
+}
+
+// provenHeight is the newest state the node can prove: two below its head
+// (node/api.go, provenState).
+func provenHeight(ctx context.Context, cl pb.CredenceClient) int64 {
+	info, err := cl.NodeInfo(ctx, &pb.NodeInfoRequest{})
+	if err != nil {
+		return 0
+	}
+	return info.LatestHeight - 2
 }
