@@ -153,22 +153,36 @@ func TestHostileClients(t *testing.T) {
 	})
 
 	t.Run("open streams are bounded", func(t *testing.T) {
-		var streams []healthpb.Health_WatchClient
-		for range 2 {
+		watch := func(ctx context.Context) error {
 			w, err := healthpb.NewHealthClient(dialConn(t, n.GRPCAddr())).Watch(ctx, &healthpb.HealthCheckRequest{})
-			if err != nil {
+			if err == nil {
+				_, err = w.Recv()
+			}
+			return err
+		}
+		var closeFirst context.CancelFunc
+		for i := range 2 {
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			if i == 0 {
+				closeFirst = cancel
+			}
+			if err := watch(sctx); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := w.Recv(); err != nil {
-				t.Fatal(err)
+		}
+		wantCode(t, watch(ctx), codes.ResourceExhausted, "max_open_streams")
+		// A closed stream gives its slot back.
+		closeFirst()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			err := watch(ctx)
+			if err == nil {
+				break
 			}
-			streams = append(streams, w)
+			if time.Now().After(deadline) {
+				t.Fatalf("a stream slot was not given back: %v", err)
+			}
 		}
-		w, err := healthpb.NewHealthClient(dialConn(t, n.GRPCAddr())).Watch(ctx, &healthpb.HealthCheckRequest{})
-		if err == nil {
-			_, err = w.Recv()
-		}
-		wantCode(t, err, codes.ResourceExhausted, "max_open_streams")
 	})
 
 	t.Run("calls per connection are rate limited", func(t *testing.T) {
