@@ -129,7 +129,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 			n.abort()
 		}
 	}()
-	n.db, err = store.OpenBadger(filepath.Join(home, "data", "credence"), store.WithLogger(log))
+	n.db, err = store.OpenBadger(filepath.Join(home, "data", "credence"), store.WithLogger(log), store.WithMemory(cfg.Memory.nodeDB()))
 	if err != nil {
 		return nil, fmt.Errorf("open node database: %w", err)
 	}
@@ -159,13 +159,13 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
 	}
 
-	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log)
+	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log, cfg.consensusDBMemory())
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w", err)
 	}
 	n.rpc = local.New(n.cmt)
 	cc.cmt, cc.rpc = n.cmt, n.rpc
-	n.receipts, err = newReceipts(n.db, n.rpc, chainID, cfg.ReceiptCacheMB<<20)
+	n.receipts, err = newReceipts(n.db, n.rpc, chainID, cfg.ReceiptCacheMB<<20, cfg.Memory.HeaderCacheMB<<20)
 	if err != nil {
 		return nil, fmt.Errorf("receipt index: %w", err)
 	}
