@@ -2,7 +2,10 @@ package node
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 
+	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/internal/store"
 )
@@ -33,6 +36,15 @@ type memoryConfig struct {
 	// HeaderCacheMB bounds the signed headers kept for receipts (the batch
 	// trees are bounded by receipt_cache_mb). Default 16.
 	HeaderCacheMB int `toml:"header_cache_mb"`
+	// TxCacheMB bounds the transactions the state machine keeps decoded
+	// between the ABCI calls that check a block. Default 32.
+	TxCacheMB int `toml:"tx_cache_mb"`
+	// GoMemoryLimitMB is the Go runtime's soft memory limit for the whole
+	// process (runtime/debug.SetMemoryLimit): above it the collector runs
+	// sooner and returns freed memory to the system, instead of letting the
+	// heap grow to twice what is live. 0 leaves the runtime's default; the
+	// GOMEMLIMIT environment variable, when set, wins. Default 480.
+	GoMemoryLimitMB int `toml:"go_memory_limit_mb"`
 	// MaxQueuedHashes bounds the hashes waiting on this node (queued or in
 	// a batch not yet anchored), about 150 bytes of memory each; a Submit
 	// that would pass it is refused with ResourceExhausted before any of
@@ -52,6 +64,8 @@ func defaultMemoryConfig() memoryConfig {
 		ConsensusDBBlockCacheMB: int(consensus.DefaultDBMemory.BlockCacheSize >> 20),
 		ConsensusDBIndexCacheMB: int(consensus.DefaultDBMemory.IndexCacheSize >> 20),
 		HeaderCacheMB:           16,
+		TxCacheMB:               app.DefaultTxCacheBytes >> 20,
+		GoMemoryLimitMB:         480,
 		MaxQueuedHashes:         500_000,
 	}
 }
@@ -66,6 +80,14 @@ func (m memoryConfig) consensusDB() store.Memory {
 		BlockCacheSize: int64(m.ConsensusDBBlockCacheMB) << 20, IndexCacheSize: int64(m.ConsensusDBIndexCacheMB) << 20}
 }
 
+// applyGoMemoryLimit sets the runtime's soft limit, unless the operator set
+// GOMEMLIMIT for the process.
+func (m memoryConfig) applyGoMemoryLimit() {
+	if m.GoMemoryLimitMB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(m.GoMemoryLimitMB) << 20)
+	}
+}
+
 func (c *config) consensusDBMemory() store.Memory { return c.Memory.consensusDB() }
 
 // check names the setting at fault.
@@ -76,8 +98,14 @@ func (m memoryConfig) check() error {
 	if err := m.consensusDB().Check(); err != nil {
 		return fmt.Errorf("[memory] consensus_db_*: %w", err)
 	}
+	if m.TxCacheMB <= 0 {
+		return fmt.Errorf("[memory] tx_cache_mb must be positive")
+	}
 	if m.HeaderCacheMB <= 0 {
 		return fmt.Errorf("[memory] header_cache_mb must be positive")
+	}
+	if m.GoMemoryLimitMB < 0 {
+		return fmt.Errorf("[memory] go_memory_limit_mb must be 0 (off) or positive")
 	}
 	if m.MaxQueuedHashes < 1 {
 		return fmt.Errorf("[memory] max_queued_hashes must be at least 1")

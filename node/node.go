@@ -123,6 +123,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		auth.issuers = append(auth.issuers, is.ID)
 	}
 
+	cfg.Memory.applyGoMemoryLimit()
 	n := &Node{log: log, chainID: chainID, auth: auth}
 	defer func() {
 		if err != nil {
@@ -142,7 +143,8 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return nil, fmt.Errorf("index: %w", err)
 	}
 	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), chainID,
-		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit))
+		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit),
+		app.WithTxCacheBytes(cfg.Memory.TxCacheMB<<20))
 	if err != nil {
 		return nil, err
 	}
