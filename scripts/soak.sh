@@ -2,7 +2,9 @@
 # Soak: a fresh 4-validator localnet, a fixed submission rate for a fixed
 # time, every node's RSS sampled at an interval. Prints one line per sample
 # (seconds, then RSS in MB per node) and the loadgen summary; the samples
-# also go to $OUT/rss.tsv. Not part of `make test`: it takes minutes.
+# also go to $OUT/rss.tsv, node0's heap profile at the end of the load to
+# $OUT/heap.pprof (`go tool pprof -top build/credenced $OUT/heap.pprof`).
+# Not part of `make test`: it takes minutes.
 #
 #   scripts/soak.sh [RATE hashes/s, default 10000] [DURATION, default 10m] [SAMPLE seconds, default 10]
 set -euo pipefail
@@ -22,6 +24,12 @@ make build >/dev/null
 "$NET" reset >/dev/null 2>&1 || true
 "$NET" up 4 >/dev/null
 trap '"$NET" down >/dev/null 2>&1 || true' EXIT
+# node0 (the one under load) serves Go's pprof on loopback, so that its
+# heap at the end of the run is kept beside the samples.
+PPROF="127.0.0.1:$((LOCALNET_BASE_PORT + 9))"
+"$NET" down >/dev/null
+sed -i "s|^pprof_laddr = .*|pprof_laddr = \"$PPROF\"|" "$LOCALNET_DIR/node0/config/config.toml"
+"$NET" up 4 >/dev/null
 mkdir -p "$OUT"
 sleep 5
 
@@ -40,5 +48,6 @@ while kill -0 "$load" 2>/dev/null; do
 	echo "$line" | tee -a "$OUT/rss.tsv"
 	sleep "$SAMPLE"
 done
+curl -sf -o "$OUT/heap.pprof" "http://$PPROF/debug/pprof/heap" || echo "no heap profile from node0"
 wait "$load" || { echo "loadgen failed:"; cat "$OUT/loadgen.txt"; exit 1; }
 cat "$OUT/loadgen.txt"
