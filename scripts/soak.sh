@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak: a fresh 4-validator localnet, a fixed submission rate for a fixed
 # time, every node's RSS sampled at an interval. Prints one line per sample
-# (seconds, then RSS in MB per node) and the loadgen summary; the samples
+# (seconds, then RSS and its anonymous part in MB per node) and the loadgen summary; the samples
 # also go to $OUT/rss.tsv, node0's heap profile at the end of the load to
 # $OUT/heap.pprof (`go tool pprof -top build/credenced $OUT/heap.pprof`).
 # Not part of `make test`: it takes minutes.
@@ -33,11 +33,13 @@ sed -i "s|^pprof_laddr = .*|pprof_laddr = \"$PPROF\"|" "$LOCALNET_DIR/node0/conf
 mkdir -p "$OUT"
 sleep 5
 
-rss_mb() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
+# RSS, then its anonymous part: the rest is badger's memory-mapped files,
+# page cache the kernel reclaims under pressure.
+rss_mb() { awk '/VmRSS/ {r = $2} /RssAnon/ {a = $2} END {printf "%d\t%d", r/1024, a/1024}' "/proc/$1/status" 2>/dev/null || printf -- '-\t-'; }
 pids=()
 for i in 0 1 2 3; do pids+=("$(cat "$LOCALNET_DIR/node$i.pid")"); done
 
-printf 'seconds\tnode0_mb\tnode1_mb\tnode2_mb\tnode3_mb\n' | tee "$OUT/rss.tsv"
+printf 'seconds\tnode0_mb\tnode0_anon\tnode1_mb\tnode1_anon\tnode2_mb\tnode2_anon\tnode3_mb\tnode3_anon\n' | tee "$OUT/rss.tsv"
 ./build/credenced loadgen --node "127.0.0.1:$((LOCALNET_BASE_PORT + 2))" --home "$LOCALNET_DIR/node0" \
 	--rate "$RATE" --duration "$DURATION" >"$OUT/loadgen.txt" 2>&1 &
 load=$!
