@@ -102,10 +102,16 @@ func WithLogger(l *slog.Logger) Option { return func(a *App) { a.log = l } }
 // Default: none.
 func WithCommitHook(h CommitHook) Option { return func(a *App) { a.onCommit = h } }
 
+// WithTxCacheBytes bounds the memory of transactions kept decoded between
+// CheckTx, PrepareProposal, ProcessProposal and FinalizeBlock (by their
+// encoded size; a transaction decodes to about its size again). The cache
+// changes no result. Default: DefaultTxCacheBytes.
+func WithTxCacheBytes(n int) Option { return func(a *App) { a.decoded.max = n } }
+
 // New opens the application state stored in db for chain chainID and loads
 // its latest version.
 func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
-	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64), decoded: decodedCache{txs: make(map[[32]byte]*decodedTx)}, genesis: make(map[string][]byte)}
+	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64), decoded: decodedCache{txs: make(map[[32]byte]*decodedTx), max: DefaultTxCacheBytes}, genesis: make(map[string][]byte)}
 	for _, o := range opts {
 		o(a)
 	}

@@ -258,16 +258,18 @@ func decodeTx(raw []byte, chainID string, maxBatchHashes uint64) (*decodedTx, er
 type decodedCache struct {
 	txs   map[[32]byte]*decodedTx
 	bytes int
+	// max bounds the cache by the size of the transactions it holds
+	// (WithTxCacheBytes).
+	max int
 }
 
-// decodedCacheBytes bounds the cache by the size of the transactions it
-// holds: a few blocks of full batches.
-const decodedCacheBytes = 64 << 20
+// DefaultTxCacheBytes holds a few blocks of full batches.
+const DefaultTxCacheBytes = 32 << 20
 
 func (c *decodedCache) get(key [32]byte) *decodedTx { return c.txs[key] }
 
 func (c *decodedCache) add(tx *decodedTx) {
-	if c.bytes+tx.size > decodedCacheBytes {
+	if c.bytes+tx.size > c.max {
 		c.reset()
 	}
 	c.txs[tx.cacheKey] = tx

@@ -25,7 +25,10 @@ import (
 	"github.com/cometbft/cometbft/proxy"
 	cmttypes "github.com/cometbft/cometbft/types"
 	cmttime "github.com/cometbft/cometbft/types/time"
+	"github.com/dgraph-io/badger/v4"
 	"github.com/spf13/viper"
+
+	"github.com/credence-ledger/credence/internal/store"
 )
 
 // maxBlockBytes (block.max_bytes) holds several full batches so that
@@ -187,19 +190,23 @@ func LoadConfig(home string) (*cfg.Config, error) {
 
 // NewNode assembles the in-process CometBFT node around app. The local
 // client creator serialises ABCI calls with one mutex, so the app sees one
-// call at a time.
+// call at a time. Each database CometBFT opens (block store, state,
+// evidence) is bounded by dbMemory.
 //
 // The databases CometBFT opens for the node are returned too: a node that
 // starts closes them when it stops, but one that never started (Start
 // failed after assembling it) must close them itself, or the next start in
 // the same process finds them locked.
-func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog.Logger) (*cmtnode.Node, *DBs, error) {
+func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog.Logger, dbMemory store.Memory) (*cmtnode.Node, *DBs, error) {
+	if err := dbMemory.Check(); err != nil {
+		return nil, nil, err
+	}
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
 	nk, err := p2p.LoadNodeKey(c.NodeKeyFile())
 	if err != nil {
 		return nil, nil, fmt.Errorf("node key: %w", err)
 	}
-	dbs := &DBs{}
+	dbs := &DBs{memory: dbMemory}
 	n, err := cmtnode.NewNodeWithContext(ctx, c, pv, nk,
 		proxy.NewLocalClientCreator(app),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
@@ -213,16 +220,37 @@ func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog
 	return n, dbs, nil
 }
 
+// DefaultDBMemory is the default budget of each of CometBFT's databases,
+// 44 MiB: two 16 MiB memtables (the block store writes a block of up to
+// block.max_bytes in 64 KiB parts, split over several badger
+// transactions), an 8 MiB block cache and a 4 MiB index cache.
+var DefaultDBMemory = store.Memory{MemTableSize: 16 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 4 << 20}
+
 // DBs are the databases CometBFT opened for one node.
 type DBs struct {
-	mu   sync.Mutex
-	open []dbm.DB
+	memory store.Memory
+	mu     sync.Mutex
+	open   []dbm.DB
 }
 
+// provide opens a database where cfg.DefaultDBProvider does, with the
+// options cometbft-db's NewBadgerDB uses (so the files are the same),
+// bounded by d.memory: with badger's defaults each of CometBFT's databases
+// may hold five 64 MiB memtables and a 256 MiB block cache.
 func (d *DBs) provide(ctx *cfg.DBContext) (dbm.DB, error) {
-	db, err := cfg.DefaultDBProvider(ctx)
-	if err != nil {
+	if ctx.Config.DBBackend != string(dbm.BadgerDBBackend) {
+		return nil, fmt.Errorf("db_backend is %q; Credence runs on badgerdb", ctx.Config.DBBackend)
+	}
+	dir := filepath.Join(ctx.Config.DBDir(), ctx.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
+	}
+	opts := d.memory.Apply(badger.DefaultOptions(dir))
+	opts.SyncWrites = false // CometBFT syncs where it needs to
+	opts.Logger = nil
+	db, err := dbm.NewBadgerDBWithOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", ctx.ID, err)
 	}
 	d.mu.Lock()
 	d.open = append(d.open, db)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,8 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/credence-ledger/credence/internal/store"
 )
 
 const testMaxTxBytes = 4 << 20
@@ -346,7 +349,7 @@ func TestNewNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		var logs strings.Builder
-		n, _, err := NewNode(context.Background(), loaded, abci.NewBaseApplication(), slog.New(slog.NewTextHandler(&logs, nil)))
+		n, _, err := NewNode(context.Background(), loaded, abci.NewBaseApplication(), slog.New(slog.NewTextHandler(&logs, nil)), DefaultDBMemory)
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
@@ -387,12 +390,56 @@ func TestUnstartedNodeReleasesDatabases(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := range 2 {
-		_, dbs, err := NewNode(context.Background(), c, abci.NewBaseApplication(), log)
+		_, dbs, err := NewNode(context.Background(), c, abci.NewBaseApplication(), log, DefaultDBMemory)
 		if err != nil {
 			t.Fatalf("assembly %d: %v", i, err)
 		}
 		if err := dbs.Close(); err != nil {
 			t.Fatalf("assembly %d: close: %v", i, err)
 		}
+	}
+}
+
+// TestBoundedDatabasesKeepTheFormat: CometBFT's databases opened with a
+// memory budget are the ones CometBFT's default provider opens, in the same
+// directory and format, so a home from before the budget keeps its blocks.
+func TestBoundedDatabasesKeepTheFormat(t *testing.T) {
+	c := DefaultConfig(t.TempDir(), "solo", Ports{}, testMaxTxBytes)
+	ctx := &cfg.DBContext{ID: "blockstore", Config: c}
+	plain, err := cfg.DefaultDBProvider(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.SetSync([]byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dbs := &DBs{memory: DefaultDBMemory}
+	bounded, err := dbs.provide(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := bounded.Get([]byte("k")); err != nil || string(v) != "v" {
+		t.Errorf("bounded database reads %q, %v; want the value the default provider wrote", v, err)
+	}
+	if err := dbs.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c.DBBackend = "goleveldb"
+	if db, err := (&DBs{memory: DefaultDBMemory}).provide(ctx); err == nil {
+		db.Close()
+		t.Error("goleveldb backend: opened; want refused")
+	}
+}
+
+func TestNewNodeRefusesUnboundedMemory(t *testing.T) {
+	c := DefaultConfig(t.TempDir(), "solo", Ports{}, testMaxTxBytes)
+	bad := DefaultDBMemory
+	bad.IndexCacheSize = 0
+	if _, _, err := NewNode(context.Background(), c, abci.NewBaseApplication(), slog.New(slog.DiscardHandler), bad); !errors.Is(err, store.ErrMemory) {
+		t.Errorf("index cache 0: error %v, want store.ErrMemory", err)
 	}
 }

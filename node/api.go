@@ -98,6 +98,8 @@ func submitError(err error) error {
 	switch {
 	case errors.Is(err, errStopped):
 		return status.Error(codes.Unavailable, "node is stopping; nothing of this request was queued")
+	case errors.Is(err, errQueueFull):
+		return status.Errorf(codes.ResourceExhausted, "%v; nothing of this request was queued; retry once batches are anchored", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
 	default:
@@ -127,6 +129,9 @@ func (s *api) SubmitStream(stream pb.Credence_SubmitStreamServer) error {
 		}
 		began := time.Now()
 		res, err := s.n.pipe.submit(stream.Context(), issuer, req.Hashes, base)
+		if errors.Is(err, errQueueFull) {
+			return status.Errorf(codes.ResourceExhausted, "message at hash index %d: %v; retry from it once batches are anchored (earlier messages are queued)", base, err)
+		}
 		if err != nil {
 			return submitError(err)
 		}

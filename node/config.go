@@ -55,8 +55,8 @@ type config struct {
 	SnapshotInterval int64 `toml:"snapshot_interval"`
 	// SnapshotKeepRecent is how many snapshots are kept. Default 2.
 	SnapshotKeepRecent int `toml:"snapshot_keep_recent"`
-	// ReceiptCacheMB bounds the memory of batch trees kept for receipts.
-	// Default 256.
+	// ReceiptCacheMB bounds the memory of batch trees kept for receipts
+	// (a full batch's tree is 4 MiB). Default 64.
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
 	// MaxConnections bounds the API's open TCP connections; further
 	// connections wait in the kernel's backlog. Default 512.
@@ -89,6 +89,8 @@ type config struct {
 	// answer lists; the rest are counted in known_not_listed. Default
 	// 100000 (one full Submit request).
 	MaxKnownListed int `toml:"max_known_listed"`
+	// Memory bounds each store's memory (memory.go).
+	Memory memoryConfig `toml:"memory"`
 	// Issuers the node anchors for.
 	Issuers []issuerConfig `toml:"issuer"`
 }
@@ -124,7 +126,7 @@ func defaultConfig() *config {
 		BatchInterval:      duration{time.Second},
 		BatchMaxLeaves:     65536,
 		RebroadcastAfter:   duration{15 * time.Second},
-		ReceiptCacheMB:     256,
+		ReceiptCacheMB:     64,
 		SnapshotInterval:   1000,
 		SnapshotKeepRecent: 2,
 
@@ -137,6 +139,8 @@ func defaultConfig() *config {
 		IdleTimeout:             duration{5 * time.Minute},
 		KeepaliveMinInterval:    duration{30 * time.Second},
 		MaxKnownListed:          maxSubmitHashes,
+
+		Memory: defaultMemoryConfig(),
 	}
 }
 
@@ -178,6 +182,9 @@ func loadConfig(home string) (*config, error) {
 	}
 	if c.ReceiptCacheMB <= 0 {
 		return nil, fmt.Errorf("%s: receipt_cache_mb must be positive", path)
+	}
+	if err := c.Memory.check(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return nil, fmt.Errorf("%s: tls_cert_file and tls_key_file go together", path)

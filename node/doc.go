@@ -25,6 +25,8 @@
 //     already waiting as pending and claims the rest; separateAnchored
 //     answers those the index holds as anchored; writeQueue writes the
 //     others under qp/; enqueue hands them to the batcher; then the sync.
+//     A request that could take the waiting set past max_queued_hashes is
+//     refused whole (ResourceExhausted) before anything of it is claimed.
 //     Invariant: a hash is acknowledged as queued only after the sync.
 //     Crash before the sync: no answer was given; the client retries, and
 //     a hash that survived is answered pending. A failed sync refuses the

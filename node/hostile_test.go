@@ -380,6 +380,14 @@ func TestConfigBounds(t *testing.T) {
 		{`max_open_streams = -1`, "max_open_streams must be at least 1"},
 		{`connection_rate = 0`, "connection_rate must be at least 1"},
 		{`idle_timeout = "0s"`, "idle_timeout must be positive"},
+		{"[memory]\ndb_memtable_mb = 4", "[memory] db_*: store: bad badger memory settings: memtable size"},
+		{"[memory]\ndb_index_cache_mb = 0", "[memory] db_*: store: bad badger memory settings: index cache"},
+		{"[memory]\nconsensus_db_memtables = 0", "[memory] consensus_db_*: store: bad badger memory settings: number of memtables"},
+		{"[memory]\nconsensus_db_block_cache_mb = 0", "[memory] consensus_db_*: store: bad badger memory settings: block cache"},
+		{"[memory]\nheader_cache_mb = 0", "[memory] header_cache_mb must be positive"},
+		{"[memory]\ntx_cache_mb = -1", "[memory] tx_cache_mb must be positive"},
+		{"[memory]\ngo_memory_limit_mb = -1", "[memory] go_memory_limit_mb must be 0 (off) or positive"},
+		{"[memory]\nmax_queued_hashes = 0", "[memory] max_queued_hashes must be at least 1"},
 	} {
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, "config"), 0o700); err != nil {

@@ -139,13 +139,14 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		auth.issuers = append(auth.issuers, is.ID)
 	}
 
+	cfg.Memory.applyGoMemoryLimit()
 	n := &Node{log: log, chainID: chainID, auth: auth, trust: trust}
 	defer func() {
 		if err != nil {
 			n.abort()
 		}
 	}()
-	n.db, err = store.OpenBadger(filepath.Join(home, "data", "credence"), store.WithLogger(log))
+	n.db, err = store.OpenBadger(filepath.Join(home, "data", "credence"), store.WithLogger(log), store.WithMemory(cfg.Memory.nodeDB()))
 	if err != nil {
 		return nil, fmt.Errorf("open node database: %w", err)
 	}
@@ -158,7 +159,8 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return nil, fmt.Errorf("index: %w", err)
 	}
 	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), chainID,
-		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit))
+		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit),
+		app.WithTxCacheBytes(cfg.Memory.TxCacheMB<<20))
 	if err != nil {
 		return nil, err
 	}
@@ -175,13 +177,13 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
 	}
 
-	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log)
+	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log, cfg.consensusDBMemory())
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w", err)
 	}
 	n.rpc = local.New(n.cmt)
 	cc.cmt, cc.rpc = n.cmt, n.rpc
-	n.receipts, err = newReceipts(n.db, n.rpc, chainID, cfg.ReceiptCacheMB<<20)
+	n.receipts, err = newReceipts(n.db, n.rpc, chainID, cfg.ReceiptCacheMB<<20, cfg.Memory.HeaderCacheMB<<20)
 	if err != nil {
 		return nil, fmt.Errorf("receipt index: %w", err)
 	}

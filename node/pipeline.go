@@ -163,6 +163,15 @@ func (p *pipeline) flight(issuer string) map[uint64]*inflight {
 	return m
 }
 
+// waitingCount is the size of the waiting set; the caller holds mu.
+func (p *pipeline) waitingCount() int {
+	n := 0
+	for _, w := range p.waiting {
+		n += len(w)
+	}
+	return n
+}
+
 // isWaiting reports whether h is queued or in flight for issuer (any
 // issuer of this node when issuer is empty).
 func (p *pipeline) isWaiting(h []byte, issuer string) bool {

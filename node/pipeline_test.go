@@ -101,6 +101,7 @@ func newScenario(t *testing.T) *scenario {
 			BatchInterval:    duration{time.Second},
 			BatchMaxLeaves:   4,
 			RebroadcastAfter: duration{15 * time.Second},
+			Memory:           defaultMemoryConfig(),
 		},
 		keys:  make(map[string]ed25519.PrivateKey),
 		start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
@@ -246,6 +247,10 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 				d.Fatalf(t, "rebroadcast: %v", err)
 			}
 			s.cfg.RebroadcastAfter = duration{dur}
+		}
+		if d.HasArg("max-queued") {
+			d.ScanArgs(t, "max-queued", &s.cfg.Memory.MaxQueuedHashes)
+			fmt.Fprintf(s.out, "max_queued_hashes %d\n", s.cfg.Memory.MaxQueuedHashes)
 		}
 		fmt.Fprintf(s.out, "batch_max_leaves %d, rebroadcast_after %s\n", s.cfg.BatchMaxLeaves, s.cfg.RebroadcastAfter.Duration)
 		showState = false

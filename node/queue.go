@@ -9,6 +9,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -21,6 +22,11 @@ const maxSubmitHashes = 100_000
 // maxGroupRequests bounds the requests that share one write and sync, so
 // one group's answer is not held back by an endless stream of others.
 const maxGroupRequests = 4096
+
+// errQueueFull refuses a request, before any of its hashes is
+// acknowledged, that would take the hashes waiting here past
+// max_queued_hashes: the waiting set and the queue are held in memory.
+var errQueueFull = errors.New("queue full")
 
 type submitReq struct {
 	issuer string
@@ -147,12 +153,19 @@ func (p *pipeline) refuse(group []*submitReq, err error) {
 
 // claimUnseen answers the hashes already waiting here as pending and claims
 // every other one in the waiting set, so that a repeat, in this group or a
-// later one, is seen as waiting. It returns the claimed hashes.
+// later one, is seen as waiting. It returns the claimed hashes. A request
+// that could take the waiting set past max_queued_hashes is refused whole,
+// counting each of its hashes as new.
 func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []candidate {
 	var claimed []candidate
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	waiting, limit := p.waitingCount(), p.cfg.Memory.MaxQueuedHashes
 	for i, r := range group {
+		if n := len(r.hashes) / proof.HashSize; waiting+n > limit {
+			results[i].err = fmt.Errorf("%w: %d hashes waiting, %d more would pass max_queued_hashes (%d)", errQueueFull, waiting, n, limit)
+			continue
+		}
 		w := p.wait(r.issuer)
 		for j, h := range leaves(r.hashes) {
 			idx := r.base + j
@@ -161,6 +174,7 @@ func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []can
 				continue
 			}
 			w[h] = struct{}{}
+			waiting++
 			claimed = append(claimed, candidate{req: i, issuer: r.issuer, idx: idx, hash: h})
 		}
 	}

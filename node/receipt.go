@@ -43,8 +43,8 @@ type headerEntry struct {
 	validators   []*proof.Validator
 }
 
-func newReceipts(db *badger.DB, rpc rpcclient.Client, chainID string, cacheBytes int) (*receipts, error) {
-	r := &receipts{db: db, rpc: rpc, chainID: chainID, trees: newLRU(cacheBytes), headers: newLRU(64 << 20)}
+func newReceipts(db *badger.DB, rpc rpcclient.Client, chainID string, treeCacheBytes, headerCacheBytes int) (*receipts, error) {
+	r := &receipts{db: db, rpc: rpc, chainID: chainID, trees: newLRU(treeCacheBytes), headers: newLRU(headerCacheBytes)}
 	if err := r.loadLinks(); err != nil {
 		return nil, err
 	}

@@ -191,7 +191,7 @@ func TestSnapshotRestore(t *testing.T) {
 		if s.app.Height() != height {
 			t.Fatalf("restored height %d, want %d", s.app.Height(), height)
 		}
-		rs, err := newReceipts(s.db, n.rpc, n.chainID, 64<<20)
+		rs, err := newReceipts(s.db, n.rpc, n.chainID, 64<<20, 16<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

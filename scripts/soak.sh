@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Soak: a fresh 4-validator localnet, a fixed submission rate for a fixed
 # time, every node's RSS sampled at an interval. Prints one line per sample
-# (seconds, then RSS in MB per node) and the loadgen summary; the samples
-# also go to $OUT/rss.tsv. Not part of `make test`: it takes minutes.
+# (seconds, then RSS and its anonymous part in MB per node) and the loadgen summary; the samples
+# also go to $OUT/rss.tsv, node0's heap profile at the end of the load to
+# $OUT/heap.pprof (`go tool pprof -top build/credenced $OUT/heap.pprof`).
+# Not part of `make test`: it takes minutes.
 #
 #   scripts/soak.sh [RATE hashes/s, default 10000] [DURATION, default 10m] [SAMPLE seconds, default 10]
 set -euo pipefail
@@ -22,14 +24,22 @@ make build >/dev/null
 "$NET" reset >/dev/null 2>&1 || true
 "$NET" up 4 >/dev/null
 trap '"$NET" down >/dev/null 2>&1 || true' EXIT
+# node0 (the one under load) serves Go's pprof on loopback, so that its
+# heap at the end of the run is kept beside the samples.
+PPROF="127.0.0.1:$((LOCALNET_BASE_PORT + 9))"
+"$NET" down >/dev/null
+sed -i "s|^pprof_laddr = .*|pprof_laddr = \"$PPROF\"|" "$LOCALNET_DIR/node0/config/config.toml"
+"$NET" up 4 >/dev/null
 mkdir -p "$OUT"
 sleep 5
 
-rss_mb() { awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "-"; }
+# RSS, then its anonymous part: the rest is badger's memory-mapped files,
+# page cache the kernel reclaims under pressure.
+rss_mb() { awk '/VmRSS/ {r = $2} /RssAnon/ {a = $2} END {printf "%d\t%d", r/1024, a/1024}' "/proc/$1/status" 2>/dev/null || printf -- '-\t-'; }
 pids=()
 for i in 0 1 2 3; do pids+=("$(cat "$LOCALNET_DIR/node$i.pid")"); done
 
-printf 'seconds\tnode0_mb\tnode1_mb\tnode2_mb\tnode3_mb\n' | tee "$OUT/rss.tsv"
+printf 'seconds\tnode0_mb\tnode0_anon\tnode1_mb\tnode1_anon\tnode2_mb\tnode2_anon\tnode3_mb\tnode3_anon\n' | tee "$OUT/rss.tsv"
 ./build/credenced loadgen --node "127.0.0.1:$((LOCALNET_BASE_PORT + 2))" --home "$LOCALNET_DIR/node0" \
 	--rate "$RATE" --duration "$DURATION" >"$OUT/loadgen.txt" 2>&1 &
 load=$!
@@ -40,5 +50,6 @@ while kill -0 "$load" 2>/dev/null; do
 	echo "$line" | tee -a "$OUT/rss.tsv"
 	sleep "$SAMPLE"
 done
+curl -sf -o "$OUT/heap.pprof" "http://$PPROF/debug/pprof/heap" || echo "no heap profile from node0"
 wait "$load" || { echo "loadgen failed:"; cat "$OUT/loadgen.txt"; exit 1; }
 cat "$OUT/loadgen.txt"

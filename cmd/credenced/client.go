@@ -166,26 +166,50 @@ func hashFile(path string) ([]byte, error) {
 
 func submitAll(ctx context.Context, cl pb.CredenceClient, ins []input, bar *progress) (*pb.SubmitResponse, error) {
 	const chunk = 10_000
-	stream, err := cl.SubmitStream(ctx)
-	if err != nil {
-		return nil, rpcError("submit", err)
-	}
+	out := &pb.SubmitResponse{}
 	for i := 0; i < len(ins); i += chunk {
 		end := min(i+chunk, len(ins))
 		buf := make([]byte, 0, (end-i)*proof.HashSize)
 		for _, in := range ins[i:end] {
 			buf = append(buf, in.hash...)
 		}
-		if err := stream.Send(&pb.SubmitRequest{Hashes: buf}); err != nil {
-			_, err = stream.CloseAndRecv()
+		res, err := submitRetrying(ctx, cl, buf)
+		if err != nil {
+			if i > 0 {
+				return nil, fmt.Errorf("%w (the first %d hashes are queued)", err, i)
+			}
+			return nil, err
+		}
+		out.Queued += res.Queued
+		for _, k := range res.Known {
+			k.Index += uint64(i)
+			out.Known = append(out.Known, k)
+		}
+		out.KnownNotListed += res.KnownNotListed
+	}
+	return out, nil
+}
+
+// submitRetrying submits one request, again while the node refuses it for
+// load (its queue full, or a rate limit): nothing of a refused request is
+// queued, so the retry is the whole request.
+func submitRetrying(ctx context.Context, cl pb.CredenceClient, hashes []byte) (*pb.SubmitResponse, error) {
+	delay := 200 * time.Millisecond
+	for {
+		res, err := cl.Submit(ctx, &pb.SubmitRequest{Hashes: hashes})
+		if err == nil {
+			return res, nil
+		}
+		if status.Code(err) != codes.ResourceExhausted {
 			return nil, rpcError("submit", err)
 		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("submit: the node stayed busy (%s): %w", status.Convert(err).Message(), ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
 	}
-	res, err := stream.CloseAndRecv()
-	if err != nil {
-		return nil, rpcError("submit", err)
-	}
-	return res, nil
 }
 
 // printSubmitted says, per input, what the node did with it: newly queued,

@@ -17,18 +17,77 @@ import (
 type Option func(*options)
 
 type options struct {
-	logger         *slog.Logger
-	memTableSize   int64
-	blockCacheSize int64
-	syncWrites     bool
+	logger     *slog.Logger
+	memory     Memory
+	syncWrites bool
+}
+
+// Memory is what one badger database may hold in memory: its memtables,
+// its block cache and its index cache. Badger's own defaults (five 64 MiB
+// memtables, a 256 MiB block cache, table indexes kept for every table
+// without bound) let one database grow past half a gigabyte, and a node
+// opens four.
+type Memory struct {
+	// MemTableSize is each memtable's size. It also bounds the largest
+	// single badger transaction (15% of it) and must hold a value of
+	// badger's value threshold (1 MiB): at least MinMemTableSize.
+	MemTableSize int64
+	// NumMemTables is how many memtables, the one written and those
+	// waiting for their flush, may be in memory; writes wait beyond it.
+	NumMemTables int
+	// BlockCacheSize bounds the cache of decompressed table blocks. It must
+	// be positive: badger compresses blocks and panics without a cache.
+	BlockCacheSize int64
+	// IndexCacheSize bounds the cache of table indexes and bloom filters.
+	// It must be positive: at zero badger keeps every table's index in
+	// memory, which grows with the database.
+	IndexCacheSize int64
+}
+
+// MinMemTableSize is the smallest memtable badger opens with its 1 MiB
+// value threshold (15% of the memtable must hold one value).
+const MinMemTableSize = 7 << 20
+
+// DefaultMemory is the node database's default budget, 144 MiB: three
+// 32 MiB memtables, a 32 MiB block cache and a 16 MiB index cache.
+var DefaultMemory = Memory{MemTableSize: 32 << 20, NumMemTables: 3, BlockCacheSize: 32 << 20, IndexCacheSize: 16 << 20}
+
+// Bytes is the most the database holds in the memory m bounds.
+func (m Memory) Bytes() int64 {
+	return m.MemTableSize*int64(m.NumMemTables) + m.BlockCacheSize + m.IndexCacheSize
+}
+
+// Check refuses a budget badger cannot open with or would not bound.
+func (m Memory) Check() error {
+	switch {
+	case m.MemTableSize < MinMemTableSize:
+		return fmt.Errorf("%w: memtable size %d is below %d", ErrMemory, m.MemTableSize, MinMemTableSize)
+	case m.NumMemTables < 1:
+		return fmt.Errorf("%w: number of memtables %d is below 1", ErrMemory, m.NumMemTables)
+	case m.BlockCacheSize <= 0:
+		return fmt.Errorf("%w: block cache size must be positive, got %d", ErrMemory, m.BlockCacheSize)
+	case m.IndexCacheSize <= 0:
+		return fmt.Errorf("%w: index cache size must be positive, got %d", ErrMemory, m.IndexCacheSize)
+	}
+	return nil
+}
+
+// ErrMemory is wrapped by the error of a Memory badger cannot use.
+var ErrMemory = errors.New("store: bad badger memory settings")
+
+// Apply sets m's bounds on badger options.
+func (m Memory) Apply(o badger.Options) badger.Options {
+	return o.WithMemTableSize(m.MemTableSize).
+		WithNumMemtables(m.NumMemTables).
+		WithBlockCacheSize(m.BlockCacheSize).
+		WithIndexCacheSize(m.IndexCacheSize)
 }
 
 func defaultOptions() options {
 	return options{
-		logger:         nil, // slog.Default() as of the OpenBadger call
-		memTableSize:   64 << 20,
-		blockCacheSize: 64 << 20,
-		syncWrites:     false,
+		logger:     nil, // slog.Default() as of the OpenBadger call
+		memory:     DefaultMemory,
+		syncWrites: false,
 	}
 }
 
@@ -39,19 +98,11 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
-// WithMemTableSize sets the size of each badger memtable. It also bounds the
-// largest single badger transaction (about 15% of it), which the IAVL adapter's
-// batches do not depend on because they are split over several transactions.
-// Default: 64 MiB.
-func WithMemTableSize(n int64) Option {
-	return func(o *options) { o.memTableSize = n }
-}
-
-// WithBlockCacheSize sets badger's block cache. It must be positive: badger
-// compresses blocks by default and panics at open without a block cache.
-// Default: 64 MiB (badger's own default is 256 MiB).
-func WithBlockCacheSize(n int64) Option {
-	return func(o *options) { o.blockCacheSize = n }
+// WithMemory sets the database's memory budget. The IAVL adapter's
+// batches do not depend on the memtable size's bound on one transaction:
+// they are split over several. Default: DefaultMemory.
+func WithMemory(m Memory) Option {
+	return func(o *options) { o.memory = m }
 }
 
 // WithSyncWrites makes every badger commit fsync.
@@ -72,20 +123,15 @@ func OpenBadger(dir string, opts ...Option) (*badger.DB, error) {
 	if dir == "" {
 		return nil, errors.New("store: badger directory is empty")
 	}
-	if o.memTableSize <= 0 {
-		return nil, fmt.Errorf("store: memtable size must be positive, got %d", o.memTableSize)
-	}
-	if o.blockCacheSize <= 0 {
-		return nil, fmt.Errorf("store: block cache size must be positive, got %d", o.blockCacheSize)
+	if err := o.memory.Check(); err != nil {
+		return nil, err
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
 
-	bo := badger.DefaultOptions(dir).
+	bo := o.memory.Apply(badger.DefaultOptions(dir)).
 		WithLogger(slogAdapter{o.logger}).
-		WithMemTableSize(o.memTableSize).
-		WithBlockCacheSize(o.blockCacheSize).
 		WithSyncWrites(o.syncWrites).
 		// Corruption on disk must surface as an error on read, never as a
 		// silently short or wrong value: check every block read from disk

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -481,24 +482,37 @@ func TestWriteSyncSurvivesReopen(t *testing.T) {
 
 func TestOpenBadgerRejectsBadOptions(t *testing.T) {
 	for name, opts := range map[string][]Option{
-		"zero memtable":        {WithMemTableSize(0)},
-		"negative block cache": {WithBlockCacheSize(-1)},
-		"zero block cache":     {WithBlockCacheSize(0)}, // badger itself would panic
+		"zero memtable":          {withMemory(func(m *Memory) { m.MemTableSize = 0 })},
+		"memtable under 1 value": {withMemory(func(m *Memory) { m.MemTableSize = MinMemTableSize - 1 })},
+		"no memtables":           {withMemory(func(m *Memory) { m.NumMemTables = 0 })},
+		"negative block cache":   {withMemory(func(m *Memory) { m.BlockCacheSize = -1 })},
+		"zero block cache":       {withMemory(func(m *Memory) { m.BlockCacheSize = 0 })}, // badger itself would panic
+		"zero index cache":       {withMemory(func(m *Memory) { m.IndexCacheSize = 0 })}, // unbounded indexes
 	} {
-		if db, err := OpenBadger(t.TempDir(), opts...); err == nil {
+		db, err := OpenBadger(t.TempDir(), opts...)
+		if err == nil {
 			_ = db.Close()
-			t.Errorf("%s: want error", name)
+		}
+		if !errors.Is(err, ErrMemory) {
+			t.Errorf("%s: error %v, want ErrMemory", name, err)
 		}
 	}
 	if _, err := OpenBadger(""); err == nil {
 		t.Error("empty dir: want error")
 	}
-	db, err := OpenBadger(t.TempDir(), WithMemTableSize(8<<20), WithBlockCacheSize(1<<20), WithSyncWrites(true),
+	small := Memory{MemTableSize: MinMemTableSize, NumMemTables: 1, BlockCacheSize: 1 << 20, IndexCacheSize: 1 << 20}
+	db, err := OpenBadger(t.TempDir(), WithMemory(small), WithSyncWrites(true),
 		WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	must(t, db.Close())
+}
+
+func withMemory(change func(*Memory)) Option {
+	m := DefaultMemory
+	change(&m)
+	return WithMemory(m)
 }
 
 func TestBadgerLoggerKeepsWarningsOnly(t *testing.T) {

@@ -1,0 +1,114 @@
+package node
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/consensus"
+	"github.com/credence-ledger/credence/internal/store"
+)
+
+// memoryConfig is app.toml's [memory]: what each store of the node may hold
+// in memory. The defaults budget about 430 MiB for a node at full load
+// (docs/operations.md, "Memory"); the Go runtime's own overhead comes on top.
+type memoryConfig struct {
+	// DBMemTableMB is the size of each memtable of the node's database
+	// (application state, queue, index). Default 32; at least 7.
+	DBMemTableMB int `toml:"db_memtable_mb"`
+	// DBMemTables is how many of those memtables may be in memory at once
+	// (the one written and those being flushed). Default 3.
+	DBMemTables int `toml:"db_memtables"`
+	// DBBlockCacheMB bounds the node database's cache of table blocks.
+	// Default 32.
+	DBBlockCacheMB int `toml:"db_block_cache_mb"`
+	// DBIndexCacheMB bounds the node database's cache of table indexes and
+	// bloom filters. Default 16.
+	DBIndexCacheMB int `toml:"db_index_cache_mb"`
+	// ConsensusDBMemTableMB, ConsensusDBMemTables, ConsensusDBBlockCacheMB
+	// and ConsensusDBIndexCacheMB are the same for each of CometBFT's
+	// databases (block store, state, evidence). Defaults 16, 2, 8, 4.
+	ConsensusDBMemTableMB   int `toml:"consensus_db_memtable_mb"`
+	ConsensusDBMemTables    int `toml:"consensus_db_memtables"`
+	ConsensusDBBlockCacheMB int `toml:"consensus_db_block_cache_mb"`
+	ConsensusDBIndexCacheMB int `toml:"consensus_db_index_cache_mb"`
+	// HeaderCacheMB bounds the signed headers kept for receipts (the batch
+	// trees are bounded by receipt_cache_mb). Default 16.
+	HeaderCacheMB int `toml:"header_cache_mb"`
+	// TxCacheMB bounds the transactions the state machine keeps decoded
+	// between the ABCI calls that check a block. Default 32.
+	TxCacheMB int `toml:"tx_cache_mb"`
+	// GoMemoryLimitMB is the Go runtime's soft memory limit for the whole
+	// process (runtime/debug.SetMemoryLimit): above it the collector runs
+	// sooner and returns freed memory to the system, instead of letting the
+	// heap grow to twice what is live. 0 leaves the runtime's default; the
+	// GOMEMLIMIT environment variable, when set, wins. Default 480.
+	GoMemoryLimitMB int `toml:"go_memory_limit_mb"`
+	// MaxQueuedHashes bounds the hashes waiting on this node (queued or in
+	// a batch not yet anchored), about 150 bytes of memory each; a Submit
+	// that would pass it is refused with ResourceExhausted before any of
+	// its hashes is acknowledged. Default 500000 (50 s at 10,000 hashes/s).
+	// Below 100000 a full Submit (or stream message) is always refused.
+	MaxQueuedHashes int `toml:"max_queued_hashes"`
+}
+
+func defaultMemoryConfig() memoryConfig {
+	return memoryConfig{
+		DBMemTableMB:            int(store.DefaultMemory.MemTableSize >> 20),
+		DBMemTables:             store.DefaultMemory.NumMemTables,
+		DBBlockCacheMB:          int(store.DefaultMemory.BlockCacheSize >> 20),
+		DBIndexCacheMB:          int(store.DefaultMemory.IndexCacheSize >> 20),
+		ConsensusDBMemTableMB:   int(consensus.DefaultDBMemory.MemTableSize >> 20),
+		ConsensusDBMemTables:    consensus.DefaultDBMemory.NumMemTables,
+		ConsensusDBBlockCacheMB: int(consensus.DefaultDBMemory.BlockCacheSize >> 20),
+		ConsensusDBIndexCacheMB: int(consensus.DefaultDBMemory.IndexCacheSize >> 20),
+		HeaderCacheMB:           16,
+		TxCacheMB:               app.DefaultTxCacheBytes >> 20,
+		GoMemoryLimitMB:         480,
+		MaxQueuedHashes:         500_000,
+	}
+}
+
+func (m memoryConfig) nodeDB() store.Memory {
+	return store.Memory{MemTableSize: int64(m.DBMemTableMB) << 20, NumMemTables: m.DBMemTables,
+		BlockCacheSize: int64(m.DBBlockCacheMB) << 20, IndexCacheSize: int64(m.DBIndexCacheMB) << 20}
+}
+
+func (m memoryConfig) consensusDB() store.Memory {
+	return store.Memory{MemTableSize: int64(m.ConsensusDBMemTableMB) << 20, NumMemTables: m.ConsensusDBMemTables,
+		BlockCacheSize: int64(m.ConsensusDBBlockCacheMB) << 20, IndexCacheSize: int64(m.ConsensusDBIndexCacheMB) << 20}
+}
+
+// applyGoMemoryLimit sets the runtime's soft limit, unless the operator set
+// GOMEMLIMIT for the process.
+func (m memoryConfig) applyGoMemoryLimit() {
+	if m.GoMemoryLimitMB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(m.GoMemoryLimitMB) << 20)
+	}
+}
+
+func (c *config) consensusDBMemory() store.Memory { return c.Memory.consensusDB() }
+
+// check names the setting at fault.
+func (m memoryConfig) check() error {
+	if err := m.nodeDB().Check(); err != nil {
+		return fmt.Errorf("[memory] db_*: %w", err)
+	}
+	if err := m.consensusDB().Check(); err != nil {
+		return fmt.Errorf("[memory] consensus_db_*: %w", err)
+	}
+	if m.TxCacheMB <= 0 {
+		return fmt.Errorf("[memory] tx_cache_mb must be positive")
+	}
+	if m.HeaderCacheMB <= 0 {
+		return fmt.Errorf("[memory] header_cache_mb must be positive")
+	}
+	if m.GoMemoryLimitMB < 0 {
+		return fmt.Errorf("[memory] go_memory_limit_mb must be 0 (off) or positive")
+	}
+	if m.MaxQueuedHashes < 1 {
+		return fmt.Errorf("[memory] max_queued_hashes must be at least 1")
+	}
+	return nil
+}
