@@ -3,6 +3,7 @@ package node
 import (
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"io/fs"
@@ -475,6 +476,46 @@ func TestVerificationPage(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestVerifyTimeInBrowser measures the verifier in Chromium on the test
+// vectors (docs/benchmarks.md): the time of one receipt check, genesis
+// and receipt parsing included, as the page calls it.
+func TestVerifyTimeInBrowser(t *testing.T) {
+	ctx := browser(t)
+	srv := httptest.NewServer(newPageHandler(web.Static))
+	defer srv.Close()
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitEnabled(chromedp.ID("verify"))); err != nil {
+		t.Fatal(err)
+	}
+	const runs = 50
+	for _, v := range []string{"one-validator/single-hash", "one-validator/large-batch", "four-validators/full-commit", "four-validators/validator-link"} {
+		genesis, err := json.Marshal(string(mustRead(t, "../proof/testdata/vectors/"+filepath.Dir(v)+"/genesis.json")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		receipt, err := json.Marshal(string(mustRead(t, "../proof/testdata/vectors/"+v+".receipt.json")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := chromedp.Run(tctx, chromedp.Evaluate[float64](`(() => {
+			const g = `+string(genesis)+`, r = `+string(receipt)+`;
+			if (!JSON.parse(credence.verifyReceipt(g, r, null)).valid) return -1;
+			for (let i = 0; i < 5; i++) credence.verifyReceipt(g, r, null); // warm up
+			const t0 = performance.now();
+			for (let i = 0; i < `+itoa(runs)+`; i++) credence.verifyReceipt(g, r, null);
+			return (performance.now() - t0) / `+itoa(runs)+`;
+		})()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ms < 0 {
+			t.Fatalf("%s does not verify in the browser", v)
+		}
+		t.Logf("%s: %.2f ms per receipt in Chromium (mean of %d)", v, ms, runs)
+	}
 }
 
 func mustRead(t *testing.T, path string) []byte {

@@ -67,7 +67,8 @@ func checkReceipt(genesisJSON, receiptJSON, credential []byte) *outcome {
 	}
 	v, err := proof.Verify(r, trust)
 	if err != nil {
-		return o.fail(stepOf(err), err)
+		step, why := failure(err)
+		return o.fail(step, why)
 	}
 	o.Valid = true
 	o.ChainID = v.ChainID
@@ -83,12 +84,14 @@ func checkReceipt(genesisJSON, receiptJSON, credential []byte) *outcome {
 	return o
 }
 
-func stepOf(err error) string {
+// failure splits a verification error into the step the page names and
+// the reason, which then need not repeat the step.
+func failure(err error) (string, error) {
 	var ve *proof.VerifyError
 	if errors.As(err, &ve) {
-		return string(ve.Step)
+		return string(ve.Step), ve.Err
 	}
-	return stepFileForm
+	return stepFileForm, err
 }
 
 // standing is what the page shows of a status answer, as JSON.
@@ -127,7 +130,8 @@ func checkStatus(genesisJSON, statusJSON []byte, now time.Time) *standing {
 	// Age is shown, not judged: the person sees how fresh the answer is.
 	res, err := proof.VerifyStatus(st, trust, 0, now)
 	if err != nil {
-		s.Step, s.Reason = stepOf(err), err.Error()
+		step, why := failure(err)
+		s.Step, s.Reason = step, why.Error()
 		return s
 	}
 	s.Verified = true
