@@ -6,11 +6,19 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test e2e torture soak lint proto bench clean localnet-docker-up localnet-docker-down localnet-prometheus-image
+.PHONY: all wasm build run test e2e torture soak lint proto bench clean localnet-docker-up localnet-docker-down localnet-prometheus-image
 
 all: build
 
-build:
+# The verification page's verifier (web/verifier) for the browser, and Go's
+# loader for it; both are build output (.gitignore), embedded by package web.
+WASM_EXEC := $(shell $(GO) env GOROOT)/lib/wasm/wasm_exec.js
+wasm:
+	GOOS=js GOARCH=wasm $(GO) build -tags $(TAGS) -trimpath -ldflags='-s -w' -o web/static/verify.wasm ./web/verifier
+	@if [ -f "$(WASM_EXEC)" ]; then cp "$(WASM_EXEC)" web/static/wasm_exec.js; \
+	else cp "$$($(GO) env GOROOT)/misc/wasm/wasm_exec.js" web/static/wasm_exec.js; fi
+
+build: wasm
 	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -o build/credenced ./cmd/credenced
 
 # A single-node dev chain in ./.credence, created on first use and resumed after.
@@ -20,7 +28,9 @@ run: build
 	@echo "Example: ./build/credenced anchor --home $(HOME_DIR) --out receipts README.md"
 	@./build/credenced start --home "$(HOME_DIR)" --console
 
-test:
+# The browser tests (node/web_test.go) need chromium; outside CI they skip
+# without it, with CI=true they fail.
+test: wasm
 	$(GO) vet -tags $(TAGS) ./...
 	$(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...
 
@@ -54,7 +64,7 @@ bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./proof/ ./node/ ./app/
 
 clean:
-	rm -rf build
+	rm -rf build web/static/verify.wasm web/static/wasm_exec.js
 
 # A 4-validator testnet in containers on a private network.
 DOCKER_HOMES := testnet/homes

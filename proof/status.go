@@ -2,11 +2,9 @@ package proof
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"time"
 
-	ics23 "github.com/cosmos/ics23/go"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -105,48 +103,4 @@ func VerifyStatus(st *Status, trust *TrustRoot, maxAge time.Duration, now time.T
 	}
 	res.Revoked, res.RevokedAt, res.RevocationReason = true, rv.Height, rv.Reason
 	return res, nil
-}
-
-func decodeProof(b []byte) (*ics23.CommitmentProof, error) {
-	if len(b) > maxProofBytes {
-		return nil, fmt.Errorf("proof of %d bytes, at most %d", len(b), maxProofBytes)
-	}
-	var cp ics23.CommitmentProof
-	if err := cp.Unmarshal(b); err != nil {
-		return nil, err
-	}
-	if canon, err := cp.Marshal(); err != nil || !bytes.Equal(canon, b) {
-		return nil, errors.New("proof is not in canonical encoding")
-	}
-	return &cp, nil
-}
-
-func membership(root, proofBytes, key, value []byte) error {
-	cp, err := decodeProof(proofBytes)
-	if err != nil {
-		return err
-	}
-	// A batch or compressed proof can carry the same existence proof in
-	// other bytes; only the plain form is accepted.
-	if cp.GetExist() == nil {
-		return errors.New("not an existence proof")
-	}
-	if !ics23.VerifyMembership(ics23.IavlSpec, root, cp, key, value) {
-		return errors.New("membership proof does not verify against the app hash")
-	}
-	return nil
-}
-
-func nonMembership(root, proofBytes, key []byte) error {
-	cp, err := decodeProof(proofBytes)
-	if err != nil {
-		return err
-	}
-	if cp.GetNonexist() == nil {
-		return errors.New("not a non-existence proof")
-	}
-	if !ics23.VerifyNonMembership(ics23.IavlSpec, root, cp, key) {
-		return errors.New("non-membership proof does not verify against the app hash")
-	}
-	return nil
 }
