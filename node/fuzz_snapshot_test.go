@@ -9,8 +9,6 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/credence-ledger/credence/app"
-	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -28,22 +26,7 @@ func FuzzSnapshotChunk(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	db, err := store.OpenBadger(filepath.Join(f.TempDir(), "credence"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { db.Close() })
-	a, err := app.New(store.NewIAVLDB(db, appPrefix), trust.ChainID)
-	if err != nil {
-		f.Fatal(err)
-	}
-	c := &consensusChain{App: a}
-	ix, err := newIndexer(db, c, testLogger(f))
-	if err != nil {
-		f.Fatal(err)
-	}
-	ix.pipe = newPipeline(db, c, trust.ChainID, nil, defaultConfig(), testLogger(f))
-	s := &snapshots{app: a, db: db, idx: ix, trust: trust, log: testLogger(f), stopc: make(chan struct{})}
+	s := newRestorer(f, trust)
 
 	item := func(it *pb.SnapshotItem) []byte {
 		b, err := proto.Marshal(it)
@@ -74,7 +57,7 @@ func FuzzSnapshotChunk(f *testing.F) {
 		if applied != abci.ResponseApplySnapshotChunk_REJECT_SNAPSHOT {
 			t.Fatalf("an arbitrary stream: %v, want REJECT_SNAPSHOT", applied)
 		}
-		if h := a.Height(); h != 0 {
+		if h := s.app.Height(); h != 0 {
 			t.Fatalf("a refused snapshot left the state at height %d", h)
 		}
 	})

@@ -19,14 +19,14 @@ import (
 )
 
 // restorer is an empty node's state, index and snapshot side.
-func newRestorer(t *testing.T, src *Node, trust *proof.TrustRoot) *snapshots {
+func newRestorer(t testing.TB, trust *proof.TrustRoot) *snapshots {
 	t.Helper()
 	db, err := store.OpenBadger(filepath.Join(t.TempDir(), "credence"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	a, err := app.New(store.NewIAVLDB(db, appPrefix), src.chainID)
+	a, err := app.New(store.NewIAVLDB(db, appPrefix), trust.ChainID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func newRestorer(t *testing.T, src *Node, trust *proof.TrustRoot) *snapshots {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix.pipe = newPipeline(db, c, src.chainID, nil, defaultConfig(), testLogger(t))
+	ix.pipe = newPipeline(db, c, trust.ChainID, nil, defaultConfig(), testLogger(t))
 	return &snapshots{app: a, db: db, idx: ix, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
 }
 
@@ -138,7 +138,7 @@ func TestSnapshotRestore(t *testing.T) {
 	chunks := readChunks(t, n.snaps, snap)
 	t.Logf("snapshot at height %d: %d chunks, %d bytes", height, len(chunks), len(bytes.Join(chunks, nil)))
 
-	s := newRestorer(t, n, h.trust)
+	s := newRestorer(t, h.trust)
 
 	t.Run("corrupt chunk is refetched", func(t *testing.T) {
 		bad := append([]byte(nil), chunks[0]...)
