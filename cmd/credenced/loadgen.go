@@ -51,7 +51,10 @@ func loadgenCmd() *cobra.Command {
 
 			var mu sync.Mutex
 			var ackLat, finalLat []time.Duration
-			var acked, failed atomic.Int64
+			var acked, failed, receiptErrs atomic.Int64
+			// The first answer that said an acknowledged hash has no receipt
+			// (a lost hash, or a wrong answer): reported, never retried.
+			var firstReceiptErr atomic.Pointer[error]
 			var pollers sync.WaitGroup
 			interval := time.Duration(float64(time.Second) * float64(per) * float64(clients) / float64(rate))
 			stop := time.Now().Add(duration)
@@ -93,6 +96,8 @@ func loadgenCmd() *cobra.Command {
 									return
 								}
 								if c := status.Code(err); c != codes.Unavailable && c != codes.ResourceExhausted {
+									receiptErrs.Add(1)
+									firstReceiptErr.CompareAndSwap(nil, &err)
 									return
 								}
 								time.Sleep(50 * time.Millisecond)
@@ -120,6 +125,9 @@ func loadgenCmd() *cobra.Command {
 				pct(ackLat, 0.5), pct(ackLat, 0.99), pct(ackLat, 1), len(ackLat))
 			fmt.Fprintf(os.Stdout, "submit→final  p50 %v  p99 %v  max %v  (%d of %d requests' receipts)\n",
 				pct(finalLat, 0.5), pct(finalLat, 0.99), pct(finalLat, 1), len(finalLat), len(ackLat))
+			if n := receiptErrs.Load(); n > 0 {
+				return fmt.Errorf("%d acknowledged requests got no receipt; the first answer: %v", n, *firstReceiptErr.Load())
+			}
 			return nil
 		},
 	}
