@@ -168,3 +168,19 @@ func nextSequence(ctx context.Context, t testing.TB, cl pb.CredenceClient, body 
 	}
 	return res.NextSequence
 }
+
+// broadcastTx signs body with its signer's next sequence and waits for a
+// block to include it; it returns that block's height.
+func broadcastTx(ctx context.Context, t *testing.T, cl pb.CredenceClient, body *pb.TxBody, key []byte) int64 {
+	t.Helper()
+	body.Sequence = nextSequence(ctx, t, cl, body)
+	tx, err := app.SignTx(body, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := cl.Broadcast(ctx, &pb.BroadcastRequest{Tx: tx})
+	if err != nil || res.Code != 0 {
+		t.Fatalf("broadcast: %v %v", err, res)
+	}
+	return res.Height
+}

@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -56,16 +55,7 @@ func TestStatus(t *testing.T) {
 	broadcast := func(signer string, key []byte, body *pb.TxBody) int64 {
 		t.Helper()
 		body.ChainId, body.Signer = n.chainID, signer
-		body.Sequence = nextSequence(ctx, t, cl, body)
-		tx, err := app.SignTx(body, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := cl.Broadcast(ctx, &pb.BroadcastRequest{Tx: tx})
-		if err != nil || res.Code != 0 {
-			t.Fatalf("broadcast: %v %v", err, res)
-		}
-		return res.Height
+		return broadcastTx(ctx, t, cl, body, key)
 	}
 
 	st, v := status(a, 0)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 	"github.com/credence-ledger/credence/web"
@@ -464,19 +463,3 @@ func mustRead(t *testing.T, path string) []byte {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
-
-// broadcastTx signs body with its signer's next sequence and waits for a
-// block to include it; it returns that block's height.
-func broadcastTx(ctx context.Context, t *testing.T, cl pb.CredenceClient, body *pb.TxBody, key []byte) int64 {
-	t.Helper()
-	body.Sequence = nextSequence(ctx, t, cl, body)
-	tx, err := app.SignTx(body, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := cl.Broadcast(ctx, &pb.BroadcastRequest{Tx: tx})
-	if err != nil || res.Code != 0 {
-		t.Fatalf("broadcast: %v %v", err, res)
-	}
-	return res.Height
-}
