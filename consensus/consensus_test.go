@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credence-ledger/credence/internal/testport"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cfg "github.com/cometbft/cometbft/config"
@@ -315,16 +316,6 @@ func TestLogger(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestNewNode runs a one-validator chain from a written home until it
 // commits a block, twice in one process: the second node runs without
 // Prometheus metrics rather than panic on their second registration.
@@ -332,9 +323,9 @@ func TestNewNode(t *testing.T) {
 	for i := range 2 {
 		home := t.TempDir()
 		ports := Ports{
-			P2P:        fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-			RPC:        fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-			Prometheus: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			P2P:        fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t)),
+			RPC:        fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t)),
+			Prometheus: fmt.Sprintf("127.0.0.1:%d", testport.Free(t)),
 		}
 		c := DefaultConfig(home, "solo", ports, testMaxTxBytes)
 		keys, err := WriteHome(c)
@@ -379,7 +370,7 @@ func TestNewNode(t *testing.T) {
 // the same home opens again in the same process.
 func TestUnstartedNodeReleasesDatabases(t *testing.T) {
 	home := t.TempDir()
-	c := DefaultConfig(home, "solo", Ports{P2P: fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)), RPC: fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t))}, testMaxTxBytes)
+	c := DefaultConfig(home, "solo", Ports{P2P: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t)), RPC: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t))}, testMaxTxBytes)
 	c.Instrumentation.Prometheus = false
 	keys, err := WriteHome(c)
 	if err != nil {

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/credence-ledger/credence/internal/testport"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,16 +26,6 @@ import (
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // testHome is an initialised home with its own loopback ports.
 type testHome struct {
 	dir   string
@@ -47,12 +38,12 @@ func newTestHome(t testing.TB) *testHome {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "home")
 	ov := Overrides{
-		GRPCAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		HTTPAddress: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		GRPCAddress: fmt.Sprintf("127.0.0.1:%d", testport.Free(t)),
+		HTTPAddress: fmt.Sprintf("127.0.0.1:%d", testport.Free(t)),
 		Ports: consensus.Ports{
-			P2P:        fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-			RPC:        fmt.Sprintf("tcp://127.0.0.1:%d", freePort(t)),
-			Prometheus: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			P2P:        fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t)),
+			RPC:        fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t)),
+			Prometheus: fmt.Sprintf("127.0.0.1:%d", testport.Free(t)),
 		},
 	}
 	res, err := Init(dir, InitOptions{ChainID: "credence-test", Ports: ov.Ports, GRPCAddress: ov.GRPCAddress, HTTPAddress: ov.HTTPAddress})

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credence-ledger/credence/internal/testport"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -65,7 +67,7 @@ func newDockerNet(t *testing.T) *dockerNet {
 		t.Fatal(err)
 	}
 	run(t, nil, "docker", "build", "-q", "-t", image, "-f", dockerfile, filepath.Dir(bin))
-	base := freeBase(t, 4)
+	base := testport.Range(t, 40)
 	env := []string{"COMPOSE_PROJECT_NAME=" + project, "CREDENCE_IMAGE=" + image, "CREDENCE_HOMES=" + homes}
 	for i := 0; i < 4; i++ {
 		env = append(env, fmt.Sprintf("NODE%d_RPC=%d", i, base+10*i+1), fmt.Sprintf("NODE%d_GRPC=%d", i, base+10*i+2),

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/credence-ledger/credence/internal/testport"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -56,30 +57,6 @@ func credenced(t *testing.T) string {
 	return binary.path
 }
 
-// freeBase finds a base port with 10·n free ports above it.
-func freeBase(t *testing.T, n int) int {
-	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		var b [2]byte
-		rand.Read(b[:])
-		base := 20000 + (int(b[0])<<8|int(b[1]))%20000
-		ok := true
-		for p := base; p < base+10*n && ok; p++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
-
 type node struct {
 	i      int
 	home   string
@@ -112,7 +89,7 @@ func newNetworkWith(t *testing.T, n int, configure func(home string)) *network {
 	t.Helper()
 	bin := credenced(t)
 	dir := t.TempDir()
-	base := freeBase(t, n)
+	base := testport.Range(t, 10*n)
 	out, err := exec.Command(bin, "testnet", "--validators", fmt.Sprint(n), "--output", dir,
 		"--chain-id", "e2e", "--base-port", fmt.Sprint(base)).CombinedOutput()
 	if err != nil {

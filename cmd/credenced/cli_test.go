@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/credence-ledger/credence/internal/testport"
 )
 
 // The CLI as a user runs it: the real binary, a real node process.
@@ -25,16 +26,6 @@ func buildCLI(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 type result struct {
@@ -63,10 +54,10 @@ func TestCLIEndToEnd(t *testing.T) {
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
-	grpcAddr := freeAddr(t)
+	grpcAddr := fmt.Sprintf("127.0.0.1:%d", testport.Free(t))
 	initRes := run(t, bin, "init", "--home", home, "--chain-id", "cli-test",
-		"--grpc-address", grpcAddr, "--http-address", freeAddr(t), "--rpc-laddr", "tcp://"+freeAddr(t),
-		"--p2p-laddr", "tcp://"+freeAddr(t), "--prometheus-laddr", freeAddr(t))
+		"--grpc-address", grpcAddr, "--http-address", fmt.Sprintf("127.0.0.1:%d", testport.Free(t)), "--rpc-laddr", "tcp://"+fmt.Sprintf("127.0.0.1:%d", testport.Free(t)),
+		"--p2p-laddr", "tcp://"+fmt.Sprintf("127.0.0.1:%d", testport.Free(t)), "--prometheus-laddr", fmt.Sprintf("127.0.0.1:%d", testport.Free(t)))
 	if initRes.code != 0 || !strings.Contains(initRes.stdout, "API token") {
 		t.Fatalf("init: %+v", initRes)
 	}
