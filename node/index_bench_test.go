@@ -1,0 +1,107 @@
+package node
+
+import (
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/store"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
+)
+
+// benchBatchLeaves is the size of the batches the index benchmarks write.
+const benchBatchLeaves = 4096
+
+// benchIndexer is an indexer over a fresh badger database, with no chain:
+// the index benchmarks call its writes directly.
+func benchIndexer(b *testing.B) *indexer {
+	db, err := store.OpenBadger(filepath.Join(b.TempDir(), "credence"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	ix, err := newIndexer(db, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ix
+}
+
+// benchBatches makes batches of random leaves for issuer, n hashes in all.
+func benchBatches(b *testing.B, issuer string, firstSeq uint64, n int) []app.CommittedBatch {
+	var out []app.CommittedBatch
+	for seq := firstSeq; n > 0; seq++ {
+		k := min(n, benchBatchLeaves)
+		hashes := make([]byte, k*proof.HashSize)
+		if _, err := rand.Read(hashes); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, app.CommittedBatch{Record: &proof.BatchRecord{Issuer: issuer, Seq: seq, Height: int64(seq)}, Hashes: hashes})
+		n -= k
+	}
+	return out
+}
+
+// BenchmarkIndex measures the index's work per hash: writing the positions
+// of anchored batches (ns/op is per hash), and the duplicate check Submit
+// makes for each new hash against an index of 262,144 hashes, for hashes
+// never anchored (miss) and hashes already anchored (hit).
+func BenchmarkIndex(b *testing.B) {
+	b.Run("write", func(b *testing.B) {
+		ix := benchIndexer(b)
+		batches := benchBatches(b, "uni-bench", 1, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for _, bt := range batches {
+			if err := ix.writePositions([]app.CommittedBatch{bt}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	check := func(b *testing.B, hit bool) {
+		ix := benchIndexer(b)
+		const indexed = 64 * benchBatchLeaves
+		batches := benchBatches(b, "uni-bench", 1, indexed)
+		for _, bt := range batches {
+			if err := ix.writePositions([]app.CommittedBatch{bt}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		p := &pipeline{db: ix.db, waiting: make(map[string]map[hash]struct{})}
+		fresh := benchBatches(b, "uni-bench", 1, b.N)
+		const group = 1000
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i += group {
+			var claimed []candidate
+			for j := i; j < min(i+group, b.N); j++ {
+				var h hash
+				if hit {
+					bt := batches[j%indexed/benchBatchLeaves]
+					copy(h[:], bt.Hashes[j%benchBatchLeaves*proof.HashSize:])
+				} else {
+					bt := fresh[j/benchBatchLeaves]
+					copy(h[:], bt.Hashes[j%benchBatchLeaves*proof.HashSize:])
+				}
+				claimed = append(claimed, candidate{issuer: "uni-bench", idx: uint64(j), hash: h})
+			}
+			results := make([]submitResult, 1)
+			left, err := p.separateAnchored(claimed, results)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if hit && (len(left) != 0 || len(results[0].known) != len(claimed) || results[0].known[0].State != pb.HashState_HASH_STATE_ANCHORED) {
+				b.Fatalf("anchored hashes not found: %d left of %d", len(left), len(claimed))
+			}
+			if !hit && len(left) != len(claimed) {
+				b.Fatalf("fresh hashes found anchored: %d left of %d", len(left), len(claimed))
+			}
+		}
+	}
+	b.Run("check-miss", func(b *testing.B) { check(b, false) })
+	b.Run("check-hit", func(b *testing.B) { check(b, true) })
+}
