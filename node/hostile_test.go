@@ -423,7 +423,7 @@ func TestStartRefusesDamagedIndex(t *testing.T) {
 	}
 
 	// damage changes one key of the index and returns how to undo it.
-	damage := func(t *testing.T, keyOf func(issuer string, seq uint64, leaves []byte) []byte, value []byte) (undo func()) {
+	damage := func(t *testing.T, keyOf func(txn *badger.Txn, issuer string, seq uint64, leaves []byte) []byte, value []byte) (undo func()) {
 		db, err := store.OpenBadger(filepath.Join(h.dir, "data", "credence"))
 		if err != nil {
 			t.Fatal(err)
@@ -440,7 +440,7 @@ func TestStartRefusesDamagedIndex(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			key = keyOf(issuer, seq, leaves)
+			key = keyOf(txn, issuer, seq, leaves)
 			if orig, err = getValue(txn, key); err != nil {
 				return err
 			}
@@ -464,14 +464,14 @@ func TestStartRefusesDamagedIndex(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name  string
-		key   func(issuer string, seq uint64, leaves []byte) []byte
+		key   func(txn *badger.Txn, issuer string, seq uint64, leaves []byte) []byte
 		value []byte
 		want  string
 	}{
-		{"leaves truncated", func(is string, seq uint64, _ []byte) []byte { return xbKey(is, seq) }, make([]byte, 32), "do not make its root"},
-		{"leaves lost", func(is string, seq uint64, _ []byte) []byte { return xbKey(is, seq) }, nil, "leaves of batch"},
-		{"record changed", func(is string, seq uint64, _ []byte) []byte { return xrKey(is, seq) }, []byte{0x0a, 0x01, 'x'}, "differs from the state's"},
-		{"a leaf's position lost", func(is string, _ uint64, leaves []byte) []byte { return xlKey(leaves[:32], is) }, nil, "position"},
+		{"leaves truncated", func(_ *badger.Txn, is string, seq uint64, _ []byte) []byte { return xbKey(is, seq) }, make([]byte, 32), "do not make its root"},
+		{"leaves lost", func(_ *badger.Txn, is string, seq uint64, _ []byte) []byte { return xbKey(is, seq) }, nil, "leaves of batch"},
+		{"record changed", func(_ *badger.Txn, is string, seq uint64, _ []byte) []byte { return xrKey(is, seq) }, []byte{0x0a, 0x01, 'x'}, "differs from the state's"},
+		{"a leaf's position lost", func(txn *badger.Txn, _ string, _ uint64, leaves []byte) []byte { return leafKey(t, txn, leaves[:32]) }, nil, "position"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			undo := damage(t, c.key, c.value)
@@ -493,4 +493,15 @@ func TestStartRefusesDamagedIndex(t *testing.T) {
 	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// leafKey is the key of the only position entry under hash's tag.
+func leafKey(t *testing.T, txn *badger.Txn, hash []byte) []byte {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: leafPrefix(hash)})
+	defer it.Close()
+	it.Rewind()
+	if !it.Valid() {
+		t.Fatalf("no position entry for %x", hash)
+	}
+	return it.Item().KeyCopy(nil)
 }

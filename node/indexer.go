@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,10 @@ type indexer struct {
 	log      *slog.Logger
 	// indexed is the last height indexed, as stored under xh.
 	indexed atomic.Int64
+	// nextBatch is the number the next batch indexed gets. It is stored
+	// with the indexed height, so a block indexed again after a crash
+	// gives its batches the numbers they had: the same keys.
+	nextBatch uint64
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -61,7 +66,11 @@ func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger) (*indexer, 
 	if err != nil {
 		return nil, err
 	}
-	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{})}
+	next, err := storedNextBatch(db)
+	if err != nil {
+		return nil, err
+	}
+	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{}), nextBatch: next}
 	ix.cond = sync.NewCond(&ix.mu)
 	ix.indexed.Store(h)
 	return ix, nil
@@ -235,6 +244,9 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
 				return err
 			}
 		}
+		if err := txn.Set(keyNextBatch, u64(nil, ix.nextBatch)); err != nil {
+			return err
+		}
 		return txn.Set(keyIndexed, u64(nil, uint64(height)))
 	}); err != nil {
 		return err
@@ -250,8 +262,8 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
 	return nil
 }
 
-// writePositions writes each batch's leaves, record and proof, and each
-// leaf's position.
+// writePositions writes each batch's leaves, record and proof, the number
+// it is given, and each leaf's position under that number.
 func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -266,9 +278,22 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 		if err := wb.Set(xpKey(r.Issuer, r.Seq), b.Proof); err != nil {
 			return err
 		}
+		num := ix.nextBatch
+		ix.nextBatch++
+		if err := wb.Set(xnKey(num), encodeBatchRef(batchRef{issuer: r.Issuer, seq: r.Seq, height: r.Height})); err != nil {
+			return err
+		}
+		// One buffer holds every key of the batch: badger keeps the slices
+		// until the flush.
+		numBytes := binary.AppendUvarint(nil, num)
+		n := len(b.Hashes) / proof.HashSize
+		buf := make([]byte, 0, n*(leafPrefixLen+len(numBytes)+binary.MaxVarintLen64))
 		for i, h := range leaves(b.Hashes) {
-			pos := encodePosition(position{seq: r.Seq, index: i, height: r.Height})
-			if err := wb.Set(xlKey(h[:], r.Issuer), pos); err != nil {
+			tag := leafTag(h[:])
+			at := len(buf)
+			buf = append(append(append(buf, "xl"...), tag[:]...), numBytes...)
+			buf = binary.AppendUvarint(buf, i)
+			if err := wb.Set(buf[at:len(buf):len(buf)], nil); err != nil {
 				return err
 			}
 		}

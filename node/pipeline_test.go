@@ -54,6 +54,8 @@ import (
 //	restart                                 reopen the database: load, catch up
 //	                                        the index, reconcile the queue
 //	lookup hashes=(a) [issuer=I]            what GetReceipt would find
+//	tags collide                            every hash gets the same index tag
+//	                                        from now on (until the scenario ends)
 //	state                                   queue, batches in flight, waiting
 //
 // After every command the harness checks what must hold between any two
@@ -373,6 +375,15 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(s.out, "%s: %s\n", s.name(h), s.lookup(h, issuer))
 		}
 		showState = false
+	case "tags":
+		if len(d.CmdArgs) != 1 || d.CmdArgs[0].Key != "collide" {
+			d.Fatalf(t, "tags: want \"tags collide\"")
+		}
+		orig := leafTag
+		leafTag = func([]byte) [tagSize]byte { return [tagSize]byte{} }
+		s.t.Cleanup(func() { leafTag = orig })
+		fmt.Fprintln(s.out, "every hash has the same tag")
+		showState = false
 	case "state":
 		s.up(d)
 	default:
@@ -540,7 +551,7 @@ func (s *scenario) checkInvariants() {
 			}
 			var indexed bool
 			if err := s.db.View(func(txn *badger.Txn) error {
-				_, err := getValue(txn, xlKey(h[:], is))
+				_, err := anchoredAt(txn, h[:], is)
 				indexed = err == nil
 				return nil
 			}); err != nil {

@@ -189,8 +189,10 @@ func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []can
 func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) ([]candidate, error) {
 	var fresh, anchored []candidate
 	err := p.db.View(func(txn *badger.Txn) error {
+		l := newLookup(txn)
+		defer l.close()
 		for _, c := range claimed {
-			pos, err := anchoredAt(txn, c.hash[:], c.issuer)
+			pos, err := l.find(c.hash[:], c.issuer)
 			if errors.Is(err, errNotFound) {
 				fresh = append(fresh, c)
 				continue
@@ -301,9 +303,11 @@ func (p *pipeline) reconcile() error {
 	defer p.mu.Unlock()
 	var anchored []queueEntry
 	if err := p.db.View(func(txn *badger.Txn) error {
+		l := newLookup(txn)
+		defer l.close()
 		for issuer, q := range p.pending {
 			for _, e := range q {
-				_, err := getValue(txn, xlKey(e.hash[:], issuer))
+				_, err := l.find(e.hash[:], issuer)
 				if errors.Is(err, errNotFound) {
 					continue
 				}

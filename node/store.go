@@ -1,6 +1,8 @@
 package node
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/proof"
 )
 
 // The node's badger database holds, beside the application state (prefix
@@ -15,7 +18,9 @@ import (
 // '/', so every key below is unambiguous.
 //
 //	qp/<issuer>/<qseq>, qf/<issuer>/<seq>    the queue and the batches in flight (queuestore.go)
-//	xl/<hash>/<issuer>      → seq, index, height          where an anchored hash is
+//	xl<tag:8><num><index>   → (empty)         where an anchored hash is: its tag, batch number, leaf index (uvarints)
+//	xn<num>                 → seq, height, issuer   what a node-local batch number stands for
+//	xc                      → number          the next batch number
 //	xb/<issuer>/<seq>       → hashes          a batch's leaves, in order
 //	xr/<issuer>/<seq>       → record          the batch record as stored in state
 //	xp/<issuer>/<seq>       → ICS23 proof     of the record at its height
@@ -27,6 +32,7 @@ var (
 	appPrefix    = []byte("a/")
 	keyIndexed   = []byte("xh")
 	keyLastBatch = []byte("xt")
+	keyNextBatch = []byte("xc")
 	errNotFound  = app.ErrNotFound
 )
 
@@ -44,12 +50,53 @@ func xpKey(issuer string, seq uint64) []byte { return issuerSeqKey("xp/", issuer
 func xsKey(height int64) []byte              { return u64([]byte("xs/"), uint64(height)) }
 func xvKey(height int64) []byte              { return u64([]byte("xv/"), uint64(height)) }
 
-func xlPrefix(hash []byte) []byte {
-	k := make([]byte, 0, 4+len(hash))
-	return append(append(append(k, "xl/"...), hash...), '/')
+// A leaf's position is one key with no value: a tag of its hash, its
+// batch's number (a node-local count assigned when the batch is indexed)
+// and its index in the batch, so the entry holds neither the whole hash
+// nor the issuer: the hash is in the batch's leaves (xb/), the issuer and
+// sequence once per batch (xn). A tag is not unique, even within a batch:
+// a lookup confirms every candidate against the batch's leaves before it
+// answers.
+//
+// The tag is taken from the SHA-256 of the hash, not from the hash itself:
+// submitters choose the hashes, and could otherwise pile up entries under
+// the tag of another issuer's hash so that each lookup of it walked them
+// all. Tests replace leafTag to make hashes collide.
+const tagSize = 8
+
+var leafTag = func(hash []byte) [tagSize]byte {
+	d := sha256.Sum256(hash)
+	return [tagSize]byte(d[:tagSize])
 }
 
-func xlKey(hash []byte, issuer string) []byte { return append(xlPrefix(hash), issuer...) }
+const leafPrefixLen = 2 + tagSize
+
+func leafPrefix(hash []byte) []byte {
+	tag := leafTag(hash)
+	k := make([]byte, 0, leafPrefixLen+binary.MaxVarintLen64)
+	return append(append(k, "xl"...), tag[:]...)
+}
+
+func xnKey(num uint64) []byte { return binary.AppendUvarint([]byte("xn"), num) }
+
+// batchRef is what a batch number stands for (the value under xn).
+type batchRef struct {
+	issuer string
+	seq    uint64
+	height int64
+}
+
+func encodeBatchRef(r batchRef) []byte {
+	b := make([]byte, 0, 16+len(r.issuer))
+	return append(u64(u64(b, r.seq), uint64(r.height)), r.issuer...)
+}
+
+func decodeBatchRef(v []byte) (batchRef, error) {
+	if len(v) < 17 {
+		return batchRef{}, fmt.Errorf("corrupt batch number entry of %d bytes", len(v))
+	}
+	return batchRef{seq: binary.BigEndian.Uint64(v), height: int64(binary.BigEndian.Uint64(v[8:])), issuer: string(v[16:])}, nil
+}
 
 // position is where an anchored hash is.
 type position struct {
@@ -59,21 +106,108 @@ type position struct {
 	height int64
 }
 
-func encodePosition(p position) []byte {
-	b := make([]byte, 0, 24)
-	return u64(u64(u64(b, p.seq), p.index), uint64(p.height))
+// lookup finds positions inside one read transaction. It keeps one
+// iterator for all its lookups (a miss costs one seek, no value read) and
+// the batches it has read, which the hashes of one request often share.
+type lookup struct {
+	txn    *badger.Txn
+	it     *badger.Iterator
+	refs   map[uint64]batchRef
+	leaves map[uint64][]byte
 }
 
-func decodePosition(issuer string, v []byte) (position, error) {
-	if len(v) != 24 {
-		return position{}, fmt.Errorf("corrupt index entry of %d bytes", len(v))
+func newLookup(txn *badger.Txn) *lookup {
+	return &lookup{
+		txn:    txn,
+		it:     txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xl"), PrefetchValues: false}),
+		refs:   make(map[uint64]batchRef),
+		leaves: make(map[uint64][]byte),
 	}
-	return position{
-		issuer: issuer,
-		seq:    binary.BigEndian.Uint64(v),
-		index:  binary.BigEndian.Uint64(v[8:]),
-		height: int64(binary.BigEndian.Uint64(v[16:])),
-	}, nil
+}
+
+func (l *lookup) close() { l.it.Close() }
+
+// find is where hash is anchored: by issuer, or by any issuer when issuer
+// is empty (the first issuer in byte order). When the same issuer anchored
+// it more than once, the batch indexed last answers, and within a batch
+// the last leaf.
+func (l *lookup) find(hash []byte, issuer string) (position, error) {
+	prefix := leafPrefix(hash)
+	var best position
+	var bestNum uint64
+	found := false
+	for l.it.Seek(prefix); l.it.ValidForPrefix(prefix); l.it.Next() {
+		rest := l.it.Item().Key()[len(prefix):]
+		num, n := binary.Uvarint(rest)
+		if n <= 0 {
+			return position{}, fmt.Errorf("corrupt index key %x", l.it.Item().Key())
+		}
+		index, m := binary.Uvarint(rest[n:])
+		if m <= 0 || n+m != len(rest) {
+			return position{}, fmt.Errorf("corrupt index key %x", l.it.Item().Key())
+		}
+		ref, err := l.batch(num)
+		if errors.Is(err, errNotFound) {
+			continue // left by an index write cut short; its batch is indexed again
+		}
+		if err != nil {
+			return position{}, err
+		}
+		if (issuer != "" && ref.issuer != issuer) || (found && ref.issuer > best.issuer) {
+			continue
+		}
+		ok, err := l.holds(num, ref, index, hash)
+		if err != nil {
+			return position{}, err
+		}
+		// Keys run in byte order, not in number order: compare.
+		if !ok || (found && ref.issuer == best.issuer && (num < bestNum || num == bestNum && index < best.index)) {
+			continue
+		}
+		best = position{issuer: ref.issuer, seq: ref.seq, index: index, height: ref.height}
+		bestNum, found = num, true
+	}
+	if !found {
+		return position{}, errNotFound
+	}
+	return best, nil
+}
+
+func (l *lookup) batch(num uint64) (batchRef, error) {
+	if r, ok := l.refs[num]; ok {
+		return r, nil
+	}
+	v, err := getValue(l.txn, xnKey(num))
+	if err != nil {
+		return batchRef{}, err
+	}
+	r, err := decodeBatchRef(v)
+	if err != nil {
+		return batchRef{}, err
+	}
+	l.refs[num] = r
+	return r, nil
+}
+
+// holds reports whether leaf index of batch num is hash: a tag matches
+// other hashes too.
+func (l *lookup) holds(num uint64, ref batchRef, index uint64, hash []byte) (bool, error) {
+	lv, ok := l.leaves[num]
+	if !ok {
+		var err error
+		lv, err = getValue(l.txn, xbKey(ref.issuer, ref.seq))
+		if errors.Is(err, errNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		l.leaves[num] = lv
+	}
+	if index >= uint64(len(lv))/proof.HashSize {
+		return false, nil
+	}
+	return bytes.Equal(lv[index*proof.HashSize:(index+1)*proof.HashSize], hash), nil
 }
 
 func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
@@ -87,29 +221,11 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 	return it.ValueCopy(nil)
 }
 
-// anchoredAt finds where hash is anchored: by issuer, or by any issuer when
-// issuer is empty (the first in key order).
+// anchoredAt is lookup.find for one hash.
 func anchoredAt(txn *badger.Txn, hash []byte, issuer string) (position, error) {
-	if issuer != "" {
-		v, err := getValue(txn, xlKey(hash, issuer))
-		if err != nil {
-			return position{}, err
-		}
-		return decodePosition(issuer, v)
-	}
-	prefix := xlPrefix(hash)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
-	defer it.Close()
-	it.Rewind()
-	if !it.Valid() {
-		return position{}, errNotFound
-	}
-	item := it.Item()
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return position{}, err
-	}
-	return decodePosition(string(item.Key()[len(prefix):]), v)
+	l := newLookup(txn)
+	defer l.close()
+	return l.find(hash, issuer)
 }
 
 func indexedHeight(db *badger.DB) (int64, error) {
@@ -129,4 +245,23 @@ func indexedHeight(db *badger.DB) (int64, error) {
 		return nil
 	})
 	return h, err
+}
+
+func storedNextBatch(db *badger.DB) (uint64, error) {
+	var n uint64
+	err := db.View(func(txn *badger.Txn) error {
+		v, err := getValue(txn, keyNextBatch)
+		if errors.Is(err, errNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("corrupt next batch number")
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, err
 }
