@@ -12,7 +12,7 @@
 // restart rebuilds the state from the database alone.
 //
 //	Submit ─▶ commitGroup ═▶ queue (qp/) ─▶ tick: cut ═▶ in flight (qf/) ─▶ send
-//	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (xl/) ─▶ release
+//	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (xl) ─▶ release
 //	  ─▶ GetReceipt
 //
 //	═▶ synced (queue, cut) or flushed (index) before the next step
@@ -42,7 +42,7 @@
 //
 //  3. Consensus commits the batch; the app's commit hook calls
 //     indexer.onCommit, which only queues the block. indexer.run →
-//     indexBlock → index writes each leaf's position (xl/) and the batch
+//     indexBlock → index writes each leaf's position (xl) and the batch
 //     (xb/, xr/, xp/), then takes the batch out of flight (qf/) with the
 //     indexed height (xh), and only then release ends the hashes' wait.
 //     Invariant: a hash is indexed before it stops waiting, so a reader
