@@ -116,10 +116,14 @@ type lookup struct {
 	leaves map[uint64][]byte
 }
 
-func newLookup(txn *badger.Txn) *lookup {
+func newLookup(txn *badger.Txn) *lookup { return newLookupWithin(txn, []byte("xl")) }
+
+// newLookupWithin is a lookup of keys under prefix only: badger then
+// leaves out the tables that cannot hold them.
+func newLookupWithin(txn *badger.Txn, prefix []byte) *lookup {
 	return &lookup{
 		txn:    txn,
-		it:     txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xl"), PrefetchValues: false}),
+		it:     txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false}),
 		refs:   make(map[uint64]batchRef),
 		leaves: make(map[uint64][]byte),
 	}
@@ -223,7 +227,7 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 
 // anchoredAt is lookup.find for one hash.
 func anchoredAt(txn *badger.Txn, hash []byte, issuer string) (position, error) {
-	l := newLookup(txn)
+	l := newLookupWithin(txn, leafPrefix(hash))
 	defer l.close()
 	return l.find(hash, issuer)
 }
