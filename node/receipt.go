@@ -61,7 +61,18 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 	var pos position
 	if err := r.db.View(func(txn *badger.Txn) error {
 		var err error
-		pos, err = anchoredAt(txn, hash, issuer)
+		// The receipt needs the batch's tree: confirm the hash there
+		// rather than read the leaves once more.
+		pos, err = anchoredAtCheck(txn, hash, issuer, func(ref batchRef, index uint64, hash []byte) (bool, error) {
+			b, err := r.batch(ref.issuer, ref.seq)
+			if errors.Is(err, errNotFound) {
+				return false, nil
+			}
+			if err != nil {
+				return false, err
+			}
+			return b.tree.HasLeaf(index, hash), nil
+		})
 		return err
 	}); err != nil {
 		return nil, err

@@ -110,9 +110,12 @@ type position struct {
 // iterator for all its lookups (a miss costs one seek, no value read) and
 // the batches it has read, which the hashes of one request often share.
 type lookup struct {
-	txn    *badger.Txn
-	it     *badger.Iterator
-	refs   map[uint64]batchRef
+	txn  *badger.Txn
+	it   *badger.Iterator
+	refs map[uint64]batchRef
+	// holds confirms a candidate: by default from the batch's leaves read
+	// here (kept in leaves); receipts confirm from the trees they cache.
+	holds  func(num uint64, ref batchRef, index uint64, hash []byte) (bool, error)
 	leaves map[uint64][]byte
 }
 
@@ -121,12 +124,14 @@ func newLookup(txn *badger.Txn) *lookup { return newLookupWithin(txn, []byte("xl
 // newLookupWithin is a lookup of keys under prefix only: badger then
 // leaves out the tables that cannot hold them.
 func newLookupWithin(txn *badger.Txn, prefix []byte) *lookup {
-	return &lookup{
+	l := &lookup{
 		txn:    txn,
 		it:     txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false}),
 		refs:   make(map[uint64]batchRef),
 		leaves: make(map[uint64][]byte),
 	}
+	l.holds = l.holdsLeaf
+	return l
 }
 
 func (l *lookup) close() { l.it.Close() }
@@ -193,9 +198,9 @@ func (l *lookup) batch(num uint64) (batchRef, error) {
 	return r, nil
 }
 
-// holds reports whether leaf index of batch num is hash: a tag matches
-// other hashes too.
-func (l *lookup) holds(num uint64, ref batchRef, index uint64, hash []byte) (bool, error) {
+// holdsLeaf reports whether leaf index of batch num is hash: a tag
+// matches other hashes too.
+func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) (bool, error) {
 	lv, ok := l.leaves[num]
 	if !ok {
 		var err error
@@ -227,8 +232,17 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 
 // anchoredAt is lookup.find for one hash.
 func anchoredAt(txn *badger.Txn, hash []byte, issuer string) (position, error) {
+	return anchoredAtCheck(txn, hash, issuer, nil)
+}
+
+// anchoredAtCheck is anchoredAt confirming candidates with holds, when
+// not nil, instead of reading the batch's leaves.
+func anchoredAtCheck(txn *badger.Txn, hash []byte, issuer string, holds func(ref batchRef, index uint64, hash []byte) (bool, error)) (position, error) {
 	l := newLookupWithin(txn, leafPrefix(hash))
 	defer l.close()
+	if holds != nil {
+		l.holds = func(_ uint64, ref batchRef, index uint64, hash []byte) (bool, error) { return holds(ref, index, hash) }
+	}
 	return l.find(hash, issuer)
 }
 

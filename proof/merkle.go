@@ -174,6 +174,15 @@ func (t *Tree) merkleBuild() {
 // Size returns the number of leaves.
 func (t *Tree) Size() uint64 { return t.size }
 
+// HasLeaf reports whether leaf i is credentialHash: whether its leaf hash
+// is LeafHash(credentialHash).
+func (t *Tree) HasLeaf(i uint64, credentialHash []byte) bool {
+	if i >= t.size {
+		return false
+	}
+	return [HashSize]byte(t.levels[0][i*HashSize:(i+1)*HashSize]) == LeafHash(credentialHash)
+}
+
 // Root returns the RFC 6962 root hash.
 func (t *Tree) Root() [HashSize]byte {
 	return [HashSize]byte(t.levels[len(t.levels)-1])

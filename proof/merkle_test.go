@@ -229,6 +229,27 @@ func TestMerkleAuditPathIndexOutOfRange(t *testing.T) {
 	}
 }
 
+func TestMerkleHasLeaf(t *testing.T) {
+	hashes := merkleTestHashes(5)
+	tr, err := NewTree(hashes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func(i int) []byte { return hashes[i*HashSize : (i+1)*HashSize] }
+	for i := 0; i < 5; i++ {
+		for j := 0; j < 5; j++ {
+			if got := tr.HasLeaf(uint64(i), leaf(j)); got != (i == j) {
+				t.Errorf("HasLeaf(%d, leaf %d) = %v", i, j, got)
+			}
+		}
+	}
+	for _, i := range []uint64{5, 1 << 63} {
+		if tr.HasLeaf(i, leaf(0)) {
+			t.Errorf("HasLeaf(%d) past the last leaf = true", i)
+		}
+	}
+}
+
 func TestMerkleAuditPathIsFresh(t *testing.T) {
 	tr, err := NewTree(merkleTestHashes(7))
 	if err != nil {
