@@ -124,12 +124,7 @@ func newLookup(txn *badger.Txn) *lookup { return newLookupWithin(txn, []byte("xl
 // newLookupWithin is a lookup of keys under prefix only: badger then
 // leaves out the tables that cannot hold them.
 func newLookupWithin(txn *badger.Txn, prefix []byte) *lookup {
-	l := &lookup{
-		txn:    txn,
-		it:     txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false}),
-		refs:   make(map[uint64]batchRef),
-		leaves: make(map[uint64][]byte),
-	}
+	l := &lookup{txn: txn, it: txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})}
 	l.holds = l.holdsLeaf
 	return l
 }
@@ -194,6 +189,9 @@ func (l *lookup) batch(num uint64) (batchRef, error) {
 	if err != nil {
 		return batchRef{}, err
 	}
+	if l.refs == nil {
+		l.refs = make(map[uint64]batchRef)
+	}
 	l.refs[num] = r
 	return r, nil
 }
@@ -210,6 +208,9 @@ func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) 
 		}
 		if err != nil {
 			return false, err
+		}
+		if l.leaves == nil {
+			l.leaves = make(map[uint64][]byte)
 		}
 		l.leaves[num] = lv
 	}
