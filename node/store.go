@@ -107,16 +107,19 @@ type position struct {
 }
 
 // lookup finds positions inside one read transaction. It keeps one
-// iterator for all its lookups (a miss costs one seek, no value read) and
-// the batches it has read, which the hashes of one request often share.
+// iterator for all its lookups (a miss costs one seek, no value read),
+// the batch numbers it has resolved, and the leaves of the last batch it
+// read, which the next hashes of a request often share (one batch only: a
+// request may name hashes of many large batches).
 type lookup struct {
 	txn  *badger.Txn
 	it   *badger.Iterator
 	refs map[uint64]batchRef
 	// holds confirms a candidate: by default from the batch's leaves read
-	// here (kept in leaves); receipts confirm from the trees they cache.
-	holds  func(num uint64, ref batchRef, index uint64, hash []byte) (bool, error)
-	leaves map[uint64][]byte
+	// here; receipts confirm from the trees they cache.
+	holds      func(num uint64, ref batchRef, index uint64, hash []byte) (bool, error)
+	leavesOf   uint64
+	lastLeaves []byte
 }
 
 func newLookup(txn *badger.Txn) *lookup { return newLookupWithin(txn, []byte("xl")) }
@@ -199,8 +202,8 @@ func (l *lookup) batch(num uint64) (batchRef, error) {
 // holdsLeaf reports whether leaf index of batch num is hash: a tag
 // matches other hashes too.
 func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) (bool, error) {
-	lv, ok := l.leaves[num]
-	if !ok {
+	lv := l.lastLeaves
+	if lv == nil || l.leavesOf != num {
 		var err error
 		lv, err = getValue(l.txn, xbKey(ref.issuer, ref.seq))
 		if errors.Is(err, errNotFound) {
@@ -209,10 +212,7 @@ func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) 
 		if err != nil {
 			return false, err
 		}
-		if l.leaves == nil {
-			l.leaves = make(map[uint64][]byte)
-		}
-		l.leaves[num] = lv
+		l.leavesOf, l.lastLeaves = num, lv
 	}
 	if index >= uint64(len(lv))/proof.HashSize {
 		return false, nil
