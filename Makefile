@@ -46,10 +46,12 @@ torture:
 
 # Memory under sustained load: 4 validators, RATE hashes/s for DURATION,
 # every node's RSS sampled (scripts/soak.sh; minutes, not in CI).
+# MEMORY_LIMIT=512M runs each node under that limit (a memory cgroup).
 RATE ?= 10000
 DURATION ?= 10m
+MEMORY_LIMIT ?=
 soak:
-	scripts/soak.sh $(RATE) $(DURATION)
+	MEMORY_LIMIT=$(MEMORY_LIMIT) scripts/soak.sh $(RATE) $(DURATION)
 
 lint:
 	$(GO) vet -tags $(TAGS),e2e ./...

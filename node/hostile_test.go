@@ -382,6 +382,8 @@ func TestConfigBounds(t *testing.T) {
 		{`idle_timeout = "0s"`, "idle_timeout must be positive"},
 		{"[memory]\ndb_memtable_mb = 4", "[memory] db_*: store: bad badger memory settings: memtable size"},
 		{"[memory]\ndb_index_cache_mb = 0", "[memory] db_*: store: bad badger memory settings: index cache"},
+		{"[memory]\ndb_compactors = 1", "[memory] db_*: store: bad badger memory settings: compactors"},
+		{"[memory]\nconsensus_db_compactors = 0", "[memory] consensus_db_*: store: bad badger memory settings: compactors"},
 		{"[memory]\nconsensus_db_memtables = 0", "[memory] consensus_db_*: store: bad badger memory settings: number of memtables"},
 		{"[memory]\nconsensus_db_block_cache_mb = 0", "[memory] consensus_db_*: store: bad badger memory settings: block cache"},
 		{"[memory]\nheader_cache_mb = 0", "[memory] header_cache_mb must be positive"},
