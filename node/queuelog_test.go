@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -177,5 +179,65 @@ func TestQueueMigrate(t *testing.T) {
 	defer p.queue.close()
 	if got := p.pending["uni-a"]; !slices.Equal(got, want) {
 		t.Fatalf("queue at the next start %v, want %v", got, want)
+	}
+}
+
+// TestStartReplaysQueueLog: a node finds at start the hashes its queue log
+// holds and anchors them; a log with a bad record before good ones stops
+// the start with an error naming the file and the offset.
+func TestStartReplaysQueueLog(t *testing.T) {
+	h := newTestHome(t)
+	if err := h.start(t).Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(h.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := cfg.Issuers[0].ID
+	l := newQueueLog(filepath.Join(h.dir, "data", "queue"), 1<<20)
+	first, second := testEntries(issuer, 0, "p", "q"), testEntries(issuer, 2, "r")
+	for _, e := range [][]queueEntry{first, second} {
+		if _, err := l.append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.close(); err != nil {
+		t.Fatal(err)
+	}
+	flip := func() {
+		f, err := os.OpenFile(l.path(1), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, queueRecordHeader+3); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 1
+		if _, err := f.WriteAt(b, queueRecordHeader+3); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	flip()
+	n, err := Start(context.Background(), h.dir, h.ov, testLogger(t))
+	if err == nil {
+		n.Stop()
+		t.Fatal("the node started on a corrupt queue log")
+	}
+	if !strings.Contains(err.Error(), l.path(1)) || !strings.Contains(err.Error(), "offset 0") {
+		t.Fatalf("start: %v, want an error naming %s at offset 0", err, l.path(1))
+	}
+
+	flip()
+	n = h.start(t)
+	defer n.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := dialTest(t, n.GRPCAddr())
+	for _, e := range append(first, second...) {
+		waitReceipt(ctx, t, cl, e.hash[:])
 	}
 }
