@@ -59,8 +59,8 @@ type queueLog struct {
 // Record framing and limits.
 const (
 	queueRecordHeader = 8
-	// queueRecordMax bounds a record's length as read back, so a corrupt
-	// length is an error rather than a huge allocation.
+	// queueRecordMax bounds a record's body, whose length the header holds
+	// in 32 bits.
 	queueRecordMax = 1 << 31
 )
 
@@ -275,7 +275,7 @@ func (l *queueLog) append(entries []queueEntry) (uint64, error) {
 	defer l.mu.Unlock()
 	if l.broken != nil {
 		if err := l.undo(); err != nil {
-			return 0, fmt.Errorf("queue log unusable until restart: %w", l.broken)
+			return 0, fmt.Errorf("queue log: a failed append is not undone yet: %w", l.broken)
 		}
 	}
 	if !l.exists || l.size > 0 && l.size+int64(len(rec)) > l.maxSize {
