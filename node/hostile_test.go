@@ -376,6 +376,8 @@ func TestConfigBounds(t *testing.T) {
 		{`batch_interval = "1ns"`, "batch_interval 1ns is outside"},
 		{`batch_interval = "2h"`, "batch_interval 2h0m0s is outside"},
 		{`rebroadcast_after = "1ms"`, "rebroadcast_after must be at least 1s"},
+		{`queue_segment_mb = 0`, "queue_segment_mb must lie in [1, 1024]"},
+		{`queue_segment_mb = 2048`, "queue_segment_mb must lie in [1, 1024]"},
 		{`max_connections = 0`, "max_connections must be at least 1"},
 		{`max_open_streams = -1`, "max_open_streams must be at least 1"},
 		{`connection_rate = 0`, "connection_rate must be at least 1"},
