@@ -19,7 +19,8 @@
 #   KV_INDEXER       kvstore's tx_index indexer: null (as Credence's) or kv (default null)
 #   RECEIPT_CLIENTS  Credence: clients reading receipts of final hashes meanwhile (default 0)
 #   RECEIPT_RATE     their total receipts/s; 0 as fast as they can (default 0)
-#   KV_CLIENTS       kvload's concurrent senders (default 128)
+#   KV_CLIENTS       kvload's concurrent senders (default 32)
+#   KV_PER_REQUEST   kvstore transactions per HTTP request, a JSON-RPC batch (default 100)
 #   BENCH_DIR        where chains and results go (default .benchnet; results.tsv there)
 #   BASE_PORT        first port of Credence's nodes, KV_BASE_PORT of kvstore's (below 32768)
 set -euo pipefail
@@ -32,7 +33,8 @@ SYSTEMS="${SYSTEMS:-credence kvstore}"
 KV_INDEXER="${KV_INDEXER:-null}"
 RECEIPT_CLIENTS="${RECEIPT_CLIENTS:-0}"
 RECEIPT_RATE="${RECEIPT_RATE:-0}"
-KV_CLIENTS="${KV_CLIENTS:-128}"
+KV_CLIENTS="${KV_CLIENTS:-32}"
+KV_PER_REQUEST="${KV_PER_REQUEST:-100}"
 BENCH_DIR="${BENCH_DIR:-$ROOT/.benchnet}"
 BASE_PORT="${BASE_PORT:-28656}"
 KV_BASE_PORT="${KV_BASE_PORT:-29656}"
@@ -58,6 +60,12 @@ if [[ " $SYSTEMS " == *" kvstore "* ]]; then
 	go build -o "$KVLOAD" ./scripts/kvload
 fi
 
+# CPU seconds (user + system) of this shell's reaped children, from `times`
+# (a builtin: redirected, not piped, or a subshell would answer).
+children_cpu() {
+	times >"$BENCH_DIR/times.txt"
+	awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } printf "%.2f", s }' "$BENCH_DIR/times.txt"
+}
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 hwm_mb() { awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo -; }
 
@@ -100,6 +108,7 @@ row() { # SYSTEM RESULT_FILE PIDS... (after the load; homes in $homes)
 	local check="$verified/$bad"; [[ "$sys" == kvstore ]] && check="not committed $lost"
 	printf '%-9s %9s %11s %7sms %7sms %8sms %8sms %s\n' "$sys" "$offered" "$acked_per_s" "$ack_p50_ms" "$ack_p99_ms" \
 		"$final_p50_ms" "$final_p99_ms" "$check"
+	printf '%-9s load generator cpu %s s\n' "" "$client_cpu"
 	if [[ -n "${reads:-}" ]]; then
 		printf '%-9s receipts read from node0: %s/s  p50 %sms  p99 %sms  refused %s  verified %s  bad %s\n' "" \
 			"$reads_per_s" "$read_p50_ms" "$read_p99_ms" "$reads_refused" "$reads_verified" "$reads_bad"
@@ -119,7 +128,12 @@ measure() {
 	shift
 	for p in "${pids[@]}"; do t0+=("$(cpu_ticks "$p")"); done
 	for h in "${homes[@]}"; do du_stores "$h" >"$h/du.before"; done
+	children_cpu >"$BENCH_DIR/cpu.before"
 	"$@"
+	# The load generator's own CPU (with the few tools reaped meanwhile):
+	# it shares the machine with the nodes.
+	children_cpu >"$BENCH_DIR/cpu.after"
+	client_cpu="$(awk -v a="$(cat "$BENCH_DIR/cpu.before")" -v b="$(cat "$BENCH_DIR/cpu.after")" 'BEGIN {printf "%.1f", b - a}')"
 	cpu=() hwm=()
 	for i in "${!pids[@]}"; do
 		cpu+=("$(awk -v a="${t0[$i]}" -v b="$(cpu_ticks "${pids[$i]}")" -v t="$TICK" 'BEGIN {printf "%.1f", (b - a) / t}')")
@@ -184,6 +198,9 @@ kvstore_point() {
 		toml_set "$c" rpc laddr "\"tcp://127.0.0.1:$((KV_BASE_PORT + 10 * i + 1))\""
 		toml_set "$c" rpc grpc_laddr '""'
 		toml_set "$c" rpc max_open_connections 900
+		# kvload batches its one-hash transactions in JSON-RPC batches, as
+		# loadgen sends 1,000 hashes per request: HTTP is not what is measured.
+		toml_set "$c" rpc max_request_batch_size 0
 		toml_set "$c" p2p laddr "\"tcp://127.0.0.1:$((KV_BASE_PORT + 10 * i))\""
 		toml_set "$c" p2p persistent_peers "\"$peers\""
 		toml_set "$c" p2p allow_duplicate_ip true
@@ -210,7 +227,7 @@ kvstore_point() {
 	wait_height $((KV_BASE_PORT + 1)) 2
 	local res="$dir/kvload.kv"
 	measure "${kv_pids[@]}" -- "$KVLOAD" --rpc "http://127.0.0.1:$((KV_BASE_PORT + 1))" --rate "$rate" \
-		--duration "$DURATION" --clients "$KV_CLIENTS" --result "$res" >"$dir/kvload.txt" 2>&1 ||
+		--duration "$DURATION" --clients "$KV_CLIENTS" --per-request "$KV_PER_REQUEST" --result "$res" >"$dir/kvload.txt" 2>&1 ||
 		{ cat "$dir/kvload.txt" >&2; echo "bench-net: kvload failed at $rate/s (above)" >&2; failed=1; }
 	kv_down
 	[[ -f "$res" ]] && row kvstore "$res"

@@ -37,16 +37,17 @@ import (
 func main() {
 	rpc := flag.String("rpc", "http://127.0.0.1:26657", "the node's CometBFT RPC")
 	rate := flag.Int("rate", 1000, "transactions (hashes) per second offered")
-	clients := flag.Int("clients", 128, "concurrent senders")
+	clients := flag.Int("clients", 32, "concurrent senders")
+	per := flag.Int("per-request", 100, "transactions per HTTP request (a JSON-RPC batch)")
 	duration := flag.Duration("duration", 20*time.Second, "how long to offer load")
 	drain := flag.Duration("drain", time.Minute, "how long to wait after the load for acknowledged transactions to be committed")
 	resultFile := flag.String("result", "", "also write the figures as KEY=VALUE lines to this file")
 	flag.Parse()
-	if *rate <= 0 || *clients <= 0 || *duration <= 0 {
-		fmt.Fprintln(os.Stderr, "kvload: --rate, --clients and --duration must be positive")
+	if *rate <= 0 || *clients <= 0 || *per <= 0 || *duration <= 0 {
+		fmt.Fprintln(os.Stderr, "kvload: --rate, --clients, --per-request and --duration must be positive")
 		os.Exit(2)
 	}
-	r, err := run(context.Background(), *rpc, *rate, *clients, *duration, *drain)
+	r, err := run(context.Background(), *rpc, *rate, *clients, *per, *duration, *drain)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kvload:", err)
 		os.Exit(1)
@@ -120,6 +121,64 @@ func (c *client) call(ctx context.Context, method string, params any, out any) e
 	return json.Unmarshal(env.Result, out)
 }
 
+// broadcast sends txs with broadcast_tx_sync in one JSON-RPC batch (the
+// server answers each in turn) and returns, per tx, nil or why it was not
+// acknowledged.
+func (c *client) broadcast(ctx context.Context, txs [][]byte) ([]error, error) {
+	reqs := make([]map[string]any, len(txs))
+	for i, tx := range txs {
+		reqs[i] = map[string]any{"jsonrpc": "2.0", "id": i, "method": "broadcast_tx_sync", "params": map[string]any{"tx": tx}}
+	}
+	body, err := json.Marshal(reqs)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.rpc, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	var answers []struct {
+		ID     int `json:"id"`
+		Result *struct {
+			Code int    `json:"code"`
+			Log  string `json:"log"`
+		} `json:"result"`
+		Error *struct {
+			Message string `json:"message"`
+			Data    string `json:"data"`
+		} `json:"error"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&answers); err != nil {
+		return nil, fmt.Errorf("broadcast_tx_sync: %w", err)
+	}
+	errs := make([]error, len(txs))
+	for i := range errs {
+		errs[i] = errors.New("no answer")
+	}
+	for _, a := range answers {
+		if a.ID < 0 || a.ID >= len(txs) {
+			continue
+		}
+		switch {
+		case a.Error != nil:
+			errs[a.ID] = fmt.Errorf("%s %s", a.Error.Message, a.Error.Data)
+		case a.Result == nil:
+			errs[a.ID] = errors.New("empty answer")
+		case a.Result.Code != 0:
+			errs[a.ID] = fmt.Errorf("CheckTx code %d: %s", a.Result.Code, a.Result.Log)
+		default:
+			errs[a.ID] = nil
+		}
+	}
+	return errs, nil
+}
+
 // pending maps a transaction (as a block's JSON carries it) to its send time.
 type pending struct {
 	mu    sync.Mutex
@@ -165,7 +224,7 @@ type blockResult struct {
 	} `json:"block"`
 }
 
-func run(ctx context.Context, rpc string, rate, clients int, duration, drain time.Duration) (*result, error) {
+func run(ctx context.Context, rpc string, rate, clients, per int, duration, drain time.Duration) (*result, error) {
 	c := &client{rpc: rpc, http: &http.Client{
 		Timeout:   time.Minute,
 		Transport: &http.Transport{MaxIdleConns: clients + 4, MaxIdleConnsPerHost: clients + 4},
@@ -205,7 +264,7 @@ func run(ctx context.Context, rpc string, rate, clients int, duration, drain tim
 		}
 	}()
 
-	interval := time.Duration(float64(time.Second) * float64(clients) / float64(rate))
+	interval := time.Duration(float64(time.Second) * float64(per) * float64(clients) / float64(rate))
 	stop := time.Now().Add(duration)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -229,27 +288,33 @@ func run(ctx context.Context, rpc string, rate, clients int, duration, drain tim
 					return
 				}
 				next = next.Add(interval)
-				tx, key := newTx()
+				txs := make([][]byte, per)
+				keys := make([]string, per)
 				t0 := time.Now()
-				p.add(key, t0)
-				var res struct {
-					Code int    `json:"code"`
-					Log  string `json:"log"`
+				for i := range txs {
+					txs[i], keys[i] = newTx()
+					p.add(keys[i], t0)
 				}
-				err := c.call(ctx, "broadcast_tx_sync", map[string]any{"tx": tx}, &res)
-				if err == nil && res.Code != 0 {
-					err = fmt.Errorf("CheckTx code %d: %s", res.Code, res.Log)
-					refused.Add(1)
-				} else if err != nil {
-					fails.Add(1)
-				}
+				errs, err := c.broadcast(ctx, txs)
 				if err != nil {
-					p.drop(key)
+					fails.Add(int64(per))
 					firstErr.CompareAndSwap(nil, &err)
+					for _, k := range keys {
+						p.drop(k)
+					}
 					continue
 				}
-				lat = append(lat, time.Since(t0))
-				acked.Add(1)
+				d := time.Since(t0)
+				for i, err := range errs {
+					if err != nil {
+						refused.Add(1)
+						firstErr.CompareAndSwap(nil, &err)
+						p.drop(keys[i])
+						continue
+					}
+					acked.Add(1)
+				}
+				lat = append(lat, d)
 			}
 		}()
 	}
@@ -291,7 +356,7 @@ func pct(ds []time.Duration, p float64) time.Duration {
 func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, "offered %d txs/s for %s: acknowledged %d (%.0f/s), %d refused by CheckTx, %d failed\n",
 		r.offered, r.duration, r.acked, r.ackedPerS, r.refused, r.fails)
-	fmt.Fprintf(w, "send→ack (CheckTx)  p50 %v  p99 %v  max %v\n", pct(r.ackLat, 0.5), pct(r.ackLat, 0.99), pct(r.ackLat, 1))
+	fmt.Fprintf(w, "send→ack (CheckTx, per request)  p50 %v  p99 %v  max %v\n", pct(r.ackLat, 0.5), pct(r.ackLat, 0.99), pct(r.ackLat, 1))
 	fmt.Fprintf(w, "send→in a block     p50 %v  p99 %v  max %v  (%d of %d acknowledged; %d not committed)\n",
 		pct(r.finalLat, 0.5), pct(r.finalLat, 0.99), pct(r.finalLat, 1), len(r.finalLat), r.acked, r.lost)
 }
