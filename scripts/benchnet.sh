@@ -156,7 +156,7 @@ credence_point() {
 		--rate "$rate" --duration "$DURATION" --result "$res" "${extra[@]}" >"$LOCALNET_DIR/loadgen.txt" 2>&1 ||
 		{ cat "$LOCALNET_DIR/loadgen.txt" >&2; echo "bench-net: loadgen failed at $rate/s (above)" >&2; failed=1; }
 	"$NET" down >/dev/null
-	[[ -f "$res" ]] && row credence "$res"
+	if [[ -f "$res" ]]; then row credence "$res"; fi
 }
 
 # toml_set FILE SECTION KEY VALUE: set KEY in [SECTION] ("" is the top).
@@ -230,7 +230,7 @@ kvstore_point() {
 		--duration "$DURATION" --clients "$KV_CLIENTS" --per-request "$KV_PER_REQUEST" --result "$res" >"$dir/kvload.txt" 2>&1 ||
 		{ cat "$dir/kvload.txt" >&2; echo "bench-net: kvload failed at $rate/s (above)" >&2; failed=1; }
 	kv_down
-	[[ -f "$res" ]] && row kvstore "$res"
+	if [[ -f "$res" ]]; then row kvstore "$res"; fi
 }
 
 failed=""

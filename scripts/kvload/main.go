@@ -76,7 +76,7 @@ func newTx() (tx []byte, key string) {
 }
 
 type result struct {
-	offered, sentReqs     int
+	offered               int
 	acked, refused, fails int64
 	ackedPerS             float64
 	lost                  int
