@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all wasm build run test e2e torture soak lint proto bench clean localnet-docker-up localnet-docker-down localnet-prometheus-image
+.PHONY: all wasm build run test e2e torture soak lint proto bench bench-net clean localnet-docker-up localnet-docker-down localnet-prometheus-image
 
 all: build
 
@@ -46,10 +46,18 @@ torture:
 
 # Memory under sustained load: 4 validators, RATE hashes/s for DURATION,
 # every node's RSS sampled (scripts/soak.sh; minutes, not in CI).
+# MEMORY_LIMIT=512M runs each node under that limit (a memory cgroup).
 RATE ?= 10000
 DURATION ?= 10m
+MEMORY_LIMIT ?=
 soak:
-	scripts/soak.sh $(RATE) $(DURATION)
+	MEMORY_LIMIT=$(MEMORY_LIMIT) scripts/soak.sh $(RATE) $(DURATION)
+
+# Side by side with plain CometBFT (kvstore): 4 validators each, a sweep of
+# offered rates, one row per point (scripts/benchnet.sh; knobs there: RATES,
+# KV_RATES, DURATION, SYSTEMS, RECEIPT_CLIENTS ...; minutes, not in CI).
+bench-net:
+	scripts/benchnet.sh
 
 lint:
 	$(GO) vet -tags $(TAGS),e2e ./...

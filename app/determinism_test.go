@@ -132,7 +132,7 @@ func runScenario(t *testing.T, sc scenario) {
 	}
 	cfgs := []config{
 		{"badger", newChain(t)},
-		{"badger-64MiB-memtable", newChain(t, store.WithMemory(store.Memory{MemTableSize: 64 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 8 << 20}))},
+		{"badger-64MiB-memtable", newChain(t, store.WithMemory(store.Memory{MemTableSize: 64 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 8 << 20, Compactors: 2}))},
 		{"badger-reopened", newChain(t)},
 		{"memdb", newMemChain(t)},
 	}

@@ -212,7 +212,7 @@ func (c *chain) open() {
 	if c.dir == "" {
 		c.t.Fatal("an in-memory node cannot be reopened")
 	}
-	opts := append([]store.Option{store.WithLogger(quiet), store.WithMemory(store.Memory{MemTableSize: 8 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 4 << 20})}, c.bopts...)
+	opts := append([]store.Option{store.WithLogger(quiet), store.WithMemory(store.Memory{MemTableSize: 8 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 4 << 20, Compactors: 2})}, c.bopts...)
 	db, err := store.OpenBadger(c.dir, opts...)
 	if err != nil {
 		c.t.Fatalf("OpenBadger: %v", err)

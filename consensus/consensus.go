@@ -223,8 +223,9 @@ func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog
 // DefaultDBMemory is the default budget of each of CometBFT's databases,
 // 44 MiB: two 16 MiB memtables (the block store writes a block of up to
 // block.max_bytes in 64 KiB parts, split over several badger
-// transactions), an 8 MiB block cache and a 4 MiB index cache.
-var DefaultDBMemory = store.Memory{MemTableSize: 16 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 4 << 20}
+// transactions), an 8 MiB block cache and a 4 MiB index cache; and two
+// compactors.
+var DefaultDBMemory = store.Memory{MemTableSize: 16 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 4 << 20, Compactors: 2}
 
 // DBs are the databases CometBFT opened for one node.
 type DBs struct {

@@ -117,6 +117,10 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	if err := p.sync(); err != nil {
 		return false, err
 	}
+	if err := p.queue.collect(); err != nil {
+		// The batch is durable; a segment left behind goes at a later cut.
+		p.log.Warn("deleting spent queue log segments", "err", err)
+	}
 	p.mu.Lock()
 	f.sentAt = p.now()
 	p.mu.Unlock()

@@ -11,7 +11,7 @@
 // it changes that state, so between any two steps the two agree, and a
 // restart rebuilds the state from the database alone.
 //
-//	Submit ─▶ commitGroup ═▶ queue (qp/) ─▶ tick: cut ═▶ in flight (qf/) ─▶ send
+//	Submit ─▶ commitGroup ═▶ queue (log) ─▶ tick: cut ═▶ in flight (qf/) ─▶ send
 //	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (xl) ─▶ release
 //	  ─▶ GetReceipt
 //
@@ -23,19 +23,22 @@
 //  1. api.Submit → pipeline.submit hands the request to the group commit
 //     (commitLoop) and waits. commitGroup: claimUnseen answers a hash
 //     already waiting as pending and claims the rest; separateAnchored
-//     answers those the index holds as anchored; writeQueue writes the
-//     others under qp/; enqueue hands them to the batcher; then the sync.
+//     answers those the index holds as anchored; writeQueue appends the
+//     others to the queue log as one record and syncs it; enqueue hands
+//     them to the batcher.
 //     A request that could take the waiting set past max_queued_hashes is
 //     refused whole (ResourceExhausted) before anything of it is claimed.
 //     Invariant: a hash is acknowledged as queued only after the sync.
 //     Crash before the sync: no answer was given; the client retries, and
-//     a hash that survived is answered pending. A failed sync refuses the
-//     answer and leaves the written hashes queued.
+//     a hash that survived is answered pending; a record torn by the crash
+//     is cut off at start. A failed write or sync cuts the record back off
+//     and refuses the group: nothing of it is queued.
 //
 //  2. pipeline.tick (every batch_interval, or at once when a queue holds
-//     batch_max_leaves) → settle, then cut: the hashes' queue entries are
-//     replaced by the signed AnchorBatch under qf/ in one write, synced,
-//     and only then send hands it to the mempool (chain.Broadcast).
+//     batch_max_leaves) → settle, then cut: the signed AnchorBatch is
+//     written under qf/ and synced, and only then send hands it to the
+//     mempool (chain.Broadcast). The log is not rewritten: a segment goes
+//     (collect) once every hash in it is in a synced batch.
 //     Invariant: a batch is sent only once it is durable in flight.
 //     Crash after the cut: load finds it in flight, unsent, and the first
 //     settle sends it again.
@@ -61,10 +64,12 @@
 //  5. api.GetReceipt → receipts.build finds the position (anchoredAt) and
 //     proves it; a hash not indexed but waiting is "not yet final".
 //
-// At start (Start), pipeline.load reads the queue and the batches in
-// flight, indexer.catchUp indexes the blocks committed but not indexed,
-// and pipeline.reconcile drops from the queue any hash indexed meanwhile;
-// only then do the group commit, the batcher and the index writer run.
+// At start (Start), pipeline.load reads the batches in flight and replays
+// the queue log, dropping the hashes in flight, indexer.catchUp indexes
+// the blocks committed but not indexed, and pipeline.reconcile drops from
+// the queue any hash indexed meanwhile (or cut and anchored before the
+// stop, in a segment kept by others); only then do the group commit, the
+// batcher and the index writer run.
 //
 // The pipeline reaches the app and CometBFT through two interfaces, chain
 // (the batcher's) and blockSource (the indexer's), which consensusChain

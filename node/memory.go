@@ -26,13 +26,19 @@ type memoryConfig struct {
 	// DBIndexCacheMB bounds the node database's cache of table indexes and
 	// bloom filters. Default 16.
 	DBIndexCacheMB int `toml:"db_index_cache_mb"`
-	// ConsensusDBMemTableMB, ConsensusDBMemTables, ConsensusDBBlockCacheMB
-	// and ConsensusDBIndexCacheMB are the same for each of CometBFT's
-	// databases (block store, state, evidence). Defaults 16, 2, 8, 4.
+	// DBCompactors is how many compactions of the node's database may run
+	// at once; each holds table builders of up to a few tens of MB. Default
+	// 2, the least badger runs with.
+	DBCompactors int `toml:"db_compactors"`
+	// ConsensusDBMemTableMB, ConsensusDBMemTables, ConsensusDBBlockCacheMB,
+	// ConsensusDBIndexCacheMB and ConsensusDBCompactors are the same for
+	// each of CometBFT's databases (block store, state, evidence). Defaults
+	// 16, 2, 8, 4, 2.
 	ConsensusDBMemTableMB   int `toml:"consensus_db_memtable_mb"`
 	ConsensusDBMemTables    int `toml:"consensus_db_memtables"`
 	ConsensusDBBlockCacheMB int `toml:"consensus_db_block_cache_mb"`
 	ConsensusDBIndexCacheMB int `toml:"consensus_db_index_cache_mb"`
+	ConsensusDBCompactors   int `toml:"consensus_db_compactors"`
 	// HeaderCacheMB bounds the signed headers kept for receipts (the batch
 	// trees are bounded by receipt_cache_mb). Default 16.
 	HeaderCacheMB int `toml:"header_cache_mb"`
@@ -59,10 +65,12 @@ func defaultMemoryConfig() memoryConfig {
 		DBMemTables:             store.DefaultMemory.NumMemTables,
 		DBBlockCacheMB:          int(store.DefaultMemory.BlockCacheSize >> 20),
 		DBIndexCacheMB:          int(store.DefaultMemory.IndexCacheSize >> 20),
+		DBCompactors:            store.DefaultMemory.Compactors,
 		ConsensusDBMemTableMB:   int(consensus.DefaultDBMemory.MemTableSize >> 20),
 		ConsensusDBMemTables:    consensus.DefaultDBMemory.NumMemTables,
 		ConsensusDBBlockCacheMB: int(consensus.DefaultDBMemory.BlockCacheSize >> 20),
 		ConsensusDBIndexCacheMB: int(consensus.DefaultDBMemory.IndexCacheSize >> 20),
+		ConsensusDBCompactors:   consensus.DefaultDBMemory.Compactors,
 		HeaderCacheMB:           16,
 		TxCacheMB:               app.DefaultTxCacheBytes >> 20,
 		GoMemoryLimitMB:         480,
@@ -72,12 +80,14 @@ func defaultMemoryConfig() memoryConfig {
 
 func (m memoryConfig) nodeDB() store.Memory {
 	return store.Memory{MemTableSize: int64(m.DBMemTableMB) << 20, NumMemTables: m.DBMemTables,
-		BlockCacheSize: int64(m.DBBlockCacheMB) << 20, IndexCacheSize: int64(m.DBIndexCacheMB) << 20}
+		BlockCacheSize: int64(m.DBBlockCacheMB) << 20, IndexCacheSize: int64(m.DBIndexCacheMB) << 20,
+		Compactors: m.DBCompactors}
 }
 
 func (m memoryConfig) consensusDB() store.Memory {
 	return store.Memory{MemTableSize: int64(m.ConsensusDBMemTableMB) << 20, NumMemTables: m.ConsensusDBMemTables,
-		BlockCacheSize: int64(m.ConsensusDBBlockCacheMB) << 20, IndexCacheSize: int64(m.ConsensusDBIndexCacheMB) << 20}
+		BlockCacheSize: int64(m.ConsensusDBBlockCacheMB) << 20, IndexCacheSize: int64(m.ConsensusDBIndexCacheMB) << 20,
+		Compactors: m.ConsensusDBCompactors}
 }
 
 // applyGoMemoryLimit sets the runtime's soft limit, unless the operator set

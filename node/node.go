@@ -165,7 +165,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return nil, err
 	}
 	cc.App = n.app
-	n.pipe = newPipeline(n.db, cc, chainID, keys, cfg, log.With("module", "batcher"))
+	n.pipe = newPipeline(n.db, filepath.Join(home, "data", "queue"), cc, chainID, keys, cfg, log.With("module", "batcher"))
 	n.idx.pipe = n.pipe
 	if err := n.pipe.load(); err != nil {
 		return nil, fmt.Errorf("load queue: %w", err)

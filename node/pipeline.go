@@ -64,8 +64,9 @@ type pipeline struct {
 	log     *slog.Logger
 	// now is the batcher's clock, for rebroadcasts.
 	now func() time.Time
-	// sync is the barrier after which every write before it survives a
-	// crash: db.Sync in the node; the scenario tests watch and fail it.
+	// sync is the barrier after which every badger write before it
+	// survives a crash: db.Sync in the node; the scenario tests watch and
+	// fail it. The queue log syncs its own appends.
 	sync func() error
 
 	reqs  chan *submitReq
@@ -79,13 +80,15 @@ type pipeline struct {
 	inflight map[string]map[uint64]*inflight // issuer → batch seq → batch
 	// waiting holds every hash queued or in flight, per issuer: the
 	// duplicate check for hashes not yet anchored. It is rebuilt from disk at
-	// start, so the queue stores one key per hash.
+	// start, so the queue log holds no index of its own.
 	waiting map[string]map[hash]struct{}
 }
 
 type queued struct {
 	qseq uint64
 	hash hash
+	// seg is the queue log segment that holds it.
+	seg uint64
 	// at is when the hash was acknowledged (zero when reloaded from disk),
 	// for the submit-to-final latency.
 	at time.Time
@@ -113,9 +116,10 @@ func newInflight(tx, hashes []byte, sentAt time.Time) (*inflight, error) {
 // commit before callers block.
 const submitRequestBuffer = 1024
 
-func newPipeline(db *badger.DB, c chain, chainID string, keys map[string]ed25519.PrivateKey, cfg *config, log *slog.Logger) *pipeline {
+// newPipeline runs the pipeline over db, with the queue's log in queueDir.
+func newPipeline(db *badger.DB, queueDir string, c chain, chainID string, keys map[string]ed25519.PrivateKey, cfg *config, log *slog.Logger) *pipeline {
 	return &pipeline{
-		db: db, queue: queueStore{db}, chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
+		db: db, queue: queueStore{db, newQueueLog(queueDir, int64(cfg.QueueSegmentMB)<<20)}, chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
 		now:      time.Now,
 		sync:     db.Sync,
 		reqs:     make(chan *submitReq, submitRequestBuffer),
@@ -143,6 +147,9 @@ func (p *pipeline) start() {
 func (p *pipeline) stop() {
 	close(p.stopc)
 	p.wg.Wait()
+	if err := p.queue.close(); err != nil {
+		p.log.Warn("closing the queue log", "err", err)
+	}
 }
 
 func (p *pipeline) wait(issuer string) map[hash]struct{} {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -90,6 +91,8 @@ type scenario struct {
 
 	syncs     int
 	failSyncs int
+	// segmentBytes, when set, is the queue log's segment size.
+	segmentBytes int64
 	// group is the group commit under way, for the check that none of its
 	// requests is answered before the sync.
 	group []*submitReq
@@ -103,6 +106,7 @@ func newScenario(t *testing.T) *scenario {
 			BatchInterval:    duration{time.Second},
 			BatchMaxLeaves:   4,
 			RebroadcastAfter: duration{15 * time.Second},
+			QueueSegmentMB:   1,
 			Memory:           defaultMemoryConfig(),
 		},
 		keys:  make(map[string]ed25519.PrivateKey),
@@ -143,9 +147,18 @@ func (s *scenario) open() error {
 	if err != nil {
 		return err
 	}
-	s.p = newPipeline(db, s.chain, "credence-test", s.keys, s.cfg, log)
+	s.p = newPipeline(db, s.queueDir(), s.chain, "credence-test", s.keys, s.cfg, log)
 	s.p.now = func() time.Time { return s.now }
 	s.p.sync = s.sync
+	s.p.queue.log.sync = func(f *os.File) error {
+		if err := s.sync(); err != nil {
+			return err
+		}
+		return f.Sync()
+	}
+	if s.segmentBytes > 0 {
+		s.p.queue.log.maxSize = s.segmentBytes
+	}
 	s.ix.pipe = s.p
 	if err := s.p.load(); err != nil {
 		return err
@@ -166,6 +179,10 @@ func (l scenarioLog) Write(b []byte) (int, error) {
 	return l.w.Write(b)
 }
 
+func (s *scenario) queueDir() string { return filepath.Join(filepath.Dir(s.dir), "queue") }
+
+// sync is the pipeline's barrier and, before the file's own sync, the
+// queue log's: a failure injected fails either.
 func (s *scenario) sync() error {
 	s.syncs++
 	for _, r := range s.group {
@@ -249,6 +266,13 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 				d.Fatalf(t, "rebroadcast: %v", err)
 			}
 			s.cfg.RebroadcastAfter = duration{dur}
+		}
+		if d.HasArg("segment-bytes") {
+			d.ScanArgs(t, "segment-bytes", &s.segmentBytes)
+			if s.p != nil {
+				s.p.queue.log.maxSize = s.segmentBytes
+			}
+			fmt.Fprintf(s.out, "queue log segments of %d bytes\n", s.segmentBytes)
 		}
 		if d.HasArg("max-queued") {
 			d.ScanArgs(t, "max-queued", &s.cfg.Memory.MaxQueuedHashes)
@@ -352,6 +376,9 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		// Closing keeps what badger holds; every write the pipeline relies
 		// on surviving was synced before it moved on, which is what the
 		// scenarios test.
+		if err := s.p.queue.close(); err != nil {
+			d.Fatalf(t, "close: %v", err)
+		}
 		if err := s.db.Close(); err != nil {
 			d.Fatalf(t, "close: %v", err)
 		}
@@ -364,6 +391,14 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		if err := s.open(); err != nil {
 			fmt.Fprintf(s.out, "restart: %v\n", err)
+			// The node does not start: it stays down.
+			if s.p != nil {
+				s.p.queue.close()
+			}
+			if err := s.db.Close(); err != nil {
+				d.Fatalf(t, "close: %v", err)
+			}
+			s.db, s.p, s.ix = nil, nil, nil
 		}
 	case "lookup":
 		s.up(d)
@@ -386,6 +421,58 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		showState = false
 	case "state":
 		s.up(d)
+	case "segments":
+		s.printSegments()
+		showState = false
+	case "tear":
+		// A crash in the middle of the last append: part of a record that
+		// queues hashes, whose sync never returned.
+		if s.db != nil {
+			d.Fatalf(t, "tear: crash the node first")
+		}
+		var issuer string
+		var keep int
+		d.ScanArgs(t, "issuer", &issuer)
+		d.ScanArgs(t, "keep", &keep)
+		var entries []queueEntry
+		for i, h := range leaves(s.hashesArg(d)) {
+			entries = append(entries, queueEntry{issuer: issuer, queued: queued{qseq: 1000 + i, hash: h}})
+		}
+		rec := encodeRecord(entries)
+		if keep < 0 {
+			// The file grew, its data never reached the disk.
+			rec, keep = make([]byte, len(rec)), len(rec)
+		}
+		s.appendLast(d, rec[:keep])
+		fmt.Fprintf(s.out, "last segment: %d of %d bytes of a record for %s appended\n", keep, len(rec), s.nameAll(s.hashesArg(d)))
+		showState = false
+	case "corrupt":
+		// A byte of a segment changes on disk.
+		if s.db != nil {
+			d.Fatalf(t, "corrupt: crash the node first")
+		}
+		var seg uint64
+		var off int64
+		d.ScanArgs(t, "segment", &seg)
+		d.ScanArgs(t, "offset", &off)
+		path := newQueueLog(s.queueDir(), 0).path(seg)
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			d.Fatalf(t, "corrupt: %v", err)
+		}
+		b := make([]byte, 1)
+		if _, err := f.ReadAt(b, off); err != nil {
+			d.Fatalf(t, "corrupt: %v", err)
+		}
+		b[0] ^= 0xff
+		if _, err := f.WriteAt(b, off); err != nil {
+			d.Fatalf(t, "corrupt: %v", err)
+		}
+		if err := f.Close(); err != nil {
+			d.Fatalf(t, "corrupt: %v", err)
+		}
+		fmt.Fprintf(s.out, "segment %d: byte %d flipped\n", seg, off)
+		showState = false
 	default:
 		d.Fatalf(t, "unknown command %q", d.Cmd)
 	}
@@ -395,7 +482,46 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			s.printState()
 		}
 	}
-	return s.out.String()
+	// Paths in errors and logs are under a temporary directory.
+	return strings.ReplaceAll(s.out.String(), filepath.Dir(s.dir), "<data>")
+}
+
+// printSegments lists the queue log's segments and their sizes.
+func (s *scenario) printSegments() {
+	l := newQueueLog(s.queueDir(), 0)
+	segs, err := l.segments()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if len(segs) == 0 {
+		fmt.Fprintln(s.out, "no queue log segment")
+	}
+	for _, seg := range segs {
+		st, err := os.Stat(l.path(seg))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		fmt.Fprintf(s.out, "segment %d: %d bytes\n", seg, st.Size())
+	}
+}
+
+// appendLast appends b to the last segment of the queue log.
+func (s *scenario) appendLast(d *datadriven.TestData, b []byte) {
+	l := newQueueLog(s.queueDir(), 0)
+	segs, err := l.segments()
+	if err != nil || len(segs) == 0 {
+		d.Fatalf(s.t, "no segment to append to (%v)", err)
+	}
+	f, err := os.OpenFile(l.path(segs[len(segs)-1]), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		d.Fatalf(s.t, "%v", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		d.Fatalf(s.t, "%v", err)
+	}
+	if err := f.Close(); err != nil {
+		d.Fatalf(s.t, "%v", err)
+	}
 }
 
 // submit runs one group commit, as commitLoop would with these requests
@@ -521,13 +647,53 @@ func (s *scenario) printState() {
 func (s *scenario) checkInvariants() {
 	t := s.t
 	t.Helper()
-	disk := newPipeline(s.db, s.chain, "credence-test", s.keys, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	disk := newPipeline(s.db, s.queueDir(), s.chain, "credence-test", s.keys, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := disk.load(); err != nil {
 		t.Fatalf("load: %v", err)
 	}
 	p := s.p
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The log may still hold hashes cut into batches since indexed, in a
+	// segment kept by others: the restart's reconcile drops them.
+	indexed := func(h hash, is string) bool {
+		var found bool
+		if err := s.db.View(func(txn *badger.Txn) error {
+			_, err := anchoredAt(txn, h[:], is)
+			found = err == nil
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+	for is, q := range disk.pending {
+		disk.pending[is] = slices.DeleteFunc(q, func(e queued) bool { return indexed(e.hash, is) })
+	}
+	// Each segment's count of hashes queued is what the queue holds of it,
+	// so a segment goes exactly when the last of them is cut.
+	inSeg := make(map[uint64]int)
+	for _, q := range p.pending {
+		for _, e := range q {
+			inSeg[e.seg]++
+		}
+	}
+	l := p.queue.log
+	l.mu.Lock()
+	for seg, n := range l.live {
+		if inSeg[seg] != n {
+			t.Errorf("segment %d: counts %d hashes queued, the queue holds %d of it", seg, n, inSeg[seg])
+		}
+		if _, err := os.Stat(l.path(seg)); err != nil {
+			t.Errorf("segment %d counted but not on disk: %v", seg, err)
+		}
+	}
+	for seg, n := range inSeg {
+		if _, ok := l.live[seg]; !ok {
+			t.Errorf("segment %d holds %d hashes queued but is not counted", seg, n)
+		}
+	}
+	l.mu.Unlock()
 	for _, is := range p.issuers() {
 		mem := slices.Clone(p.pending[is])
 		for i := range mem {

@@ -103,7 +103,7 @@ type candidate struct {
 	hash   hash
 }
 
-// commitGroup answers a group of requests with one write and one sync.
+// commitGroup answers a group of requests with one append and one sync.
 // Each phase below guarantees what its name says; together: a hash is
 // answered "queued" only once it is synced, "pending" or "anchored" only
 // when it is, and never queued twice.
@@ -116,22 +116,15 @@ func (p *pipeline) commitGroup(group []*submitReq) {
 		return
 	}
 	at := p.assignQueuePositions(fresh)
-	if err := p.writeQueue(fresh, at); err != nil {
+	// A failed write or sync leaves nothing of the group in the log, so
+	// nothing of it is queued: a retry queues it afresh.
+	seg, err := p.writeQueue(fresh, at)
+	if err != nil {
 		p.releaseClaims(fresh)
 		p.refuse(group, err)
 		return
 	}
-	full := p.enqueue(fresh, at, results)
-	// The answer waits for the sync; the batcher need not, as its cut
-	// syncs before it sends. A failed sync refuses the answer but leaves
-	// the hashes queued, as the database holds them: a retry is answered
-	// pending.
-	if len(fresh) > 0 {
-		if err := p.sync(); err != nil {
-			p.refuse(group, err)
-			return
-		}
-	}
+	full := p.enqueue(fresh, at, seg, results)
 	metricSubmitted.Add(float64(len(fresh)))
 	for i, r := range group {
 		r.done <- results[i]
@@ -228,11 +221,11 @@ func (p *pipeline) assignQueuePositions(fresh []candidate) []uint64 {
 	return at
 }
 
-// writeQueue writes the fresh hashes to the queue in the database, not yet
-// synced.
-func (p *pipeline) writeQueue(fresh []candidate, at []uint64) error {
+// writeQueue appends the fresh hashes to the queue log as one record and
+// syncs it; it returns the segment that holds them.
+func (p *pipeline) writeQueue(fresh []candidate, at []uint64) (uint64, error) {
 	if len(fresh) == 0 {
-		return nil
+		return 0, nil
 	}
 	entries := make([]queueEntry, len(fresh))
 	for i, c := range fresh {
@@ -253,12 +246,12 @@ func (p *pipeline) releaseClaims(cs []candidate) {
 // enqueue hands the written hashes to the batcher and counts them as queued
 // in their answers. It reports whether an issuer's queue reached a full
 // batch, so the batcher need not wait for its tick.
-func (p *pipeline) enqueue(fresh []candidate, at []uint64, results []submitResult) (full bool) {
+func (p *pipeline) enqueue(fresh []candidate, at []uint64, seg uint64, results []submitResult) (full bool) {
 	now := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i, c := range fresh {
-		p.pending[c.issuer] = append(p.pending[c.issuer], queued{qseq: at[i], hash: c.hash, at: now})
+		p.pending[c.issuer] = append(p.pending[c.issuer], queued{qseq: at[i], hash: c.hash, seg: seg, at: now})
 		if len(p.pending[c.issuer]) >= p.cfg.BatchMaxLeaves {
 			full = true
 		}
@@ -267,16 +260,16 @@ func (p *pipeline) enqueue(fresh []candidate, at []uint64, results []submitResul
 	return full
 }
 
-// load reads the queue and the batches in flight left by the last run.
+// load reads the batches in flight and the queue left by the last run. A
+// hash the log holds that is also in flight was cut (or requeued) just
+// before a crash: the batch is what holds it.
 func (p *pipeline) load() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.queue.scan(func(issuer string, q queued) error {
-		p.pending[issuer] = append(p.pending[issuer], q)
-		p.nextQ[issuer] = q.qseq + 1
-		p.wait(issuer)[q.hash] = struct{}{}
-		return nil
-	}, func(issuer string, seq uint64, tx []byte) error {
+	if err := p.queue.migrate(p.sync); err != nil {
+		return err
+	}
+	torn, err := p.queue.scan(func(issuer string, seq uint64, tx []byte) error {
 		a, err := decodeAnchor(tx)
 		if err != nil {
 			return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
@@ -292,12 +285,31 @@ func (p *pipeline) load() error {
 			w[h] = struct{}{}
 		}
 		return nil
+	}, func(issuer string, q queued) (bool, error) {
+		p.nextQ[issuer] = max(p.nextQ[issuer], q.qseq+1)
+		w := p.wait(issuer)
+		if _, ok := w[q.hash]; ok {
+			return false, nil
+		}
+		p.pending[issuer] = append(p.pending[issuer], q)
+		w[q.hash] = struct{}{}
+		return true, nil
 	})
+	if err != nil {
+		return err
+	}
+	if torn != nil {
+		p.log.Warn("queue log ended in a record cut short by a crash, never acknowledged; removed it",
+			"file", torn.file, "offset", torn.offset, "bytes", torn.bytes)
+	}
+	return nil
 }
 
-// reconcile drops from the queue any hash the index already holds: a batch
+// reconcile drops from the queue any hash the index already holds: one cut
+// and anchored whose log segment was kept by hashes still queued, a batch
 // cut that was lost in a crash after its transaction went out, or one cut
-// by another node that holds the same issuer's key.
+// by another node that holds the same issuer's key. Then the segments
+// left with nothing queued go.
 func (p *pipeline) reconcile() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -321,12 +333,21 @@ func (p *pipeline) reconcile() error {
 	}); err != nil {
 		return err
 	}
-	if len(anchored) == 0 {
-		return nil
+	if len(anchored) > 0 {
+		p.dropQueued(anchored)
 	}
-	if err := p.queue.drop(anchored); err != nil {
+	// Segments left with nothing queued (their hashes in flight, or
+	// anchored) go, once the batches in flight read above are durable.
+	if err := p.sync(); err != nil {
 		return err
 	}
+	return p.queue.collect()
+}
+
+// dropQueued takes hashes the index holds out of the queue; the caller
+// holds mu.
+func (p *pipeline) dropQueued(anchored []queueEntry) {
+	p.queue.drop(anchored)
 	dropped := make(map[string]map[uint64]bool)
 	for _, e := range anchored {
 		if dropped[e.issuer] == nil {
@@ -339,5 +360,4 @@ func (p *pipeline) reconcile() error {
 		p.pending[issuer] = slices.DeleteFunc(p.pending[issuer], func(e queued) bool { return d[e.qseq] })
 	}
 	p.log.Warn("queue held hashes already anchored; dropped them", "count", len(anchored))
-	return nil
 }

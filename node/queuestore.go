@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/binary"
 	"fmt"
+	"sort"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -10,16 +11,20 @@ import (
 )
 
 // queueStore is the durable form of the queue and of the batches in
-// flight, in the node's badger database:
+// flight:
 //
-//	qp/<issuer>/<qseq>      → hash       queued, not yet in a batch
-//	qf/<issuer>/<batch seq> → signed tx  a batch cut and not yet final
+//	data/queue/<n>.log      hashes queued (queuelog.go), one record per write
+//	qf/<issuer>/<batch seq> → signed tx  a batch cut and not yet final (badger)
 //
-// Every read and write of those keys goes through it, so that another
-// layout (an append-only log, say) is a change of this file alone. Each
-// method is one badger write batch (atomic unless it outgrows one
-// transaction), not synced: the pipeline's sync is the barrier.
-type queueStore struct{ db *badger.DB }
+// Every read and write of either goes through it. The log is appended and
+// synced by add and requeue themselves: an acknowledgement waits for
+// nothing else. The badger writes (cut, requeue, land) are not synced: the
+// pipeline's sync is their barrier, and the log's segments whose hashes
+// are all cut are deleted only after it (collect).
+type queueStore struct {
+	db  *badger.DB
+	log *queueLog
+}
 
 // queueEntry is a hash queued for issuer.
 type queueEntry struct {
@@ -27,52 +32,59 @@ type queueEntry struct {
 	queued
 }
 
-// add writes hashes to the queue.
-func (s queueStore) add(entries []queueEntry) error {
-	return s.write(func(wb *badger.WriteBatch) error {
-		for _, e := range entries {
-			if err := wb.Set(qpKey(e.issuer, e.qseq), e.hash[:]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// add appends hashes to the queue and syncs them; it returns the log
+// segment that holds them.
+func (s queueStore) add(entries []queueEntry) (uint64, error) {
+	return s.log.append(entries)
 }
 
-// drop takes hashes out of the queue.
-func (s queueStore) drop(entries []queueEntry) error {
-	return s.write(func(wb *badger.WriteBatch) error {
-		for _, e := range entries {
-			if err := wb.Delete(qpKey(e.issuer, e.qseq)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// drop takes hashes out of the queue, when the index already holds them.
+func (s queueStore) drop(entries []queueEntry) {
+	for _, e := range entries {
+		s.log.release(e.seg, 1)
+	}
 }
 
-// cut replaces queued hashes by the batch that holds them.
+// release counts taken out of the queue, a run of one segment at a time.
+func (s queueStore) release(taken []queued) {
+	for i := 0; i < len(taken); {
+		j := i + 1
+		for j < len(taken) && taken[j].seg == taken[i].seg {
+			j++
+		}
+		s.log.release(taken[i].seg, j-i)
+		i = j
+	}
+}
+
+// cut writes the batch that holds queued hashes as in flight and takes them
+// out of the queue. Their segments may go only once the batch is synced:
+// collect after the pipeline's sync.
 func (s queueStore) cut(issuer string, taken []queued, seq uint64, tx []byte) error {
-	return s.write(func(wb *badger.WriteBatch) error {
-		for _, e := range taken {
-			if err := wb.Delete(qpKey(issuer, e.qseq)); err != nil {
-				return err
-			}
-		}
-		return wb.Set(qfKey(issuer, seq), tx)
-	})
+	if err := s.write(func(wb *badger.WriteBatch) error { return wb.Set(qfKey(issuer, seq), tx) }); err != nil {
+		return err
+	}
+	s.release(taken)
+	return nil
 }
 
-// requeue replaces a batch in flight by its hashes, queued again.
+// requeue replaces a batch in flight by its hashes, queued again: they are
+// appended to the log and synced before the batch is deleted, so a crash
+// between the two finds them in flight, and load drops the log's copy.
+// It sets the segment of each entry of back.
 func (s queueStore) requeue(issuer string, seq uint64, back []queued) error {
-	return s.write(func(wb *badger.WriteBatch) error {
-		for _, e := range back {
-			if err := wb.Set(qpKey(issuer, e.qseq), e.hash[:]); err != nil {
-				return err
-			}
-		}
-		return wb.Delete(qfKey(issuer, seq))
-	})
+	entries := make([]queueEntry, len(back))
+	for i, q := range back {
+		entries[i] = queueEntry{issuer: issuer, queued: q}
+	}
+	seg, err := s.log.append(entries)
+	if err != nil {
+		return err
+	}
+	for i := range back {
+		back[i].seg = seg
+	}
+	return s.write(func(wb *badger.WriteBatch) error { return wb.Delete(qfKey(issuer, seq)) })
 }
 
 // land takes anchored batches out of flight.
@@ -86,6 +98,13 @@ func (s queueStore) land(batches []batchID) error {
 		return nil
 	})
 }
+
+// collect deletes the log segments none of whose hashes is queued any
+// more. Call it only after a sync that followed the cuts.
+func (s queueStore) collect() error { return s.log.collect() }
+
+// close releases the log's open segment.
+func (s queueStore) close() error { return s.log.close() }
 
 // batchID names one issuer's batch.
 type batchID struct {
@@ -102,22 +121,92 @@ func (s queueStore) write(fill func(*badger.WriteBatch) error) error {
 	return wb.Flush()
 }
 
-// scan reads the queue, in queue order per issuer, then the batches in
-// flight, in sequence order per issuer.
-func (s queueStore) scan(onQueued func(issuer string, q queued) error, onFlight func(issuer string, seq uint64, tx []byte) error) error {
-	return s.db.View(func(txn *badger.Txn) error {
-		if err := scanPrefix(txn, "qp/", func(issuer string, qseq uint64, v []byte) error {
-			if len(v) != proof.HashSize {
-				return fmt.Errorf("corrupt queue entry %s/%d", issuer, qseq)
-			}
-			return onQueued(issuer, queued{qseq: qseq, hash: hash(v)})
-		}); err != nil {
-			return err
-		}
+// scan reads the batches in flight, in sequence order per issuer, then the
+// queue, in queue order per issuer. onQueued reports whether it keeps the
+// hash (false for one already in flight: a requeue or a cut that the crash
+// left half done). It returns what replaying the log found to repair.
+func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) error, onQueued func(issuer string, q queued) (bool, error)) (*tornTail, error) {
+	if err := s.db.View(func(txn *badger.Txn) error {
 		return scanPrefix(txn, "qf/", func(issuer string, seq uint64, v []byte) error {
 			return onFlight(issuer, seq, append([]byte(nil), v...))
 		})
+	}); err != nil {
+		return nil, err
+	}
+	// The log holds every hash ever queued that its segment still covers,
+	// cut or not; a hash requeued appears again later with a higher
+	// position, and only its last entry counts.
+	last := make(map[string]map[hash]queued)
+	torn, err := s.log.replay(func(issuer string, q queued) {
+		m := last[issuer]
+		if m == nil {
+			m = make(map[hash]queued)
+			last[issuer] = m
+		}
+		m[q.hash] = q
 	})
+	if err != nil {
+		return nil, err
+	}
+	held := make(map[uint64]int)
+	issuers := make([]string, 0, len(last))
+	for is := range last {
+		issuers = append(issuers, is)
+	}
+	sort.Strings(issuers)
+	for _, is := range issuers {
+		q := make([]queued, 0, len(last[is]))
+		for _, e := range last[is] {
+			q = append(q, e)
+		}
+		sort.Slice(q, func(i, j int) bool { return q[i].qseq < q[j].qseq })
+		for _, e := range q {
+			keep, err := onQueued(is, e)
+			if err != nil {
+				return nil, err
+			}
+			if keep {
+				held[e.seg]++
+			}
+		}
+	}
+	for seg, n := range held {
+		s.log.hold(seg, n)
+	}
+	return torn, nil
+}
+
+// migrate moves a queue an earlier version kept in badger, one key
+// qp/<issuer>/<qseq> per hash, into the log: appended and synced before
+// the keys go, so a crash between the two leaves a hash twice, which scan
+// reads once.
+func (s queueStore) migrate(sync func() error) error {
+	var entries []queueEntry
+	if err := s.db.View(func(txn *badger.Txn) error {
+		return scanPrefix(txn, "qp/", func(issuer string, qseq uint64, v []byte) error {
+			if len(v) != proof.HashSize {
+				return fmt.Errorf("corrupt queue entry %s/%d", issuer, qseq)
+			}
+			entries = append(entries, queueEntry{issuer: issuer, queued: queued{qseq: qseq, hash: hash(v)}})
+			return nil
+		})
+	}); err != nil || len(entries) == 0 {
+		return err
+	}
+	if _, err := s.log.append(entries); err != nil {
+		return err
+	}
+	if err := s.write(func(wb *badger.WriteBatch) error {
+		for _, e := range entries {
+			if err := wb.Delete(issuerSeqKey("qp/", e.issuer, e.qseq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return sync()
 }
 
 // scanPrefix calls fn for every <prefix><issuer>/<seq> key in order.
@@ -144,5 +233,4 @@ func splitIssuerSeq(key []byte, prefix string) (string, uint64, error) {
 	return string(rest[:len(rest)-9]), binary.BigEndian.Uint64(rest[len(rest)-8:]), nil
 }
 
-func qpKey(issuer string, qseq uint64) []byte { return issuerSeqKey("qp/", issuer, qseq) }
-func qfKey(issuer string, seq uint64) []byte  { return issuerSeqKey("qf/", issuer, seq) }
+func qfKey(issuer string, seq uint64) []byte { return issuerSeqKey("qf/", issuer, seq) }

@@ -35,7 +35,7 @@ func newRestorer(t testing.TB, trust *proof.TrustRoot) *snapshots {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix.pipe = newPipeline(db, c, trust.ChainID, nil, defaultConfig(), testLogger(t))
+	ix.pipe = newPipeline(db, t.TempDir(), c, trust.ChainID, nil, defaultConfig(), testLogger(t))
 	return &snapshots{app: a, db: db, idx: ix, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
 }
 

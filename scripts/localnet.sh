@@ -8,6 +8,11 @@ BIN="${CREDENCED:-$ROOT/build/credenced}"
 DIR="${LOCALNET_DIR:-$ROOT/.localnet}"
 BASE_PORT="${LOCALNET_BASE_PORT:-26656}"
 CHAIN_ID="${LOCALNET_CHAIN_ID:-credence-localnet}"
+# A memory limit per node (for example 512M), enforced by a memory cgroup of
+# its own, as an operator would with systemd's MemoryMax= or docker --memory:
+# the limit counts the node's heap and the page cache of its mapped badger
+# files, which the kernel then reclaims instead of letting RSS follow the data.
+MEMORY_LIMIT="${LOCALNET_MEMORY_LIMIT:-}"
 
 die() { echo "localnet: $*" >&2; exit 1; }
 
@@ -48,11 +53,35 @@ need_bin() {
 	[[ -x "$BIN" ]] || (cd "$ROOT" && make build >/dev/null) || die "cannot build $BIN"
 }
 
+# memory_cgroup N prints the cgroup.procs file of node N's memory cgroup,
+# made with MEMORY_LIMIT (cgroup v2, or v1's memory controller).
+memory_cgroup() {
+	local bytes dir
+	bytes="$(numfmt --from=iec "$MEMORY_LIMIT")" || die "LOCALNET_MEMORY_LIMIT=$MEMORY_LIMIT is not a size (say 512M)"
+	if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+		dir="/sys/fs/cgroup/credence-$CHAIN_ID-node$1"
+		mkdir -p "$dir" && echo "$bytes" >"$dir/memory.max"
+	elif [[ -d /sys/fs/cgroup/memory ]]; then
+		dir="/sys/fs/cgroup/memory/credence-$CHAIN_ID-node$1"
+		mkdir -p "$dir" && echo "$bytes" >"$dir/memory.limit_in_bytes"
+	else
+		false
+	fi 2>/dev/null || die "cannot make a memory cgroup for LOCALNET_MEMORY_LIMIT (needs a writable /sys/fs/cgroup)"
+	echo "$dir/cgroup.procs"
+}
+
 start_node() {
 	need_node "$1"
 	if running "$1"; then echo "node $1 already running (pid $(cat "$(pidfile "$1")"))"; return; fi
 	need_bin
-	nohup "$BIN" start --home "$(home "$1")" >>"$(logfile "$1")" 2>&1 &
+	if [[ -n "$MEMORY_LIMIT" ]]; then
+		# The node joins its cgroup before exec, so every page it touches is
+		# charged to it.
+		nohup sh -c 'echo $$ >"$1" && shift && exec "$@"' sh "$(memory_cgroup "$1")" \
+			"$BIN" start --home "$(home "$1")" >>"$(logfile "$1")" 2>&1 &
+	else
+		nohup "$BIN" start --home "$(home "$1")" >>"$(logfile "$1")" 2>&1 &
+	fi
 	echo $! >"$(pidfile "$1")"
 	echo "node $1 started (pid $!, gRPC 127.0.0.1:$(grpc_port "$1"), RPC 127.0.0.1:$(rpc_port "$1"), log $(logfile "$1"))"
 }

@@ -7,6 +7,9 @@
 # Not part of `make test`: it takes minutes.
 #
 #   scripts/soak.sh [RATE hashes/s, default 10000] [DURATION, default 10m] [SAMPLE seconds, default 10]
+#
+# MEMORY_LIMIT=512M runs each node under that memory limit (a memory cgroup
+# of its own, see scripts/localnet.sh), as a deployment would.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,6 +19,7 @@ SAMPLE="${3:-10}"
 export LOCALNET_DIR="${LOCALNET_DIR:-$ROOT/.soak}"
 export LOCALNET_BASE_PORT="${LOCALNET_BASE_PORT:-27656}"
 export LOCALNET_CHAIN_ID=credence-soak
+export LOCALNET_MEMORY_LIMIT="${MEMORY_LIMIT:-}"
 OUT="${OUT:-$LOCALNET_DIR/results}"
 NET="$ROOT/scripts/localnet.sh"
 
@@ -39,6 +43,7 @@ rss_mb() { awk '/VmRSS/ {r = $2} /RssAnon/ {a = $2} END {printf "%d\t%d", r/1024
 pids=()
 for i in 0 1 2 3; do pids+=("$(cat "$LOCALNET_DIR/node$i.pid")"); done
 
+echo "memory limit per node: ${LOCALNET_MEMORY_LIMIT:-none}" | tee "$OUT/limit.txt"
 printf 'seconds\tnode0_mb\tnode0_anon\tnode1_mb\tnode1_anon\tnode2_mb\tnode2_anon\tnode3_mb\tnode3_anon\n' | tee "$OUT/rss.tsv"
 ./build/credenced loadgen --node "127.0.0.1:$((LOCALNET_BASE_PORT + 2))" --home "$LOCALNET_DIR/node0" \
 	--rate "$RATE" --duration "$DURATION" >"$OUT/loadgen.txt" 2>&1 &
@@ -49,6 +54,15 @@ while kill -0 "$load" 2>/dev/null; do
 	for p in "${pids[@]}"; do line+=$'\t'"$(rss_mb "$p")"; done
 	echo "$line" | tee -a "$OUT/rss.tsv"
 	sleep "$SAMPLE"
+done
+for i in 0 1 2 3; do
+	kill -0 "${pids[$i]}" 2>/dev/null || echo "node $i exited during the soak (log: $LOCALNET_DIR/node$i.log)" | tee -a "$OUT/limit.txt"
+	if [[ -n "$LOCALNET_MEMORY_LIMIT" ]]; then
+		# The kernel's count of processes it killed for the limit: v2, then v1.
+		cg="credence-$LOCALNET_CHAIN_ID-node$i"
+		kills="$(cat "/sys/fs/cgroup/$cg/memory.events" "/sys/fs/cgroup/memory/$cg/memory.oom_control" 2>/dev/null | awk '$1 == "oom_kill" {print $2}' | head -1)"
+		echo "node $i: ${kills:-unknown} killed for the memory limit" | tee -a "$OUT/limit.txt"
+	fi
 done
 curl -sf -o "$OUT/heap.pprof" "http://$PPROF/debug/pprof/heap" || echo "no heap profile from node0"
 wait "$load" || { echo "loadgen failed:"; cat "$OUT/loadgen.txt"; exit 1; }

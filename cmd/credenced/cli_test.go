@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,6 +238,40 @@ func TestCLIEndToEnd(t *testing.T) {
 		{"verify version 1", []string{"verify", "--genesis", genesis, "../../proof/testdata/receipt-v1.json"}, "version 1, this verifier reads version 2; fetch a new receipt from any member node (credenced receipt HASH)"},
 		{"verify too large", []string{"verify", "--genesis", genesis, "--max-receipt-bytes", "100", receipt}, "--max-receipt-bytes"},
 	}
+	// The benchmark's load generator, briefly: two receipts of every request
+	// verified, and receipts read back while it anchors, every read verified.
+	loadArgs := []string{"loadgen", "--node", grpcAddr, "--home", home, "--rate", "400", "--per-request", "50",
+		"--clients", "2", "--duration", "3s", "--receipt-clients", "2", "--receipt-rate", "200", "--verify-reads-every", "1"}
+	resFile := filepath.Join(dir, "loadgen.kv")
+	if r := run(t, bin, append(loadArgs, "--result", resFile)...); r.code != 0 {
+		t.Fatalf("loadgen: %+v", r)
+	}
+	kv, err := os.ReadFile(resFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	figures := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(kv)), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		figures[k] = v
+	}
+	n := func(k string) int {
+		v, err := strconv.Atoi(figures[k])
+		if err != nil {
+			t.Fatalf("loadgen figure %s: %v (%v)", k, err, figures)
+		}
+		return v
+	}
+	// Two hashes of each request: its last and one other.
+	if n("verified") == 0 || n("verified") != 2*n("ack_requests") || n("bad") != 0 ||
+		n("reads") == 0 || n("reads_verified") != n("reads") || n("reads_bad") != 0 {
+		t.Fatalf("loadgen figures: %v", figures)
+	}
+	bad = append(bad, struct {
+		name string
+		args []string
+		want string
+	}{"loadgen other chain", append(loadArgs, "--genesis", filepath.Join(other, "config", "genesis.json")), "does not verify"})
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
 			r := run(t, bin, c.args...)

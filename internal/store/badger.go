@@ -42,6 +42,12 @@ type Memory struct {
 	// It must be positive: at zero badger keeps every table's index in
 	// memory, which grows with the database.
 	IndexCacheSize int64
+	// Compactors is how many compactions may run at once. Each holds up to
+	// five table builders of twice its output table's size outside every
+	// cache above, so with badger's default of four the heap of a loaded
+	// database swings by hundreds of megabytes. At least 2: badger's first
+	// compactor is kept for level 0, which writes stall on.
+	Compactors int
 }
 
 // MinMemTableSize is the smallest memtable badger opens with its 1 MiB
@@ -49,8 +55,9 @@ type Memory struct {
 const MinMemTableSize = 7 << 20
 
 // DefaultMemory is the node database's default budget, 144 MiB: three
-// 32 MiB memtables, a 32 MiB block cache and a 16 MiB index cache.
-var DefaultMemory = Memory{MemTableSize: 32 << 20, NumMemTables: 3, BlockCacheSize: 32 << 20, IndexCacheSize: 16 << 20}
+// 32 MiB memtables, a 32 MiB block cache and a 16 MiB index cache; and two
+// compactors.
+var DefaultMemory = Memory{MemTableSize: 32 << 20, NumMemTables: 3, BlockCacheSize: 32 << 20, IndexCacheSize: 16 << 20, Compactors: 2}
 
 // Bytes is the most the database holds in the memory m bounds.
 func (m Memory) Bytes() int64 {
@@ -68,6 +75,8 @@ func (m Memory) Check() error {
 		return fmt.Errorf("%w: block cache size must be positive, got %d", ErrMemory, m.BlockCacheSize)
 	case m.IndexCacheSize <= 0:
 		return fmt.Errorf("%w: index cache size must be positive, got %d", ErrMemory, m.IndexCacheSize)
+	case m.Compactors < 2:
+		return fmt.Errorf("%w: compactors %d is below 2", ErrMemory, m.Compactors)
 	}
 	return nil
 }
@@ -80,7 +89,8 @@ func (m Memory) Apply(o badger.Options) badger.Options {
 	return o.WithMemTableSize(m.MemTableSize).
 		WithNumMemtables(m.NumMemTables).
 		WithBlockCacheSize(m.BlockCacheSize).
-		WithIndexCacheSize(m.IndexCacheSize)
+		WithIndexCacheSize(m.IndexCacheSize).
+		WithNumCompactors(m.Compactors)
 }
 
 func defaultOptions() options {

@@ -488,6 +488,7 @@ func TestOpenBadgerRejectsBadOptions(t *testing.T) {
 		"negative block cache":   {withMemory(func(m *Memory) { m.BlockCacheSize = -1 })},
 		"zero block cache":       {withMemory(func(m *Memory) { m.BlockCacheSize = 0 })}, // badger itself would panic
 		"zero index cache":       {withMemory(func(m *Memory) { m.IndexCacheSize = 0 })}, // unbounded indexes
+		"one compactor":          {withMemory(func(m *Memory) { m.Compactors = 1 })},     // level 0 would go unserved
 	} {
 		db, err := OpenBadger(t.TempDir(), opts...)
 		if err == nil {
@@ -500,7 +501,7 @@ func TestOpenBadgerRejectsBadOptions(t *testing.T) {
 	if _, err := OpenBadger(""); err == nil {
 		t.Error("empty dir: want error")
 	}
-	small := Memory{MemTableSize: MinMemTableSize, NumMemTables: 1, BlockCacheSize: 1 << 20, IndexCacheSize: 1 << 20}
+	small := Memory{MemTableSize: MinMemTableSize, NumMemTables: 1, BlockCacheSize: 1 << 20, IndexCacheSize: 1 << 20, Compactors: 2}
 	db, err := OpenBadger(t.TempDir(), WithMemory(small), WithSyncWrites(true),
 		WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
