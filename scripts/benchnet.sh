@@ -21,6 +21,8 @@
 #   RECEIPT_RATE     their total receipts/s; 0 as fast as they can (default 0)
 #   KV_CLIENTS       kvload's concurrent senders (default 32)
 #   KV_PER_REQUEST   kvstore transactions per HTTP request, a JSON-RPC batch (default 100)
+#   MEMORY_LIMIT     Credence: run each node under this memory limit, e.g. 512M (a memory
+#                    cgroup, see scripts/localnet.sh); default none
 #   BENCH_DIR        where chains and results go (default .benchnet; results.tsv there)
 #   BASE_PORT        first port of Credence's nodes, KV_BASE_PORT of kvstore's (below 32768)
 set -euo pipefail
@@ -144,6 +146,7 @@ measure() {
 credence_point() {
 	local rate="$1"
 	export LOCALNET_DIR="$BENCH_DIR/credence-$rate" LOCALNET_BASE_PORT="$BASE_PORT" LOCALNET_CHAIN_ID=credence-bench
+	export LOCALNET_MEMORY_LIMIT="${MEMORY_LIMIT:-}"
 	"$NET" reset >/dev/null 2>&1 || true
 	"$NET" up $N >/dev/null
 	trap '"$NET" down >/dev/null 2>&1 || true' EXIT
