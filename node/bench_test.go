@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -107,8 +108,29 @@ func BenchmarkSubmit(b *testing.B) {
 // (so every store is flushed) and reports the bytes its data directory
 // gained per anchored hash: CometBFT's blocks (which carry the leaves), the
 // application state, the index and the emptied queue.
+//
+// CREDENCE_BENCH_RETAIN_BLOCKS=N runs the node with retain_blocks = N (and
+// no snapshots, whose peers' needs would hold the blocks back), so that
+// CometBFT prunes its blocks behind the index.
 func BenchmarkDiskPerHash(b *testing.B) {
 	h := newTestHome(b)
+	if v := os.Getenv("CREDENCE_BENCH_RETAIN_BLOCKS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := loadConfig(h.dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.RetainBlocks, c.SnapshotInterval = n, 0
+		if err := os.Remove(appConfigPath(h.dir)); err != nil {
+			b.Fatal(err)
+		}
+		if err := writeConfig(h.dir, c); err != nil {
+			b.Fatal(err)
+		}
+	}
 	nd := h.start(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
