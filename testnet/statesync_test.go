@@ -36,6 +36,12 @@ func TestStateSyncJoin(t *testing.T) {
 		// fetch one while the chain moves on under load.
 		b = []byte(strings.Replace(string(b), "snapshot_interval = 1000", "snapshot_interval = 10", 1))
 		b = []byte(strings.Replace(string(b), "snapshot_keep_recent = 2", "snapshot_keep_recent = 20", 1))
+		// Two members prune their blocks; the other two (the joiner's
+		// light client servers) keep every block, as its trust height
+		// needs.
+		if strings.HasSuffix(home, "node2") || strings.HasSuffix(home, "node3") {
+			b = retainBlocks(t, b)
+		}
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -110,6 +116,16 @@ func TestStateSyncJoin(t *testing.T) {
 	c.StateSync.TrustPeriod = 24 * time.Hour
 	c.StateSync.DiscoveryTime = 5 * time.Second
 	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
+	// The joiner prunes too: the headers its restored index needs came
+	// with the snapshot, the rest it keeps as it indexes.
+	appToml := filepath.Join(home, "config", "app.toml")
+	joinerApp, err := os.ReadFile(appToml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(appToml, retainBlocks(t, joinerApp), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	joiner := &node{i: 4, home: home, grpc: fmt.Sprintf("127.0.0.1:%d", port+2), rpc: fmt.Sprintf("127.0.0.1:%d", port+1),
 		log: filepath.Join(n.dir, "node4.log")}
@@ -222,6 +238,26 @@ func TestStateSyncJoin(t *testing.T) {
 	n.waitHeight(ctx, n.nodes[1], h+3)
 	n.waitHeight(ctx, joiner, h+3)
 	t.Logf("node0 stopped at height %d; the chain went on to %d with node4 validating", h, h+3)
+	for _, nd := range []*node{n.nodes[2], joiner} {
+		if err := nd.rpcJSON(ctx, "/status", &st); err != nil {
+			t.Fatal(err)
+		}
+		first, _ := strconv.ParseInt(st.SyncInfo.EarliestBlockHeight, 10, 64)
+		if nd == joiner && first <= earliest || first <= 1 {
+			t.Fatalf("node%d pruned no block: its block store starts at %d", nd.i, first)
+		}
+		t.Logf("node%d (retain_blocks = 5) holds blocks from %d", nd.i, first)
+	}
+}
+
+// retainBlocks sets retain_blocks = 5 in an app.toml.
+func retainBlocks(t *testing.T, appToml []byte) []byte {
+	t.Helper()
+	s := string(appToml)
+	if !strings.Contains(s, "retain_blocks = 0") {
+		t.Fatal("app.toml has no retain_blocks = 0 to change")
+	}
+	return []byte(strings.Replace(s, "retain_blocks = 0", "retain_blocks = 5", 1))
 }
 
 func runCLI(t *testing.T, bin string, args ...string) string {
