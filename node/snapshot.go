@@ -52,6 +52,7 @@ func (a nodeApp) Commit(ctx context.Context, req *abci.RequestCommit) (*abci.Res
 		h := a.App.Height()
 		a.snaps.maybeTake(h)
 		res.RetainHeight = a.retain.height(h)
+		metricRetainHeight.Set(float64(res.RetainHeight))
 	}
 	return res, err
 }
