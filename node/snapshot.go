@@ -539,7 +539,7 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	}()
 	for _, b := range out {
 		if b.Record.Height == height {
-			// Block height+2 signs its header: catch-up keeps it.
+			// Header height+1 is kept when block height+2 is indexed.
 			if err := wb.Set(xwKey(height+1), []byte{}); err != nil {
 				return err
 			}
