@@ -25,6 +25,9 @@ type blockSource interface {
 	// ValidatorsChangeAfter reports whether the validator set of the
 	// next height differs from that of height.
 	ValidatorsChangeAfter(height int64) (bool, error)
+	// SignedHeader is the header of height with its canonical commit
+	// (carried by block height+1) and the validators of height.
+	SignedHeader(height int64) (*headerEntry, error)
 }
 
 // committed is one block's batches as the app's commit hook hands them over.
@@ -47,6 +50,10 @@ type indexer struct {
 	log      *slog.Logger
 	// indexed is the last height indexed, as stored under xh.
 	indexed atomic.Int64
+	// retaining: CometBFT prunes blocks behind durable, the last height
+	// indexed and synced (retention.go).
+	retaining bool
+	durable   atomic.Int64
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -179,12 +186,18 @@ func (ix *indexer) committedBatches(h int64) ([]app.CommittedBatch, error) {
 }
 
 // indexBlock indexes one committed block: the validator change after it,
-// then its batches.
+// the signed headers and links this block completes, then its batches.
 func (ix *indexer) indexBlock(h int64, batches []app.CommittedBatch) error {
 	if err := ix.noteValidatorChange(h); err != nil {
 		return err
 	}
-	return ix.index(h, batches)
+	if err := ix.keepHeaders(h, len(batches) > 0); err != nil {
+		return err
+	}
+	if err := ix.index(h, batches); err != nil {
+		return err
+	}
+	return ix.syncIndexed(h)
 }
 
 // noteValidatorChange records height h when the validator set changes
@@ -275,3 +288,7 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	}
 	return wb.Flush()
 }
+
+// durableHeight is the last height indexed and synced; 0 before the first
+// sync of this run.
+func (ix *indexer) durableHeight() int64 { return ix.durable.Load() }
