@@ -76,6 +76,10 @@ func DefaultConfig(home, moniker string, ports Ports, maxTxBytes int) *cfg.Confi
 	c.Instrumentation.Prometheus = true
 	c.Instrumentation.PrometheusListenAddr = "127.0.0.1:26660"
 	c.TxIndex.Indexer = "null"
+	// No one reads a past block's FinalizeBlock results (the index is
+	// derived from the blocks and the state): keep only the last, which
+	// crash recovery replays.
+	c.Storage.DiscardABCIResponses = true
 	if ports.P2P != "" {
 		c.P2P.ListenAddress = ports.P2P
 	}

@@ -61,6 +61,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"instrumentation.prometheus", c.Instrumentation.Prometheus, true},
 		{"instrumentation.prometheus_listen_addr", c.Instrumentation.PrometheusListenAddr, "127.0.0.1:26660"},
 		{"tx_index.indexer", c.TxIndex.Indexer, "null"},
+		{"storage.discard_abci_responses", c.Storage.DiscardABCIResponses, true},
 	} {
 		if f.got != f.want {
 			t.Errorf("%s = %v, want %v", f.name, f.got, f.want)
@@ -136,6 +137,7 @@ func TestWriteHome(t *testing.T) {
 		{"consensus.timeout_propose", got.Consensus.TimeoutPropose, want.Consensus.TimeoutPropose},
 		{"instrumentation.prometheus_listen_addr", got.Instrumentation.PrometheusListenAddr, ports.Prometheus},
 		{"tx_index.indexer", got.TxIndex.Indexer, "null"},
+		{"storage.discard_abci_responses", got.Storage.DiscardABCIResponses, true},
 	} {
 		if f.got != f.want {
 			t.Errorf("loaded %s = %v, written %v", f.name, f.got, f.want)

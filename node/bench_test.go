@@ -2,9 +2,11 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -107,8 +109,29 @@ func BenchmarkSubmit(b *testing.B) {
 // (so every store is flushed) and reports the bytes its data directory
 // gained per anchored hash: CometBFT's blocks (which carry the leaves), the
 // application state, the index and the emptied queue.
+//
+// CREDENCE_BENCH_RETAIN_BLOCKS=N runs the node with retain_blocks = N (and
+// no snapshots, whose peers' needs would hold the blocks back), so that
+// CometBFT prunes its blocks behind the index.
 func BenchmarkDiskPerHash(b *testing.B) {
 	h := newTestHome(b)
+	if v := os.Getenv("CREDENCE_BENCH_RETAIN_BLOCKS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := loadConfig(h.dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.RetainBlocks, c.SnapshotInterval = n, 0
+		if err := os.Remove(appConfigPath(h.dir)); err != nil {
+			b.Fatal(err)
+		}
+		if err := writeConfig(h.dir, c); err != nil {
+			b.Fatal(err)
+		}
+	}
 	nd := h.start(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -130,16 +153,21 @@ func BenchmarkDiskPerHash(b *testing.B) {
 		last = all[len(all)-32:]
 	}
 	waitReceipt(ctx, b, cl, last)
+	bs := nd.cmt.BlockStore()
+	held := fmt.Sprintf("blocks %d to %d", bs.Base(), bs.Height())
 	if err := nd.Stop(); err != nil {
 		b.Fatal(err)
 	}
 	grown := dirSize(b, filepath.Join(h.dir, "data")) - base
 	b.ReportMetric(float64(grown)/float64(b.N*per), "disk-bytes/hash")
 	if os.Getenv("CREDENCE_BENCH_DISK") != "" {
+		// One line: the benchmark's log shows only its first lines.
+		out := fmt.Sprintf("%d hashes; the block store holds %s; bytes/hash:", b.N*per, held)
 		entries, _ := os.ReadDir(filepath.Join(h.dir, "data"))
 		for _, e := range entries {
-			b.Logf("%-24s %8.1f bytes/hash", e.Name(), float64(dirSize(b, filepath.Join(h.dir, "data", e.Name())))/float64(b.N*per))
+			out += fmt.Sprintf(" %s %.1f", e.Name(), float64(dirSize(b, filepath.Join(h.dir, "data", e.Name())))/float64(b.N*per))
 		}
+		b.Log(out)
 	}
 }
 

@@ -46,6 +46,10 @@ func (c *consensusChain) BlockTxs(height int64) ([][]byte, error) {
 	return txs, nil
 }
 
+func (c *consensusChain) SignedHeader(height int64) (*headerEntry, error) {
+	return fetchHeader(context.Background(), c.rpc, height)
+}
+
 func (c *consensusChain) ValidatorsChangeAfter(height int64) (bool, error) {
 	meta := c.cmt.BlockStore().LoadBlockMeta(height)
 	if meta == nil {

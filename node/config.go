@@ -60,6 +60,11 @@ type config struct {
 	SnapshotInterval int64 `toml:"snapshot_interval"`
 	// SnapshotKeepRecent is how many snapshots are kept. Default 2.
 	SnapshotKeepRecent int `toml:"snapshot_keep_recent"`
+	// RetainBlocks lets CometBFT prune its blocks but the newest this many
+	// (and any the index or a snapshot's joiners still need); receipts
+	// read what they need of blocks from the index. 0 keeps every block.
+	// Default 0.
+	RetainBlocks int64 `toml:"retain_blocks"`
 	// ReceiptCacheMB bounds the memory of batch trees kept for receipts
 	// (a full batch's tree is 4 MiB). Default 64.
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
@@ -192,6 +197,9 @@ func loadConfig(home string) (*config, error) {
 	}
 	if c.SnapshotInterval < 0 || c.SnapshotKeepRecent < 1 {
 		return nil, fmt.Errorf("%s: snapshot_interval must be >= 0 and snapshot_keep_recent >= 1", path)
+	}
+	if c.RetainBlocks < 0 {
+		return nil, fmt.Errorf("%s: retain_blocks must be >= 0 (0 keeps every block)", path)
 	}
 	if c.ReceiptCacheMB <= 0 {
 		return nil, fmt.Errorf("%s: receipt_cache_mb must be positive", path)

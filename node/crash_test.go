@@ -3,7 +3,9 @@ package node
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,13 +111,52 @@ func tail(s string, n int) string {
 // restarts it, and checks that every acknowledged hash is anchored exactly
 // once with a receipt that verifies.
 func TestKill9WhileSubmitting(t *testing.T) {
-	bin := credencedBinary(t)
+	kill9WhileSubmitting(t, newTestHome(t), nil)
+}
+
+// TestKill9WhilePruning is the same on a node that prunes all but its
+// newest blocks: the catch-up after each kill finds every block it needs.
+func TestKill9WhilePruning(t *testing.T) {
 	h := newTestHome(t)
+	h.setConfig(t, func(c *config) {
+		c.RetainBlocks = 1
+		c.SnapshotInterval = 0
+	})
+	kill9WhileSubmitting(t, h, func() {
+		// CometBFT's own status: the earliest block the node still holds.
+		res, err := http.Get("http://" + strings.TrimPrefix(h.ov.Ports.RPC, "tcp://") + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var st struct {
+			Result struct {
+				SyncInfo struct {
+					Earliest string `json:"earliest_block_height"`
+					Latest   string `json:"latest_block_height"`
+				} `json:"sync_info"`
+			} `json:"result"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Result.SyncInfo.Earliest == "1" {
+			t.Fatalf("no block pruned: the node holds %s to %s", st.Result.SyncInfo.Earliest, st.Result.SyncInfo.Latest)
+		}
+		t.Logf("the node holds blocks %s to %s", st.Result.SyncInfo.Earliest, st.Result.SyncInfo.Latest)
+	})
+}
+
+// kill9WhileSubmitting runs two rounds of submitting, SIGKILL, restart
+// and checking; running is called on the last restart before its stop.
+func kill9WhileSubmitting(t *testing.T, h *testHome, running func()) {
+	bin := credencedBinary(t)
 	logPath := filepath.Join(t.TempDir(), "node.log")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cl := dialTest(t, h.ov.GRPCAddress)
 
+	var all [][]byte
 	for round := 0; round < 2; round++ {
 		p := startProcess(t, bin, h, logPath)
 		waitServing(ctx, t, cl, p, logPath)
@@ -170,10 +211,15 @@ func TestKill9WhileSubmitting(t *testing.T) {
 		}
 		t.Logf("round %d: %d hashes acknowledged before SIGKILL", round, len(hashes))
 
+		all = append(all, hashes...)
 		p = startProcess(t, bin, h, logPath)
 		waitServing(ctx, t, cl, p, logPath)
-		checkAnchoredOnce(ctx, t, cl, h, hashes)
+		// The earlier rounds' receipts too: their blocks may be pruned.
+		checkAnchoredOnce(ctx, t, cl, h, all)
 		if round == 1 {
+			if running != nil {
+				running()
+			}
 			// A clean stop after recovery.
 			p.cmd.Process.Signal(syscall.SIGTERM)
 			select {

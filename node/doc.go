@@ -50,6 +50,9 @@
 //     indexed height (xh), and only then release ends the hashes' wait.
 //     Invariant: a hash is indexed before it stops waiting, so a reader
 //     (GetReceipt, a repeated Submit) finds it in one or the other.
+//     keepHeaders keeps, as each block is indexed, the signed headers and
+//     validator links receipts need (retention.go), so that CometBFT may
+//     prune blocks behind the index (nodeApp.Commit's retain height).
 //     Crash before the index write: the batch is still in flight, and
 //     catchUp indexes the block from the block store at the next start.
 //

@@ -26,6 +26,9 @@ type blockSource interface {
 	// ValidatorsChangeAfter reports whether the validator set of the
 	// next height differs from that of height.
 	ValidatorsChangeAfter(height int64) (bool, error)
+	// SignedHeader is the header of height with its canonical commit
+	// (carried by block height+1) and the validators of height.
+	SignedHeader(height int64) (*headerEntry, error)
 }
 
 // committed is one block's batches as the app's commit hook hands them over.
@@ -52,6 +55,10 @@ type indexer struct {
 	// with the indexed height, so a block indexed again after a crash
 	// gives its batches the numbers they had: the same keys.
 	nextBatch uint64
+	// retaining: CometBFT prunes blocks behind durable, the last height
+	// indexed and synced (retention.go).
+	retaining bool
+	durable   atomic.Int64
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -188,12 +195,18 @@ func (ix *indexer) committedBatches(h int64) ([]app.CommittedBatch, error) {
 }
 
 // indexBlock indexes one committed block: the validator change after it,
-// then its batches.
+// the signed headers and links this block completes, then its batches.
 func (ix *indexer) indexBlock(h int64, batches []app.CommittedBatch) error {
 	if err := ix.noteValidatorChange(h); err != nil {
 		return err
 	}
-	return ix.index(h, batches)
+	if err := ix.keepHeaders(h, len(batches) > 0); err != nil {
+		return err
+	}
+	if err := ix.index(h, batches); err != nil {
+		return err
+	}
+	return ix.syncIndexed(h)
 }
 
 // noteValidatorChange records height h when the validator set changes
@@ -300,3 +313,7 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	}
 	return wb.Flush()
 }
+
+// durableHeight is the last height indexed and synced; 0 before the first
+// sync of this run.
+func (ix *indexer) durableHeight() int64 { return ix.durable.Load() }

@@ -19,6 +19,8 @@ var (
 		Namespace: "credence", Name: "queue_depth", Help: "Hashes queued and not yet in a batch."})
 	metricIndexedHeight = promauto.NewGauge(prometheus.GaugeOpts{
 		Namespace: "credence", Name: "indexed_height", Help: "Last height indexed."})
+	metricRetainHeight = promauto.NewGauge(prometheus.GaugeOpts{
+		Namespace: "credence", Name: "retain_height", Help: "Height below which CometBFT may prune blocks (0: keep all)."})
 	metricReceipts = promauto.NewCounter(prometheus.CounterOpts{
 		Namespace: "credence", Name: "receipts_served_total", Help: "Receipts served."})
 )

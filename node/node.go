@@ -176,8 +176,13 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		app: n.app, db: n.db, idx: n.idx, trust: trust, log: log.With("module", "snapshots"),
 		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
 	}
+	if hs := n.snaps.heights(); len(hs) > 0 {
+		n.snaps.newest.Store(hs[0])
+	}
+	n.idx.retaining = cfg.RetainBlocks > 0
+	retain := &retention{blocks: cfg.RetainBlocks, durable: n.idx.durableHeight, snaps: n.snaps}
 
-	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps}, log, cfg.consensusDBMemory())
+	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps, retain: retain}, log, cfg.consensusDBMemory())
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w", err)
 	}
@@ -189,6 +194,9 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	}
 	n.snaps.receipts = n.receipts
 	n.idx.receipts = n.receipts
+	if err := n.idx.backfillHeaders(); err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
 	if err := n.idx.catchUp(appHeight); err != nil {
 		return nil, fmt.Errorf("index catch-up: %w", err)
 	}

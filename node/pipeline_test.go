@@ -804,6 +804,14 @@ func (c *fakeChain) ValidatorsChangeAfter(height int64) (bool, error) {
 	return false, nil
 }
 
+// SignedHeader stands for header height signed by block height+1.
+func (c *fakeChain) SignedHeader(height int64) (*headerEntry, error) {
+	if height < 1 || height >= c.height {
+		return nil, fmt.Errorf("header %d is not signed yet (chain at %d)", height, c.height)
+	}
+	return &headerEntry{signedHeader: []byte(fmt.Sprintf("header %d", height))}, nil
+}
+
 // Broadcast takes the transaction into the mempool unless it is there
 // already, which CometBFT answers with an error.
 func (c *fakeChain) Broadcast(_ context.Context, tx []byte) (uint32, string, error) {

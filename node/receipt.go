@@ -173,20 +173,13 @@ func (r *receipts) link(ctx context.Context, h int64) (*proof.ValidatorSetLink, 
 			return nil, err
 		}
 	} else {
-		sh, err := r.header(ctx, h)
-		if err != nil {
+		// The indexer builds the link two blocks after the change; until
+		// then the block store still holds both headers.
+		var err error
+		if l, err = buildLink(func(h int64) (*headerEntry, error) { return r.header(ctx, h) }, h); err != nil {
 			return nil, err
 		}
-		next, err := r.header(ctx, h+1)
-		if err != nil {
-			return nil, err
-		}
-		l = &proof.ValidatorSetLink{SignedHeader: sh.signedHeader, NextValidators: next.validators}
-		enc, err := proto.Marshal(l)
-		if err != nil {
-			return nil, err
-		}
-		if err := r.db.Update(func(txn *badger.Txn) error { return txn.Set(xvKey(h), enc) }); err != nil {
+		if err := storeLink(r.db, h, l); err != nil {
 			return nil, err
 		}
 	}
@@ -241,9 +234,14 @@ func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, erro
 		return v.(*headerEntry), nil
 	}
 	r.mu.Unlock()
-	// A node restored from a snapshot has no blocks below it: the headers
-	// its batches need came with the snapshot.
+	// The header a batch's receipts need is kept in the index (xs/) once
+	// the block that signs it is indexed, or came with a snapshot: the
+	// block store may have pruned it. Other heights (the newest provable
+	// state, a batch whose header the indexer has not kept yet) are read
+	// from the block store, which holds every height the index has not
+	// passed (retention.go).
 	var stored []byte
+	var e *headerEntry
 	if err := r.db.View(func(txn *badger.Txn) error {
 		var err error
 		stored, err = getValue(txn, xsKey(height))
@@ -253,21 +251,32 @@ func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, erro
 		if err := proto.Unmarshal(stored, &sh); err != nil {
 			return nil, fmt.Errorf("stored header %d: %w", height, err)
 		}
-		return &headerEntry{signedHeader: sh.SignedHeader, validators: sh.Validators}, nil
+		e = &headerEntry{signedHeader: sh.SignedHeader, validators: sh.Validators}
 	} else if !errors.Is(err, errNotFound) {
 		return nil, err
+	} else if e, err = fetchHeader(ctx, r.rpc, height); err != nil {
+		return nil, err
 	}
+	r.mu.Lock()
+	r.headers.put(key, e, len(e.signedHeader)+len(e.validators)*48)
+	r.mu.Unlock()
+	return e, nil
+}
+
+// fetchHeader reads the signed header of height from CometBFT's stores:
+// the header with its canonical commit, and the validators of that height.
+func fetchHeader(ctx context.Context, rpc rpcclient.Client, height int64) (*headerEntry, error) {
 	// Only the canonical commit, the one block height+1 carries as its last
 	// commit, is the same on every node; a node's own seen commit of the
 	// newest block holds the votes it happened to receive.
-	st, err := r.rpc.Status(ctx)
+	st, err := rpc.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if st.SyncInfo.LatestBlockHeight <= height {
 		return nil, fmt.Errorf("%w (header %d is signed in block %d, chain at %d)", errNotFinal, height, height+1, st.SyncInfo.LatestBlockHeight)
 	}
-	c, err := r.rpc.Commit(ctx, &height)
+	c, err := rpc.Commit(ctx, &height)
 	if err != nil {
 		return nil, fmt.Errorf("signed header %d: %w", height, err)
 	}
@@ -282,7 +291,7 @@ func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, erro
 	for page := 1; ; page++ {
 		perPage := 100
 		pg := page
-		res, err := r.rpc.Validators(ctx, &height, &pg, &perPage)
+		res, err := rpc.Validators(ctx, &height, &pg, &perPage)
 		if err != nil {
 			return nil, fmt.Errorf("validators at %d: %w", height, err)
 		}
@@ -293,11 +302,7 @@ func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, erro
 			break
 		}
 	}
-	e := &headerEntry{signedHeader: sh, validators: vals}
-	r.mu.Lock()
-	r.headers.put(key, e, len(sh)+len(vals)*48)
-	r.mu.Unlock()
-	return e, nil
+	return &headerEntry{signedHeader: sh, validators: vals}, nil
 }
 
 // lru is a byte-bounded least-recently-used cache.

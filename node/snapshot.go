@@ -40,13 +40,19 @@ const chunkSize = 8 << 20
 // state-sync snapshots of the state and of this node's receipt index.
 type nodeApp struct {
 	*app.App
-	snaps *snapshots
+	snaps  *snapshots
+	retain *retention
 }
 
+// Commit adds the node's retain height to the state machine's answer:
+// which blocks the node still needs is its own business, not consensus's.
 func (a nodeApp) Commit(ctx context.Context, req *abci.RequestCommit) (*abci.ResponseCommit, error) {
 	res, err := a.App.Commit(ctx, req)
 	if err == nil {
-		a.snaps.maybeTake(a.App.Height())
+		h := a.App.Height()
+		a.snaps.maybeTake(h)
+		res.RetainHeight = a.retain.height(h)
+		metricRetainHeight.Set(float64(res.RetainHeight))
 	}
 	return res, err
 }
@@ -90,6 +96,8 @@ type snapshots struct {
 	stopc    chan struct{}
 	wg       sync.WaitGroup
 	taking   atomic.Bool
+	// newest is the height of the newest snapshot held, 0 for none.
+	newest atomic.Int64
 
 	restore *restoreState
 }
@@ -127,6 +135,7 @@ func (s *snapshots) maybeTake(h int64) {
 			return
 		}
 		s.log.Info("snapshot taken", "height", h, "took", time.Since(start).Round(time.Millisecond))
+		s.newest.Store(h)
 		s.prune()
 	}()
 }
@@ -267,6 +276,16 @@ func (s *snapshots) heights() []int64 {
 	}
 	sort.Slice(hs, func(i, j int) bool { return hs[i] > hs[j] })
 	return hs
+}
+
+// servedFrom is the lowest height a peer restoring this node's snapshots
+// needs blocks from, as of height h: the newest snapshot's, or before the
+// first, the height the next one is due.
+func (s *snapshots) servedFrom(h int64) int64 {
+	if n := s.newest.Load(); n > 0 {
+		return n
+	}
+	return h - h%s.interval
 }
 
 func (s *snapshots) prune() {
@@ -518,6 +537,19 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 			s.receipts.addLink(h)
 		}
 	}()
+	for _, b := range out {
+		if b.Record.Height == height {
+			// Header height+1 is kept when block height+2 is indexed.
+			if err := wb.Set(xwKey(height+1), []byte{}); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	// Every other header the index needs came with the snapshot.
+	if err := wb.Set(keyHeadersKept, []byte{}); err != nil {
+		return err
+	}
 	if err := wb.Flush(); err != nil {
 		return err
 	}

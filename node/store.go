@@ -24,7 +24,7 @@ import (
 //	xb/<issuer>/<seq>       → hashes          a batch's leaves, in order
 //	xr/<issuer>/<seq>       → record          the batch record as stored in state
 //	xp/<issuer>/<seq>       → ICS23 proof     of the record at its height
-//	xs/<height>             → SnapshotHeader  a signed header restored from a snapshot
+//	xs/<height>             → SnapshotHeader  a kept signed header (retention.go), or restored from a snapshot
 //	xv/<height>             → ValidatorSetLink (or empty until first built)  the validator set changes after height
 //	xh                      → height          last height indexed
 //	xt                      → seq, issuer     the last batch indexed (checked at start)

@@ -21,6 +21,11 @@
 #   RECEIPT_RATE     their total receipts/s; 0 as fast as they can (default 0)
 #   KV_CLIENTS       kvload's concurrent senders (default 32)
 #   KV_PER_REQUEST   kvstore transactions per HTTP request, a JSON-RPC batch (default 100)
+#   MEMORY_LIMIT     Credence: run each node under this memory limit, e.g. 512M (a memory
+#                    cgroup, see scripts/localnet.sh); default none
+#   PROFILE          Credence: seconds of CPU profile to take of node 0 (the one under load)
+#                    and node 1 (a validator), 5 s into each point's load, kept as
+#                    node0.cpu.pprof and node1.cpu.pprof beside the chain; default 0 (none)
 #   BENCH_DIR        where chains and results go (default .benchnet; results.tsv there)
 #   BASE_PORT        first port of Credence's nodes, KV_BASE_PORT of kvstore's (below 32768)
 set -euo pipefail
@@ -144,9 +149,23 @@ measure() {
 credence_point() {
 	local rate="$1"
 	export LOCALNET_DIR="$BENCH_DIR/credence-$rate" LOCALNET_BASE_PORT="$BASE_PORT" LOCALNET_CHAIN_ID=credence-bench
+	export LOCALNET_MEMORY_LIMIT="${MEMORY_LIMIT:-}"
 	"$NET" reset >/dev/null 2>&1 || true
 	"$NET" up $N >/dev/null
 	trap '"$NET" down >/dev/null 2>&1 || true' EXIT
+	if (( ${PROFILE:-0} > 0 )); then
+		# Go's pprof on loopback, at the one offset of a node's ports unused.
+		"$NET" down >/dev/null
+		for i in 0 1; do
+			toml_set "$LOCALNET_DIR/node$i/config/config.toml" rpc pprof_laddr "\"127.0.0.1:$((BASE_PORT + 10 * i + 9))\""
+		done
+		"$NET" up $N >/dev/null
+		for i in 0 1; do
+			(sleep 5 && curl -sf -o "$LOCALNET_DIR/node$i.cpu.pprof" \
+				"http://127.0.0.1:$((BASE_PORT + 10 * i + 9))/debug/pprof/profile?seconds=$PROFILE" ||
+				echo "bench-net: no CPU profile from node $i" >&2) &
+		done
+	fi
 	wait_height $((BASE_PORT + 1)) 2
 	homes=() pids=()
 	for i in $(seq 0 $((N - 1))); do homes+=("$LOCALNET_DIR/node$i"); pids+=("$(cat "$LOCALNET_DIR/node$i.pid")"); done

@@ -16,6 +16,7 @@ import (
 
 	cfg "github.com/cometbft/cometbft/config"
 	"github.com/cometbft/cometbft/p2p"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/proof"
@@ -36,6 +37,12 @@ func TestStateSyncJoin(t *testing.T) {
 		// fetch one while the chain moves on under load.
 		b = []byte(strings.Replace(string(b), "snapshot_interval = 1000", "snapshot_interval = 10", 1))
 		b = []byte(strings.Replace(string(b), "snapshot_keep_recent = 2", "snapshot_keep_recent = 20", 1))
+		// Two members prune their blocks; the other two (the joiner's
+		// light client servers) keep every block, as its trust height
+		// needs.
+		if strings.HasSuffix(home, "node2") || strings.HasSuffix(home, "node3") {
+			b = retainBlocks(t, b)
+		}
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -110,6 +117,19 @@ func TestStateSyncJoin(t *testing.T) {
 	c.StateSync.TrustPeriod = 24 * time.Hour
 	c.StateSync.DiscoveryTime = 5 * time.Second
 	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
+	// The joiner prunes too: the headers its restored index needs came
+	// with the snapshot, the rest it keeps as it indexes. It snapshots as
+	// the others do: before its first snapshot (at 1000 by default) it
+	// would keep its blocks for the peers that restore it.
+	appToml := filepath.Join(home, "config", "app.toml")
+	joinerApp, err := os.ReadFile(appToml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinerApp = []byte(strings.Replace(string(joinerApp), "snapshot_interval = 1000", "snapshot_interval = 10", 1))
+	if err := os.WriteFile(appToml, retainBlocks(t, joinerApp), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	joiner := &node{i: 4, home: home, grpc: fmt.Sprintf("127.0.0.1:%d", port+2), rpc: fmt.Sprintf("127.0.0.1:%d", port+1),
 		log: filepath.Join(n.dir, "node4.log")}
@@ -195,11 +215,14 @@ func TestStateSyncJoin(t *testing.T) {
 	if _, err := b.client.Submit(b.authed(ctx), &pb.SubmitRequest{Hashes: after}); err != nil {
 		t.Fatal(err)
 	}
+	served := make(map[int]*proof.Receipt)
+	var afterHeight int64
 	for _, from := range []*node{joiner, n.nodes[2]} {
 		r, err := from.receipt(ctx, after)
 		if err != nil {
 			t.Fatal(err)
 		}
+		served[from.i], afterHeight = r, r.Batch.Height
 		if len(r.ValidatorLinks) == 0 {
 			t.Fatalf("receipt from node%d of a batch after the validator change carries no link", from.i)
 		}
@@ -222,6 +245,46 @@ func TestStateSyncJoin(t *testing.T) {
 	n.waitHeight(ctx, n.nodes[1], h+3)
 	n.waitHeight(ctx, joiner, h+3)
 	t.Logf("node0 stopped at height %d; the chain went on to %d with node4 validating", h, h+3)
+
+	// The pruning nodes let go of the blocks of the change and of the
+	// batch after it; they serve the same receipt, which still verifies.
+	for _, nd := range []*node{n.nodes[2], joiner} {
+		for {
+			if err := nd.rpcJSON(ctx, "/status", &st); err != nil {
+				t.Fatal(err)
+			}
+			first, _ := strconv.ParseInt(st.SyncInfo.EarliestBlockHeight, 10, 64)
+			if first > afterHeight+2 {
+				t.Logf("node%d (retain_blocks = 5) holds blocks from %d", nd.i, first)
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("node%d still holds blocks from %d, want above %d", nd.i, first, afterHeight+2)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		r, err := nd.receipt(ctx, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(r, served[nd.i]) {
+			t.Fatalf("node%d's receipt changed when its blocks were pruned", nd.i)
+		}
+		if _, err := proof.Verify(r, n.trust); err != nil {
+			t.Fatalf("receipt from node%d after pruning: %v", nd.i, err)
+		}
+	}
+}
+
+// retainBlocks sets retain_blocks = 5 in an app.toml.
+func retainBlocks(t *testing.T, appToml []byte) []byte {
+	t.Helper()
+	s := string(appToml)
+	if !strings.Contains(s, "retain_blocks = 0") {
+		t.Fatal("app.toml has no retain_blocks = 0 to change")
+	}
+	return []byte(strings.Replace(s, "retain_blocks = 0", "retain_blocks = 5", 1))
 }
 
 func runCLI(t *testing.T, bin string, args ...string) string {
