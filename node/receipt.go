@@ -33,6 +33,11 @@ type receipts struct {
 	mu      sync.Mutex
 	trees   *lru
 	headers *lru
+	// building holds the batches whose tree one caller is building: when a
+	// batch becomes final, every client polling for one of its receipts
+	// asks at once, and each building its own tree of up to 65,536 leaves
+	// took a fifth of a loaded node's CPU.
+	building map[string]*treeBuild
 	// linkHeights are the heights after which the validator set changed,
 	// in order (the keys of xv/).
 	linkHeights []int64
@@ -44,17 +49,25 @@ type headerEntry struct {
 }
 
 func newReceipts(db *badger.DB, rpc rpcclient.Client, chainID string, treeCacheBytes, headerCacheBytes int) (*receipts, error) {
-	r := &receipts{db: db, rpc: rpc, chainID: chainID, trees: newLRU(treeCacheBytes), headers: newLRU(headerCacheBytes)}
+	r := &receipts{db: db, rpc: rpc, chainID: chainID, trees: newLRU(treeCacheBytes), headers: newLRU(headerCacheBytes),
+		building: make(map[string]*treeBuild)}
 	if err := r.loadLinks(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
+type treeBuild struct {
+	done chan struct{}
+	b    *batchData
+	err  error
+}
+
 type batchData struct {
-	tree   *proof.Tree
-	record *proof.BatchRecord
-	proof  []byte
+	tree       *proof.Tree
+	record     *proof.BatchRecord
+	proof      []byte
+	recordSize int // the record's encoded size, for the cache's bound
 }
 
 func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proof.Receipt, error) {
@@ -189,6 +202,8 @@ func (r *receipts) link(ctx context.Context, h int64) (*proof.ValidatorSetLink, 
 	return l, nil
 }
 
+// batch is a batch's tree, record and proof: from the cache, from the
+// build another caller is running, or built here.
 func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {
 	key := fmt.Sprintf("%s/%d", issuer, seq)
 	r.mu.Lock()
@@ -196,7 +211,26 @@ func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {
 		r.mu.Unlock()
 		return v.(*batchData), nil
 	}
+	if c, ok := r.building[key]; ok {
+		r.mu.Unlock()
+		<-c.done
+		return c.b, c.err
+	}
+	c := &treeBuild{done: make(chan struct{})}
+	r.building[key] = c
 	r.mu.Unlock()
+	c.b, c.err = r.buildBatch(key, issuer, seq)
+	r.mu.Lock()
+	if c.err == nil {
+		r.trees.put(key, c.b, c.b.tree.MemoryBytes()+len(c.b.proof)+c.b.recordSize)
+	}
+	delete(r.building, key)
+	r.mu.Unlock()
+	close(c.done)
+	return c.b, c.err
+}
+
+func (r *receipts) buildBatch(key, issuer string, seq uint64) (*batchData, error) {
 	var hashes, rec, prf []byte
 	if err := r.db.View(func(txn *badger.Txn) error {
 		var err error
@@ -219,11 +253,7 @@ func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {
 	if err := proto.Unmarshal(rec, &record); err != nil {
 		return nil, fmt.Errorf("batch %s record: %w", key, err)
 	}
-	b := &batchData{tree: tree, record: &record, proof: prf}
-	r.mu.Lock()
-	r.trees.put(key, b, tree.MemoryBytes()+len(prf)+len(rec))
-	r.mu.Unlock()
-	return b, nil
+	return &batchData{tree: tree, record: &record, proof: prf, recordSize: len(rec)}, nil
 }
 
 func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, error) {
