@@ -60,7 +60,7 @@ for i in 0 1 2 3; do
 	if [[ -n "$LOCALNET_MEMORY_LIMIT" ]]; then
 		# The kernel's count of processes it killed for the limit: v2, then v1.
 		cg="credence-$LOCALNET_CHAIN_ID-node$i"
-		kills="$(cat "/sys/fs/cgroup/$cg/memory.events" "/sys/fs/cgroup/memory/$cg/memory.oom_control" 2>/dev/null | awk '$1 == "oom_kill" {print $2}' | head -1)"
+		kills="$(cat "/sys/fs/cgroup/$cg/memory.events" "/sys/fs/cgroup/memory/$cg/memory.oom_control" 2>/dev/null | awk '$1 == "oom_kill" {print $2; exit}' || true)"
 		echo "node $i: ${kills:-unknown} killed for the memory limit" | tee -a "$OUT/limit.txt"
 	fi
 done
