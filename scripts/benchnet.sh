@@ -56,6 +56,7 @@ die() { echo "bench-net: $*" >&2; exit 1; }
 
 cd "$ROOT"
 mkdir -p "$BENCH_DIR" build
+rm -rf "$BENCH_DIR/credence-defaults" # made again from this build: see credence_setting
 # CometBFT at the version go.mod pins, built from the module cache, with
 # badger compiled in so that both systems keep their stores in the same
 # database.
@@ -178,6 +179,16 @@ credence_point() {
 	if [[ -f "$res" ]]; then row credence "$res"; fi
 }
 
+# credence_setting SECTION KEY: the value Credence's init writes to
+# config.toml, so that kvstore's timeouts follow Credence's defaults.
+credence_setting() {
+	local d="$BENCH_DIR/credence-defaults"
+	[[ -f "$d/config/config.toml" ]] || "$CREDENCED" init --home "$d" >/dev/null
+	awk -v sec="$1" -v key="$2" '
+		/^\[/ { cur = substr($0, 2, length($0) - 2) }
+		cur == sec && $1 == key && $2 == "=" { print $3; exit }' "$d/config/config.toml"
+}
+
 # toml_set FILE SECTION KEY VALUE: set KEY in [SECTION] ("" is the top).
 toml_set() {
 	awk -v sec="$2" -v key="$3" -v val="$4" '
@@ -229,8 +240,8 @@ kvstore_point() {
 		toml_set "$c" p2p max_packet_msg_payload_size 65536
 		toml_set "$c" mempool size 1000000
 		toml_set "$c" mempool max_txs_bytes 268435456
-		toml_set "$c" consensus timeout_commit '"500ms"'
-		toml_set "$c" consensus timeout_propose '"2s"'
+		toml_set "$c" consensus timeout_commit "$(credence_setting consensus timeout_commit)"
+		toml_set "$c" consensus timeout_propose "$(credence_setting consensus timeout_propose)"
 		toml_set "$c" consensus create_empty_blocks_interval '"30s"'
 		toml_set "$c" tx_index indexer "\"$KV_INDEXER\""
 		toml_set "$c" instrumentation prometheus false
