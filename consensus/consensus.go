@@ -71,7 +71,7 @@ func DefaultConfig(home, moniker string, ports Ports, maxTxBytes int) *cfg.Confi
 	// blocks CometBFT still makes that block because the app hash changed.
 	c.Consensus.CreateEmptyBlocks = true
 	c.Consensus.CreateEmptyBlocksInterval = 30 * time.Second
-	c.Consensus.TimeoutCommit = 500 * time.Millisecond
+	c.Consensus.TimeoutCommit = 250 * time.Millisecond
 	c.Consensus.TimeoutPropose = 2 * time.Second
 	c.Instrumentation.Prometheus = true
 	c.Instrumentation.PrometheusListenAddr = "127.0.0.1:26660"

@@ -56,7 +56,7 @@ func TestDefaultConfig(t *testing.T) {
 		{"consensus.create_empty_blocks", c.Consensus.CreateEmptyBlocks, true},
 		{"rpc.timeout_broadcast_tx_commit", c.RPC.TimeoutBroadcastTxCommit, time.Minute},
 		{"consensus.create_empty_blocks_interval", c.Consensus.CreateEmptyBlocksInterval, 30 * time.Second},
-		{"consensus.timeout_commit", c.Consensus.TimeoutCommit, 500 * time.Millisecond},
+		{"consensus.timeout_commit", c.Consensus.TimeoutCommit, 250 * time.Millisecond},
 		{"consensus.timeout_propose", c.Consensus.TimeoutPropose, 2 * time.Second},
 		{"instrumentation.prometheus", c.Instrumentation.Prometheus, true},
 		{"instrumentation.prometheus_listen_addr", c.Instrumentation.PrometheusListenAddr, "127.0.0.1:26660"},
@@ -165,7 +165,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		name, from, to, want string
 	}{
 		{"another database backend", `db_backend = "badgerdb"`, `db_backend = "goleveldb"`, `db_backend is "goleveldb"`},
-		{"an invalid value", `timeout_commit = "500ms"`, `timeout_commit = "-1s"`, "timeout_commit"},
+		{"an invalid value", `timeout_commit = "250ms"`, `timeout_commit = "-1s"`, "timeout_commit"},
 		{"not TOML", `[p2p]`, `[p2p`, "config.toml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

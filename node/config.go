@@ -133,7 +133,7 @@ func defaultConfig() *config {
 		GRPCAddress:        "127.0.0.1:9090",
 		HTTPAddress:        "127.0.0.1:1317",
 		HTTPCORSOrigins:    []string{"*"},
-		BatchInterval:      duration{time.Second},
+		BatchInterval:      duration{250 * time.Millisecond},
 		BatchMaxLeaves:     65536,
 		RebroadcastAfter:   duration{15 * time.Second},
 		QueueSegmentMB:     16,

@@ -58,7 +58,7 @@ func newTestHome(t testing.TB) *testHome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Fast batches keep the tests short; the default is 1s.
+	// Fast batches keep the tests short; the default is 250ms.
 	c, err := loadConfig(dir)
 	if err != nil {
 		t.Fatal(err)

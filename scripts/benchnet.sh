@@ -19,6 +19,8 @@
 #   KV_INDEXER       kvstore's tx_index indexer: null (as Credence's) or kv (default null)
 #   RECEIPT_CLIENTS  Credence: clients reading receipts of final hashes meanwhile (default 0)
 #   RECEIPT_RATE     their total receipts/s; 0 as fast as they can (default 0)
+#   CLIENTS          loadgen's concurrent clients, each sending 1,000 hashes per Submit and
+#                    waiting for its answer (default 32, as kvload's)
 #   KV_CLIENTS       kvload's concurrent senders (default 32)
 #   KV_PER_REQUEST   kvstore transactions per HTTP request, a JSON-RPC batch (default 100)
 #   MEMORY_LIMIT     Credence: run each node under this memory limit, e.g. 512M (a memory
@@ -38,6 +40,7 @@ SYSTEMS="${SYSTEMS:-credence kvstore}"
 KV_INDEXER="${KV_INDEXER:-null}"
 RECEIPT_CLIENTS="${RECEIPT_CLIENTS:-0}"
 RECEIPT_RATE="${RECEIPT_RATE:-0}"
+CLIENTS="${CLIENTS:-32}"
 KV_CLIENTS="${KV_CLIENTS:-32}"
 KV_PER_REQUEST="${KV_PER_REQUEST:-100}"
 BENCH_DIR="${BENCH_DIR:-$ROOT/.benchnet}"
@@ -173,7 +176,7 @@ credence_point() {
 	local res="$LOCALNET_DIR/loadgen.kv" extra=()
 	if (( RECEIPT_CLIENTS > 0 )); then extra=(--receipt-clients "$RECEIPT_CLIENTS" --receipt-rate "$RECEIPT_RATE"); fi
 	measure "${pids[@]}" -- "$CREDENCED" loadgen --node "127.0.0.1:$((BASE_PORT + 2))" --home "${homes[0]}" \
-		--rate "$rate" --duration "$DURATION" --result "$res" "${extra[@]}" >"$LOCALNET_DIR/loadgen.txt" 2>&1 ||
+		--rate "$rate" --duration "$DURATION" --clients "$CLIENTS" --result "$res" "${extra[@]}" >"$LOCALNET_DIR/loadgen.txt" 2>&1 ||
 		{ cat "$LOCALNET_DIR/loadgen.txt" >&2; echo "bench-net: loadgen failed at $rate/s (above)" >&2; failed=1; }
 	"$NET" down >/dev/null
 	if [[ -f "$res" ]]; then row credence "$res"; fi
