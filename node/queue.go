@@ -176,16 +176,30 @@ func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []can
 
 // separateAnchored answers the claimed hashes the index already holds as
 // anchored, releases their claims, and returns the others. It reads after
-// the claim: the indexer records a hash's position before it stops
-// waiting, so no hash slips between the two checks. On error every claim
-// is released.
+// the claim: the indexer records a hash's position (in the filter, then in
+// the index) before it stops waiting, so no hash slips between the two
+// checks. Only the hashes the filter may hold are looked up. On error
+// every claim is released.
 func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) ([]candidate, error) {
-	var fresh, anchored []candidate
+	fresh := make([]candidate, 0, len(claimed))
+	var anchored, maybe []candidate
+	var tags [][tagSize]byte
+	for _, c := range claimed {
+		if tag := leafTag(c.hash[:]); p.anchored.mayHold(tag) {
+			maybe = append(maybe, c)
+			tags = append(tags, tag)
+		} else {
+			fresh = append(fresh, c)
+		}
+	}
+	if len(maybe) == 0 {
+		return fresh, nil
+	}
 	err := p.db.View(func(txn *badger.Txn) error {
 		l := newLookup(txn)
 		defer l.close()
-		for _, c := range claimed {
-			pos, err := l.find(c.hash[:], c.issuer)
+		for i, c := range maybe {
+			pos, err := l.findTagged(c.hash[:], tags[i], c.issuer)
 			if errors.Is(err, errNotFound) {
 				fresh = append(fresh, c)
 				continue
@@ -319,7 +333,11 @@ func (p *pipeline) reconcile() error {
 		defer l.close()
 		for issuer, q := range p.pending {
 			for _, e := range q {
-				_, err := l.find(e.hash[:], issuer)
+				tag := leafTag(e.hash[:])
+				if !p.anchored.mayHold(tag) {
+					continue
+				}
+				_, err := l.findTagged(e.hash[:], tag, issuer)
 				if errors.Is(err, errNotFound) {
 					continue
 				}
