@@ -2,9 +2,16 @@ package node
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/store"
+	"github.com/credence-ledger/credence/proof"
+	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
 func randomTags(t *testing.T, n int) [][tagSize]byte {
@@ -88,5 +95,46 @@ func TestAnchoredFilterOff(t *testing.T) {
 	f.add([tagSize]byte{1})
 	if !f.mayHold([tagSize]byte(binary.BigEndian.AppendUint64(nil, 42))) {
 		t.Fatal("no filter answered no")
+	}
+}
+
+// TestSeparateAnchoredKeepsOrder: hashes the filter lets through and the
+// index does not hold stay in the order submitted, among those it stopped,
+// and a hash anchored is still answered anchored.
+func TestSeparateAnchoredKeepsOrder(t *testing.T) {
+	db, err := store.OpenBadger(filepath.Join(t.TempDir(), "credence"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ix := &indexer{db: db, anchored: newAnchoredFilter(1)}
+	var hs [4]hash
+	for i := range hs {
+		hs[i] = hash(sha256.Sum256([]byte{byte(i)}))
+	}
+	// hs[3] is anchored; hs[0] passes the filter as a false positive would.
+	if err := ix.writePositions([]app.CommittedBatch{{Record: &proof.BatchRecord{Issuer: "uni-a", Seq: 1, Height: 1}, Hashes: hs[3][:]}}); err != nil {
+		t.Fatal(err)
+	}
+	ix.anchored.add(leafTag(hs[0][:]))
+	p := &pipeline{db: db, waiting: map[string]map[hash]struct{}{"uni-a": {}}, anchored: ix.anchored}
+	var claimed []candidate
+	for i, h := range hs {
+		p.waiting["uni-a"][h] = struct{}{}
+		claimed = append(claimed, candidate{issuer: "uni-a", idx: uint64(i), hash: h})
+	}
+	results := make([]submitResult, 1)
+	fresh, err := p.separateAnchored(claimed, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fresh) != 3 || fresh[0].idx != 0 || fresh[1].idx != 1 || fresh[2].idx != 2 {
+		t.Fatalf("fresh hashes %v, want indexes 0, 1, 2 in order", fresh)
+	}
+	if k := results[0].known; len(k) != 1 || k[0].Index != 3 || k[0].State != pb.HashState_HASH_STATE_ANCHORED {
+		t.Fatalf("known %v, want index 3 anchored", k)
+	}
+	if _, ok := p.waiting["uni-a"][hs[3]]; ok {
+		t.Fatal("the anchored hash is still claimed")
 	}
 }

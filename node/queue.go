@@ -181,27 +181,26 @@ func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []can
 // checks. Only the hashes the filter may hold are looked up. On error
 // every claim is released.
 func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) ([]candidate, error) {
-	fresh := make([]candidate, 0, len(claimed))
-	var anchored, maybe []candidate
+	var maybe []int // into claimed
 	var tags [][tagSize]byte
-	for _, c := range claimed {
+	for i, c := range claimed {
 		if tag := leafTag(c.hash[:]); p.anchored.mayHold(tag) {
-			maybe = append(maybe, c)
+			maybe = append(maybe, i)
 			tags = append(tags, tag)
-		} else {
-			fresh = append(fresh, c)
 		}
 	}
 	if len(maybe) == 0 {
-		return fresh, nil
+		return claimed, nil
 	}
+	var anchored []candidate
+	isAnchored := make([]bool, len(claimed))
 	err := p.db.View(func(txn *badger.Txn) error {
 		l := newLookup(txn)
 		defer l.close()
-		for i, c := range maybe {
-			pos, err := l.findTagged(c.hash[:], tags[i], c.issuer)
+		for k, i := range maybe {
+			c := claimed[i]
+			pos, err := l.findTagged(c.hash[:], tags[k], c.issuer)
 			if errors.Is(err, errNotFound) {
-				fresh = append(fresh, c)
 				continue
 			}
 			if err != nil {
@@ -210,6 +209,7 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 			results[c.req].known = append(results[c.req].known, &pb.Known{Index: c.idx, State: pb.HashState_HASH_STATE_ANCHORED,
 				Issuer: pos.issuer, BatchSeq: pos.seq, LeafIndex: pos.index, Height: pos.height})
 			anchored = append(anchored, c)
+			isAnchored[i] = true
 		}
 		return nil
 	})
@@ -218,6 +218,13 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 		return nil, err
 	}
 	p.releaseClaims(anchored)
+	// In the order submitted: the queue keeps it.
+	fresh := make([]candidate, 0, len(claimed)-len(anchored))
+	for i, c := range claimed {
+		if !isAnchored[i] {
+			fresh = append(fresh, c)
+		}
+	}
 	return fresh, nil
 }
 
