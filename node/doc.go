@@ -23,7 +23,8 @@
 //  1. api.Submit → pipeline.submit hands the request to the group commit
 //     (commitLoop) and waits. commitGroup: claimUnseen answers a hash
 //     already waiting as pending and claims the rest; separateAnchored
-//     answers those the index holds as anchored; writeQueue appends the
+//     answers those the index holds as anchored (looking up only those the
+//     anchored filter, filter.go, may hold); writeQueue appends the
 //     others to the queue log as one record and syncs it; enqueue hands
 //     them to the batcher.
 //     A request that could take the waiting set past max_queued_hashes is

@@ -59,6 +59,9 @@ type indexer struct {
 	// indexed and synced (retention.go).
 	retaining bool
 	durable   atomic.Int64
+	// anchored holds the tag of every position written (filter.go);
+	// nil when off.
+	anchored *anchoredFilter
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -303,6 +306,9 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 		buf := make([]byte, 0, n*(leafPrefixLen+len(numBytes)+binary.MaxVarintLen64))
 		for i, h := range leaves(b.Hashes) {
 			tag := leafTag(h[:])
+			// Before the position is visible, and so before the hash
+			// stops waiting: a duplicate submit always finds it one way.
+			ix.anchored.add(tag)
 			at := len(buf)
 			buf = append(append(append(buf, "xl"...), tag[:]...), numBytes...)
 			buf = binary.AppendUvarint(buf, i)

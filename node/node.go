@@ -158,6 +158,14 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
+	// Filled before anything indexes or Submit runs; later positions are
+	// added as they are written.
+	began := time.Now()
+	if held, err := n.idx.openFilter(cfg.Memory.AnchoredFilterMB); err != nil {
+		return nil, fmt.Errorf("anchored filter: %w", err)
+	} else if n.idx.anchored != nil {
+		log.Info("anchored filter built", "hashes", held, "took", time.Since(began).Round(time.Millisecond))
+	}
 	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), chainID,
 		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit),
 		app.WithTxCacheBytes(cfg.Memory.TxCacheMB<<20))
@@ -167,6 +175,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	cc.App = n.app
 	n.pipe = newPipeline(n.db, filepath.Join(home, "data", "queue"), cc, chainID, keys, cfg, log.With("module", "batcher"))
 	n.idx.pipe = n.pipe
+	n.pipe.anchored = n.idx.anchored
 	if err := n.pipe.load(); err != nil {
 		return nil, fmt.Errorf("load queue: %w", err)
 	}

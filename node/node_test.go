@@ -110,6 +110,15 @@ func TestAnchorRestartServe(t *testing.T) {
 			t.Fatalf("after restart the receipt of %x changed", hash)
 		}
 	}
+	// The restart rebuilt the filter in front of the index: a duplicate is
+	// still found anchored, not queued again.
+	again, err = cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: unary[:64]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Queued != 0 || len(again.Known) != 2 || again.Known[0].State != pb.HashState_HASH_STATE_ANCHORED || again.Known[1].State != pb.HashState_HASH_STATE_ANCHORED {
+		t.Fatalf("resubmit after restart: queued %d known %v, want 0 and 2 anchored", again.Queued, again.Known)
+	}
 	// The chain goes on after the restart.
 	fresh := hashOf("after restart")
 	if _, err := cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: fresh}); err != nil {

@@ -82,6 +82,9 @@ type pipeline struct {
 	// duplicate check for hashes not yet anchored. It is rebuilt from disk at
 	// start, so the queue log holds no index of its own.
 	waiting map[string]map[hash]struct{}
+	// anchored is the index's filter (the indexer's): Submit looks up
+	// only the hashes it may hold. Nil: every hash is looked up.
+	anchored *anchoredFilter
 }
 
 type queued struct {

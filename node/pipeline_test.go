@@ -160,6 +160,11 @@ func (s *scenario) open() error {
 		s.p.queue.log.maxSize = s.segmentBytes
 	}
 	s.ix.pipe = s.p
+	// As Start does; small, as the scenarios hold few hashes.
+	if _, err := s.ix.openFilter(1); err != nil {
+		return err
+	}
+	s.p.anchored = s.ix.anchored
 	if err := s.p.load(); err != nil {
 		return err
 	}
@@ -669,6 +674,19 @@ func (s *scenario) checkInvariants() {
 	}
 	for is, q := range disk.pending {
 		disk.pending[is] = slices.DeleteFunc(q, func(e queued) bool { return indexed(e.hash, is) })
+	}
+	// Submit trusts the filter's "no": it must hold every position written.
+	if err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xl")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); !s.ix.anchored.mayHold([tagSize]byte(k[2:leafPrefixLen])) {
+				t.Errorf("position %x is indexed but not in the anchored filter", k)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	// Each segment's count of hashes queued is what the queue holds of it,
 	// so a segment goes exactly when the last of them is cut.

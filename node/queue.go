@@ -176,18 +176,31 @@ func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []can
 
 // separateAnchored answers the claimed hashes the index already holds as
 // anchored, releases their claims, and returns the others. It reads after
-// the claim: the indexer records a hash's position before it stops
-// waiting, so no hash slips between the two checks. On error every claim
-// is released.
+// the claim: the indexer records a hash's position (in the filter, then in
+// the index) before it stops waiting, so no hash slips between the two
+// checks. Only the hashes the filter may hold are looked up. On error
+// every claim is released.
 func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) ([]candidate, error) {
-	var fresh, anchored []candidate
+	var maybe []int // into claimed
+	var tags [][tagSize]byte
+	for i, c := range claimed {
+		if tag := leafTag(c.hash[:]); p.anchored.mayHold(tag) {
+			maybe = append(maybe, i)
+			tags = append(tags, tag)
+		}
+	}
+	if len(maybe) == 0 {
+		return claimed, nil
+	}
+	var anchored []candidate
+	isAnchored := make([]bool, len(claimed))
 	err := p.db.View(func(txn *badger.Txn) error {
 		l := newLookup(txn)
 		defer l.close()
-		for _, c := range claimed {
-			pos, err := l.find(c.hash[:], c.issuer)
+		for k, i := range maybe {
+			c := claimed[i]
+			pos, err := l.findTagged(c.hash[:], tags[k], c.issuer)
 			if errors.Is(err, errNotFound) {
-				fresh = append(fresh, c)
 				continue
 			}
 			if err != nil {
@@ -196,6 +209,7 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 			results[c.req].known = append(results[c.req].known, &pb.Known{Index: c.idx, State: pb.HashState_HASH_STATE_ANCHORED,
 				Issuer: pos.issuer, BatchSeq: pos.seq, LeafIndex: pos.index, Height: pos.height})
 			anchored = append(anchored, c)
+			isAnchored[i] = true
 		}
 		return nil
 	})
@@ -204,6 +218,13 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 		return nil, err
 	}
 	p.releaseClaims(anchored)
+	// In the order submitted: the queue keeps it.
+	fresh := make([]candidate, 0, len(claimed)-len(anchored))
+	for i, c := range claimed {
+		if !isAnchored[i] {
+			fresh = append(fresh, c)
+		}
+	}
 	return fresh, nil
 }
 
@@ -319,7 +340,11 @@ func (p *pipeline) reconcile() error {
 		defer l.close()
 		for issuer, q := range p.pending {
 			for _, e := range q {
-				_, err := l.find(e.hash[:], issuer)
+				tag := leafTag(e.hash[:])
+				if !p.anchored.mayHold(tag) {
+					continue
+				}
+				_, err := l.findTagged(e.hash[:], tag, issuer)
 				if errors.Is(err, errNotFound) {
 					continue
 				}

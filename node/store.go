@@ -71,8 +71,9 @@ var leafTag = func(hash []byte) [tagSize]byte {
 
 const leafPrefixLen = 2 + tagSize
 
-func leafPrefix(hash []byte) []byte {
-	tag := leafTag(hash)
+func leafPrefix(hash []byte) []byte { return tagPrefix(leafTag(hash)) }
+
+func tagPrefix(tag [tagSize]byte) []byte {
 	k := make([]byte, 0, leafPrefixLen+binary.MaxVarintLen64)
 	return append(append(k, "xl"...), tag[:]...)
 }
@@ -139,7 +140,12 @@ func (l *lookup) close() { l.it.Close() }
 // it more than once, the batch indexed last answers, and within a batch
 // the last leaf.
 func (l *lookup) find(hash []byte, issuer string) (position, error) {
-	prefix := leafPrefix(hash)
+	return l.findTagged(hash, leafTag(hash), issuer)
+}
+
+// findTagged is find given the hash's tag, when the caller has it.
+func (l *lookup) findTagged(hash []byte, tag [tagSize]byte, issuer string) (position, error) {
+	prefix := tagPrefix(tag)
 	var best position
 	var bestNum uint64
 	found := false
