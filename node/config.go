@@ -66,7 +66,7 @@ type config struct {
 	// Default 0.
 	RetainBlocks int64 `toml:"retain_blocks"`
 	// ReceiptCacheMB bounds the memory of batch trees kept for receipts
-	// (a full batch's tree is 4 MiB). Default 64.
+	// (a full batch's tree is 4 MiB). Default 32.
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
 	// MaxConnections bounds the API's open TCP connections; further
 	// connections wait in the kernel's backlog. Default 512.
@@ -137,7 +137,7 @@ func defaultConfig() *config {
 		BatchMaxLeaves:     65536,
 		RebroadcastAfter:   duration{15 * time.Second},
 		QueueSegmentMB:     16,
-		ReceiptCacheMB:     64,
+		ReceiptCacheMB:     32,
 		SnapshotInterval:   1000,
 		SnapshotKeepRecent: 2,
 

@@ -15,7 +15,9 @@ import (
 // (docs/operations.md, "Memory"); the Go runtime's own overhead comes on top.
 type memoryConfig struct {
 	// DBMemTableMB is the size of each memtable of the node's database
-	// (application state, queue, index). Default 32; at least 7.
+	// (application state, queue, index). Default 16; at least 7. Each
+	// memtable is also written out as one table whose builder holds twice
+	// its size while it runs.
 	DBMemTableMB int `toml:"db_memtable_mb"`
 	// DBMemTables is how many of those memtables may be in memory at once
 	// (the one written and those being flushed). Default 3.

@@ -60,9 +60,11 @@ memory_cgroup() {
 	bytes="$(numfmt --from=iec "$MEMORY_LIMIT")" || die "LOCALNET_MEMORY_LIMIT=$MEMORY_LIMIT is not a size (say 512M)"
 	if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
 		dir="/sys/fs/cgroup/credence-$CHAIN_ID-node$1"
+		rmdir "$dir" 2>/dev/null || true # a fresh cgroup: its kill count is this run's
 		mkdir -p "$dir" && echo "$bytes" >"$dir/memory.max"
 	elif [[ -d /sys/fs/cgroup/memory ]]; then
 		dir="/sys/fs/cgroup/memory/credence-$CHAIN_ID-node$1"
+		rmdir "$dir" 2>/dev/null || true
 		mkdir -p "$dir" && echo "$bytes" >"$dir/memory.limit_in_bytes"
 	else
 		false

@@ -54,10 +54,10 @@ type Memory struct {
 // value threshold (15% of the memtable must hold one value).
 const MinMemTableSize = 7 << 20
 
-// DefaultMemory is the node database's default budget, 144 MiB: three
-// 32 MiB memtables, a 32 MiB block cache and a 16 MiB index cache; and two
+// DefaultMemory is the node database's default budget, 96 MiB: three
+// 16 MiB memtables, a 32 MiB block cache and a 16 MiB index cache; and two
 // compactors.
-var DefaultMemory = Memory{MemTableSize: 32 << 20, NumMemTables: 3, BlockCacheSize: 32 << 20, IndexCacheSize: 16 << 20, Compactors: 2}
+var DefaultMemory = Memory{MemTableSize: 16 << 20, NumMemTables: 3, BlockCacheSize: 32 << 20, IndexCacheSize: 16 << 20, Compactors: 2}
 
 // Bytes is the most the database holds in the memory m bounds.
 func (m Memory) Bytes() int64 {
