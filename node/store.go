@@ -17,7 +17,9 @@ import (
 // "a/"), the durable submission queue and the index. Issuer ids cannot hold
 // '/', so every key below is unambiguous.
 //
-//	qp/<issuer>/<qseq>, qf/<issuer>/<seq>    the queue and the batches in flight (queuestore.go)
+//	qf/<issuer>/<seq>       → signed tx       a batch in flight (queuestore.go); the queue itself is
+//	                                          the log in data/queue (queuelog.go), and qp/<issuer>/<qseq>
+//	                                          keys left by an earlier version are moved there at start
 //	xl<tag:8><num><index>   → (empty)         where an anchored hash is: its tag, batch number, leaf index (uvarints)
 //	xn<num>                 → seq, height, issuer   what a node-local batch number stands for
 //	xc                      → number          the next batch number
