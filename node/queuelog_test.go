@@ -48,17 +48,7 @@ func TestQueueLogRecordRuns(t *testing.T) {
 	if _, err := l.append(e); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.close(); err != nil {
-		t.Fatal(err)
-	}
-	got, torn, err := replayAll(t, dir)
-	if err != nil || torn != nil {
-		t.Fatalf("replay: %v, torn %v", err, torn)
-	}
-	want := []string{"uni-a/0@1", "uni-a/1@1", "uni-b/7@1", "uni-a/5@1"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("replay %v, want %v", got, want)
-	}
+	closeAndReplay(t, l, dir, "uni-a/0@1", "uni-a/1@1", "uni-b/7@1", "uni-a/5@1")
 }
 
 // TestQueueLogCorruptEarlierSegment: only the last segment may end torn; a
@@ -113,16 +103,7 @@ func TestQueueLogWriteFailure(t *testing.T) {
 	if _, err := l.append(testEntries("uni-a", 3, "d")); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.close(); err != nil {
-		t.Fatal(err)
-	}
-	got, torn, err := replayAll(t, dir)
-	if err != nil || torn != nil {
-		t.Fatalf("replay: %v, torn %v", err, torn)
-	}
-	if want := []string{"uni-a/0@1", "uni-a/3@1"}; !slices.Equal(got, want) {
-		t.Fatalf("replay %v, want %v", got, want)
-	}
+	closeAndReplay(t, l, dir, "uni-a/0@1", "uni-a/3@1")
 }
 
 // TestQueueMigrate: a queue an earlier version left under qp/ in badger is
@@ -239,5 +220,21 @@ func TestStartReplaysQueueLog(t *testing.T) {
 	cl := dialTest(t, n.GRPCAddr())
 	for _, e := range append(first, second...) {
 		waitReceipt(ctx, t, cl, e.hash[:])
+	}
+}
+
+// closeAndReplay closes l and checks that its directory replays, whole and
+// untorn, to want (issuer/qseq@segment).
+func closeAndReplay(t *testing.T, l *queueLog, dir string, want ...string) {
+	t.Helper()
+	if err := l.close(); err != nil {
+		t.Fatal(err)
+	}
+	got, torn, err := replayAll(t, dir)
+	if err != nil || torn != nil {
+		t.Fatalf("replay: %v, torn %v", err, torn)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("replay %v, want %v", got, want)
 	}
 }

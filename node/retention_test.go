@@ -77,16 +77,8 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 
 	// More batches move the chain on until the block store has let go of
 	// every block the receipts above came from.
+	pruneBeyond(ctx, t, h, n, cl, top)
 	bs := n.cmt.BlockStore()
-	for bs.Base() <= top+2 {
-		if _, err := cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: randomHashes(t, 1)}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Millisecond)
-		if ctx.Err() != nil {
-			t.Fatalf("block store base still %d at height %d, want above %d", bs.Base(), bs.Height(), top+2)
-		}
-	}
 	for x := range heights {
 		if bs.LoadBlock(x) != nil || bs.LoadBlock(x+1) != nil {
 			t.Fatalf("block %d or %d still in the block store (base %d)", x, x+1, bs.Base())
@@ -218,16 +210,7 @@ func TestRetentionAfterUpgrade(t *testing.T) {
 	n = h.start(t)
 	defer func() { n.Stop() }()
 	cl = dialTest(t, n.GRPCAddr())
-	bs := n.cmt.BlockStore()
-	for bs.Base() <= top+2 {
-		if _, err := cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: randomHashes(t, 1)}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(200 * time.Millisecond)
-		if ctx.Err() != nil {
-			t.Fatalf("block store base still %d, want above %d", bs.Base(), top+2)
-		}
-	}
+	pruneBeyond(ctx, t, h, n, cl, top)
 	n.receipts.headers = newLRU(1 << 20)
 	for i, hash := range hashes {
 		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash})
@@ -240,6 +223,22 @@ func TestRetentionAfterUpgrade(t *testing.T) {
 		}
 		if !bytes.Equal(got, wires[i]) {
 			t.Fatalf("the receipt of %x changed", hash)
+		}
+	}
+}
+
+// pruneBeyond anchors one hash at a time until n's block store no longer
+// holds block top+2, the last a receipt of a batch at top reads.
+func pruneBeyond(ctx context.Context, t *testing.T, h *testHome, n *Node, cl pb.CredenceClient, top int64) {
+	t.Helper()
+	bs := n.cmt.BlockStore()
+	for bs.Base() <= top+2 {
+		if _, err := cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: randomHashes(t, 1)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if ctx.Err() != nil {
+			t.Fatalf("block store base still %d at height %d, want above %d", bs.Base(), bs.Height(), top+2)
 		}
 	}
 }
