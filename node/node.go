@@ -185,6 +185,8 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		app: n.app, db: n.db, idx: n.idx, trust: trust, log: log.With("module", "snapshots"),
 		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
 	}
+	// Chunks of a restore cut short by a stop; a restore starts over.
+	os.RemoveAll(filepath.Join(n.snaps.dir, "restoring"))
 	if hs := n.snaps.heights(); len(hs) > 0 {
 		n.snaps.newest.Store(hs[0])
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -33,8 +35,9 @@ const snapshotFormat = 1
 
 // chunkSize is where the snapshot stream is cut; a chunk also holds the
 // rest of the item that crosses it, at most one batch of 3.2 MB, which keeps
-// chunks under CometBFT's 16 MB chunk message.
-const chunkSize = 8 << 20
+// chunks under CometBFT's 16 MB chunk message. Tests make it small to cut
+// streams into many chunks.
+var chunkSize = 8 << 20
 
 // nodeApp is the application CometBFT talks to: the state machine, plus
 // state-sync snapshots of the state and of this node's receipt index.
@@ -65,9 +68,13 @@ func (a nodeApp) LoadSnapshotChunk(_ context.Context, req *abci.RequestLoadSnaps
 	if req.Format != snapshotFormat {
 		return &abci.ResponseLoadSnapshotChunk{}, nil
 	}
-	b, err := os.ReadFile(a.snaps.chunkPath(int64(req.Height), req.Chunk))
-	if err != nil {
+	b, err := a.snaps.loadChunk(int64(req.Height), req.Chunk)
+	if errors.Is(err, fs.ErrNotExist) {
 		a.snaps.log.Info("snapshot chunk not available", "height", req.Height, "chunk", req.Chunk, "err", err)
+		return &abci.ResponseLoadSnapshotChunk{}, nil
+	}
+	if err != nil {
+		a.snaps.log.Error("snapshot chunk cannot be served", "height", req.Height, "chunk", req.Chunk, "err", err)
 		return &abci.ResponseLoadSnapshotChunk{}, nil
 	}
 	return &abci.ResponseLoadSnapshotChunk{Chunk: b}, nil
@@ -106,8 +113,10 @@ type restoreState struct {
 	snap    *abci.Snapshot
 	appHash []byte
 	hashes  [][]byte
-	chunks  [][]byte
-	got     int
+	// spool holds the chunks received, have which.
+	spool string
+	have  []bool
+	got   int
 }
 
 func (s *snapshots) snapDir(h int64) string { return filepath.Join(s.dir, strconv.FormatInt(h, 10)) }
@@ -145,39 +154,170 @@ func (s *snapshots) stop() {
 	s.wg.Wait()
 }
 
-// chunkWriter cuts the item stream into chunk files and hashes them.
+// A snapshot is kept on disk as one recipe per chunk, not as the chunk's
+// bytes. The bulk of a snapshot is the batches' leaves, records and proofs,
+// which the node's database already holds, immutable once indexed (xb/,
+// xr/, xp/): copying them into each kept snapshot would cost 32 bytes per
+// anchored hash per snapshot, more than the rest of the node's disk. A
+// recipe holds the bytes of the other items (state nodes, headers, links)
+// and names the batches; loadChunk rebuilds the chunk from it and serves it
+// only if it still hashes as the metadata says.
+const (
+	recipeRaw   = 0 // uvarint length, then that many bytes of the stream
+	recipeBatch = 1 // uvarint issuer length, issuer, 8-byte sequence
+)
+
+func recipePath(dir string, i uint32) string {
+	return filepath.Join(dir, fmt.Sprintf("recipe-%06d", i))
+}
+
+// chunkWriter cuts the item stream into chunks, hashes them, and writes
+// each chunk's recipe.
 type chunkWriter struct {
-	dir    string
+	dir string
+	// buf is the chunk's stream, hashed at flush; raw is where the bytes
+	// not yet in the recipe start.
 	buf    []byte
+	raw    int
+	recipe []byte
 	n      uint32
 	hashes [][]byte
 }
 
-func (w *chunkWriter) item(it *pb.SnapshotItem) error {
+func (w *chunkWriter) item(it *pb.SnapshotItem) error { return w.add(it, "", 0) }
+
+// batch adds a batch's item, recorded in the recipe by its name only.
+func (w *chunkWriter) batch(issuer string, seq uint64, it *pb.SnapshotItem) error {
+	return w.add(it, issuer, seq)
+}
+
+func (w *chunkWriter) add(it *pb.SnapshotItem, issuer string, seq uint64) error {
 	b, err := proto.Marshal(it)
 	if err != nil {
 		return err
 	}
+	start := len(w.buf)
 	w.buf = binary.AppendUvarint(w.buf, uint64(len(b)))
 	w.buf = append(w.buf, b...)
+	if issuer != "" {
+		w.cutRaw(start)
+		w.recipe = append(w.recipe, recipeBatch)
+		w.recipe = binary.AppendUvarint(w.recipe, uint64(len(issuer)))
+		w.recipe = u64(append(w.recipe, issuer...), seq)
+		w.raw = len(w.buf)
+	}
 	if len(w.buf) >= chunkSize {
 		return w.flush()
 	}
 	return nil
 }
 
+// cutRaw moves the stream bytes before end not yet in the recipe into it.
+func (w *chunkWriter) cutRaw(end int) {
+	if end > w.raw {
+		w.recipe = append(w.recipe, recipeRaw)
+		w.recipe = binary.AppendUvarint(w.recipe, uint64(end-w.raw))
+		w.recipe = append(w.recipe, w.buf[w.raw:end]...)
+	}
+	w.raw = end
+}
+
 func (w *chunkWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
+	w.cutRaw(len(w.buf))
 	sum := sha256.Sum256(w.buf)
 	w.hashes = append(w.hashes, sum[:])
-	if err := os.WriteFile(filepath.Join(w.dir, fmt.Sprintf("chunk-%06d", w.n)), w.buf, 0o600); err != nil {
+	if err := os.WriteFile(recipePath(w.dir, w.n), w.recipe, 0o600); err != nil {
 		return err
 	}
 	w.n++
-	w.buf = w.buf[:0]
+	w.buf, w.recipe, w.raw = w.buf[:0], w.recipe[:0], 0
 	return nil
+}
+
+// loadChunk is chunk i of the snapshot of height h, rebuilt from its
+// recipe and checked against the snapshot's metadata.
+func (s *snapshots) loadChunk(h int64, i uint32) ([]byte, error) {
+	meta, err := os.ReadFile(filepath.Join(s.snapDir(h), "metadata"))
+	if err != nil {
+		return nil, err
+	}
+	var m pb.SnapshotMetadata
+	if err := proto.Unmarshal(meta, &m); err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	if int(i) >= len(m.ChunkHashes) {
+		return nil, fmt.Errorf("chunk %d of %d", i, len(m.ChunkHashes))
+	}
+	recipe, err := os.ReadFile(recipePath(s.snapDir(h), i))
+	var chunk []byte
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Stored whole, as an earlier version of the node did.
+		chunk, err = os.ReadFile(s.chunkPath(h, i))
+	case err == nil:
+		chunk, err = s.cook(recipe)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(chunk); !bytes.Equal(sum[:], m.ChunkHashes[i]) {
+		return nil, fmt.Errorf("chunk %d rebuilt does not match its hash: the index changed under the snapshot", i)
+	}
+	return chunk, nil
+}
+
+// cook follows a recipe.
+func (s *snapshots) cook(recipe []byte) ([]byte, error) {
+	var chunk []byte
+	r := bytes.NewReader(recipe)
+	for r.Len() > 0 {
+		kind, _ := r.ReadByte()
+		n, err := binary.ReadUvarint(r)
+		if err != nil || n > uint64(r.Len()) {
+			return nil, errors.New("corrupt snapshot recipe")
+		}
+		part := recipe[len(recipe)-r.Len():][:n]
+		r.Seek(int64(n), io.SeekCurrent)
+		switch kind {
+		case recipeRaw:
+			chunk = append(chunk, part...)
+		case recipeBatch:
+			var seq [8]byte
+			if _, err := io.ReadFull(r, seq[:]); err != nil {
+				return nil, errors.New("corrupt snapshot recipe")
+			}
+			b, err := s.batchItem(string(part), binary.BigEndian.Uint64(seq[:]))
+			if err != nil {
+				return nil, err
+			}
+			chunk = append(binary.AppendUvarint(chunk, uint64(len(b))), b...)
+		default:
+			return nil, fmt.Errorf("corrupt snapshot recipe: part kind %d", kind)
+		}
+	}
+	return chunk, nil
+}
+
+// batchItem is the snapshot item of an indexed batch, as take wrote it.
+func (s *snapshots) batchItem(issuer string, seq uint64) ([]byte, error) {
+	var rec, prf, hashes []byte
+	if err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if rec, err = getValue(txn, xrKey(issuer, seq)); err != nil {
+			return err
+		}
+		if prf, err = getValue(txn, xpKey(issuer, seq)); err != nil {
+			return err
+		}
+		hashes, err = getValue(txn, xbKey(issuer, seq))
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, err)
+	}
+	return proto.Marshal(&pb.SnapshotItem{Item: &pb.SnapshotItem_Batch{Batch: &pb.SnapshotBatch{Record: rec, Proof: prf, Hashes: hashes}}})
 }
 
 // take writes the snapshot of height h: the state, then every batch in it
@@ -225,7 +365,7 @@ func (s *snapshots) take(h int64) error {
 		if rec.Height < h {
 			heights[rec.Height+1] = true
 		}
-		return w.item(&pb.SnapshotItem{Item: &pb.SnapshotItem_Batch{Batch: &pb.SnapshotBatch{Record: raw, Proof: prf, Hashes: hashes}}})
+		return w.batch(rec.Issuer, rec.Seq, &pb.SnapshotItem{Item: &pb.SnapshotItem_Batch{Batch: &pb.SnapshotBatch{Record: raw, Proof: prf, Hashes: hashes}}})
 	}); err != nil {
 		return err
 	}
@@ -337,14 +477,25 @@ func (s *snapshots) offer(snap *abci.Snapshot, appHash []byte) abci.ResponseOffe
 		s.log.Error("snapshot offered to a node that has state")
 		return abci.ResponseOfferSnapshot_ABORT
 	}
-	s.restore = &restoreState{snap: snap, appHash: appHash, hashes: m.ChunkHashes, chunks: make([][]byte, snap.Chunks)}
+	spool := filepath.Join(s.dir, "restoring")
+	if err := os.RemoveAll(spool); err != nil {
+		s.log.Error("cannot clear the chunks of an earlier restore", "err", err)
+		return abci.ResponseOfferSnapshot_ABORT
+	}
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		s.log.Error("cannot keep snapshot chunks", "err", err)
+		return abci.ResponseOfferSnapshot_ABORT
+	}
+	s.restore = &restoreState{snap: snap, appHash: appHash, hashes: m.ChunkHashes, spool: spool, have: make([]bool, snap.Chunks)}
 	s.log.Info("restoring snapshot", "height", snap.Height, "chunks", snap.Chunks)
 	return abci.ResponseOfferSnapshot_ACCEPT
 }
 
+// apply keeps each chunk on disk as it arrives, so a snapshot of any size
+// restores in bounded memory; the last chunk starts the restore.
 func (s *snapshots) apply(req *abci.RequestApplySnapshotChunk) *abci.ResponseApplySnapshotChunk {
 	r := s.restore
-	if r == nil || int(req.Index) >= len(r.chunks) {
+	if r == nil || int(req.Index) >= len(r.have) {
 		return &abci.ResponseApplySnapshotChunk{Result: abci.ResponseApplySnapshotChunk_ABORT}
 	}
 	sum := sha256.Sum256(req.Chunk)
@@ -353,15 +504,24 @@ func (s *snapshots) apply(req *abci.RequestApplySnapshotChunk) *abci.ResponseApp
 		return &abci.ResponseApplySnapshotChunk{Result: abci.ResponseApplySnapshotChunk_RETRY,
 			RefetchChunks: []uint32{req.Index}, RejectSenders: []string{req.Sender}}
 	}
-	if r.chunks[req.Index] == nil {
+	if !r.have[req.Index] {
+		// Not synced: a crash abandons the restore, and the next start
+		// clears the spool with the rest.
+		if err := os.WriteFile(r.chunkPath(req.Index), req.Chunk, 0o600); err != nil {
+			s.log.Error("cannot keep a snapshot chunk", "chunk", req.Index, "err", err)
+			return &abci.ResponseApplySnapshotChunk{Result: abci.ResponseApplySnapshotChunk_ABORT}
+		}
+		r.have[req.Index] = true
 		r.got++
 	}
-	r.chunks[req.Index] = req.Chunk
-	if r.got < len(r.chunks) {
+	if r.got < len(r.have) {
 		return &abci.ResponseApplySnapshotChunk{Result: abci.ResponseApplySnapshotChunk_ACCEPT}
 	}
 	s.restore = nil
-	if err := s.restoreAll(r); err != nil {
+	start := time.Now()
+	err := s.restoreAll(r)
+	os.RemoveAll(r.spool)
+	if err != nil {
 		s.log.Error("snapshot rejected", "height", r.snap.Height, "err", err)
 		if werr := s.wipe(); werr != nil {
 			s.log.Error("could not clear a rejected snapshot's state", "err", werr)
@@ -369,14 +529,86 @@ func (s *snapshots) apply(req *abci.RequestApplySnapshotChunk) *abci.ResponseApp
 		}
 		return &abci.ResponseApplySnapshotChunk{Result: abci.ResponseApplySnapshotChunk_REJECT_SNAPSHOT}
 	}
-	s.log.Info("snapshot restored", "height", r.snap.Height)
+	s.log.Info("snapshot restored", "height", r.snap.Height, "took", time.Since(start).Round(time.Millisecond))
 	return &abci.ResponseApplySnapshotChunk{Result: abci.ResponseApplySnapshotChunk_ACCEPT}
 }
 
+func (r *restoreState) chunkPath(i uint32) string {
+	return filepath.Join(r.spool, fmt.Sprintf("chunk-%06d", i))
+}
+
+// spoolReader reads the kept chunks in order as one stream.
+type spoolReader struct {
+	r    *restoreState
+	next uint32
+	f    *os.File
+}
+
+func (sr *spoolReader) Read(p []byte) (int, error) {
+	for {
+		if sr.f == nil {
+			if int(sr.next) == len(sr.r.have) {
+				return 0, io.EOF
+			}
+			f, err := os.Open(sr.r.chunkPath(sr.next))
+			if err != nil {
+				return 0, err
+			}
+			sr.f = f
+			sr.next++
+		}
+		n, err := sr.f.Read(p)
+		if err == io.EOF {
+			sr.f.Close()
+			sr.f = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (sr *spoolReader) Close() {
+	if sr.f != nil {
+		sr.f.Close()
+	}
+}
+
+// maxItemBytes bounds one item of a snapshot stream: an item never crosses
+// a chunk, and CometBFT carries chunks of at most 16 MB.
+const maxItemBytes = 16 << 20
+
 // itemReader reads the item stream with one item of lookahead.
 type itemReader struct {
-	r    *bytes.Reader
+	r    *bufio.Reader
+	buf  []byte
 	peek *pb.SnapshotItem
+}
+
+func newItemReader(r io.Reader) *itemReader {
+	return &itemReader{r: bufio.NewReaderSize(r, 1<<20)}
+}
+
+// nextRaw is the next item's bytes, valid until the next read, or nil at
+// the end of the stream.
+func (ir *itemReader) nextRaw() ([]byte, error) {
+	n, err := binary.ReadUvarint(ir.r)
+	if err == io.EOF {
+		return nil, nil
+	}
+	if err != nil || n == 0 || n > maxItemBytes {
+		return nil, fmt.Errorf("snapshot stream: bad item length")
+	}
+	if uint64(cap(ir.buf)) < n {
+		ir.buf = make([]byte, n)
+	}
+	ir.buf = ir.buf[:n]
+	if _, err := io.ReadFull(ir.r, ir.buf); err != nil {
+		return nil, fmt.Errorf("snapshot stream: %w", err)
+	}
+	return ir.buf, nil
 }
 
 func (ir *itemReader) next() (*pb.SnapshotItem, error) {
@@ -385,15 +617,8 @@ func (ir *itemReader) next() (*pb.SnapshotItem, error) {
 		ir.peek = nil
 		return it, nil
 	}
-	n, err := binary.ReadUvarint(ir.r)
-	if err == io.EOF {
-		return nil, nil
-	}
-	if err != nil || n > uint64(ir.r.Len()) {
-		return nil, fmt.Errorf("snapshot stream: bad item length")
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(ir.r, b); err != nil {
+	b, err := ir.nextRaw()
+	if err != nil || b == nil {
 		return nil, err
 	}
 	var it pb.SnapshotItem
@@ -403,12 +628,43 @@ func (ir *itemReader) next() (*pb.SnapshotItem, error) {
 	return &it, nil
 }
 
+// The field tag that starts an item's bytes says its kind (proto/credence/v1/snapshot.proto).
+const (
+	tagNodeItem  = 1<<3 | 2
+	tagBatchItem = 2<<3 | 2
+)
+
+// restoreBatchBytes bounds the leaves restoreAll holds before it indexes
+// them. Tests make it small to index a snapshot in many groups.
+var restoreBatchBytes = 32 << 20
+
 // restoreAll imports the state, checks it is the state consensus trusts,
 // checks every batch of the index against that state or against headers
-// signed by the trusted validators, and writes the index.
+// signed by the trusted validators, and writes the index. It reads the
+// stream twice, so that only one group of batches is in memory at once:
+// first for the headers and links, which come after the batches (the
+// headers go to the database, where receipts need them anyway), then for
+// the state and the batches, in the order the state holds them.
 func (s *snapshots) restoreAll(r *restoreState) error {
 	height := int64(r.snap.Height)
-	ir := &itemReader{r: bytes.NewReader(bytes.Join(r.chunks, nil))}
+	links, linkHeights, err := s.restoreHeaders(r)
+	if err != nil {
+		return err
+	}
+	if err := proof.VerifyValidatorLinks(links, height+1, s.trust); err != nil {
+		return fmt.Errorf("validator links: %w", err)
+	}
+	linksBelow := func(h int64) []*proof.ValidatorSetLink {
+		n := 0
+		for n < len(linkHeights) && linkHeights[n] < h {
+			n++
+		}
+		return links[:n]
+	}
+
+	sr := &spoolReader{r: r}
+	defer sr.Close()
+	ir := newItemReader(sr)
 	hash, err := s.app.ImportState(height, func() (*iavl.ExportNode, error) {
 		it, err := ir.next()
 		if err != nil || it == nil {
@@ -427,64 +683,28 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	if !bytes.Equal(hash, r.appHash) {
 		return fmt.Errorf("restored state hash %X, consensus trusts %X", hash, r.appHash)
 	}
-	batches := make(map[string]*pb.SnapshotBatch)
-	headers := make(map[int64]*pb.SnapshotHeader)
-	var links []*proof.ValidatorSetLink
-	var linkHeights []int64
-	for {
+	var group []app.CommittedBatch
+	var groupBytes int
+	atHeight := false
+	var hdr pb.SnapshotHeader
+	if err := s.app.BatchRecords(height, func(key, raw []byte) error {
 		it, err := ir.next()
 		if err != nil {
 			return err
 		}
-		if it == nil {
-			break
-		}
-		switch x := it.Item.(type) {
-		case *pb.SnapshotItem_Batch:
-			var rec proof.BatchRecord
-			if err := proto.Unmarshal(x.Batch.Record, &rec); err != nil {
-				return fmt.Errorf("batch record: %w", err)
-			}
-			k := string(proof.BatchKey(rec.Issuer, rec.Seq))
-			if batches[k] != nil {
-				return fmt.Errorf("batch %s/%d twice", rec.Issuer, rec.Seq)
-			}
-			batches[k] = x.Batch
-		case *pb.SnapshotItem_Header:
-			headers[x.Header.Height] = x.Header
-		case *pb.SnapshotItem_Link:
-			if n := len(links); n > 0 && x.Link.Height <= linkHeights[n-1] {
-				return errors.New("snapshot stream: validator links out of order")
-			}
-			links = append(links, x.Link.Link)
-			linkHeights = append(linkHeights, x.Link.Height)
-		default:
-			return errors.New("snapshot stream: state node after the state")
-		}
-	}
-	if err := proof.VerifyValidatorLinks(links, height+1, s.trust); err != nil {
-		return fmt.Errorf("validator links: %w", err)
-	}
-	linksBelow := func(h int64) []*proof.ValidatorSetLink {
-		n := 0
-		for n < len(linkHeights) && linkHeights[n] < h {
-			n++
-		}
-		return links[:n]
-	}
-	var out []app.CommittedBatch
-	if err := s.app.BatchRecords(height, func(key, raw []byte) error {
-		b := batches[string(key)]
+		b := it.GetBatch()
 		if b == nil {
 			return fmt.Errorf("state holds batch %q that the snapshot's index lacks", key)
 		}
-		delete(batches, string(key))
+		var rec proof.BatchRecord
+		if err := proto.Unmarshal(b.Record, &rec); err != nil {
+			return fmt.Errorf("batch record: %w", err)
+		}
+		if got := proof.BatchKey(rec.Issuer, rec.Seq); !bytes.Equal(got, key) {
+			return fmt.Errorf("snapshot's index has batch %q where the state has %q", got, key)
+		}
 		if !bytes.Equal(b.Record, raw) {
 			return fmt.Errorf("batch %q: record differs from state", key)
-		}
-		var rec proof.BatchRecord
-		if err := proto.Unmarshal(raw, &rec); err != nil {
-			return err
 		}
 		root, err := proof.Root(b.Hashes)
 		if err != nil || !bytes.Equal(root[:], rec.Root) || uint64(len(b.Hashes)/proof.HashSize) != rec.LeafCount {
@@ -495,34 +715,43 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 			if cp.Unmarshal(b.Proof) != nil || !ics23.VerifyMembership(ics23.IavlSpec, r.appHash, &cp, key, raw) {
 				return fmt.Errorf("batch %s/%d: proof does not verify against the trusted state", rec.Issuer, rec.Seq)
 			}
+			atHeight = true
 		} else {
-			hdr := headers[rec.Height+1]
-			if hdr == nil {
-				return fmt.Errorf("batch %s/%d: no signed header for height %d", rec.Issuer, rec.Seq, rec.Height+1)
+			if hdr.Height != rec.Height+1 {
+				var v []byte
+				if err := s.db.View(func(txn *badger.Txn) error {
+					var err error
+					v, err = getValue(txn, xsKey(rec.Height+1))
+					return err
+				}); err != nil {
+					return fmt.Errorf("batch %s/%d: no signed header for height %d: %w", rec.Issuer, rec.Seq, rec.Height+1, err)
+				}
+				if err := proto.Unmarshal(v, &hdr); err != nil {
+					return fmt.Errorf("signed header %d: %w", rec.Height+1, err)
+				}
 			}
 			if err := proof.VerifyBatch(&rec, b.Proof, hdr.SignedHeader, hdr.Validators, linksBelow(rec.Height+1), s.trust); err != nil {
 				return fmt.Errorf("batch %s/%d: %w", rec.Issuer, rec.Seq, err)
 			}
 		}
-		out = append(out, app.CommittedBatch{Record: &rec, RecordBytes: raw, Proof: b.Proof, Hashes: b.Hashes})
+		group = append(group, app.CommittedBatch{Record: &rec, RecordBytes: b.Record, Proof: b.Proof, Hashes: b.Hashes})
+		if groupBytes += len(b.Hashes); groupBytes >= restoreBatchBytes {
+			if err := s.idx.index(height, group); err != nil {
+				return err
+			}
+			group, groupBytes = nil, 0
+		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	if len(batches) > 0 {
-		return fmt.Errorf("snapshot's index holds %d batches the state does not", len(batches))
+	if it, err := ir.next(); err != nil {
+		return err
+	} else if it.GetBatch() != nil {
+		return errors.New("snapshot's index holds batches the state does not")
 	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	for h, hdr := range headers {
-		v, err := proto.Marshal(hdr)
-		if err != nil {
-			return err
-		}
-		if err := wb.Set(xsKey(h), v); err != nil {
-			return err
-		}
-	}
 	for i, l := range links {
 		v, err := proto.Marshal(l)
 		if err != nil {
@@ -537,13 +766,10 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 			s.receipts.addLink(h)
 		}
 	}()
-	for _, b := range out {
-		if b.Record.Height == height {
-			// Header height+1 is kept when block height+2 is indexed.
-			if err := wb.Set(xwKey(height+1), []byte{}); err != nil {
-				return err
-			}
-			break
+	if atHeight {
+		// Header height+1 is kept when block height+2 is indexed.
+		if err := wb.Set(xwKey(height+1), []byte{}); err != nil {
+			return err
 		}
 	}
 	// Every other header the index needs came with the snapshot.
@@ -553,7 +779,63 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	if err := wb.Flush(); err != nil {
 		return err
 	}
-	return s.idx.index(height, out)
+	return s.idx.index(height, group)
+}
+
+// restoreHeaders reads the stream for its signed headers, which it writes
+// to the database, and its validator links, which it returns in order. It
+// checks the stream's shape: state nodes first, then batches, then headers
+// and links.
+func (s *snapshots) restoreHeaders(r *restoreState) ([]*proof.ValidatorSetLink, []int64, error) {
+	sr := &spoolReader{r: r}
+	defer sr.Close()
+	ir := newItemReader(sr)
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	var links []*proof.ValidatorSetLink
+	var linkHeights []int64
+	stage := tagNodeItem
+	for {
+		b, err := ir.nextRaw()
+		if err != nil {
+			return nil, nil, err
+		}
+		if b == nil {
+			break
+		}
+		switch b[0] {
+		case tagNodeItem, tagBatchItem:
+			if int(b[0]) < stage {
+				return nil, nil, errors.New("snapshot stream: items out of order")
+			}
+			stage = int(b[0])
+			continue
+		}
+		stage = tagBatchItem + 1
+		var it pb.SnapshotItem
+		if err := proto.Unmarshal(b, &it); err != nil {
+			return nil, nil, fmt.Errorf("snapshot stream: %w", err)
+		}
+		switch x := it.Item.(type) {
+		case *pb.SnapshotItem_Header:
+			v, err := proto.Marshal(x.Header)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := wb.Set(xsKey(x.Header.Height), v); err != nil {
+				return nil, nil, err
+			}
+		case *pb.SnapshotItem_Link:
+			if n := len(links); n > 0 && x.Link.Height <= linkHeights[n-1] {
+				return nil, nil, errors.New("snapshot stream: validator links out of order")
+			}
+			links = append(links, x.Link.Link)
+			linkHeights = append(linkHeights, x.Link.Height)
+		default:
+			return nil, nil, errors.New("snapshot stream: items out of order")
+		}
+	}
+	return links, linkHeights, wb.Flush()
 }
 
 // wipe empties the state and the index after a rejected restore.

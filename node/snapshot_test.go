@@ -10,6 +10,7 @@ import (
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/app"
@@ -36,14 +37,14 @@ func newRestorer(t testing.TB, trust *proof.TrustRoot) *snapshots {
 		t.Fatal(err)
 	}
 	ix.pipe = newPipeline(db, t.TempDir(), c, trust.ChainID, nil, defaultConfig(), testLogger(t))
-	return &snapshots{app: a, db: db, idx: ix, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
+	return &snapshots{dir: t.TempDir(), app: a, db: db, idx: ix, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
 }
 
 func readChunks(t *testing.T, s *snapshots, snap *abci.Snapshot) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for i := uint32(0); i < snap.Chunks; i++ {
-		b, err := os.ReadFile(s.chunkPath(int64(snap.Height), i))
+		b, err := s.loadChunk(int64(snap.Height), i)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +89,12 @@ func restoreWith(s *snapshots, snap *abci.Snapshot, appHash []byte, chunks [][]b
 // state other than the trusted one is rejected (leaving the node empty),
 // and the genuine snapshot restores a node that serves verifying receipts
 // for batches anchored before it.
+//
+// Chunks and restore groups are made small, so that the stream spans many
+// chunks and the restore indexes it in many groups.
 func TestSnapshotRestore(t *testing.T) {
+	defer func(c, g int) { chunkSize, restoreBatchBytes = c, g }(chunkSize, restoreBatchBytes)
+	chunkSize, restoreBatchBytes = 1<<10, 2<<10
 	h := newTestHome(t)
 	c, err := loadConfig(h.dir)
 	if err != nil {
@@ -137,6 +143,76 @@ func TestSnapshotRestore(t *testing.T) {
 	appHash := []byte(commit.AppHash)
 	chunks := readChunks(t, n.snaps, snap)
 	t.Logf("snapshot at height %d: %d chunks, %d bytes", height, len(chunks), len(bytes.Join(chunks, nil)))
+	if len(chunks) < 3 {
+		t.Fatalf("%d chunks: the test needs a stream cut into several", len(chunks))
+	}
+
+	t.Run("kept without the leaves", func(t *testing.T) {
+		// Every chunk was rebuilt above and matched its hash; on disk the
+		// snapshot holds no copy of the batches the database already has.
+		var stored int64
+		entries, err := os.ReadDir(n.snaps.snapDir(height))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			fi, err := e.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored += fi.Size()
+		}
+		var leaves int
+		for _, c := range chunks {
+			leaves += len(c) - len(withoutBatches(t, c))
+		}
+		if stored >= int64(len(bytes.Join(chunks, nil))-leaves/2) {
+			t.Fatalf("snapshot stores %d bytes for a stream of %d whose batches are %d bytes", stored, len(bytes.Join(chunks, nil)), leaves)
+		}
+		t.Logf("stored %d bytes for a %d-byte stream (%d of it batches)", stored, len(bytes.Join(chunks, nil)), leaves)
+	})
+
+	t.Run("a changed index is not served", func(t *testing.T) {
+		var issuer string
+		var seq uint64
+		if err := n.app.BatchRecords(height, func(_, raw []byte) error {
+			var rec proof.BatchRecord
+			if err := proto.Unmarshal(raw, &rec); err != nil {
+				return err
+			}
+			issuer, seq = rec.Issuer, rec.Seq
+			return errStopped
+		}); err != errStopped {
+			t.Fatal(err)
+		}
+		key := xbKey(issuer, seq)
+		var leaves []byte
+		if err := n.db.View(func(txn *badger.Txn) error {
+			var err error
+			leaves, err = getValue(txn, key)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		setLeaves := func(v []byte) {
+			if err := n.db.Update(func(txn *badger.Txn) error { return txn.Set(key, v) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		changed := append([]byte(nil), leaves...)
+		changed[0] ^= 1
+		setLeaves(changed)
+		defer setLeaves(leaves)
+		var refused int
+		for i := range chunks {
+			if _, err := n.snaps.loadChunk(height, uint32(i)); err != nil {
+				refused++
+			}
+		}
+		if refused != 1 {
+			t.Fatalf("%d chunks refused after one batch's leaves changed, want 1", refused)
+		}
+	})
 
 	s := newRestorer(t, h.trust)
 
@@ -242,6 +318,29 @@ func forgeFirstBatch(t *testing.T, stream []byte) []byte {
 	}
 	if !done {
 		t.Fatal("snapshot holds no batch")
+	}
+	return out
+}
+
+// withoutBatches is a chunk with its batch items left out.
+func withoutBatches(t *testing.T, chunk []byte) []byte {
+	t.Helper()
+	var out []byte
+	r := bytes.NewReader(chunk)
+	for r.Len() > 0 {
+		n, err := binary.ReadUvarint(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, n)
+		r.Read(b)
+		var it pb.SnapshotItem
+		if err := proto.Unmarshal(b, &it); err != nil {
+			t.Fatal(err)
+		}
+		if it.GetBatch() == nil {
+			out = append(binary.AppendUvarint(out, n), b...)
+		}
 	}
 	return out
 }
