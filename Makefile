@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all wasm build run test e2e torture soak lint proto bench bench-net clean localnet-docker-up localnet-docker-down localnet-prometheus-image
+.PHONY: all wasm build run test e2e torture soak lint proto bench bench-net bench-statesync clean localnet-docker-up localnet-docker-down localnet-prometheus-image
 
 all: build
 
@@ -58,6 +58,15 @@ soak:
 # KV_RATES, DURATION, SYSTEMS, RECEIPT_CLIENTS ...; minutes, not in CI).
 bench-net:
 	scripts/benchnet.sh
+
+# A fifth node joins by state sync a 4-validator chain holding HASHES
+# anchored hashes (filled first at SYNC_RATE/s, not measured); reports the
+# join time, restore time, chunks and the joiner's peak RSS. Minutes.
+HASHES    ?= 10000000
+SYNC_RATE ?= 35000
+bench-statesync:
+	$(GO) test -tags $(TAGS),e2e -run '^$$' -bench StateSyncJoin -benchtime 1x -timeout 3h -v ./testnet/ \
+		-statesync.hashes=$(HASHES) -statesync.rate=$(SYNC_RATE)
 
 lint:
 	$(GO) vet -tags $(TAGS),e2e ./...

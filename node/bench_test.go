@@ -19,7 +19,11 @@ import (
 
 // benchChain anchors n hashes on a fresh single-node chain and returns them.
 func benchChain(b *testing.B, n int) (*testHome, *Node, pb.CredenceClient, [][]byte) {
-	h := newTestHome(b)
+	return benchChainAt(b, newTestHome(b), n)
+}
+
+// benchChainAt is benchChain on a home prepared by the caller.
+func benchChainAt(b *testing.B, h *testHome, n int) (*testHome, *Node, pb.CredenceClient, [][]byte) {
 	nd := h.start(b)
 	b.Cleanup(func() { nd.Stop() })
 	cl := dialTest(b, nd.GRPCAddr())

@@ -19,6 +19,10 @@ import (
 	"testing"
 	"time"
 
+	cmtcfg "github.com/cometbft/cometbft/config"
+	"github.com/cometbft/cometbft/p2p"
+
+	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/internal/testport"
 
 	"google.golang.org/grpc"
@@ -37,7 +41,7 @@ var binary struct {
 	err  error
 }
 
-func credenced(t *testing.T) string {
+func credenced(t testing.TB) string {
 	t.Helper()
 	binary.once.Do(func() {
 		dir, err := os.MkdirTemp("", "credenced-e2e")
@@ -72,20 +76,20 @@ type node struct {
 type network struct {
 	dir   string
 	base  int
-	t     *testing.T
+	t     testing.TB
 	bin   string
 	nodes []*node
 	trust *proof.TrustRoot
 }
 
 // newNetwork generates n validator homes and starts them all.
-func newNetwork(t *testing.T, n int) *network {
+func newNetwork(t testing.TB, n int) *network {
 	t.Helper()
 	return newNetworkWith(t, n, nil)
 }
 
 // newNetworkWith lets configure edit each home before the nodes start.
-func newNetworkWith(t *testing.T, n int, configure func(home string)) *network {
+func newNetworkWith(t testing.TB, n int, configure func(home string)) *network {
 	t.Helper()
 	bin := credenced(t)
 	dir := t.TempDir()
@@ -432,7 +436,7 @@ func (nd *node) rpcJSON(ctx context.Context, path string, out any) error {
 	return json.Unmarshal(env.Result, out)
 }
 
-func dialNode(t *testing.T, addr string) pb.CredenceClient {
+func dialNode(t testing.TB, addr string) pb.CredenceClient {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
@@ -441,4 +445,87 @@ func dialNode(t *testing.T, addr string) pb.CredenceClient {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return pb.NewCredenceClient(conn)
+}
+
+// newMember makes a fifth node's home (node4) on the chain's genesis, with
+// its own keys and no issuer, peered with every node; edit adjusts its
+// CometBFT config. It does not start the node.
+func (n *network) newMember(edit func(*cmtcfg.Config)) *node {
+	t := n.t
+	t.Helper()
+	home := filepath.Join(n.dir, "node4")
+	port := n.base + 40
+	out, err := exec.Command(n.bin, "init", "--home", home, "--moniker", "node4",
+		"--genesis", filepath.Join(n.nodes[0].home, "config", "genesis.json"),
+		"--grpc-address", fmt.Sprintf("127.0.0.1:%d", port+2),
+		"--http-address", fmt.Sprintf("127.0.0.1:%d", port+5),
+		"--rpc-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port+1),
+		"--p2p-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port),
+		"--prometheus-laddr", fmt.Sprintf("127.0.0.1:%d", port+3)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	c, err := consensus.LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peers []string
+	for _, nd := range n.nodes {
+		key, err := p2p.LoadNodeKey(filepath.Join(nd.home, "config", "node_key.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", key.ID(), n.base+10*nd.i))
+	}
+	c.P2P.PersistentPeers = strings.Join(peers, ",")
+	c.P2P.AddrBookStrict = false
+	c.P2P.AllowDuplicateIP = true
+	if edit != nil {
+		edit(c)
+	}
+	cmtcfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
+	nd := &node{i: 4, home: home, grpc: fmt.Sprintf("127.0.0.1:%d", port+2), rpc: fmt.Sprintf("127.0.0.1:%d", port+1),
+		log: filepath.Join(n.dir, "node4.log")}
+	nd.client = dialNode(t, nd.grpc)
+	n.nodes = append(n.nodes, nd)
+	return nd
+}
+
+// voteIn has members 0, 1 and 2 vote nd's member in with power 10, and
+// waits until nd validates.
+func (n *network) voteIn(ctx context.Context, nd *node) {
+	t := n.t
+	t.Helper()
+	a := n.nodes[0]
+	keys := strings.Split(strings.TrimSpace(runCLI(t, n.bin, "keys", "--home", nd.home)), "\n")
+	field := func(name string) string {
+		for _, l := range keys {
+			if k, v, ok := strings.Cut(l, ":"); ok && k == name {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("credenced keys printed no %q", name)
+		return ""
+	}
+	runCLI(t, n.bin, "gov", "propose", "add-member", "--node", a.grpc, "--home", a.home,
+		"--id", field("member"), "--admin-key", field("admin key"), "--validator-key", field("validator key"), "--power", "10")
+	runCLI(t, n.bin, "gov", "vote", "1", "yes", "--node", a.grpc, "--home", n.nodes[1].home)
+	out := runCLI(t, n.bin, "gov", "vote", "1", "yes", "--node", a.grpc, "--home", n.nodes[2].home)
+	t.Logf("members 0, 1, 2 voted node%d's member in: %s", nd.i, strings.TrimSpace(out))
+	for {
+		var vs struct {
+			ValidatorInfo struct {
+				VotingPower string `json:"voting_power"`
+			} `json:"validator_info"`
+		}
+		if err := nd.rpcJSON(ctx, "/status", &vs); err == nil && vs.ValidatorInfo.VotingPower == "10" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("node%d did not become a validator", nd.i)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Logf("node%d is a validator with power 10", nd.i)
 }

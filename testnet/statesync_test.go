@@ -15,10 +15,8 @@ import (
 	"time"
 
 	cfg "github.com/cometbft/cometbft/config"
-	"github.com/cometbft/cometbft/p2p"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -83,45 +81,12 @@ func TestStateSyncJoin(t *testing.T) {
 	n.waitHeight(ctx, a, 22)
 
 	// The fifth node: same genesis, its own keys, no issuer.
-	home := filepath.Join(n.dir, "node4")
-	port := n.base + 40
-	out, err := exec.Command(n.bin, "init", "--home", home, "--moniker", "node4",
-		"--genesis", filepath.Join(n.nodes[0].home, "config", "genesis.json"),
-		"--grpc-address", fmt.Sprintf("127.0.0.1:%d", port+2),
-		"--http-address", fmt.Sprintf("127.0.0.1:%d", port+5),
-		"--rpc-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port+1),
-		"--p2p-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port),
-		"--prometheus-laddr", fmt.Sprintf("127.0.0.1:%d", port+3)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	c, err := consensus.LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var peers []string
-	for _, nd := range n.nodes {
-		key, err := p2p.LoadNodeKey(filepath.Join(nd.home, "config", "node_key.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", key.ID(), n.base+10*nd.i))
-	}
-	c.P2P.PersistentPeers = strings.Join(peers, ",")
-	c.P2P.AddrBookStrict = false
-	c.P2P.AllowDuplicateIP = true
-	c.StateSync.Enable = true
-	c.StateSync.RPCServers = []string{n.nodes[0].rpc, n.nodes[1].rpc}
-	c.StateSync.TrustHeight = trustHeight
-	c.StateSync.TrustHash = commit.SignedHeader.Commit.BlockID.Hash
-	c.StateSync.TrustPeriod = 24 * time.Hour
-	c.StateSync.DiscoveryTime = 5 * time.Second
-	cfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
+	joiner := n.newMember(stateSyncFrom(n, trustHeight, commit.SignedHeader.Commit.BlockID.Hash))
 	// The joiner prunes too: the headers its restored index needs came
 	// with the snapshot, the rest it keeps as it indexes. It snapshots as
 	// the others do: before its first snapshot (at 1000 by default) it
 	// would keep its blocks for the peers that restore it.
-	appToml := filepath.Join(home, "config", "app.toml")
+	appToml := filepath.Join(joiner.home, "config", "app.toml")
 	joinerApp, err := os.ReadFile(appToml)
 	if err != nil {
 		t.Fatal(err)
@@ -130,11 +95,6 @@ func TestStateSyncJoin(t *testing.T) {
 	if err := os.WriteFile(appToml, retainBlocks(t, joinerApp), 0o600); err != nil {
 		t.Fatal(err)
 	}
-
-	joiner := &node{i: 4, home: home, grpc: fmt.Sprintf("127.0.0.1:%d", port+2), rpc: fmt.Sprintf("127.0.0.1:%d", port+1),
-		log: filepath.Join(n.dir, "node4.log")}
-	joiner.client = dialNode(t, joiner.grpc)
-	n.nodes = append(n.nodes, joiner)
 	n.start(joiner)
 	target := n.height(ctx, a)
 	n.waitHeight(ctx, joiner, target)
@@ -176,36 +136,7 @@ func TestStateSyncJoin(t *testing.T) {
 	defer drive.finish()
 
 	// The members vote node4's member in; its validator joins the set.
-	keys := strings.Split(strings.TrimSpace(runCLI(t, n.bin, "keys", "--home", home)), "\n")
-	field := func(name string) string {
-		for _, l := range keys {
-			if k, v, ok := strings.Cut(l, ":"); ok && k == name {
-				return strings.TrimSpace(v)
-			}
-		}
-		t.Fatalf("credenced keys printed no %q", name)
-		return ""
-	}
-	runCLI(t, n.bin, "gov", "propose", "add-member", "--node", a.grpc, "--home", a.home,
-		"--id", field("member"), "--admin-key", field("admin key"), "--validator-key", field("validator key"), "--power", "10")
-	runCLI(t, n.bin, "gov", "vote", "1", "yes", "--node", a.grpc, "--home", n.nodes[1].home)
-	out = []byte(runCLI(t, n.bin, "gov", "vote", "1", "yes", "--node", a.grpc, "--home", n.nodes[2].home))
-	t.Logf("members 0, 1, 2 voted yes: %s", strings.TrimSpace(string(out)))
-	for {
-		var vs struct {
-			ValidatorInfo struct {
-				VotingPower string `json:"voting_power"`
-			} `json:"validator_info"`
-		}
-		if err := joiner.rpcJSON(ctx, "/status", &vs); err == nil && vs.ValidatorInfo.VotingPower == "10" {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("node4 did not become a validator")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	n.voteIn(ctx, joiner)
 	t.Logf("node4 is a validator with power 10 (5 validators, 50 in all)")
 
 	// A receipt anchored after the change verifies from the genesis trust
@@ -278,7 +209,7 @@ func TestStateSyncJoin(t *testing.T) {
 }
 
 // retainBlocks sets retain_blocks = 5 in an app.toml.
-func retainBlocks(t *testing.T, appToml []byte) []byte {
+func retainBlocks(t testing.TB, appToml []byte) []byte {
 	t.Helper()
 	s := string(appToml)
 	if !strings.Contains(s, "retain_blocks = 0") {
@@ -287,11 +218,24 @@ func retainBlocks(t *testing.T, appToml []byte) []byte {
 	return []byte(strings.Replace(s, "retain_blocks = 0", "retain_blocks = 5", 1))
 }
 
-func runCLI(t *testing.T, bin string, args ...string) string {
+func runCLI(t testing.TB, bin string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("credenced %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// stateSyncFrom configures a new member to join by state sync, trusting
+// the block hash at height from node0 and node1's RPC.
+func stateSyncFrom(n *network, height int64, hash string) func(*cfg.Config) {
+	return func(c *cfg.Config) {
+		c.StateSync.Enable = true
+		c.StateSync.RPCServers = []string{n.nodes[0].rpc, n.nodes[1].rpc}
+		c.StateSync.TrustHeight = height
+		c.StateSync.TrustHash = hash
+		c.StateSync.TrustPeriod = 24 * time.Hour
+		c.StateSync.DiscoveryTime = 5 * time.Second
+	}
 }

@@ -6,21 +6,16 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	cmtcfg "github.com/cometbft/cometbft/config"
-	"github.com/cometbft/cometbft/p2p"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -206,73 +201,8 @@ func TestReceiptVectorsFourValidators(t *testing.T) {
 // 0, 1 and 2 vote its member in with power 10; it returns once the node
 // validates.
 func (n *network) addValidator(ctx context.Context) *node {
-	t := n.t
-	t.Helper()
-	a := n.nodes[0]
-	home := filepath.Join(n.dir, "node4")
-	port := n.base + 40
-	out, err := exec.Command(n.bin, "init", "--home", home, "--moniker", "node4",
-		"--genesis", filepath.Join(a.home, "config", "genesis.json"),
-		"--grpc-address", fmt.Sprintf("127.0.0.1:%d", port+2),
-		"--http-address", fmt.Sprintf("127.0.0.1:%d", port+5),
-		"--rpc-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port+1),
-		"--p2p-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", port),
-		"--prometheus-laddr", fmt.Sprintf("127.0.0.1:%d", port+3)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("init: %v\n%s", err, out)
-	}
-	c, err := consensus.LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var peers []string
-	for _, nd := range n.nodes {
-		key, err := p2p.LoadNodeKey(filepath.Join(nd.home, "config", "node_key.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		peers = append(peers, fmt.Sprintf("%s@127.0.0.1:%d", key.ID(), n.base+10*nd.i))
-	}
-	c.P2P.PersistentPeers = strings.Join(peers, ",")
-	c.P2P.AddrBookStrict = false
-	c.P2P.AllowDuplicateIP = true
-	c.Consensus.CreateEmptyBlocksInterval = time.Second
-	cmtcfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
-	joiner := &node{i: 4, home: home, grpc: fmt.Sprintf("127.0.0.1:%d", port+2), rpc: fmt.Sprintf("127.0.0.1:%d", port+1),
-		log: filepath.Join(n.dir, "node4.log")}
-	joiner.client = dialNode(t, joiner.grpc)
-	n.nodes = append(n.nodes, joiner)
+	joiner := n.newMember(func(c *cmtcfg.Config) { c.Consensus.CreateEmptyBlocksInterval = time.Second })
 	n.start(joiner)
-
-	keys := strings.Split(strings.TrimSpace(runCLI(t, n.bin, "keys", "--home", home)), "\n")
-	field := func(name string) string {
-		for _, l := range keys {
-			if k, v, ok := strings.Cut(l, ":"); ok && k == name {
-				return strings.TrimSpace(v)
-			}
-		}
-		t.Fatalf("credenced keys printed no %q", name)
-		return ""
-	}
-	runCLI(t, n.bin, "gov", "propose", "add-member", "--node", a.grpc, "--home", a.home,
-		"--id", field("member"), "--admin-key", field("admin key"), "--validator-key", field("validator key"), "--power", "10")
-	runCLI(t, n.bin, "gov", "vote", "1", "yes", "--node", a.grpc, "--home", n.nodes[1].home)
-	runCLI(t, n.bin, "gov", "vote", "1", "yes", "--node", a.grpc, "--home", n.nodes[2].home)
-	for {
-		var vs struct {
-			ValidatorInfo struct {
-				VotingPower string `json:"voting_power"`
-			} `json:"validator_info"`
-		}
-		if err := joiner.rpcJSON(ctx, "/status", &vs); err == nil && vs.ValidatorInfo.VotingPower == "10" {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("node4 did not become a validator")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	t.Logf("node4 is a validator (5 validators, 50 in all)")
+	n.voteIn(ctx, joiner)
 	return joiner
 }
