@@ -619,6 +619,9 @@ func (li *leafIndex) writeRun(set *recentSet) (*run, error) {
 // mergeRuns writes runs a and b (adjacent: a.hi == b.lo) as one, reading
 // both as streams.
 func (li *leafIndex) mergeRuns(a, b *run) (*run, error) {
+	if a.hi != b.lo {
+		return nil, fmt.Errorf("runs [%d, %d) and [%d, %d) are not adjacent", a.lo, a.hi, b.lo, b.hi)
+	}
 	w, err := li.newRunWriter(a.lo, b.hi)
 	if err != nil {
 		return nil, err
