@@ -1,12 +1,10 @@
 package node
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -233,7 +231,6 @@ func openLeafIndex(dir string, db *badger.DB, next uint64, maxRecent int, log *s
 		li.runs = append(li.runs, r)
 		at = r.hi
 	}
-	sort.Slice(li.runs, func(i, j int) bool { return li.runs[i].lo < li.runs[j].lo })
 	if err := syncDir(dir); err != nil {
 		return nil, err
 	}
@@ -292,16 +289,22 @@ func (li *leafIndex) dropOldPositions() error {
 // order, reading the batches from badger. A number with no batch (xn) is
 // skipped: its batch went with a wiped index.
 func (li *leafIndex) rebuild(lo, hi uint64, use func(num uint64, es []entry) error) error {
-	const chunk = 256 // batches per read transaction
-	for from := lo; from < hi; from += chunk {
-		to := min(from+chunk, hi)
+	// Leaves read per transaction: a batch holds up to 4 MiB of them.
+	const chunkBytes = 16 << 20
+	for from := lo; from < hi; {
+		to := hi
 		type batch struct {
 			num    uint64
 			hashes []byte
 		}
 		var got []batch
+		var size int
 		if err := li.db.View(func(txn *badger.Txn) error {
 			for num := from; num < to; num++ {
+				if size >= chunkBytes {
+					to = num
+					break
+				}
 				v, err := getValue(txn, xnKey(num))
 				if errors.Is(err, errNotFound) {
 					continue
@@ -321,6 +324,7 @@ func (li *leafIndex) rebuild(lo, hi uint64, use func(num uint64, es []entry) err
 					return err
 				}
 				got = append(got, batch{num, hashes})
+				size += len(hashes)
 			}
 			return nil
 		}); err != nil {
@@ -347,6 +351,7 @@ func (li *leafIndex) rebuild(lo, hi uint64, use func(num uint64, es []entry) err
 				return err
 			}
 		}
+		from = to
 	}
 	return nil
 }
@@ -524,15 +529,14 @@ func (li *leafIndex) failLocked(err error) {
 
 var errMergeAborted = errors.New("merge aborted")
 
-// runWriter writes a run file's entries and footer.
+// runWriter writes a run file's entries and footer, 64 KiB at a time.
 type runWriter struct {
 	f      *os.File
 	tmp    string
-	w      *bufio.Writer
+	buf    []byte
 	crc    uint32
 	count  uint64
 	firsts []uint64
-	buf    [entrySize]byte
 }
 
 func (li *leafIndex) newRunWriter(lo, hi uint64) (*runWriter, error) {
@@ -541,18 +545,25 @@ func (li *leafIndex) newRunWriter(lo, hi uint64) (*runWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runWriter{f: f, tmp: tmp, w: bufio.NewWriterSize(f, 1<<16)}, nil
+	return &runWriter{f: f, tmp: tmp, buf: make([]byte, 0, 1<<16)}, nil
 }
 
 func (w *runWriter) add(e entry) error {
 	if w.count%runBlockEntries == 0 {
 		w.firsts = append(w.firsts, e.tag)
 	}
-	binary.BigEndian.PutUint64(w.buf[:8], e.tag)
-	binary.BigEndian.PutUint64(w.buf[8:], e.at)
-	w.crc = crc32.Update(w.crc, crcTable, w.buf[:])
 	w.count++
-	_, err := w.w.Write(w.buf[:])
+	w.buf = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(w.buf, e.tag), e.at)
+	if len(w.buf) == cap(w.buf) {
+		return w.writeOut()
+	}
+	return nil
+}
+
+func (w *runWriter) writeOut() error {
+	w.crc = crc32.Update(w.crc, crcTable, w.buf)
+	_, err := w.f.Write(w.buf)
+	w.buf = w.buf[:0]
 	return err
 }
 
@@ -563,11 +574,11 @@ func (w *runWriter) finish(dir string, lo, hi uint64) (*run, error) {
 	binary.BigEndian.PutUint64(footer[8:], w.count)
 	binary.BigEndian.PutUint64(footer[16:], lo)
 	binary.BigEndian.PutUint64(footer[24:], hi)
-	binary.BigEndian.PutUint32(footer[32:], crc32.Update(w.crc, crcTable, footer[:32]))
 	path := filepath.Join(dir, runName(lo, hi))
-	_, err := w.w.Write(footer)
+	err := w.writeOut()
+	binary.BigEndian.PutUint32(footer[32:], crc32.Update(w.crc, crcTable, footer[:32]))
 	if err == nil {
-		err = w.w.Flush()
+		_, err = w.f.Write(footer)
 	}
 	if err == nil {
 		err = w.f.Sync()
@@ -661,26 +672,44 @@ func (li *leafIndex) mergeRuns(a, b *run) (*run, error) {
 	return w.finish(li.dir, a.lo, b.hi)
 }
 
-// runReader reads a run's entries in order.
+// runReader reads a run's entries in order, 64 KiB at a time.
 type runReader struct {
-	r    *bufio.Reader
-	left uint64
-	buf  [entrySize]byte
+	f     *os.File
+	off   int64 // of the next chunk
+	left  uint64
+	chunk []byte
+	pos   int
+	// crc, when not nil, is updated with every byte read.
+	crc *uint32
 }
 
 func (r *run) reader() *runReader {
-	return &runReader{r: bufio.NewReaderSize(io.NewSectionReader(r.f, 0, int64(r.count*entrySize)), 1<<16), left: r.count}
+	return &runReader{f: r.f, left: r.count}
 }
 
 func (rr *runReader) next() (entry, bool, error) {
-	if rr.left == 0 {
-		return entry{}, false, nil
+	if rr.pos == len(rr.chunk) {
+		if rr.left == 0 {
+			return entry{}, false, nil
+		}
+		n := min(rr.left, 4096)
+		if rr.chunk == nil {
+			rr.chunk = make([]byte, 4096*entrySize)
+		}
+		rr.chunk = rr.chunk[:n*entrySize]
+		if _, err := rr.f.ReadAt(rr.chunk, rr.off); err != nil {
+			return entry{}, false, err
+		}
+		if rr.crc != nil {
+			*rr.crc = crc32.Update(*rr.crc, crcTable, rr.chunk)
+		}
+		rr.off += int64(len(rr.chunk))
+		rr.left -= n
+		rr.pos = 0
 	}
-	if _, err := io.ReadFull(rr.r, rr.buf[:]); err != nil {
-		return entry{}, false, err
-	}
-	rr.left--
-	return entry{tag: binary.BigEndian.Uint64(rr.buf[:8]), at: binary.BigEndian.Uint64(rr.buf[8:])}, true, nil
+	b := rr.chunk[rr.pos : rr.pos+entrySize]
+	rr.pos += entrySize
+	return entry{tag: binary.BigEndian.Uint64(b[:8]), at: binary.BigEndian.Uint64(b[8:])}, true, nil
 }
 
 // openRun opens a run file and checks it whole: footer, size, CRC, order
@@ -720,13 +749,13 @@ func openRun(path string, lo, hi uint64) (_ *run, err error) {
 	r := &run{lo: lo, hi: hi, count: count, f: f, path: path}
 	rr := r.reader()
 	var crc uint32
+	rr.crc = &crc
 	var prev entry
 	for i := uint64(0); i < count; i++ {
 		e, _, err := rr.next()
 		if err != nil {
 			return nil, err
 		}
-		crc = crc32.Update(crc, crcTable, rr.buf[:])
 		if i%runBlockEntries == 0 {
 			r.firsts = append(r.firsts, e.tag)
 		}
