@@ -53,12 +53,14 @@ func benchBatches(b *testing.B, issuer string, firstSeq uint64, n int) []app.Com
 
 // BenchmarkIndex measures the index's work per hash: writing the positions
 // of anchored batches (ns/op is per hash; cpu-ns/hash is the process's CPU
-// time, badger's goroutines and the final write of the tables included),
-// the duplicate check Submit
-// makes for each new hash against an index of 262,144 hashes, for hashes
-// never anchored (miss) and hashes already anchored (hit), through the
-// anchored filter of the default size, and the filter's rebuild at start
-// from an index of b.N hashes (fill; ns/op is per hash).
+// time, the background writer, badger's goroutines, the final run and the
+// final write of the tables included), the duplicate check Submit makes for
+// each new hash against an index of 262,144 hashes, for hashes never
+// anchored (miss) and hashes already anchored (hit: positions in memory, as
+// the index holds them up to index_recent_hashes; hit-runs: in run files
+// only), through the anchored filter of the default size, and the start of
+// an index of b.N hashes: checking its runs and filling the filter (fill;
+// ns/op is per hash).
 func BenchmarkIndex(b *testing.B) {
 	b.Run("write", func(b *testing.B) {
 		ix := benchIndexer(b)
@@ -81,12 +83,21 @@ func BenchmarkIndex(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/hash")
 	})
-	check := func(b *testing.B, hit bool) {
+	check := func(b *testing.B, hit, inRuns bool) {
 		ix := benchIndexer(b)
+		if inRuns {
+			// Runs of 8 batches each as they come, merged as they would be.
+			ix.leaves.maxRecent = 8 * benchBatchLeaves
+		}
 		const indexed = 64 * benchBatchLeaves
 		batches := benchBatches(b, "uni-bench", 1, indexed)
 		for _, bt := range batches {
 			if err := ix.writePositions([]app.CommittedBatch{bt}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if inRuns {
+			if err := ix.leaves.flush(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -121,8 +132,9 @@ func BenchmarkIndex(b *testing.B) {
 			}
 		}
 	}
-	b.Run("check-miss", func(b *testing.B) { check(b, false) })
-	b.Run("check-hit", func(b *testing.B) { check(b, true) })
+	b.Run("check-miss", func(b *testing.B) { check(b, false, false) })
+	b.Run("check-hit", func(b *testing.B) { check(b, true, false) })
+	b.Run("check-hit-runs", func(b *testing.B) { check(b, true, true) })
 	b.Run("fill", func(b *testing.B) {
 		dir := filepath.Join(b.TempDir(), "credence")
 		db, err := store.OpenBadger(dir)
