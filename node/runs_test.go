@@ -519,3 +519,48 @@ func TestLeafIndexSkipsBatchNumberLost(t *testing.T) {
 	m.batches[9].Hashes = nil
 	checkAgainst(t, ti, m, pool, "batch 9's number lost")
 }
+
+// TestLeafIndexWriteFailureStopsIndexing: when run files cannot be written,
+// the index write fails (the indexer stops until a restart) rather than
+// holding ever more positions in memory, and a restart rebuilds them.
+func TestLeafIndexWriteFailureStopsIndexing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	pool := hashPool(rng, 300)
+	ti := openTestIndex(t, t.TempDir(), 1)
+	m := &indexModel{}
+	seqs := make(map[string]uint64)
+	dir := filepath.Join(ti.dir, "index")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	// A file where the directory was: no run can be created.
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for i := 0; i < 50 && err == nil; i++ {
+		bs := randomBatches(rng, pool, seqs, 1)
+		if err = ti.ix.writePositions(bs); err == nil {
+			m.batches = append(m.batches, bs...)
+			if err := ti.db.Update(func(txn *badger.Txn) error { return txn.Set(keyNextBatch, u64(nil, ti.ix.nextBatch)) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ti.ix.leaves.mu.RLock()
+		frozen := len(ti.ix.leaves.frozen)
+		ti.ix.leaves.mu.RUnlock()
+		if frozen > 2 {
+			t.Fatalf("%d sets of positions wait in memory", frozen)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "index run") {
+		t.Fatalf("index writes went on with no run written: %v", err)
+	}
+	ti.close()
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	ti.open()
+	checkAgainst(t, ti, m, pool, "restarted")
+	checkRunFiles(t, ti, uint64(len(m.batches)))
+}
