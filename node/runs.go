@@ -61,12 +61,12 @@ type leafIndex struct {
 	// sizes shrink at least twofold from the first.
 	recent *recentSet
 
-	cond      *sync.Cond // on mu: the background writer's work and its progress
-	running   bool       // the background writer runs
-	closing   bool
-	abort     atomic.Bool // ends a merge under way
-	err       error       // the background writer's failure; writes stop
-	writerEnd chan struct{}
+	cond    *sync.Cond // on mu: the background writer's work and its progress
+	running bool       // the background writer runs
+	closing bool
+	closed  bool        // lookups fail rather than answer from nothing
+	abort   atomic.Bool // ends a merge under way
+	err     error       // the background writer's failure; writes stop
 }
 
 // entry is a position: the tag (big-endian) in tag, the batch number in
@@ -465,14 +465,12 @@ func (li *leafIndex) startWriterLocked() {
 		return
 	}
 	li.running = true
-	li.writerEnd = make(chan struct{})
-	go li.writer(li.writerEnd)
+	go li.writer()
 }
 
 // writer writes the frozen sets as runs, then merges runs, until there is
 // nothing to do.
-func (li *leafIndex) writer(end chan struct{}) {
-	defer close(end)
+func (li *leafIndex) writer() {
 	li.mu.Lock()
 	defer func() {
 		li.running = false
@@ -783,6 +781,9 @@ func (li *leafIndex) candidates(tag [tagSize]byte, buf []entry) ([]entry, error)
 	block := bp[:]
 	li.mu.RLock()
 	defer li.mu.RUnlock()
+	if li.closed {
+		return nil, errors.New("index closed")
+	}
 	for _, r := range li.runs {
 		// Entries under t start in the block before the first whose first
 		// tag is t or more, and may run on over later blocks.
@@ -905,7 +906,7 @@ func (li *leafIndex) close() error {
 	for _, r := range li.runs {
 		errs = append(errs, r.f.Close())
 	}
-	li.runs = nil
+	li.runs, li.closed = nil, true
 	return errors.Join(errs...)
 }
 
