@@ -12,7 +12,7 @@
 // restart rebuilds the state from the database alone.
 //
 //	Submit ─▶ commitGroup ═▶ queue (log) ─▶ tick: cut ═▶ in flight (qf/) ─▶ send
-//	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (xl) ─▶ release
+//	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (runs.go) ─▶ release
 //	  ─▶ GetReceipt
 //
 //	═▶ synced (queue, cut) or flushed (index) before the next step
@@ -46,9 +46,11 @@
 //
 //  3. Consensus commits the batch; the app's commit hook calls
 //     indexer.onCommit, which only queues the block. indexer.run →
-//     indexBlock → index writes each leaf's position (xl) and the batch
-//     (xb/, xr/, xp/), then takes the batch out of flight (qf/) with the
-//     indexed height (xh), and only then release ends the hashes' wait.
+//     indexBlock → index writes the batch (xb/, xr/, xp/) and its number
+//     (xn), adds each leaf's position to the leaf index (in memory, later
+//     a run file in data/index: runs.go), then takes the batch out of
+//     flight (qf/) with the indexed height (xh), and only then release
+//     ends the hashes' wait.
 //     Invariant: a hash is indexed before it stops waiting, so a reader
 //     (GetReceipt, a repeated Submit) finds it in one or the other.
 //     keepHeaders keeps, as each block is indexed, the signed headers and
@@ -56,6 +58,9 @@
 //     prune blocks behind the index (nodeApp.Commit's retain height).
 //     Crash before the index write: the batch is still in flight, and
 //     catchUp indexes the block from the block store at the next start.
+//     The positions are derived: those only in memory, and any run file
+//     damaged or reaching past the stored next batch number (xc), are
+//     rebuilt from xb/ and xn at start.
 //
 //  4. settle, at each tick, decides what committed state tells of a batch
 //     in flight: when the chain gave its sequence to another batch

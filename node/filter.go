@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"sync/atomic"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // anchoredFilter is a Bloom filter over the leaf tags of every hash the
@@ -49,17 +47,25 @@ func newAnchoredFilter(mb int) *anchoredFilter {
 // the block from its high bits (multiply-shift), the bits within the block
 // from its low 32 bits and from bits 32..40.
 func (f *anchoredFilter) block(tag [tagSize]byte) (words []atomic.Uint64, h1, h2 uint32) {
-	x := binary.BigEndian.Uint64(tag[:])
+	return f.blockOf(binary.BigEndian.Uint64(tag[:]))
+}
+
+func (f *anchoredFilter) blockOf(x uint64) (words []atomic.Uint64, h1, h2 uint32) {
 	b, _ := bits.Mul64(x, f.blocks)
 	return f.words[b*filterBlockWords : (b+1)*filterBlockWords], uint32(x), uint32(x>>32) | 1
 }
 
 // add records that a hash with this tag is anchored.
 func (f *anchoredFilter) add(tag [tagSize]byte) {
+	f.addTag(binary.BigEndian.Uint64(tag[:]))
+}
+
+// addTag is add given the tag as the leaf index holds it (big-endian).
+func (f *anchoredFilter) addTag(x uint64) {
 	if f == nil {
 		return
 	}
-	words, h1, h2 := f.block(tag)
+	words, h1, h2 := f.blockOf(x)
 	for i := range uint32(filterProbes) {
 		b := (h1 + i*h2) % (filterBlockWords * 64)
 		// Most bits are set already once the filter fills: skip the write.
@@ -84,25 +90,16 @@ func (f *anchoredFilter) mayHold(tag [tagSize]byte) bool {
 	return true
 }
 
-// fill adds the tag of every position the index holds (keys only: the
-// values are empty). The node calls it at start, before the index writer
-// or Submit runs.
-func (f *anchoredFilter) fill(db *badger.DB) (n int, err error) {
+// fill adds the tag of every position the leaf index holds, reading each
+// run once. The node calls it at start, before the index writer or Submit
+// runs.
+func (f *anchoredFilter) fill(li *leafIndex) (n int, err error) {
 	if f == nil {
 		return 0, nil
 	}
-	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xl"), PrefetchValues: false})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) < leafPrefixLen {
-				continue // not a position: nothing to add
-			}
-			f.add([tagSize]byte(k[2:leafPrefixLen]))
-			n++
-		}
-		return nil
+	err = li.each(func(tag uint64) {
+		f.addTag(tag)
+		n++
 	})
 	return n, err
 }
@@ -111,5 +108,5 @@ func (f *anchoredFilter) fill(db *badger.DB) (n int, err error) {
 // already written; it reports how many.
 func (ix *indexer) openFilter(mb int) (int, error) {
 	ix.anchored = newAnchoredFilter(mb)
-	return ix.anchored.fill(ix.db)
+	return ix.anchored.fill(ix.leaves)
 }

@@ -107,7 +107,12 @@ func TestSeparateAnchoredKeepsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ix := &indexer{db: db, anchored: newAnchoredFilter(1)}
+	ix, err := newIndexer(db, nil, testLogger(t), 1<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.leaves.close()
+	ix.anchored = newAnchoredFilter(1)
 	var hs [4]hash
 	for i := range hs {
 		hs[i] = hash(sha256.Sum256([]byte{byte(i)}))
@@ -117,7 +122,7 @@ func TestSeparateAnchoredKeepsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ix.anchored.add(leafTag(hs[0][:]))
-	p := &pipeline{db: db, waiting: map[string]map[hash]struct{}{"uni-a": {}}, anchored: ix.anchored}
+	p := &pipeline{db: db, waiting: map[string]map[hash]struct{}{"uni-a": {}}, anchored: ix.anchored, leaves: ix.leaves}
 	var claimed []candidate
 	for i, h := range hs {
 		p.waiting["uni-a"][h] = struct{}{}

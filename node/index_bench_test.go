@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/proof"
@@ -25,10 +27,11 @@ func benchIndexer(b *testing.B) *indexer {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	ix, err := newIndexer(db, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ix, err := newIndexer(db, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), defaultMemoryConfig().IndexRecentHashes)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { ix.leaves.close() })
 	ix.anchored = newAnchoredFilter(defaultMemoryConfig().AnchoredFilterMB)
 	return ix
 }
@@ -50,12 +53,14 @@ func benchBatches(b *testing.B, issuer string, firstSeq uint64, n int) []app.Com
 
 // BenchmarkIndex measures the index's work per hash: writing the positions
 // of anchored batches (ns/op is per hash; cpu-ns/hash is the process's CPU
-// time, badger's goroutines and the final write of the tables included),
-// the duplicate check Submit
-// makes for each new hash against an index of 262,144 hashes, for hashes
-// never anchored (miss) and hashes already anchored (hit), through the
-// anchored filter of the default size, and the filter's rebuild at start
-// from an index of b.N hashes (fill; ns/op is per hash).
+// time, the background writer, badger's goroutines, the final run and the
+// final write of the tables included), the duplicate check Submit makes for
+// each new hash against an index of 262,144 hashes, for hashes never
+// anchored (miss) and hashes already anchored (hit: positions in memory, as
+// the index holds them up to index_recent_hashes; hit-runs: in run files
+// only), through the anchored filter of the default size, and the start of
+// an index of b.N hashes: checking its runs and filling the filter (fill;
+// ns/op is per hash).
 func BenchmarkIndex(b *testing.B) {
 	b.Run("write", func(b *testing.B) {
 		ix := benchIndexer(b)
@@ -68,14 +73,22 @@ func BenchmarkIndex(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		// Closing writes the memtables out as tables: part of the cost.
+		// Writing what memory holds as a run, and closing, which writes the
+		// memtables out as tables: part of the cost.
+		if err := ix.leaves.flush(); err != nil {
+			b.Fatal(err)
+		}
 		if err := ix.db.Close(); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/hash")
 	})
-	check := func(b *testing.B, hit bool) {
+	check := func(b *testing.B, hit, inRuns bool) {
 		ix := benchIndexer(b)
+		if inRuns {
+			// Runs of 8 batches each as they come, merged as they would be.
+			ix.leaves.maxRecent = 8 * benchBatchLeaves
+		}
 		const indexed = 64 * benchBatchLeaves
 		batches := benchBatches(b, "uni-bench", 1, indexed)
 		for _, bt := range batches {
@@ -83,7 +96,12 @@ func BenchmarkIndex(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		p := &pipeline{db: ix.db, waiting: make(map[string]map[hash]struct{}), anchored: ix.anchored}
+		if inRuns {
+			if err := ix.leaves.flush(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		p := &pipeline{db: ix.db, waiting: make(map[string]map[hash]struct{}), anchored: ix.anchored, leaves: ix.leaves}
 		fresh := benchBatches(b, "uni-bench", 1, b.N)
 		const group = 1000
 		b.ReportAllocs()
@@ -114,21 +132,33 @@ func BenchmarkIndex(b *testing.B) {
 			}
 		}
 	}
-	b.Run("check-miss", func(b *testing.B) { check(b, false) })
-	b.Run("check-hit", func(b *testing.B) { check(b, true) })
+	b.Run("check-miss", func(b *testing.B) { check(b, false, false) })
+	b.Run("check-hit", func(b *testing.B) { check(b, true, false) })
+	b.Run("check-hit-runs", func(b *testing.B) { check(b, true, true) })
 	b.Run("fill", func(b *testing.B) {
 		dir := filepath.Join(b.TempDir(), "credence")
 		db, err := store.OpenBadger(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
-		ix := &indexer{db: db}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		ix, err := newIndexer(db, nil, log, defaultMemoryConfig().IndexRecentHashes)
+		if err != nil {
+			b.Fatal(err)
+		}
 		for _, bt := range benchBatches(b, "uni-bench", 1, b.N) {
 			if err := ix.writePositions([]app.CommittedBatch{bt}); err != nil {
 				b.Fatal(err)
 			}
 		}
-		// As at a start: the positions are in tables, not memtables.
+		if err := ix.db.Update(func(txn *badger.Txn) error { return txn.Set(keyNextBatch, u64(nil, ix.nextBatch)) }); err != nil {
+			b.Fatal(err)
+		}
+		// As at a start: the positions are in runs (the batches in tables).
+		if err := ix.leaves.flush(); err != nil {
+			b.Fatal(err)
+		}
+		ix.leaves.close()
 		if err := db.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -136,8 +166,12 @@ func BenchmarkIndex(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer db.Close()
-		ix = &indexer{db: db}
+		// Opening checks every run whole, then the filter reads them again.
 		b.ResetTimer()
+		if ix, err = newIndexer(db, nil, log, defaultMemoryConfig().IndexRecentHashes); err != nil {
+			b.Fatal(err)
+		}
+		defer ix.leaves.close()
 		n, err := ix.openFilter(defaultMemoryConfig().AnchoredFilterMB)
 		if err != nil || n != b.N {
 			b.Fatalf("filled %d positions of %d: %v", n, b.N, err)

@@ -1,10 +1,10 @@
 package node
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -62,6 +62,8 @@ type indexer struct {
 	// anchored holds the tag of every position written (filter.go);
 	// nil when off.
 	anchored *anchoredFilter
+	// leaves is where each anchored hash is (runs.go).
+	leaves *leafIndex
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -71,7 +73,10 @@ type indexer struct {
 	done     chan struct{}
 }
 
-func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger) (*indexer, error) {
+// newIndexer opens the index of db; its leaf index's runs are in the
+// directory "index" beside db's, and it holds up to recentHashes positions
+// in memory before it writes them as a run.
+func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger, recentHashes int) (*indexer, error) {
 	h, err := indexedHeight(db)
 	if err != nil {
 		return nil, err
@@ -80,7 +85,11 @@ func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger) (*indexer, 
 	if err != nil {
 		return nil, err
 	}
-	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{}), nextBatch: next}
+	leaves, err := openLeafIndex(filepath.Join(filepath.Dir(db.Opts().Dir), "index"), db, next, recentHashes, log)
+	if err != nil {
+		return nil, fmt.Errorf("leaf index: %w", err)
+	}
+	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{}), nextBatch: next, leaves: leaves}
 	ix.cond = sync.NewCond(&ix.mu)
 	ix.indexed.Store(h)
 	return ix, nil
@@ -134,7 +143,9 @@ func (ix *indexer) run() {
 	}
 }
 
-// stop writes the blocks already queued and ends the writer.
+// stop writes the blocks already queued, ends the writer and closes the
+// leaf index (what it holds only in memory is read back from the batches
+// at the next start).
 func (ix *indexer) stop() {
 	ix.mu.Lock()
 	ix.stopping = true
@@ -143,6 +154,9 @@ func (ix *indexer) stop() {
 	ix.mu.Unlock()
 	if running {
 		<-ix.done
+	}
+	if err := ix.leaves.close(); err != nil {
+		ix.log.Warn("closing the leaf index", "err", err)
 	}
 }
 
@@ -278,11 +292,13 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
 	return nil
 }
 
-// writePositions writes each batch's leaves, record and proof, the number
-// it is given, and each leaf's position under that number.
+// writePositions writes each batch's leaves, record and proof and the
+// number it is given, then adds each leaf's position under that number to
+// the leaf index.
 func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
+	first := ix.nextBatch
 	for _, b := range batches {
 		r := b.Record
 		if err := wb.Set(xbKey(r.Issuer, r.Seq), b.Hashes); err != nil {
@@ -299,25 +315,26 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 		if err := wb.Set(xnKey(num), encodeBatchRef(batchRef{issuer: r.Issuer, seq: r.Seq, height: r.Height})); err != nil {
 			return err
 		}
-		// One buffer holds every key of the batch: badger keeps the slices
-		// until the flush.
-		numBytes := binary.AppendUvarint(nil, num)
-		n := len(b.Hashes) / proof.HashSize
-		buf := make([]byte, 0, n*(leafPrefixLen+len(numBytes)+binary.MaxVarintLen64))
-		for i, h := range leaves(b.Hashes) {
-			tag := leafTag(h[:])
-			// Before the position is visible, and so before the hash
-			// stops waiting: a duplicate submit always finds it one way.
-			ix.anchored.add(tag)
-			at := len(buf)
-			buf = append(append(append(buf, "xl"...), tag[:]...), numBytes...)
-			buf = binary.AppendUvarint(buf, i)
-			if err := wb.Set(buf[at:len(buf):len(buf)], nil); err != nil {
-				return err
-			}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	for i, b := range batches {
+		num := first + uint64(i)
+		es, err := leavesEntries(num, b.Hashes)
+		if err != nil {
+			return err
+		}
+		// Before the position is visible, and so before the hash stops
+		// waiting: a duplicate submit always finds it one way.
+		for _, e := range es {
+			ix.anchored.addTag(e.tag)
+		}
+		if err := ix.leaves.add(num, es); err != nil {
+			return err
 		}
 	}
-	return wb.Flush()
+	return nil
 }
 
 // durableHeight is the last height indexed and synced; 0 before the first

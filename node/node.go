@@ -154,7 +154,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return nil, err
 	}
 	cc := &consensusChain{}
-	n.idx, err = newIndexer(n.db, cc, log)
+	n.idx, err = newIndexer(n.db, cc, log, cfg.Memory.IndexRecentHashes)
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
@@ -176,6 +176,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	n.pipe = newPipeline(n.db, filepath.Join(home, "data", "queue"), cc, chainID, keys, cfg, log.With("module", "batcher"))
 	n.idx.pipe = n.pipe
 	n.pipe.anchored = n.idx.anchored
+	n.pipe.leaves = n.idx.leaves
 	if err := n.pipe.load(); err != nil {
 		return nil, fmt.Errorf("load queue: %w", err)
 	}
@@ -199,7 +200,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	}
 	n.rpc = local.New(n.cmt)
 	cc.cmt, cc.rpc = n.cmt, n.rpc
-	n.receipts, err = newReceipts(n.db, n.rpc, chainID, cfg.ReceiptCacheMB<<20, cfg.Memory.HeaderCacheMB<<20)
+	n.receipts, err = newReceipts(n.db, n.idx.leaves, n.rpc, chainID, cfg.ReceiptCacheMB<<20, cfg.Memory.HeaderCacheMB<<20)
 	if err != nil {
 		return nil, fmt.Errorf("receipt index: %w", err)
 	}

@@ -85,6 +85,8 @@ type pipeline struct {
 	// anchored is the index's filter (the indexer's): Submit looks up
 	// only the hashes it may hold. Nil: every hash is looked up.
 	anchored *anchoredFilter
+	// leaves is the index's positions (the indexer's).
+	leaves *leafIndex
 }
 
 type queued struct {

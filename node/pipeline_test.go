@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -62,12 +63,25 @@ import (
 // After every command the harness checks what must hold between any two
 // steps: the queue and the batches in flight on disk are those in memory,
 // and every hash queued or in flight is waiting or already indexed.
+//
+// Each scenario runs twice: with the index's positions held in memory, and
+// with each batch's positions written to a run file (and runs merged) as it
+// is indexed; the answers are the same.
 func TestPipeline(t *testing.T) {
-	datadriven.Walk(t, "testdata/pipeline", func(t *testing.T, path string) {
-		s := newScenario(t)
-		defer s.close()
-		datadriven.RunTest(t, path, s.run)
-	})
+	for _, c := range []struct {
+		name   string
+		recent int
+	}{{"positions-in-memory", defaultMemoryConfig().IndexRecentHashes}, {"run-per-batch", 1}} {
+		recent := c.recent
+		t.Run(c.name, func(t *testing.T) {
+			datadriven.Walk(t, "testdata/pipeline", func(t *testing.T, path string) {
+				s := newScenario(t)
+				s.indexRecent = recent
+				defer s.close()
+				datadriven.RunTest(t, path, s.run)
+			})
+		})
+	}
 }
 
 var errInjectedSync = errors.New("injected sync failure")
@@ -93,6 +107,8 @@ type scenario struct {
 	failSyncs int
 	// segmentBytes, when set, is the queue log's segment size.
 	segmentBytes int64
+	// indexRecent is the index's bound on positions held in memory.
+	indexRecent int
 	// group is the group commit under way, for the check that none of its
 	// requests is answered before the sync.
 	group []*submitReq
@@ -114,6 +130,7 @@ func newScenario(t *testing.T) *scenario {
 		names: make(map[hash]string),
 		out:   &strings.Builder{},
 	}
+	s.indexRecent = s.cfg.Memory.IndexRecentHashes
 	s.now = s.start
 	for _, is := range []string{"uni-a", "uni-b"} {
 		seed := sha256.Sum256([]byte(is))
@@ -143,7 +160,7 @@ func (s *scenario) open() error {
 			return a
 		},
 	}))
-	s.ix, err = newIndexer(db, s.chain, log)
+	s.ix, err = newIndexer(db, s.chain, log, s.indexRecent)
 	if err != nil {
 		return err
 	}
@@ -165,6 +182,7 @@ func (s *scenario) open() error {
 		return err
 	}
 	s.p.anchored = s.ix.anchored
+	s.p.leaves = s.ix.leaves
 	if err := s.p.load(); err != nil {
 		return err
 	}
@@ -203,6 +221,11 @@ func (s *scenario) sync() error {
 }
 
 func (s *scenario) close() {
+	if s.ix != nil {
+		if err := s.ix.leaves.close(); err != nil {
+			s.t.Error(err)
+		}
+	}
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {
 			s.t.Error(err)
@@ -384,6 +407,10 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		if err := s.p.queue.close(); err != nil {
 			d.Fatalf(t, "close: %v", err)
 		}
+		// The index's background writer dies with the process.
+		if err := s.ix.leaves.close(); err != nil {
+			d.Fatalf(t, "close: %v", err)
+		}
 		if err := s.db.Close(); err != nil {
 			d.Fatalf(t, "close: %v", err)
 		}
@@ -399,6 +426,9 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			// The node does not start: it stays down.
 			if s.p != nil {
 				s.p.queue.close()
+			}
+			if s.ix != nil {
+				s.ix.leaves.close()
 			}
 			if err := s.db.Close(); err != nil {
 				d.Fatalf(t, "close: %v", err)
@@ -588,7 +618,7 @@ func (s *scenario) lookup(h hash, issuer string) string {
 	var pos position
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		pos, err = anchoredAt(txn, h[:], issuer)
+		pos, err = anchoredAt(txn, s.ix.leaves, h[:], issuer)
 		return err
 	})
 	switch {
@@ -664,7 +694,7 @@ func (s *scenario) checkInvariants() {
 	indexed := func(h hash, is string) bool {
 		var found bool
 		if err := s.db.View(func(txn *badger.Txn) error {
-			_, err := anchoredAt(txn, h[:], is)
+			_, err := anchoredAt(txn, s.ix.leaves, h[:], is)
 			found = err == nil
 			return nil
 		}); err != nil {
@@ -676,15 +706,10 @@ func (s *scenario) checkInvariants() {
 		disk.pending[is] = slices.DeleteFunc(q, func(e queued) bool { return indexed(e.hash, is) })
 	}
 	// Submit trusts the filter's "no": it must hold every position written.
-	if err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xl")})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if k := it.Item().Key(); !s.ix.anchored.mayHold([tagSize]byte(k[2:leafPrefixLen])) {
-				t.Errorf("position %x is indexed but not in the anchored filter", k)
-			}
+	if err := s.ix.leaves.each(func(tag uint64) {
+		if !s.ix.anchored.mayHold([tagSize]byte(binary.BigEndian.AppendUint64(nil, tag))) {
+			t.Errorf("position under tag %016x is indexed but not in the anchored filter", tag)
 		}
-		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -735,7 +760,7 @@ func (s *scenario) checkInvariants() {
 			}
 			var indexed bool
 			if err := s.db.View(func(txn *badger.Txn) error {
-				_, err := anchoredAt(txn, h[:], is)
+				_, err := anchoredAt(txn, s.ix.leaves, h[:], is)
 				indexed = err == nil
 				return nil
 			}); err != nil {

@@ -195,8 +195,7 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 	var anchored []candidate
 	isAnchored := make([]bool, len(claimed))
 	err := p.db.View(func(txn *badger.Txn) error {
-		l := newLookup(txn)
-		defer l.close()
+		l := newLookup(txn, p.leaves)
 		for k, i := range maybe {
 			c := claimed[i]
 			pos, err := l.findTagged(c.hash[:], tags[k], c.issuer)
@@ -336,8 +335,7 @@ func (p *pipeline) reconcile() error {
 	defer p.mu.Unlock()
 	var anchored []queueEntry
 	if err := p.db.View(func(txn *badger.Txn) error {
-		l := newLookup(txn)
-		defer l.close()
+		l := newLookup(txn, p.leaves)
 		for issuer, q := range p.pending {
 			for _, e := range q {
 				tag := leafTag(e.hash[:])

@@ -27,6 +27,7 @@ var errNotFinal = errors.New("anchored, but the block that signs its header is n
 // cached: after the first leaf of a batch, a receipt costs O(log n).
 type receipts struct {
 	db      *badger.DB
+	leaves  *leafIndex
 	rpc     rpcclient.Client
 	chainID string
 
@@ -48,8 +49,8 @@ type headerEntry struct {
 	validators   []*proof.Validator
 }
 
-func newReceipts(db *badger.DB, rpc rpcclient.Client, chainID string, treeCacheBytes, headerCacheBytes int) (*receipts, error) {
-	r := &receipts{db: db, rpc: rpc, chainID: chainID, trees: newLRU(treeCacheBytes), headers: newLRU(headerCacheBytes),
+func newReceipts(db *badger.DB, leaves *leafIndex, rpc rpcclient.Client, chainID string, treeCacheBytes, headerCacheBytes int) (*receipts, error) {
+	r := &receipts{db: db, leaves: leaves, rpc: rpc, chainID: chainID, trees: newLRU(treeCacheBytes), headers: newLRU(headerCacheBytes),
 		building: make(map[string]*treeBuild)}
 	if err := r.loadLinks(); err != nil {
 		return nil, err
@@ -76,7 +77,7 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 		var err error
 		// The receipt needs the batch's tree: confirm the hash there
 		// rather than read the leaves once more.
-		pos, err = anchoredAtCheck(txn, hash, issuer, func(ref batchRef, index uint64, hash []byte) (bool, error) {
+		pos, err = anchoredAtCheck(txn, r.leaves, hash, issuer, func(ref batchRef, index uint64, hash []byte) (bool, error) {
 			b, err := r.batch(ref.issuer, ref.seq)
 			if errors.Is(err, errNotFound) {
 				return false, nil

@@ -843,5 +843,8 @@ func (s *snapshots) wipe() error {
 	if err := s.db.DropPrefix(appPrefix, []byte("x")); err != nil {
 		return err
 	}
+	if err := s.idx.leaves.reset(s.idx.nextBatch); err != nil {
+		return err
+	}
 	return s.app.Reset()
 }

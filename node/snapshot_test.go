@@ -33,10 +33,11 @@ func newRestorer(t testing.TB, trust *proof.TrustRoot) *snapshots {
 		t.Fatal(err)
 	}
 	c := &consensusChain{App: a}
-	ix, err := newIndexer(db, c, testLogger(t))
+	ix, err := newIndexer(db, c, testLogger(t), defaultMemoryConfig().IndexRecentHashes)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ix.leaves.close() })
 	ix.pipe = newPipeline(db, t.TempDir(), c, trust.ChainID, nil, defaultConfig(), testLogger(t))
 	return &snapshots{dir: t.TempDir(), app: a, db: db, idx: ix, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
 }
@@ -268,7 +269,7 @@ func TestSnapshotRestore(t *testing.T) {
 		if s.app.Height() != height {
 			t.Fatalf("restored height %d, want %d", s.app.Height(), height)
 		}
-		rs, err := newReceipts(s.db, n.rpc, n.chainID, 64<<20, 16<<20)
+		rs, err := newReceipts(s.db, s.idx.leaves, n.rpc, n.chainID, 64<<20, 16<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

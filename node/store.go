@@ -15,12 +15,14 @@ import (
 
 // The node's badger database holds, beside the application state (prefix
 // "a/"), the durable submission queue and the index. Issuer ids cannot hold
-// '/', so every key below is unambiguous.
+// '/', so every key below is unambiguous. Where each anchored hash is
+// (its position) is not here but in the leaf index's run files
+// (data/index, runs.go), derived from xn and xb/; an earlier version kept
+// positions under xl, dropped at start.
 //
 //	qf/<issuer>/<seq>       → signed tx       a batch in flight (queuestore.go); the queue itself is
 //	                                          the log in data/queue (queuelog.go), and qp/<issuer>/<qseq>
 //	                                          keys left by an earlier version are moved there at start
-//	xl<tag:8><num><index>   → (empty)         where an anchored hash is: its tag, batch number, leaf index (uvarints)
 //	xn<num>                 → seq, height, issuer   what a node-local batch number stands for
 //	xc                      → number          the next batch number
 //	xb/<issuer>/<seq>       → hashes          a batch's leaves, in order
@@ -52,13 +54,13 @@ func xpKey(issuer string, seq uint64) []byte { return issuerSeqKey("xp/", issuer
 func xsKey(height int64) []byte              { return u64([]byte("xs/"), uint64(height)) }
 func xvKey(height int64) []byte              { return u64([]byte("xv/"), uint64(height)) }
 
-// A leaf's position is one key with no value: a tag of its hash, its
-// batch's number (a node-local count assigned when the batch is indexed)
-// and its index in the batch, so the entry holds neither the whole hash
-// nor the issuer: the hash is in the batch's leaves (xb/), the issuer and
-// sequence once per batch (xn). A tag is not unique, even within a batch:
-// a lookup confirms every candidate against the batch's leaves before it
-// answers.
+// A leaf's position is an entry of the leaf index (runs.go): a tag of its
+// hash, its batch's number (a node-local count assigned when the batch is
+// indexed) and its index in the batch, so the entry holds neither the
+// whole hash nor the issuer: the hash is in the batch's leaves (xb/), the
+// issuer and sequence once per batch (xn). A tag is not unique, even within
+// a batch: a lookup confirms every candidate against the batch's leaves
+// before it answers.
 //
 // The tag is taken from the SHA-256 of the hash, not from the hash itself:
 // submitters choose the hashes, and could otherwise pile up entries under
@@ -69,15 +71,6 @@ const tagSize = 8
 var leafTag = func(hash []byte) [tagSize]byte {
 	d := sha256.Sum256(hash)
 	return [tagSize]byte(d[:tagSize])
-}
-
-const leafPrefixLen = 2 + tagSize
-
-func leafPrefix(hash []byte) []byte { return tagPrefix(leafTag(hash)) }
-
-func tagPrefix(tag [tagSize]byte) []byte {
-	k := make([]byte, 0, leafPrefixLen+binary.MaxVarintLen64)
-	return append(append(k, "xl"...), tag[:]...)
 }
 
 func xnKey(num uint64) []byte { return binary.AppendUvarint([]byte("xn"), num) }
@@ -109,15 +102,16 @@ type position struct {
 	height int64
 }
 
-// lookup finds positions inside one read transaction. It keeps one
-// iterator for all its lookups (a miss costs one seek, no value read),
-// the batch numbers it has resolved, and the leaves of the last batch it
-// read, which the next hashes of a request often share (one batch only: a
-// request may name hashes of many large batches).
+// lookup finds positions: candidates from the leaf index, confirmed inside
+// one read transaction. It keeps the batch numbers it has resolved, and the
+// leaves of the last batch it read, which the next hashes of a request
+// often share (one batch only: a request may name hashes of many large
+// batches).
 type lookup struct {
-	txn  *badger.Txn
-	it   *badger.Iterator
-	refs map[uint64]batchRef
+	txn   *badger.Txn
+	index *leafIndex
+	cands []entry
+	refs  map[uint64]batchRef
 	// holds confirms a candidate: by default from the batch's leaves read
 	// here; receipts confirm from the trees they cache.
 	holds      func(num uint64, ref batchRef, index uint64, hash []byte) (bool, error)
@@ -125,17 +119,11 @@ type lookup struct {
 	lastLeaves []byte
 }
 
-func newLookup(txn *badger.Txn) *lookup { return newLookupWithin(txn, []byte("xl")) }
-
-// newLookupWithin is a lookup of keys under prefix only: badger then
-// leaves out the tables that cannot hold them.
-func newLookupWithin(txn *badger.Txn, prefix []byte) *lookup {
-	l := &lookup{txn: txn, it: txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})}
+func newLookup(txn *badger.Txn, index *leafIndex) *lookup {
+	l := &lookup{txn: txn, index: index}
 	l.holds = l.holdsLeaf
 	return l
 }
-
-func (l *lookup) close() { l.it.Close() }
 
 // find is where hash is anchored: by issuer, or by any issuer when issuer
 // is empty (the first issuer in byte order). When the same issuer anchored
@@ -147,20 +135,16 @@ func (l *lookup) find(hash []byte, issuer string) (position, error) {
 
 // findTagged is find given the hash's tag, when the caller has it.
 func (l *lookup) findTagged(hash []byte, tag [tagSize]byte, issuer string) (position, error) {
-	prefix := tagPrefix(tag)
+	cands, err := l.index.candidates(tag, l.cands[:0])
+	if err != nil {
+		return position{}, err
+	}
+	l.cands = cands
 	var best position
 	var bestNum uint64
 	found := false
-	for l.it.Seek(prefix); l.it.ValidForPrefix(prefix); l.it.Next() {
-		rest := l.it.Item().Key()[len(prefix):]
-		num, n := binary.Uvarint(rest)
-		if n <= 0 {
-			return position{}, fmt.Errorf("corrupt index key %x", l.it.Item().Key())
-		}
-		index, m := binary.Uvarint(rest[n:])
-		if m <= 0 || n+m != len(rest) {
-			return position{}, fmt.Errorf("corrupt index key %x", l.it.Item().Key())
-		}
+	for _, e := range cands {
+		num, index := e.num(), e.index()
 		ref, err := l.batch(num)
 		if errors.Is(err, errNotFound) {
 			continue // left by an index write cut short; its batch is indexed again
@@ -175,7 +159,7 @@ func (l *lookup) findTagged(hash []byte, tag [tagSize]byte, issuer string) (posi
 		if err != nil {
 			return position{}, err
 		}
-		// Keys run in byte order, not in number order: compare.
+		// Candidates come from several runs and parts: compare.
 		if !ok || (found && ref.issuer == best.issuer && (num < bestNum || num == bestNum && index < best.index)) {
 			continue
 		}
@@ -240,15 +224,14 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 }
 
 // anchoredAt is lookup.find for one hash.
-func anchoredAt(txn *badger.Txn, hash []byte, issuer string) (position, error) {
-	return anchoredAtCheck(txn, hash, issuer, nil)
+func anchoredAt(txn *badger.Txn, index *leafIndex, hash []byte, issuer string) (position, error) {
+	return anchoredAtCheck(txn, index, hash, issuer, nil)
 }
 
 // anchoredAtCheck is anchoredAt confirming candidates with holds, when
 // not nil, instead of reading the batch's leaves.
-func anchoredAtCheck(txn *badger.Txn, hash []byte, issuer string, holds func(ref batchRef, index uint64, hash []byte) (bool, error)) (position, error) {
-	l := newLookupWithin(txn, leafPrefix(hash))
-	defer l.close()
+func anchoredAtCheck(txn *badger.Txn, index *leafIndex, hash []byte, issuer string, holds func(ref batchRef, index uint64, hash []byte) (bool, error)) (position, error) {
+	l := newLookup(txn, index)
 	if holds != nil {
 		l.holds = func(_ uint64, ref batchRef, index uint64, hash []byte) (bool, error) { return holds(ref, index, hash) }
 	}
