@@ -232,18 +232,8 @@ func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {
 }
 
 func (r *receipts) buildBatch(key, issuer string, seq uint64) (*batchData, error) {
-	var hashes, rec, prf []byte
-	if err := r.db.View(func(txn *badger.Txn) error {
-		var err error
-		if hashes, err = getValue(txn, xbKey(issuer, seq)); err != nil {
-			return err
-		}
-		if rec, err = getValue(txn, xrKey(issuer, seq)); err != nil {
-			return err
-		}
-		prf, err = getValue(txn, xpKey(issuer, seq))
-		return err
-	}); err != nil {
+	hashes, rec, prf, err := readBatch(r.db, issuer, seq)
+	if err != nil {
 		return nil, fmt.Errorf("batch %s: %w", key, err)
 	}
 	tree, err := proof.NewTree(hashes)

@@ -303,18 +303,8 @@ func (s *snapshots) cook(recipe []byte) ([]byte, error) {
 
 // batchItem is the snapshot item of an indexed batch, as take wrote it.
 func (s *snapshots) batchItem(issuer string, seq uint64) ([]byte, error) {
-	var rec, prf, hashes []byte
-	if err := s.db.View(func(txn *badger.Txn) error {
-		var err error
-		if rec, err = getValue(txn, xrKey(issuer, seq)); err != nil {
-			return err
-		}
-		if prf, err = getValue(txn, xpKey(issuer, seq)); err != nil {
-			return err
-		}
-		hashes, err = getValue(txn, xbKey(issuer, seq))
-		return err
-	}); err != nil {
+	hashes, rec, prf, err := readBatch(s.db, issuer, seq)
+	if err != nil {
 		return nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, err)
 	}
 	return proto.Marshal(&pb.SnapshotItem{Item: &pb.SnapshotItem_Batch{Batch: &pb.SnapshotBatch{Record: rec, Proof: prf, Hashes: hashes}}})

@@ -295,29 +295,18 @@ func TestSnapshotRestore(t *testing.T) {
 func forgeFirstBatch(t *testing.T, stream []byte) []byte {
 	t.Helper()
 	var out []byte
-	r := bytes.NewReader(stream)
 	done := false
-	for r.Len() > 0 {
-		n, err := binary.ReadUvarint(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b := make([]byte, n)
-		r.Read(b)
-		var it pb.SnapshotItem
-		if err := proto.Unmarshal(b, &it); err != nil {
-			t.Fatal(err)
-		}
+	eachItem(t, stream, func(it *pb.SnapshotItem, b []byte) {
 		if bt := it.GetBatch(); bt != nil && !done {
 			bt.Hashes[0] ^= 1
 			done = true
-			if b, err = proto.Marshal(&it); err != nil {
+			var err error
+			if b, err = proto.Marshal(it); err != nil {
 				t.Fatal(err)
 			}
 		}
-		out = binary.AppendUvarint(out, uint64(len(b)))
-		out = append(out, b...)
-	}
+		out = append(binary.AppendUvarint(out, uint64(len(b))), b...)
+	})
 	if !done {
 		t.Fatal("snapshot holds no batch")
 	}
@@ -328,11 +317,22 @@ func forgeFirstBatch(t *testing.T, stream []byte) []byte {
 func withoutBatches(t *testing.T, chunk []byte) []byte {
 	t.Helper()
 	var out []byte
-	r := bytes.NewReader(chunk)
+	eachItem(t, chunk, func(it *pb.SnapshotItem, b []byte) {
+		if it.GetBatch() == nil {
+			out = append(binary.AppendUvarint(out, uint64(len(b))), b...)
+		}
+	})
+	return out
+}
+
+// eachItem calls fn with each item of a snapshot stream and its bytes.
+func eachItem(t *testing.T, stream []byte, fn func(it *pb.SnapshotItem, b []byte)) {
+	t.Helper()
+	r := bytes.NewReader(stream)
 	for r.Len() > 0 {
 		n, err := binary.ReadUvarint(r)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || n > uint64(r.Len()) {
+			t.Fatalf("snapshot stream: bad item length")
 		}
 		b := make([]byte, n)
 		r.Read(b)
@@ -340,11 +340,8 @@ func withoutBatches(t *testing.T, chunk []byte) []byte {
 		if err := proto.Unmarshal(b, &it); err != nil {
 			t.Fatal(err)
 		}
-		if it.GetBatch() == nil {
-			out = append(binary.AppendUvarint(out, n), b...)
-		}
+		fn(&it, b)
 	}
-	return out
 }
 
 var restoreHashes = flag.Int("restore.hashes", 200_000, "BenchmarkSnapshotRestore: hashes in the snapshot")

@@ -223,6 +223,22 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 	return it.ValueCopy(nil)
 }
 
+// readBatch is a batch's leaves, record and proof as the index holds them.
+func readBatch(db *badger.DB, issuer string, seq uint64) (hashes, rec, prf []byte, err error) {
+	err = db.View(func(txn *badger.Txn) error {
+		var err error
+		if hashes, err = getValue(txn, xbKey(issuer, seq)); err != nil {
+			return err
+		}
+		if rec, err = getValue(txn, xrKey(issuer, seq)); err != nil {
+			return err
+		}
+		prf, err = getValue(txn, xpKey(issuer, seq))
+		return err
+	})
+	return hashes, rec, prf, err
+}
+
 // anchoredAt is lookup.find for one hash.
 func anchoredAt(txn *badger.Txn, index *leafIndex, hash []byte, issuer string) (position, error) {
 	return anchoredAtCheck(txn, index, hash, issuer, nil)

@@ -33,18 +33,10 @@ var (
 // seconds and is not measured. Run it once: `make bench-statesync`.
 func BenchmarkStateSyncJoin(b *testing.B) {
 	n := newNetworkWith(b, 4, func(home string) {
-		p := filepath.Join(home, "config", "app.toml")
-		s, err := os.ReadFile(p)
-		if err != nil {
-			b.Fatal(err)
-		}
 		// A snapshot about every 50 s of blocks: often enough that one
 		// comes soon after the fill, rarely enough not to weigh on it.
-		s = []byte(strings.Replace(string(s), "snapshot_interval = 1000", "snapshot_interval = 200", 1))
-		s = []byte(strings.Replace(string(s), "snapshot_keep_recent = 2", "snapshot_keep_recent = 3", 1))
-		if err := os.WriteFile(p, s, 0o600); err != nil {
-			b.Fatal(err)
-		}
+		editAppToml(b, home, "snapshot_interval = 1000", "snapshot_interval = 200",
+			"snapshot_keep_recent = 2", "snapshot_keep_recent = 3")
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
@@ -90,20 +82,8 @@ func BenchmarkStateSyncJoin(b *testing.B) {
 	snap := waitSnapshot(ctx, b, a, filled)
 	b.Logf("node0 holds a snapshot at height %d", snap)
 	trustHeight := n.height(ctx, a)
-	var commit struct {
-		SignedHeader struct {
-			Commit struct {
-				BlockID struct {
-					Hash string `json:"hash"`
-				} `json:"block_id"`
-			} `json:"commit"`
-		} `json:"signed_header"`
-	}
-	if err := a.rpcJSON(ctx, fmt.Sprintf("/commit?height=%d", trustHeight), &commit); err != nil {
-		b.Fatal(err)
-	}
 
-	joiner := n.newMember(stateSyncFrom(n, trustHeight, commit.SignedHeader.Commit.BlockID.Hash))
+	joiner := n.newMember(stateSyncFrom(n, trustHeight, a.blockHash(ctx, b, trustHeight)))
 	b.ResetTimer()
 	start := time.Now()
 	n.start(joiner)

@@ -26,23 +26,15 @@ import (
 // batches anchored before it joined, and after.
 func TestStateSyncJoin(t *testing.T) {
 	n := newNetworkWith(t, 4, func(home string) {
-		p := filepath.Join(home, "config", "app.toml")
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Snapshots every 10 blocks, kept long enough for the joiner to
 		// fetch one while the chain moves on under load.
-		b = []byte(strings.Replace(string(b), "snapshot_interval = 1000", "snapshot_interval = 10", 1))
-		b = []byte(strings.Replace(string(b), "snapshot_keep_recent = 2", "snapshot_keep_recent = 20", 1))
+		editAppToml(t, home, "snapshot_interval = 1000", "snapshot_interval = 10",
+			"snapshot_keep_recent = 2", "snapshot_keep_recent = 20")
 		// Two members prune their blocks; the other two (the joiner's
 		// light client servers) keep every block, as its trust height
 		// needs.
 		if strings.HasSuffix(home, "node2") || strings.HasSuffix(home, "node3") {
-			b = retainBlocks(t, b)
-		}
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
+			editAppToml(t, home, retainBlocks...)
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -66,35 +58,15 @@ func TestStateSyncJoin(t *testing.T) {
 	// Keep blocks coming so snapshots are taken and the joiner has blocks to follow.
 	l := startLoad(ctx, a, 1)
 	trustHeight := n.waitHeight(ctx, a, 12)
-	var commit struct {
-		SignedHeader struct {
-			Commit struct {
-				BlockID struct {
-					Hash string `json:"hash"`
-				} `json:"block_id"`
-			} `json:"commit"`
-		} `json:"signed_header"`
-	}
-	if err := a.rpcJSON(ctx, fmt.Sprintf("/commit?height=%d", trustHeight), &commit); err != nil {
-		t.Fatal(err)
-	}
 	n.waitHeight(ctx, a, 22)
 
 	// The fifth node: same genesis, its own keys, no issuer.
-	joiner := n.newMember(stateSyncFrom(n, trustHeight, commit.SignedHeader.Commit.BlockID.Hash))
+	joiner := n.newMember(stateSyncFrom(n, trustHeight, a.blockHash(ctx, t, trustHeight)))
 	// The joiner prunes too: the headers its restored index needs came
 	// with the snapshot, the rest it keeps as it indexes. It snapshots as
 	// the others do: before its first snapshot (at 1000 by default) it
 	// would keep its blocks for the peers that restore it.
-	appToml := filepath.Join(joiner.home, "config", "app.toml")
-	joinerApp, err := os.ReadFile(appToml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	joinerApp = []byte(strings.Replace(string(joinerApp), "snapshot_interval = 1000", "snapshot_interval = 10", 1))
-	if err := os.WriteFile(appToml, retainBlocks(t, joinerApp), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editAppToml(t, joiner.home, append([]string{"snapshot_interval = 1000", "snapshot_interval = 10"}, retainBlocks...)...)
 	n.start(joiner)
 	target := n.height(ctx, a)
 	n.waitHeight(ctx, joiner, target)
@@ -208,14 +180,28 @@ func TestStateSyncJoin(t *testing.T) {
 	}
 }
 
-// retainBlocks sets retain_blocks = 5 in an app.toml.
-func retainBlocks(t testing.TB, appToml []byte) []byte {
+// retainBlocks is the edit of an app.toml to retain_blocks = 5.
+var retainBlocks = []string{"retain_blocks = 0", "retain_blocks = 5"}
+
+// editAppToml replaces in home's app.toml each old string by the new one
+// after it; an old string it does not hold fails the test.
+func editAppToml(t testing.TB, home string, oldNew ...string) {
 	t.Helper()
-	s := string(appToml)
-	if !strings.Contains(s, "retain_blocks = 0") {
-		t.Fatal("app.toml has no retain_blocks = 0 to change")
+	p := filepath.Join(home, "config", "app.toml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return []byte(strings.Replace(s, "retain_blocks = 0", "retain_blocks = 5", 1))
+	s := string(b)
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		if !strings.Contains(s, oldNew[i]) {
+			t.Fatalf("%s has no %q to change", p, oldNew[i])
+		}
+		s = strings.Replace(s, oldNew[i], oldNew[i+1], 1)
+	}
+	if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func runCLI(t testing.TB, bin string, args ...string) string {
@@ -225,6 +211,24 @@ func runCLI(t testing.TB, bin string, args ...string) string {
 		t.Fatalf("credenced %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// blockHash is the hash of nd's block at height, as a joiner's trust_hash.
+func (nd *node) blockHash(ctx context.Context, t testing.TB, height int64) string {
+	t.Helper()
+	var commit struct {
+		SignedHeader struct {
+			Commit struct {
+				BlockID struct {
+					Hash string `json:"hash"`
+				} `json:"block_id"`
+			} `json:"commit"`
+		} `json:"signed_header"`
+	}
+	if err := nd.rpcJSON(ctx, fmt.Sprintf("/commit?height=%d", height), &commit); err != nil {
+		t.Fatal(err)
+	}
+	return commit.SignedHeader.Commit.BlockID.Hash
 }
 
 // stateSyncFrom configures a new member to join by state sync, trusting
