@@ -341,15 +341,8 @@ func (s *snapshots) take(h int64) error {
 		if err := proto.Unmarshal(raw, &rec); err != nil {
 			return err
 		}
-		var hashes, prf []byte
-		if err := s.db.View(func(txn *badger.Txn) error {
-			var err error
-			if hashes, err = getValue(txn, xbKey(rec.Issuer, rec.Seq)); err != nil {
-				return err
-			}
-			prf, err = getValue(txn, xpKey(rec.Issuer, rec.Seq))
-			return err
-		}); err != nil {
+		hashes, _, prf, err := readBatch(s.db, rec.Issuer, rec.Seq)
+		if err != nil {
 			return fmt.Errorf("batch %s/%d: %w", rec.Issuer, rec.Seq, err)
 		}
 		if rec.Height < h {

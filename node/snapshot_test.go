@@ -42,6 +42,22 @@ func newRestorer(t testing.TB, trust *proof.TrustRoot) *snapshots {
 	return &snapshots{dir: t.TempDir(), app: a, db: db, idx: ix, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
 }
 
+// snapshottingHome is a test home whose node snapshots every interval blocks.
+func snapshottingHome(t testing.TB, interval int64) *testHome {
+	t.Helper()
+	h := newTestHome(t)
+	c, err := loadConfig(h.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SnapshotInterval = interval
+	os.Remove(appConfigPath(h.dir))
+	if err := writeConfig(h.dir, c); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func readChunks(t *testing.T, s *snapshots, snap *abci.Snapshot) [][]byte {
 	t.Helper()
 	var out [][]byte
@@ -97,16 +113,7 @@ func restoreWith(s *snapshots, snap *abci.Snapshot, appHash []byte, chunks [][]b
 func TestSnapshotRestore(t *testing.T) {
 	defer func(c, g int) { chunkSize, restoreBatchBytes = c, g }(chunkSize, restoreBatchBytes)
 	chunkSize, restoreBatchBytes = 1<<10, 2<<10
-	h := newTestHome(t)
-	c, err := loadConfig(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SnapshotInterval = 4
-	os.Remove(appConfigPath(h.dir))
-	if err := writeConfig(h.dir, c); err != nil {
-		t.Fatal(err)
-	}
+	h := snapshottingHome(t, 4)
 	n := h.start(t)
 	defer n.Stop()
 	cl := dialTest(t, n.GRPCAddr())
@@ -351,16 +358,7 @@ var restoreHashes = flag.Int("restore.hashes", 200_000, "BenchmarkSnapshotRestor
 // without the network (chunks checked, spooled, state imported, every
 // batch checked and indexed).
 func BenchmarkSnapshotRestore(b *testing.B) {
-	h := newTestHome(b)
-	c, err := loadConfig(h.dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.SnapshotInterval = 5
-	os.Remove(appConfigPath(h.dir))
-	if err := writeConfig(h.dir, c); err != nil {
-		b.Fatal(err)
-	}
+	h := snapshottingHome(b, 5)
 	_, n, cl, _ := benchChainAt(b, h, *restoreHashes)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
