@@ -252,6 +252,7 @@ func (d *DBs) provide(ctx *cfg.DBContext) (dbm.DB, error) {
 	}
 	opts := d.memory.Apply(badger.DefaultOptions(dir))
 	opts.SyncWrites = false // CometBFT syncs where it needs to
+	opts.Compression = store.Compression
 	opts.Logger = nil
 	db, err := dbm.NewBadgerDBWithOptions(opts)
 	if err != nil {

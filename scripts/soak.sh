@@ -28,11 +28,14 @@ make build >/dev/null
 "$NET" reset >/dev/null 2>&1 || true
 "$NET" up 4 >/dev/null
 trap '"$NET" down >/dev/null 2>&1 || true' EXIT
-# node0 (the one under load) serves Go's pprof on loopback, so that its
-# heap at the end of the run is kept beside the samples.
-PPROF="127.0.0.1:$((LOCALNET_BASE_PORT + 9))"
+# node0 (the one under load) and node1 (a validator that only checks)
+# serve Go's pprof on loopback, so that their heaps are kept beside the
+# samples.
+pprof_addr() { echo "127.0.0.1:$((LOCALNET_BASE_PORT + 9 + 10 * $1))"; }
 "$NET" down >/dev/null
-sed -i "s|^pprof_laddr = .*|pprof_laddr = \"$PPROF\"|" "$LOCALNET_DIR/node0/config/config.toml"
+for i in 0 1; do
+	sed -i "s|^pprof_laddr = .*|pprof_laddr = \"$(pprof_addr "$i")\"|" "$LOCALNET_DIR/node$i/config/config.toml"
+done
 "$NET" up 4 >/dev/null
 mkdir -p "$OUT"
 sleep 5
@@ -49,10 +52,17 @@ printf 'seconds\tnode0_mb\tnode0_anon\tnode1_mb\tnode1_anon\tnode2_mb\tnode2_ano
 	--rate "$RATE" --duration "$DURATION" >"$OUT/loadgen.txt" 2>&1 &
 load=$!
 start=$(date +%s)
+last_heap=0
 while kill -0 "$load" 2>/dev/null; do
 	line="$(( $(date +%s) - start ))"
 	for p in "${pids[@]}"; do line+=$'\t'"$(rss_mb "$p")"; done
 	echo "$line" | tee -a "$OUT/rss.tsv"
+	if (( ${line%%$'\t'*} / 60 > last_heap )); then
+		last_heap=$(( ${line%%$'\t'*} / 60 ))
+		for i in 0 1; do
+			curl -sf -o "$OUT/heap-node$i-${line%%$'\t'*}.pprof" "http://$(pprof_addr "$i")/debug/pprof/heap" || true
+		done
+	fi
 	sleep "$SAMPLE"
 done
 for i in 0 1 2 3; do
@@ -64,6 +74,8 @@ for i in 0 1 2 3; do
 		echo "node $i: ${kills:-unknown} killed for the memory limit" | tee -a "$OUT/limit.txt"
 	fi
 done
-curl -sf -o "$OUT/heap.pprof" "http://$PPROF/debug/pprof/heap" || echo "no heap profile from node0"
+for i in 0 1; do
+	curl -sf -o "$OUT/heap-node$i-end.pprof" "http://$(pprof_addr "$i")/debug/pprof/heap" || echo "no heap profile from node$i at the end"
+done
 wait "$load" || { echo "loadgen failed:"; cat "$OUT/loadgen.txt"; exit 1; }
 cat "$OUT/loadgen.txt"

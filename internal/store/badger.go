@@ -35,8 +35,9 @@ type Memory struct {
 	// NumMemTables is how many memtables, the one written and those
 	// waiting for their flush, may be in memory; writes wait beyond it.
 	NumMemTables int
-	// BlockCacheSize bounds the cache of decompressed table blocks. It must
-	// be positive: badger compresses blocks and panics without a cache.
+	// BlockCacheSize bounds the cache of table blocks. It must be positive:
+	// tables written compressed by an earlier version would otherwise be
+	// decompressed again on every read.
 	BlockCacheSize int64
 	// IndexCacheSize bounds the cache of table indexes and bloom filters.
 	// It must be positive: at zero badger keeps every table's index in
@@ -80,6 +81,14 @@ func (m Memory) Check() error {
 	}
 	return nil
 }
+
+// Compression is the block compression of every badger database a node
+// opens. None: what the databases hold is mostly hashes, signatures and
+// leaves, which do not compress, and Snappy's work on them cost CPU and a
+// second copy of every block in each table builder (builders' memory is
+// kept in a pool under load). Tables record their own compression, so a
+// database written with another one still reads.
+const Compression = badgeropts.None
 
 // ErrMemory is wrapped by the error of a Memory badger cannot use.
 var ErrMemory = errors.New("store: bad badger memory settings")
@@ -147,7 +156,8 @@ func OpenBadger(dir string, opts ...Option) (*badger.DB, error) {
 		// silently short or wrong value: check every block read from disk
 		// and every value read from the value log.
 		WithChecksumVerificationMode(badgeropts.OnBlockRead).
-		WithVerifyValueChecksum(true)
+		WithVerifyValueChecksum(true).
+		WithCompression(Compression)
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("store: open badger at %s: %w", dir, err)
