@@ -167,6 +167,8 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 		return nil, status.Errorf(codes.NotFound, "hash %s is not anchored (as far as this node has indexed)", proof.FormatBinary(req.Hash))
 	case errors.Is(err, errNotFinal):
 		return nil, status.Errorf(codes.Unavailable, "hash %s: %v; try again shortly", proof.FormatBinary(req.Hash), err)
+	case errors.Is(err, errStoreDamaged):
+		return nil, status.Errorf(codes.DataLoss, "receipt: %v (docs/operations.md, \"Recovering a damaged store\")", err)
 	case err != nil:
 		return nil, status.Errorf(codes.Internal, "receipt: %v", err)
 	}
@@ -189,12 +191,15 @@ func (s *api) GetBatch(_ context.Context, req *pb.GetBatchRequest) (*pb.GetBatch
 			return err
 		}
 		if req.IncludeHashes {
-			hashes, err = getValue(txn, xbKey(req.Issuer, req.Seq))
+			hashes, err = s.n.idx.leaves.leavesOf(txn, req.Issuer, req.Seq)
 		}
 		return err
 	})
 	if errors.Is(err, errNotFound) {
 		return nil, status.Errorf(codes.NotFound, "batch %s/%d is not indexed on this node", req.Issuer, req.Seq)
+	}
+	if errors.Is(err, errStoreDamaged) {
+		return nil, status.Errorf(codes.DataLoss, "batch %s/%d: %v (docs/operations.md, \"Recovering a damaged store\")", req.Issuer, req.Seq, err)
 	}
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "batch: %v", err)

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/credence-ledger/credence/internal/store"
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -490,6 +491,44 @@ func TestStartRefusesDamagedIndex(t *testing.T) {
 				t.Fatalf("error %q: want the damaged store named (%q) and how to recover", err, c.want)
 			}
 			undo()
+		})
+	}
+	// The leaves are in a log of their own (leaflog.go); the last batch's
+	// are its last bytes.
+	segment := filepath.Join(h.dir, "data", "leaves", segmentName(0))
+	for _, c := range []struct {
+		name   string
+		damage func(leaves []byte) []byte
+		want   string
+	}{
+		{"the leaves log cut short", func(b []byte) []byte { return b[:len(b)-proof.HashSize] }, "leaves log ends"},
+		{"a leaf changed in the leaves log", func(b []byte) []byte {
+			b = append([]byte(nil), b...)
+			b[len(b)-1] ^= 1
+			return b
+		}, "do not make its root"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			orig, err := os.ReadFile(segment)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(segment, c.damage(orig), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := os.WriteFile(segment, orig, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			n, err := Start(context.Background(), h.dir, h.ov, testLogger(t))
+			if err == nil {
+				n.Stop()
+				t.Fatal("started on a damaged leaves log")
+			}
+			if !errors.Is(err, errStoreDamaged) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "state sync") {
+				t.Fatalf("error %q: want the damaged store named (%q) and how to recover", err, c.want)
+			}
 		})
 	}
 	n, err := Start(context.Background(), h.dir, h.ov, testLogger(t))

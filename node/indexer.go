@@ -292,16 +292,21 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
 	return nil
 }
 
-// writePositions writes each batch's leaves, record and proof and the
-// number it is given, then adds each leaf's position under that number to
-// the leaf index.
+// writePositions writes each batch's leaves (to the leaves log, synced
+// before badger points at them), record and proof and the number it is
+// given, then adds each leaf's position under that number to the leaf
+// index.
 func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	first := ix.nextBatch
 	for _, b := range batches {
 		r := b.Record
-		if err := wb.Set(xbKey(r.Issuer, r.Seq), b.Hashes); err != nil {
+		loc, err := ix.leaves.stored.append(b.Hashes)
+		if err != nil {
+			return err
+		}
+		if err := wb.Set(xbKey(r.Issuer, r.Seq), loc); err != nil {
 			return err
 		}
 		if err := wb.Set(xrKey(r.Issuer, r.Seq), b.RecordBytes); err != nil {
@@ -315,6 +320,9 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 		if err := wb.Set(xnKey(num), encodeBatchRef(batchRef{issuer: r.Issuer, seq: r.Seq, height: r.Height})); err != nil {
 			return err
 		}
+	}
+	if err := ix.leaves.stored.sync(); err != nil {
+		return err
 	}
 	if err := wb.Flush(); err != nil {
 		return err

@@ -49,7 +49,7 @@ func (ix *indexer) checkLastBatch() error {
 		if rec, err = getValue(txn, xrKey(issuer, seq)); err != nil {
 			return fmt.Errorf("index: record of batch %s/%d: %w", issuer, seq, err)
 		}
-		if leaves, err = getValue(txn, xbKey(issuer, seq)); err != nil {
+		if leaves, err = ix.leaves.leavesOf(txn, issuer, seq); err != nil {
 			return fmt.Errorf("index: leaves of batch %s/%d: %w", issuer, seq, err)
 		}
 		return nil

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"encoding/binary"
@@ -232,7 +233,7 @@ func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {
 }
 
 func (r *receipts) buildBatch(key, issuer string, seq uint64) (*batchData, error) {
-	hashes, rec, prf, err := readBatch(r.db, issuer, seq)
+	hashes, rec, prf, err := r.leaves.readBatch(issuer, seq)
 	if err != nil {
 		return nil, fmt.Errorf("batch %s: %w", key, err)
 	}
@@ -243,6 +244,11 @@ func (r *receipts) buildBatch(key, issuer string, seq uint64) (*batchData, error
 	var record proof.BatchRecord
 	if err := proto.Unmarshal(rec, &record); err != nil {
 		return nil, fmt.Errorf("batch %s record: %w", key, err)
+	}
+	// The leaves are read from a file of their own: a receipt never
+	// proves a path from leaves that are not the batch's.
+	if root := tree.Root(); !bytes.Equal(root[:], record.Root) {
+		return nil, fmt.Errorf("%w: the leaves of batch %s do not make its root", errStoreDamaged, key)
 	}
 	return &batchData{tree: tree, record: &record, proof: prf, recordSize: len(rec)}, nil
 }

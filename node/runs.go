@@ -24,9 +24,9 @@ import (
 // files under data/index and, for the batches indexed since the last run
 // was written, in memory. A badger key per leaf cost most of the indexer's
 // time (the memtable insert of 10^7–10^9 tiny keys written once and never
-// changed); the entries are derived from the batches' leaves (xb/) and
-// numbers (xn), which stay in badger, so a run lost or damaged is rebuilt
-// from them, never refused.
+// changed); the entries are derived from the batches' leaves (the leaves
+// log, leaflog.go) and numbers (xn, in badger), so a run lost or damaged is
+// rebuilt from them, never refused.
 //
 // A run file <lo>-<hi>.run holds the entries of batches [lo, hi), sorted by
 // bytes, then a footer (runFooterSize). The runs and the memory cover
@@ -49,6 +49,7 @@ import (
 type leafIndex struct {
 	dir       string
 	db        *badger.DB
+	stored    *leafLog // the leaves themselves
 	log       *slog.Logger
 	maxRecent int
 
@@ -168,6 +169,11 @@ func openLeafIndex(dir string, db *badger.DB, next uint64, maxRecent int, log *s
 	if err := li.dropOldPositions(); err != nil {
 		return nil, err
 	}
+	stored, err := openLeafLog(filepath.Join(filepath.Dir(dir), "leaves"), db, next)
+	if err != nil {
+		return nil, fmt.Errorf("leaves log: %w", err)
+	}
+	li.stored = stored
 	names, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -316,7 +322,7 @@ func (li *leafIndex) rebuild(lo, hi uint64, use func(num uint64, es []entry) err
 				if err != nil {
 					return err
 				}
-				hashes, err := getValue(txn, xbKey(ref.issuer, ref.seq))
+				hashes, err := li.leavesOf(txn, ref.issuer, ref.seq)
 				if errors.Is(err, errNotFound) {
 					continue
 				}
@@ -907,6 +913,7 @@ func (li *leafIndex) close() error {
 		errs = append(errs, r.f.Close())
 	}
 	li.runs, li.closed = nil, true
+	errs = append(errs, li.stored.close())
 	return errors.Join(errs...)
 }
 
@@ -923,6 +930,7 @@ func (li *leafIndex) reset(next uint64) error {
 	li.runs, li.frozen, li.recent = nil, nil, &recentSet{lo: next, hi: next}
 	li.closing, li.err = false, nil
 	li.abort.Store(false)
+	errs = append(errs, li.stored.reset())
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -303,7 +303,7 @@ func (s *snapshots) cook(recipe []byte) ([]byte, error) {
 
 // batchItem is the snapshot item of an indexed batch, as take wrote it.
 func (s *snapshots) batchItem(issuer string, seq uint64) ([]byte, error) {
-	hashes, rec, prf, err := readBatch(s.db, issuer, seq)
+	hashes, rec, prf, err := s.idx.leaves.readBatch(issuer, seq)
 	if err != nil {
 		return nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, err)
 	}
@@ -341,7 +341,7 @@ func (s *snapshots) take(h int64) error {
 		if err := proto.Unmarshal(raw, &rec); err != nil {
 			return err
 		}
-		hashes, _, prf, err := readBatch(s.db, rec.Issuer, rec.Seq)
+		hashes, _, prf, err := s.idx.leaves.readBatch(rec.Issuer, rec.Seq)
 		if err != nil {
 			return fmt.Errorf("batch %s/%d: %w", rec.Issuer, rec.Seq, err)
 		}

@@ -194,24 +194,36 @@ func TestSnapshotRestore(t *testing.T) {
 		}); err != errStopped {
 			t.Fatal(err)
 		}
-		key := xbKey(issuer, seq)
-		var leaves []byte
+		// One byte of its leaves, in the leaves log.
+		var loc []byte
 		if err := n.db.View(func(txn *badger.Txn) error {
 			var err error
-			leaves, err = getValue(txn, key)
+			loc, err = getValue(txn, xbKey(issuer, seq))
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
-		setLeaves := func(v []byte) {
-			if err := n.db.Update(func(txn *badger.Txn) error { return txn.Set(key, v) }); err != nil {
+		off, _, inline, err := decodeLeafLoc(loc)
+		if err != nil || inline {
+			t.Fatalf("leaves entry %x: %v", loc, err)
+		}
+		seg, err := os.OpenFile(filepath.Join(h.dir, "data", "leaves", segmentName(off/leafSegmentBytes)), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer seg.Close()
+		flip := func() {
+			b := make([]byte, 1)
+			if _, err := seg.ReadAt(b, int64(off%leafSegmentBytes)); err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= 1
+			if _, err := seg.WriteAt(b, int64(off%leafSegmentBytes)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		changed := append([]byte(nil), leaves...)
-		changed[0] ^= 1
-		setLeaves(changed)
-		defer setLeaves(leaves)
+		flip()
+		defer flip()
 		var refused int
 		for i := range chunks {
 			if _, err := n.snaps.loadChunk(height, uint32(i)); err != nil {

@@ -25,7 +25,8 @@ import (
 //	                                          keys left by an earlier version are moved there at start
 //	xn<num>                 → seq, height, issuer   what a node-local batch number stands for
 //	xc                      → number          the next batch number
-//	xb/<issuer>/<seq>       → hashes          a batch's leaves, in order
+//	xb/<issuer>/<seq>       → location        where the leaves log (leaflog.go) holds a batch's leaves;
+//	                                          an earlier version held the leaves here
 //	xr/<issuer>/<seq>       → record          the batch record as stored in state
 //	xp/<issuer>/<seq>       → ICS23 proof     of the record at its height
 //	xs/<height>             → SnapshotHeader  a kept signed header (retention.go), or restored from a snapshot
@@ -104,9 +105,8 @@ type position struct {
 
 // lookup finds positions: candidates from the leaf index, confirmed inside
 // one read transaction. It keeps the batch numbers it has resolved, and the
-// leaves of the last batch it read, which the next hashes of a request
-// often share (one batch only: a request may name hashes of many large
-// batches).
+// leaves entry of the last batch it read, which the next hashes of a
+// request often share.
 type lookup struct {
 	txn   *badger.Txn
 	index *leafIndex
@@ -114,9 +114,9 @@ type lookup struct {
 	refs  map[uint64]batchRef
 	// holds confirms a candidate: by default from the batch's leaves read
 	// here; receipts confirm from the trees they cache.
-	holds      func(num uint64, ref batchRef, index uint64, hash []byte) (bool, error)
-	leavesOf   uint64
-	lastLeaves []byte
+	holds     func(num uint64, ref batchRef, index uint64, hash []byte) (bool, error)
+	entryOf   uint64
+	lastEntry []byte
 }
 
 func newLookup(txn *badger.Txn, index *leafIndex) *lookup {
@@ -194,22 +194,24 @@ func (l *lookup) batch(num uint64) (batchRef, error) {
 // holdsLeaf reports whether leaf index of batch num is hash: a tag
 // matches other hashes too.
 func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) (bool, error) {
-	lv := l.lastLeaves
-	if lv == nil || l.leavesOf != num {
+	v := l.lastEntry
+	if v == nil || l.entryOf != num {
 		var err error
-		lv, err = getValue(l.txn, xbKey(ref.issuer, ref.seq))
+		v, err = getValue(l.txn, xbKey(ref.issuer, ref.seq))
 		if errors.Is(err, errNotFound) {
 			return false, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		l.leavesOf, l.lastLeaves = num, lv
+		l.entryOf, l.lastEntry = num, v
 	}
-	if index >= uint64(len(lv))/proof.HashSize {
-		return false, nil
+	var leaf [proof.HashSize]byte
+	ok, err := l.index.stored.leaf(v, index, &leaf)
+	if !ok || err != nil {
+		return false, err
 	}
-	return bytes.Equal(lv[index*proof.HashSize:(index+1)*proof.HashSize], hash), nil
+	return bytes.Equal(leaf[:], hash), nil
 }
 
 func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
@@ -223,11 +225,20 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 	return it.ValueCopy(nil)
 }
 
+// leavesOf is the leaves of batch (issuer, seq).
+func (li *leafIndex) leavesOf(txn *badger.Txn, issuer string, seq uint64) ([]byte, error) {
+	v, err := getValue(txn, xbKey(issuer, seq))
+	if err != nil {
+		return nil, err
+	}
+	return li.stored.read(v)
+}
+
 // readBatch is a batch's leaves, record and proof as the index holds them.
-func readBatch(db *badger.DB, issuer string, seq uint64) (hashes, rec, prf []byte, err error) {
-	err = db.View(func(txn *badger.Txn) error {
+func (li *leafIndex) readBatch(issuer string, seq uint64) (hashes, rec, prf []byte, err error) {
+	err = li.db.View(func(txn *badger.Txn) error {
 		var err error
-		if hashes, err = getValue(txn, xbKey(issuer, seq)); err != nil {
+		if hashes, err = li.leavesOf(txn, issuer, seq); err != nil {
 			return err
 		}
 		if rec, err = getValue(txn, xrKey(issuer, seq)); err != nil {
