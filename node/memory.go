@@ -14,8 +14,10 @@ import (
 // in memory. The defaults budget about 460 MiB for a node at full load
 // (docs/operations.md, "Memory"), and the leaf index's recent positions
 // 16–80 MiB more (IndexRecentHashes); the Go runtime's own overhead comes
-// on top. That is more than a 512 MiB limit holds at worst: a submitting
-// node at 50,000 hashes/s was killed for it (docs/benchmarks.md, "Memory").
+// on top. That is more than a 512 MiB limit holds at worst; a submitting
+// node offered 50,000 hashes/s for ten minutes under that limit lived, once
+// badger's blocks were no longer compressed and the leaves left badger
+// (docs/benchmarks.md, "Memory"), and was killed for it before.
 type memoryConfig struct {
 	// DBMemTableMB is the size of each memtable of the node's database
 	// (application state, queue, index). Default 16; at least 7. Each
