@@ -100,14 +100,10 @@ func leafLogEnd(db *badger.DB, next uint64) (uint64, error) {
 		// Numbers below next may hold no batch: wiped by a rejected
 		// restore, or skipped by a write cut short.
 		for num := next; num > 0; num-- {
-			v, err := getValue(txn, xnKey(num-1))
+			ref, err := batchNumbered(txn, num-1)
 			if errors.Is(err, errNotFound) {
 				continue
 			}
-			if err != nil {
-				return err
-			}
-			ref, err := decodeBatchRef(v)
 			if err != nil {
 				return err
 			}

@@ -311,14 +311,10 @@ func (li *leafIndex) rebuild(lo, hi uint64, use func(num uint64, es []entry) err
 					to = num
 					break
 				}
-				v, err := getValue(txn, xnKey(num))
+				ref, err := batchNumbered(txn, num)
 				if errors.Is(err, errNotFound) {
 					continue
 				}
-				if err != nil {
-					return err
-				}
-				ref, err := decodeBatchRef(v)
 				if err != nil {
 					return err
 				}

@@ -88,6 +88,16 @@ func encodeBatchRef(r batchRef) []byte {
 	return append(u64(u64(b, r.seq), uint64(r.height)), r.issuer...)
 }
 
+// batchNumbered is what batch number num stands for; errNotFound when
+// no batch has it.
+func batchNumbered(txn *badger.Txn, num uint64) (batchRef, error) {
+	v, err := getValue(txn, xnKey(num))
+	if err != nil {
+		return batchRef{}, err
+	}
+	return decodeBatchRef(v)
+}
+
 func decodeBatchRef(v []byte) (batchRef, error) {
 	if len(v) < 17 {
 		return batchRef{}, fmt.Errorf("corrupt batch number entry of %d bytes", len(v))
@@ -176,11 +186,7 @@ func (l *lookup) batch(num uint64) (batchRef, error) {
 	if r, ok := l.refs[num]; ok {
 		return r, nil
 	}
-	v, err := getValue(l.txn, xnKey(num))
-	if err != nil {
-		return batchRef{}, err
-	}
-	r, err := decodeBatchRef(v)
+	r, err := batchNumbered(l.txn, num)
 	if err != nil {
 		return batchRef{}, err
 	}
