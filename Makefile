@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all wasm build run test e2e torture soak lint proto bench bench-net bench-statesync clean localnet-docker-up localnet-docker-down localnet-prometheus-image
+.PHONY: all wasm build run test e2e torture damage soak lint proto bench bench-net bench-statesync clean localnet-docker-up localnet-docker-down localnet-prometheus-image
 
 all: build
 
@@ -44,6 +44,14 @@ TRIALS ?= 100
 torture:
 	$(GO) test -tags $(TAGS),e2e,torture -count=1 -timeout 300m -v -run TestTorture ./testnet/ -args -torture.trials=$(TRIALS)
 
+# Store damage trials on one node's home: a random store file flipped, cut
+# short, deleted or zeroed, then a start (build tag damage). 200 trials
+# unless TRIALS is given on the command line (its default above is
+# torture's); SEED replays a run.
+SEED ?= 0
+damage:
+	$(GO) test -tags $(TAGS),e2e,damage -count=1 -timeout 600m -v -run TestDamage ./testnet/ -args -damage.trials=$(if $(filter command line,$(origin TRIALS)),$(TRIALS),200) -damage.seed=$(SEED)
+
 # Memory under sustained load: 4 validators, RATE hashes/s for DURATION,
 # every node's RSS sampled (scripts/soak.sh; minutes, not in CI).
 # MEMORY_LIMIT=512M runs each node under that limit (a memory cgroup).
@@ -71,6 +79,8 @@ bench-statesync:
 lint:
 	$(GO) vet -tags $(TAGS),e2e ./...
 	$(STATICCHECK) -tags $(TAGS),e2e ./...
+	$(GO) vet -tags $(TAGS),e2e,torture,damage ./testnet/
+	$(STATICCHECK) -tags $(TAGS),e2e,torture,damage ./testnet/
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
 
 # Regenerates proto/ output; a clean tree stays clean.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"fmt"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -18,9 +19,18 @@ import (
 const (
 	maxIssuerKeys    = 16
 	maxRevokedHashes = 1000
-	// maxKeyHistory bounds the keys an issuer has ever had, rotated ones
-	// included, so that its record stays small.
+	// maxKeyHistory bounds the keys an issuer may reach by rotating
+	// itself, rotated ones included, so that its record stays small. Its
+	// sponsor's rotations are not bounded by it: a thief holding the
+	// issuer's key could otherwise rotate up to it and so leave the
+	// sponsor no way to take the issuer back (docs/governance.md).
 	maxKeyHistory = 64
+	// An issuer may rotate itself at most selfRotationBurst times within
+	// selfRotationWindow heights (rotations by its sponsor count too), so
+	// that a thief cannot rotate to the cap before the sponsor can act.
+	// Heights, not time: the rule must be the same on every node.
+	selfRotationBurst  = 4
+	selfRotationWindow = 600
 	// maxAuditPath is the longest audit path of a batch (2^64 leaves).
 	maxAuditPath = 64
 )
@@ -205,10 +215,33 @@ func (m rotateKeyMsg) check(c *checker, tx *decodedTx) error {
 			return fmt.Errorf("%w: %s is already a key of issuer %q", ErrRejected, proof.FormatBinary(k.PublicKey), is.Id)
 		}
 	}
+	if !byIssuer(tx.body, m.Issuer) {
+		return nil // the sponsor's way back in is never refused
+	}
 	if len(is.Keys) >= maxKeyHistory {
-		return fmt.Errorf("%w: issuer %q has had %d keys", ErrRejected, is.Id, maxKeyHistory)
+		return fmt.Errorf("%w: issuer %q has had %d keys; only its sponsor may rotate it now (rotate-key --as-sponsor)", ErrRejected, is.Id, maxKeyHistory)
+	}
+	if n := recentRotations(is, c.height); n >= selfRotationBurst {
+		return fmt.Errorf("%w: issuer %q was rotated %d times in the last %d heights; it may rotate itself again later, its sponsor at any time", ErrRejected, is.Id, n, selfRotationWindow)
 	}
 	return nil
+}
+
+// recentRotations counts the keys rotation gave the issuer (those
+// registered with it, valid from its first height, are not counted) that
+// became valid within selfRotationWindow heights before h.
+func recentRotations(is *pb.Issuer, h int64) int {
+	if len(is.Keys) == 0 {
+		return 0
+	}
+	registered := is.Keys[0].FromHeight
+	n := 0
+	for _, k := range is.Keys {
+		if k.FromHeight > registered && k.FromHeight > h-selfRotationWindow {
+			n++
+		}
+	}
+	return n
 }
 
 // apply: the rotation takes effect at the next height, so that what this
@@ -371,4 +404,17 @@ func (m revokeMsg) apply(a *App, tx *decodedTx, b execBlock) ([]abci.Event, erro
 		{Key: "issuer", Value: m.Issuer, Index: true},
 		{Key: "count", Value: fmt.Sprint(len(m.Hashes))},
 	}}}, nil
+}
+
+// CanSign is nil when pub may sign issuer's batches in the next block, by
+// committed state; otherwise why not, wrapping ErrUnknown (no such issuer)
+// or ErrUnauthorized (not active, or the key not valid then). A node checks
+// its configured key with it, so that it stops taking submissions it could
+// never anchor.
+func (a *App) CanSign(issuer string, pub ed25519.PublicKey) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := &checker{st: a.committed(), height: a.nextHeight()}
+	_, err := c.issuerSigned(&decodedTx{pubKey: pub}, issuer)
+	return err
 }

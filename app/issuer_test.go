@@ -1073,3 +1073,106 @@ func TestSponsorActsForIssuerWithItsOwnID(t *testing.T) {
 		sponsorActs(t, c)
 	})
 }
+
+// thiefRotates has the holder of key rotate issuer id, selfRotationBurst
+// keys a block (all signed with the key valid in that block; the last one
+// given is valid after it), waiting out the rate between blocks, until the
+// issuer has had want keys. It returns the key valid at the end.
+func (c *chain) thiefRotates(id string, key ed25519.PrivateKey, want int) ed25519.PrivateKey {
+	c.t.Helper()
+	for n := len(c.issuer(id).Keys); n < want; {
+		var txs [][]byte
+		next := key
+		for range min(selfRotationBurst, want-n) {
+			next = issuerTestKey(fmt.Sprintf("%s-thief-%d", id, n))
+			txs = append(txs, c.asIssuer(id, key, rotateKey(id, pubOf(next))))
+			n++
+		}
+		c.runOK(txs...)
+		key = next
+		c.advanceTo(c.height + selfRotationWindow)
+	}
+	return key
+}
+
+// TestSponsorRotatesAfterThief (issue 17, finding 9): a thief holding the
+// issuer's key rotates it until the issuer has had maxKeyHistory keys;
+// the sponsor's rotation, the recovery step of docs/governance.md, still
+// succeeds, and neither the thief (its key is closed) nor the issuer
+// (the cap) rotates it any more: only the sponsor does.
+func TestSponsorRotatesAfterThief(t *testing.T) {
+	c := startGov(t, 0, 10, 1)
+	uni := c.m[0]
+	c.runOK(c.asMember(uni, registerIssuer("stolen", "", pubOf(issuerTestKey("stolen-0")))))
+	thief := c.thiefRotates("stolen", issuerTestKey("stolen-0"), maxKeyHistory)
+
+	capped := c.asIssuer("stolen", thief, rotateKey("stolen", pubOf(issuerTestKey("stolen-more"))))
+	wantCheck(t, c, capped, CodeRejected)
+	if r := c.checkTx(capped); !strings.Contains(r.Log, "only its sponsor") {
+		t.Errorf("the capped self-rotation's log %q does not say who may rotate", r.Log)
+	}
+
+	fresh := issuerTestKey("stolen-recovered")
+	rot := c.asMember(uni, rotateKey("stolen", pubOf(fresh)))
+	wantCheck(t, c, rot, CodeOK)
+	c.runOK(rot)
+	e := c.rotatedAt("stolen", fresh, c.height)
+	if n := len(c.issuer("stolen").Keys); n != maxKeyHistory+1 {
+		t.Fatalf("after the sponsor's rotation the issuer has %d keys, want %d", n, maxKeyHistory+1)
+	}
+	c.advanceTo(e)
+
+	// The thief's key is closed: its rotations and batches are refused.
+	again := c.asIssuer("stolen", thief, rotateKey("stolen", pubOf(issuerTestKey("stolen-thief-again"))))
+	wantCheck(t, c, again, CodeUnauthorized)
+	res, _ := c.run(again, c.anchorTx("stolen", thief, 1), c.anchorTx("stolen", fresh, 1))
+	wantCodes(t, res, CodeUnauthorized, CodeUnauthorized, CodeOK)
+	// The issuer, with the fresh key, is past the cap: its sponsor
+	// rotates it from now on, as often as it needs.
+	self := c.asIssuer("stolen", fresh, rotateKey("stolen", pubOf(issuerTestKey("stolen-self"))))
+	wantCheck(t, c, self, CodeRejected)
+	c.runOK(c.asMember(uni, rotateKey("stolen", pubOf(issuerTestKey("stolen-sponsor-2")))), c.asMember(uni, rotateKey("stolen", pubOf(issuerTestKey("stolen-sponsor-3")))))
+}
+
+// TestSelfRotationRate (issue 17, finding 9): an issuer rotates itself at
+// most selfRotationBurst times within selfRotationWindow heights, in
+// CheckTx and in the block alike; its sponsor is not held to the rate,
+// and the issuer may rotate again once the window has passed.
+func TestSelfRotationRate(t *testing.T) {
+	c := startGov(t, 0, 10, 1)
+	uni := c.m[0]
+	k0 := issuerTestKey("rate-0")
+	// Keys registered with the issuer are not rotations.
+	c.runOK(c.asMember(uni, registerIssuer("rate", "", pubOf(k0), pubOf(issuerTestKey("rate-spare")))))
+	var burst [][]byte
+	var last ed25519.PrivateKey
+	for i := range selfRotationBurst + 1 {
+		k := issuerTestKey(fmt.Sprintf("rate-%d", i+1))
+		if i < selfRotationBurst {
+			last = k
+		}
+		tx := c.asIssuer("rate", k0, rotateKey("rate", pubOf(k)))
+		wantCheck(t, c, tx, CodeOK) // each alone is within the rate
+		burst = append(burst, tx)
+	}
+	res, _ := c.run(burst...)
+	want := make([]uint32, selfRotationBurst+1)
+	want[selfRotationBurst] = CodeRejected
+	wantCodes(t, res, want...)
+	if log := res.TxResults[selfRotationBurst].Log; !strings.Contains(log, "later") {
+		t.Errorf("the refused rotation's log %q does not say the issuer may rotate later", log)
+	}
+	e := c.rotatedAt("rate", last, c.height)
+	c.advanceTo(e)
+
+	over := c.asIssuer("rate", last, rotateKey("rate", pubOf(issuerTestKey("rate-over"))))
+	wantCheck(t, c, over, CodeRejected)
+	res, _ = c.run(over)
+	wantCodes(t, res, CodeRejected)
+
+	// The sponsor rotates at once.
+	bySponsor := issuerTestKey("rate-sponsor")
+	c.runOK(c.asMember(uni, rotateKey("rate", pubOf(bySponsor))))
+	c.advanceTo(c.height + selfRotationWindow + 1)
+	c.runOK(c.asIssuer("rate", bySponsor, rotateKey("rate", pubOf(issuerTestKey("rate-after")))))
+}

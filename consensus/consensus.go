@@ -210,18 +210,27 @@ func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog
 	if err != nil {
 		return nil, nil, fmt.Errorf("node key: %w", err)
 	}
-	dbs := &DBs{memory: dbMemory}
-	n, err := cmtnode.NewNodeWithContext(ctx, c, pv, nk,
+	dbs := &DBs{memory: dbMemory, log: log}
+	n, err := newNode(ctx, c, pv, nk, app, log, dbs)
+	if err != nil {
+		return nil, nil, errors.Join(err, dbs.Close())
+	}
+	return n, dbs, nil
+}
+
+func newNode(ctx context.Context, c *cfg.Config, pv *privval.FilePV, nk *p2p.NodeKey, app abci.Application, log *slog.Logger, dbs *DBs) (_ *cmtnode.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = dbs.loadGuard(r, log)
+		}
+	}()
+	return cmtnode.NewNodeWithContext(ctx, c, pv, nk,
 		proxy.NewLocalClientCreator(app),
 		cmtnode.DefaultGenesisDocProviderFunc(c),
 		dbs.provide,
 		metricsProvider(c, log),
 		newLogger(log, c.LogLevel),
 	)
-	if err != nil {
-		return nil, nil, errors.Join(err, dbs.Close())
-	}
-	return n, dbs, nil
 }
 
 // DefaultDBMemory is the default budget of each of CometBFT's databases,
@@ -234,14 +243,17 @@ var DefaultDBMemory = store.Memory{MemTableSize: 16 << 20, NumMemTables: 2, Bloc
 // DBs are the databases CometBFT opened for one node.
 type DBs struct {
 	memory store.Memory
+	log    *slog.Logger
 	mu     sync.Mutex
 	open   []dbm.DB
 }
 
 // provide opens a database where cfg.DefaultDBProvider does, with the
-// options cometbft-db's NewBadgerDB uses (so the files are the same),
-// bounded by d.memory: with badger's defaults each of CometBFT's databases
-// may hold five 64 MiB memtables and a 256 MiB block cache.
+// options of the node's own database (store.BadgerOptions: every block
+// read checked against its checksum, badger's warnings logged), which
+// write the same files as cometbft-db's NewBadgerDB, bounded by d.memory:
+// with badger's defaults each of CometBFT's databases may hold five 64 MiB
+// memtables and a 256 MiB block cache.
 func (d *DBs) provide(ctx *cfg.DBContext) (dbm.DB, error) {
 	if ctx.Config.DBBackend != string(dbm.BadgerDBBackend) {
 		return nil, fmt.Errorf("db_backend is %q; Credence runs on badgerdb", ctx.Config.DBBackend)
@@ -250,14 +262,24 @@ func (d *DBs) provide(ctx *cfg.DBContext) (dbm.DB, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	opts := d.memory.Apply(badger.DefaultOptions(dir))
-	opts.SyncWrites = false // CometBFT syncs where it needs to
-	opts.Compression = store.Compression
-	opts.Logger = nil
-	db, err := dbm.NewBadgerDBWithOptions(opts)
+	log := d.log
+	if log == nil {
+		log = slog.Default()
+	}
+	// CometBFT syncs where it needs to (store.WithSyncWrites' default).
+	opts, err := store.BadgerOptions(dir, store.WithMemory(d.memory), store.WithLogger(log.With("db", ctx.ID)))
+	if err != nil {
+		return nil, err
+	}
+	var db dbm.DB
+	err = store.Open(opts, func(o badger.Options) (err error) {
+		db, err = dbm.NewBadgerDBWithOptions(o)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", ctx.ID, err)
 	}
+	db = namedDB{DB: db, dir: dir}
 	d.mu.Lock()
 	d.open = append(d.open, db)
 	d.mu.Unlock()

@@ -2,13 +2,16 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"sync/atomic"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	"github.com/cometbft/cometbft/mempool"
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -26,28 +29,18 @@ type api struct {
 	writes *tokenLimits
 	// maxKnownListed bounds the known hashes one SubmitStream answer lists.
 	maxKnownListed int
+	// proposalReads counts proposals read from state, the work that
+	// ListProposals' limit bounds.
+	proposalReads atomic.Int64
 }
 
 // authenticate finds the issuer of the call's bearer token and charges the
 // call to that issuer's write rate.
 func (s *api) authenticate(ctx context.Context) (string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	switch len(vals) {
-	case 0:
-		return "", status.Error(codes.Unauthenticated, `missing "authorization: Bearer <token>" metadata`)
-	case 1:
-	default:
-		return "", status.Errorf(codes.Unauthenticated, "%d authorization headers; send exactly one", len(vals))
-	}
-	// The scheme is case-insensitive (RFC 9110, section 11.1).
-	scheme, tok, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "", status.Error(codes.Unauthenticated, `authorization must be "Bearer <token>"`)
-	}
-	issuer, ok := s.n.auth.issuer(tok)
-	if !ok {
-		return "", status.Error(codes.Unauthenticated, "unknown API token")
+	issuer, err := bearerIssuer(s.n.auth, md.Get("authorization"))
+	if err != nil {
+		return "", err
 	}
 	if err := s.writes.allow(issuer); err != nil {
 		return "", err
@@ -85,6 +78,11 @@ func (s *api) Submit(ctx context.Context, req *pb.SubmitRequest) (*pb.SubmitResp
 	if err := checkHashes(req.GetHashes(), "hashes"); err != nil {
 		return nil, err
 	}
+	// Before anything is acknowledged: a hash this node cannot anchor now
+	// must not be queued (liveness.go).
+	if err := s.n.pipe.live.refuse(issuer); err != nil {
+		return nil, submitError(err)
+	}
 	began := time.Now()
 	res, err := s.n.pipe.submit(ctx, issuer, req.Hashes, 0)
 	if err != nil {
@@ -98,10 +96,18 @@ func submitError(err error) error {
 	switch {
 	case errors.Is(err, errStopped):
 		return status.Error(codes.Unavailable, "node is stopping; nothing of this request was queued")
+	case errors.Is(err, errIndexFailing):
+		return status.Errorf(codes.Unavailable, "%v; nothing of this request was queued; retry later", err)
+	case errors.Is(err, errKeyNotValid):
+		return status.Errorf(codes.FailedPrecondition, "%v; nothing of this request was queued", err)
 	case errors.Is(err, errQueueFull):
 		return status.Errorf(codes.ResourceExhausted, "%v; nothing of this request was queued; retry once batches are anchored", err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
+	case errors.Is(err, errStoreDamaged):
+		// The duplicate check read damaged leaves: neither "anchored" nor
+		// "queued" can be told truthfully.
+		return status.Errorf(codes.DataLoss, "%v; nothing of this request was queued (docs/operations.md, \"Recovering a damaged store\")", err)
 	default:
 		return status.Errorf(codes.Internal, "queue: %v", err)
 	}
@@ -126,6 +132,10 @@ func (s *api) SubmitStream(stream pb.Credence_SubmitStreamServer) error {
 		}
 		if err := checkHashes(req.GetHashes(), "hashes"); err != nil {
 			return status.Errorf(codes.InvalidArgument, "message at hash index %d: %s (earlier messages are queued)", base, status.Convert(err).Message())
+		}
+		if err := s.n.pipe.live.refuse(issuer); err != nil {
+			st := status.Convert(submitError(err))
+			return status.Errorf(st.Code(), "message at hash index %d: %s (earlier messages are queued)", base, st.Message())
 		}
 		began := time.Now()
 		res, err := s.n.pipe.submit(stream.Context(), issuer, req.Hashes, base)
@@ -228,6 +238,7 @@ func (s *api) NodeInfo(ctx context.Context, _ *pb.NodeInfoRequest) (*pb.NodeInfo
 		Issuers:       s.n.pipe.issuers(),
 		IndexedHeight: s.n.idx.indexedHeight(),
 		QueuedHashes:  s.n.pipe.queueDepth(),
+		Problems:      s.n.pipe.live.problems(),
 	}, nil
 }
 
@@ -242,30 +253,43 @@ func (s *api) Broadcast(ctx context.Context, req *pb.BroadcastRequest) (*pb.Broa
 	if err := proto.Unmarshal(req.Tx, &tx); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "tx: not a Credence transaction: %v", err)
 	}
-	res, err := s.n.rpc.BroadcastTxCommit(ctx, req.Tx)
-	if err != nil {
+	w := s.n.txWaits
+	if err := w.reserve(); err != nil {
+		return nil, status.Errorf(codes.ResourceExhausted, "broadcast: %v; retry later", err)
+	}
+	defer w.release()
+	hash := sha256.Sum256(req.Tx)
+	result, cancel := w.watch(hash)
+	defer cancel()
+	res, err := s.n.rpc.BroadcastTxSync(ctx, req.Tx)
+	switch {
+	case errors.Is(err, mempool.ErrTxInCache):
+		// The very bytes were received before (pending or committed):
+		// sending them again can never execute them twice.
+		return nil, status.Errorf(codes.AlreadyExists, "tx %X: this exact transaction was already received; it executes at most once (sign a new one, with the next sequence, to act again)", hash)
+	case err != nil:
 		return nil, status.Errorf(codes.Unavailable, "broadcast: %v", err)
 	}
 	out := &pb.BroadcastResponse{TxHash: res.Hash}
-	switch {
-	case res.CheckTx.Code != 0:
-		out.Code, out.Log = res.CheckTx.Code, res.CheckTx.Log
-	default:
-		out.Code, out.Log, out.Height = res.TxResult.Code, res.TxResult.Log, res.Height
-		// CometBFT answers once the block is executed; wait for its commit
-		// so that what the caller does next sees the transaction.
-		for s.n.app.Height() < res.Height {
-			select {
-			case <-ctx.Done():
-				return nil, status.FromContextError(ctx.Err()).Err()
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
+	if res.Code != 0 {
+		out.Code, out.Log = res.Code, res.Log
+		return out, nil
 	}
-	return out, nil
+	timer := time.NewTimer(w.timeout)
+	defer timer.Stop()
+	select {
+	case r := <-result:
+		out.Code, out.Log, out.Height = r.res.Code, r.res.Log, r.height
+		return out, nil
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	case <-timer.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "tx %X: accepted, but in no block within broadcast_timeout %s; it may still be: read the signer's sequence (GetSequence) before signing again", hash, w.timeout)
+	}
 }
 
 func (s *api) proposal(id uint64) (*pb.GetProposalResponse, error) {
+	s.proposalReads.Add(1)
 	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: app.ProposalKey(id)})
 	if err != nil {
 		return nil, err
@@ -302,23 +326,26 @@ func (s *api) ListProposals(_ context.Context, req *pb.ListProposalsRequest) (*p
 	if limit == 0 || limit > 100 {
 		limit = 100
 	}
+	// Ids run from 1 to the next id less one, and proposals stay in state
+	// once made: the newest limit are read by id, however many there are.
+	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: []byte(proof.KeyNextProposal)})
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "proposal: %v", err)
+	}
+	var next uint64 = 1
+	if len(res.Value) == 8 {
+		next = binary.BigEndian.Uint64(res.Value)
+	}
 	out := &pb.ListProposalsResponse{}
-	for id := uint64(1); ; id++ {
+	for id := next - 1; id >= 1 && len(out.Proposals) < int(limit); id-- {
 		p, err := s.proposal(id)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "proposal: %v", err)
 		}
 		if p == nil {
-			break
+			return nil, status.Errorf(codes.Internal, "proposal %d is missing from state (next id %d)", id, next)
 		}
 		out.Proposals = append(out.Proposals, p)
-	}
-	// Newest first, at most limit.
-	for i, j := 0, len(out.Proposals)-1; i < j; i, j = i+1, j-1 {
-		out.Proposals[i], out.Proposals[j] = out.Proposals[j], out.Proposals[i]
-	}
-	if len(out.Proposals) > int(limit) {
-		out.Proposals = out.Proposals[:limit]
 	}
 	return out, nil
 }
@@ -464,30 +491,14 @@ func (s *api) ExportRegistry(ctx context.Context, req *pb.ExportRegistryRequest)
 	if err := s.registryArgs(req.GetIssuer(), req.GetId()); err != nil {
 		return nil, err
 	}
-	height, hdr, links, err := s.provenState(ctx, 0)
+	height, _, _, err := s.provenState(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	r, rec, recProof, err := s.registryAt(height, req.Issuer, req.Id)
+	// statuslist.go: the same export serves ?height= of a status list.
+	ex, _, _, err := s.exportRegistryAt(ctx, height, req.Issuer, req.Id)
 	if err != nil {
 		return nil, err
-	}
-	ex := &proof.RegistryExport{
-		Version: proof.StatusVersion, ChainId: s.n.chainID, Height: height,
-		SignedHeader: hdr.signedHeader, Validators: hdr.validators, ValidatorLinks: links,
-		RegistryRecord: rec, RegistryProof: recProof,
-	}
-	bits := make([]byte, r.Size/8)
-	for c := uint32(0); uint64(c)*proof.ChunkBits < r.Size; c++ {
-		chunk, chunkProof, err := s.proveKey(height, proof.ChunkKey(req.Issuer, req.Id, c))
-		if err != nil {
-			return nil, status.Errorf(codes.Internal, "chunk %d: %v", c, err)
-		}
-		ex.Chunks = append(ex.Chunks, &proof.ChunkProof{Index: c, Chunk: chunk, Proof: chunkProof})
-		copy(bits[int(c)*proof.ChunkBits/8:], chunk)
-	}
-	if ex.EncodedList, err = proof.EncodeStatusList(bits); err != nil {
-		return nil, status.Errorf(codes.Internal, "encode: %v", err)
 	}
 	return &pb.ExportRegistryResponse{Export: ex}, nil
 }

@@ -3,7 +3,9 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -34,9 +36,12 @@ func (p *pipeline) batchLoop(ticks <-chan time.Time) {
 }
 
 // tick settles each issuer's batches in flight, then cuts its queue into
-// as many batches as it fills.
+// as many batches as it fills; nothing of an issuer whose key cannot sign.
 func (p *pipeline) tick() {
 	for _, issuer := range p.issuers() {
+		if !p.keyUsable(issuer) {
+			continue
+		}
 		if err := p.settle(issuer); err != nil {
 			p.log.Error("checking batches in flight", "issuer", issuer, "err", err)
 		}
@@ -58,6 +63,35 @@ func (p *pipeline) tick() {
 	}
 	p.mu.Unlock()
 	metricQueueDepth.Set(float64(depth))
+}
+
+// keyUsable checks that issuer's configured key can still sign on chain.
+// Once it cannot (rotated away, the issuer suspended or unknown), nothing
+// cut or sent could be anchored: Submit is refused for the issuer (the
+// pipeline's liveness) and its batches wait, until the key can sign again
+// or the operator configures the current key and restarts the node.
+func (p *pipeline) keyUsable(issuer string) bool {
+	err := p.chain.CanSign(issuer, p.keys[issuer].Public().(ed25519.PublicKey))
+	if err != nil && !errors.Is(err, app.ErrUnauthorized) && !errors.Is(err, app.ErrUnknown) {
+		// A failed read of state tells nothing of the key.
+		p.log.Error("checking the issuer's key on chain", "issuer", issuer, "err", err)
+		return true
+	}
+	was := p.live.keyProblem(issuer)
+	if err == nil {
+		if was != nil {
+			p.log.Info("issuer key valid on chain again; taking submissions", "issuer", issuer)
+			p.live.setKey(issuer, nil)
+		}
+		return true
+	}
+	if was == nil {
+		p.log.Warn("issuer key not valid on chain; submissions for it are refused", "issuer", issuer, "err", err)
+	}
+	p.live.setKey(issuer, fmt.Errorf("%w: issuer %q: %v; submissions for it are refused until its configured key can sign: "+
+		"if the key was rotated, put the new key file in app.toml ([[issuer]] key_file) and restart the node "+
+		"(its batches in flight are then signed again with it)", errKeyNotValid, issuer, err))
+	return false
 }
 
 // nextSeq is above both the committed sequence and every batch in flight.
@@ -131,10 +165,13 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	return n == p.cfg.BatchMaxLeaves, nil
 }
 
-// send hands a batch to the mempool. Its outcome is only logged: whatever
-// happens, the batch stays in flight and settle decides its fate from
-// committed state.
-func (p *pipeline) send(issuer string, seq uint64, tx []byte) {
+// send hands a batch to the mempool. Its outcome is only logged: the batch
+// stays in flight and settle decides its fate from committed state, but
+// for one signed with another key than the configured one that CheckTx
+// refuses as not authorised (the key was rotated): that one can never be
+// anchored, and send reports it stale, for settle to requeue its hashes
+// and cut them anew, signed with the configured key, at once.
+func (p *pipeline) send(issuer string, seq uint64, tx []byte) (stale bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), broadcastTimeout)
 	defer cancel()
 	code, log, err := p.chain.Broadcast(ctx, tx)
@@ -142,18 +179,28 @@ func (p *pipeline) send(issuer string, seq uint64, tx []byte) {
 	case err != nil:
 		// Already in the mempool's cache, or the mempool is full.
 		p.log.Info("batch not accepted by mempool now", "issuer", issuer, "seq", seq, "err", err)
+	case code == app.CodeUnauthorized && !p.signedWithConfiguredKey(issuer, tx):
+		p.log.Warn("batch signed with a key no longer valid; signing it again with the configured key", "issuer", issuer, "seq", seq, "log", log)
+		return true
 	case code != 0:
 		p.log.Warn("batch rejected by CheckTx", "issuer", issuer, "seq", seq, "code", code, "log", log)
 	default:
 		p.log.Debug("batch sent", "issuer", issuer, "seq", seq, "bytes", len(tx))
 	}
+	return false
+}
+
+func (p *pipeline) signedWithConfiguredKey(issuer string, tx []byte) bool {
+	a, err := decodeAnchor(tx)
+	return err == nil && bytes.Equal(a.pubKey, p.keys[issuer].Public().(ed25519.PublicKey))
 }
 
 // settle decides the batches in flight whose fate committed state now
 // tells: a sequence at or below the issuer's last whose record in state is
 // not this batch's root can never be anchored, so its hashes go back to the
 // queue. One still open is sent again once it has waited RebroadcastAfter,
-// as the mempool may have lost it (restart, eviction).
+// as the mempool may have lost it (restart, eviction), and requeued when
+// it turns out stale (send).
 func (p *pipeline) settle(issuer string) error {
 	p.mu.Lock()
 	seqs := make([]uint64, 0, len(p.inflight[issuer]))
@@ -193,7 +240,11 @@ func (p *pipeline) settle(issuer string) error {
 			p.mu.Lock()
 			f.sentAt = p.now()
 			p.mu.Unlock()
-			p.send(issuer, seq, f.tx)
+			if p.send(issuer, seq, f.tx) {
+				if err := p.requeue(issuer, seq, f); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

@@ -63,12 +63,14 @@ type anchorTx struct {
 	signer string
 	seq    uint64
 	hashes []byte
+	// pubKey is the key that signed it.
+	pubKey []byte
 }
 
 var errNotAnchor = errors.New("not an anchor batch")
 
 func decodeAnchor(raw []byte) (anchorTx, error) {
-	_, body, err := app.ParseTx(raw)
+	env, body, err := app.ParseTx(raw)
 	if err != nil {
 		return anchorTx{}, err
 	}
@@ -76,5 +78,5 @@ func decodeAnchor(raw []byte) (anchorTx, error) {
 	if ab == nil {
 		return anchorTx{}, errNotAnchor
 	}
-	return anchorTx{signer: body.Signer, seq: body.Sequence, hashes: ab.Hashes}, nil
+	return anchorTx{signer: body.Signer, seq: body.Sequence, hashes: ab.Hashes, pubKey: env.PublicKey}, nil
 }

@@ -50,6 +50,12 @@ type config struct {
 	// RebroadcastAfter resends a batch not yet final after this long.
 	// Default 15s.
 	RebroadcastAfter duration `toml:"rebroadcast_after"`
+	// IndexRetryMin and IndexRetryMax bound the wait before a block whose
+	// index write failed is written again: it doubles from the first to
+	// the second. Meanwhile Submit is refused (Unavailable) and health is
+	// NOT_SERVING. Default 100ms and 10s.
+	IndexRetryMin duration `toml:"index_retry_min"`
+	IndexRetryMax duration `toml:"index_retry_max"`
 	// QueueSegmentMB is the size at which the queue log (data/queue)
 	// starts a new segment. A segment is deleted once every hash in it is
 	// in a batch, so smaller segments give back disk sooner under steady
@@ -68,9 +74,30 @@ type config struct {
 	// ReceiptCacheMB bounds the memory of batch trees kept for receipts
 	// (a full batch's tree is 4 MiB). Default 32.
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
+	// LeavesCheckedBatches is how many batches, checked whole against
+	// their checksum once, a duplicate check then confirms with one 32-byte
+	// read of the leaves log (leafcheck.go); 0 checks the whole batch at
+	// every confirmation. Default 65536 (about 3 MiB).
+	LeavesCheckedBatches int `toml:"leaves_checked_batches"`
 	// MaxConnections bounds the API's open TCP connections; further
 	// connections wait in the kernel's backlog. Default 512.
 	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerSource bounds the connections one source (remote IP;
+	// an IPv6 /64) may hold on each listener, so that one source cannot take
+	// every max_connections slot; more from it are closed at once. Local
+	// clients all share 127.0.0.1, so the default leaves them a quarter:
+	// 128.
+	MaxConnectionsPerSource int `toml:"max_connections_per_source"`
+	// MaxConnectionAge asks a connection open this long to reconnect
+	// (HTTP/2 GOAWAY), so that a connection kept busy by a silent stream
+	// does not hold its slot forever; its calls get MaxConnectionAgeGrace
+	// to finish. Default 1h, grace 5m.
+	MaxConnectionAge      duration `toml:"max_connection_age"`
+	MaxConnectionAgeGrace duration `toml:"max_connection_age_grace"`
+	// MaxHTTPBodyBytes bounds an HTTP request's body; a larger one is
+	// answered 413 before it is read. Default 8 MiB, the gRPC request
+	// bound: a full Submit (100,000 hashes) is 4.3 MB of JSON.
+	MaxHTTPBodyBytes int64 `toml:"max_http_body_bytes"`
 	// MaxStreamsPerConnection bounds concurrent calls on one connection
 	// (HTTP/2 max concurrent streams). Default 64.
 	MaxStreamsPerConnection uint32 `toml:"max_streams_per_connection"`
@@ -78,6 +105,10 @@ type config struct {
 	// health Watch, reflection) open on the whole node; more are refused
 	// with ResourceExhausted. Default 1024.
 	MaxOpenStreams int `toml:"max_open_streams"`
+	// MaxStreamsPerSource bounds the long-lived streams one source may hold
+	// open, so that one source cannot take every max_open_streams slot.
+	// Default 256.
+	MaxStreamsPerSource int `toml:"max_streams_per_source"`
 	// ConnectionRate is the calls (and stream messages) per second one
 	// connection may make, with bursts of twice that; more are refused with
 	// ResourceExhausted. Default 20000, so one connection cannot take the
@@ -99,6 +130,19 @@ type config struct {
 	// answer lists; the rest are counted in known_not_listed. Default
 	// 100000 (one full Submit request).
 	MaxKnownListed int `toml:"max_known_listed"`
+	// StatusListCacheMB bounds the memory of the rendered (and verified)
+	// W3C status list documents kept per (issuer, registry, height), so
+	// that readers of one list at one height pay for one render: an
+	// 8M-entry list takes about 100 ms of CPU to verify. Default 64.
+	StatusListCacheMB int `toml:"status_list_cache_mb"`
+	// BroadcastTimeout bounds how long Broadcast waits for its transaction
+	// to be committed before answering DeadlineExceeded (the transaction
+	// may still commit). Default 30s.
+	BroadcastTimeout duration `toml:"broadcast_timeout"`
+	// MaxBroadcastWaits bounds the Broadcast calls waiting for their
+	// transaction to commit at once; more are refused with
+	// ResourceExhausted. Default 1024.
+	MaxBroadcastWaits int `toml:"max_broadcast_waits"`
 	// Memory bounds each store's memory (memory.go).
 	Memory memoryConfig `toml:"memory"`
 	// Issuers the node anchors for.
@@ -136,13 +180,21 @@ func defaultConfig() *config {
 		BatchInterval:      duration{250 * time.Millisecond},
 		BatchMaxLeaves:     65536,
 		RebroadcastAfter:   duration{15 * time.Second},
+		IndexRetryMin:      duration{defaultIndexRetryMin},
+		IndexRetryMax:      duration{defaultIndexRetryMax},
 		QueueSegmentMB:     16,
 		ReceiptCacheMB:     32,
 		SnapshotInterval:   1000,
 		SnapshotKeepRecent: 2,
 
 		MaxConnections:          512,
+		MaxConnectionsPerSource: 128,
+		LeavesCheckedBatches:    defaultLeavesCheckedBatches,
+		MaxConnectionAge:        duration{time.Hour},
+		MaxConnectionAgeGrace:   duration{5 * time.Minute},
+		MaxHTTPBodyBytes:        8 << 20,
 		MaxStreamsPerConnection: 64,
+		MaxStreamsPerSource:     256,
 		MaxOpenStreams:          1024,
 		ConnectionRate:          20000,
 		TokenRate:               5000,
@@ -150,6 +202,9 @@ func defaultConfig() *config {
 		IdleTimeout:             duration{5 * time.Minute},
 		KeepaliveMinInterval:    duration{30 * time.Second},
 		MaxKnownListed:          maxSubmitHashes,
+		StatusListCacheMB:       64,
+		BroadcastTimeout:        duration{30 * time.Second},
+		MaxBroadcastWaits:       1024,
 
 		Memory: defaultMemoryConfig(),
 	}
@@ -161,6 +216,14 @@ func defaultConfig() *config {
 const (
 	minBatchInterval = 10 * time.Millisecond
 	maxBatchInterval = time.Hour
+)
+
+// Defaults of index_retry_min and index_retry_max: a passing fault (a full
+// disk freed, a slow device) is retried at once, a lasting one about every
+// 10 s without flooding the log.
+const (
+	defaultIndexRetryMin = 100 * time.Millisecond
+	defaultIndexRetryMax = 10 * time.Second
 )
 
 // maxQueueSegmentMB keeps a segment's size well inside what a restart
@@ -186,6 +249,9 @@ func loadConfig(home string) (*config, error) {
 	if c.RebroadcastAfter.Duration < time.Second {
 		return nil, fmt.Errorf("%s: rebroadcast_after must be at least 1s", path)
 	}
+	if c.IndexRetryMin.Duration <= 0 || c.IndexRetryMax.Duration < c.IndexRetryMin.Duration {
+		return nil, fmt.Errorf("%s: index_retry_min must be positive and index_retry_max at least index_retry_min", path)
+	}
 	if err := c.checkLimits(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -203,6 +269,18 @@ func loadConfig(home string) (*config, error) {
 	}
 	if c.ReceiptCacheMB <= 0 {
 		return nil, fmt.Errorf("%s: receipt_cache_mb must be positive", path)
+	}
+	if c.LeavesCheckedBatches < 0 {
+		return nil, fmt.Errorf("%s: leaves_checked_batches must be 0 or more", path)
+	}
+	if c.StatusListCacheMB < 0 {
+		return nil, fmt.Errorf("%s: status_list_cache_mb must be >= 0 (0 keeps none)", path)
+	}
+	if c.BroadcastTimeout.Duration <= 0 {
+		return nil, fmt.Errorf("%s: broadcast_timeout must be positive", path)
+	}
+	if c.MaxBroadcastWaits < 1 {
+		return nil, fmt.Errorf("%s: max_broadcast_waits must be at least 1", path)
 	}
 	if err := c.Memory.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -367,4 +445,14 @@ func IssuerSigningKey(home string) (string, ed25519.PrivateKey, error) {
 	is := c.Issuers[0]
 	_, k, err := readKeyFile(inConfigDir(home, is.KeyFile))
 	return is.ID, k, err
+}
+
+// HTTPBaseURL is the home's node HTTP API as a URL (http://http_address):
+// the default base of the status list URLs its issuer's registries name.
+func HTTPBaseURL(home string) (string, error) {
+	c, err := loadConfig(home)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + c.HTTPAddress, nil
 }

@@ -1,6 +1,6 @@
 // Package node is the Credence daemon: CometBFT with the app in process, the
 // durable submission queue, the batcher, the index and the gRPC API, with
-// its HTTP/JSON face (http.go) relaying to that API over loopback.
+// its HTTP/JSON face (http.go) calling that API in process.
 //
 // # The life of a hash
 //
@@ -22,11 +22,15 @@
 //
 //  1. api.Submit → pipeline.submit hands the request to the group commit
 //     (commitLoop) and waits. commitGroup: claimUnseen answers a hash
-//     already waiting as pending and claims the rest; separateAnchored
+//     already waiting as pending and claims the rest (a repeat of a hash
+//     claimed in the same group is answered as that claim is);
+//     separateAnchored
 //     answers those the index holds as anchored (looking up only those the
 //     anchored filter, filter.go, may hold); writeQueue appends the
 //     others to the queue log as one record and syncs it; enqueue hands
-//     them to the batcher.
+//     them to the batcher. A lookup that meets damaged leaves refuses
+//     only the requests holding that hash (DataLoss); the rest of the
+//     group is queued.
 //     A request that could take the waiting set past max_queued_hashes is
 //     refused whole (ResourceExhausted) before anything of it is claimed.
 //     Invariant: a hash is acknowledged as queued only after the sync.
@@ -61,17 +65,29 @@
 //     The positions are derived: those only in memory, and any run file
 //     damaged or reaching past the stored next batch number (xc), are
 //     rebuilt from xb/ and xn at start.
+//     A failed index write is retried with backoff (index_retry_min to
+//     index_retry_max); while it fails Submit answers Unavailable before
+//     queuing anything, health is NOT_SERVING and NodeInfo's problems say
+//     why (liveness.go).
 //
 //  4. settle, at each tick, decides what committed state tells of a batch
 //     in flight: when the chain gave its sequence to another batch
 //     (another node with the same issuer key), requeue puts its hashes
 //     back at the head of the queue; one not final after
-//     rebroadcast_after is sent again.
+//     rebroadcast_after is sent again. Each tick also asks the app whether
+//     the configured issuer key may still sign (App.CanSign): when it may
+//     not (rotated away, issuer suspended), that issuer's Submit answers
+//     FailedPrecondition and nothing of it is cut; a batch that CheckTx
+//     refuses as signed by another key is requeued and re-signed at once.
 //     Invariant: a batch leaves flight only when indexed with its own
 //     root, or requeued; an acknowledged hash is never dropped.
 //
 //  5. api.GetReceipt → receipts.build finds the position (anchoredAt) and
 //     proves it; a hash not indexed but waiting is "not yet final".
+//     Every read of stored leaves, whole or the one 32-byte read that
+//     confirms a duplicate, is checked against the batch's checksum (or
+//     its root) first (leafcheck.go): damage answers DataLoss, never "not
+//     anchored" or "already anchored".
 //
 // At start (Start), pipeline.load reads the batches in flight and replays
 // the queue log, dropping the hashes in flight, indexer.catchUp indexes

@@ -10,23 +10,26 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/credence-ledger/credence/proof"
@@ -35,15 +38,29 @@ import (
 
 // The HTTP face of a node: the JSON gateway generated from the proto files
 // (proto/credence/v1/api_http.yaml), and the documents a verifier's page
-// fetches as files. Every call goes through the node's own gRPC listener,
-// so that authentication, limits and error codes are those of gRPC.
+// fetches as files. Every call goes through the node's own gRPC server, so
+// that authentication, limits and error codes are those of gRPC; it reaches
+// it in process, not through one of the listener's connection slots, which
+// clients could otherwise all take.
+//
+// A request is admitted (admit) before any work is done for it: its path
+// and query must be UTF-8, its method one its route serves, a write's token
+// known, and its body within max_http_body_bytes, all before the body is
+// read.
 
-//go:embed openapi/credence.swagger.json
+// openAPIJSON describes every route; it is generated (openapi_gen_test.go,
+// go test -tags badgerdb -run TestOpenAPIDocument ./node -update-openapi)
+// and is also the table admit reads the routes' methods and tokens from.
+//
+//go:embed openapi/credence.openapi.json
 var openAPIJSON []byte
 
 // gatewayMaxRecv bounds one gRPC answer relayed over HTTP; a registry
 // export of the largest registry is the biggest.
 const gatewayMaxRecv = 64 << 20
+
+// gatewayBuffer is the in-process connection's buffer each way.
+const gatewayBuffer = 1 << 20
 
 var (
 	httpRequests = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -77,8 +94,19 @@ func (n *Node) startHTTP(cfg *config, home string, genesis []byte) error {
 		serverTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		creds = credentials.NewTLS(pinnedTLS(cert.Certificate[0]))
 	}
-	conn, err := grpc.NewClient(loopbackTarget(n.lis.Addr()), grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(gatewayMaxRecv)))
+	routes, err := parseRoutes(openAPIJSON)
+	if err != nil {
+		return err
+	}
+	inproc := bufconn.Listen(gatewayBuffer)
+	go func() {
+		if err := n.grpc.Serve(inproc); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.log.Error("gRPC server for the gateway stopped", "err", err)
+		}
+	}()
+	conn, err := grpc.NewClient("passthrough:///credence-in-process", grpc.WithTransportCredentials(creds),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(gatewayMaxRecv), grpc.MaxCallSendMsgSize(apiMaxRecv)))
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -88,16 +116,18 @@ func (n *Node) startHTTP(cfg *config, home string, genesis []byte) error {
 	marshaler := &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}
 	gw := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
-		runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+		runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+			// The gateway reports a body cut off at the bound as one that
+			// did not decode.
+			if b, ok := r.Body.(*boundedBody); ok && b.over {
+				writeTooLarge(w, b.max)
+				return
+			}
 			writeError(w, err)
 		}),
 		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
-			switch code {
-			case http.StatusMethodNotAllowed:
-				writeError(w, status.Errorf(codes.Unimplemented, "%s %s: method not allowed; the routes are listed at /openapi.json", r.Method, r.URL.Path))
-			default:
-				writeError(w, status.Errorf(codes.NotFound, "%s %s: no such route; the routes are listed at /openapi.json", r.Method, r.URL.Path))
-			}
+			// admit answers a method the route does not serve (405).
+			writeError(w, status.Errorf(codes.NotFound, "%s %s: no such route; the routes are listed at /openapi.json", r.Method, r.URL.Path))
 		}),
 		runtime.WithMiddlewares(func(next runtime.HandlerFunc) runtime.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
@@ -121,13 +151,16 @@ func (n *Node) startHTTP(cfg *config, home string, genesis []byte) error {
 	mux.Handle("GET /openapi.json", instrument("/openapi.json", staticJSON(openAPIJSON)))
 	mux.Handle("GET /genesis.json", instrument("/genesis.json", staticJSON(genesis)))
 	mux.Handle("GET /receipts/{file}", instrument("/receipts/{hash}.json", receiptFileHandler(client)))
-	mux.Handle("GET /v1/statuslists/{issuer}/{id}", instrument("/v1/statuslists/{issuer}/{id}", n.statusListHandler(client)))
+	mux.Handle("GET /v1/statuslists/{issuer}/{id}", instrument("/v1/statuslists/{issuer}/{id}", n.statusListHandler()))
 
 	lis, err := net.Listen("tcp", cfg.HTTPAddress)
 	if err != nil {
 		return fmt.Errorf("HTTP listen on %s: %w", cfg.HTTPAddress, err)
 	}
-	lis = netutil.LimitListener(lis, cfg.MaxConnections)
+	idle := newIdleConns()
+	sl := newSourceListener(lis, cfg.MaxConnections, cfg.MaxConnectionsPerSource)
+	sl.evict = idle.evictOldest
+	lis = sl
 	if serverTLS != nil {
 		// Outermost, so that the server sees TLS connections: it bounds
 		// the handshake by ReadHeaderTimeout and tells a plaintext client
@@ -136,10 +169,11 @@ func (n *Node) startHTTP(cfg *config, home string, genesis []byte) error {
 	}
 	n.httpLis = lis
 	n.http = &http.Server{
-		Handler:           cors(cfg.HTTPCORSOrigins, mux),
+		Handler:           cors(cfg.HTTPCORSOrigins, n.admit(routes, cfg.MaxHTTPBodyBytes, mux)),
 		ReadHeaderTimeout: cfg.HandshakeTimeout.Duration,
 		IdleTimeout:       cfg.IdleTimeout.Duration,
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         idle.track,
 	}
 	go func() {
 		if err := n.http.Serve(n.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -174,17 +208,8 @@ func (n *Node) HTTPAddr() string {
 	return n.httpLis.Addr().String()
 }
 
-// loopbackTarget is the gRPC listener's address as this host dials it.
-func loopbackTarget(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok || !tcp.IP.IsUnspecified() {
-		return a.String()
-	}
-	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
-}
-
 // pinnedTLS trusts exactly the node's own certificate: the gateway dials
-// its own listener by loopback address, which the certificate need not name.
+// its own server in process, under no name the certificate need hold.
 func pinnedTLS(own []byte) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
@@ -262,12 +287,197 @@ type httpError struct {
 
 // writeError answers err with the HTTP status of its gRPC code.
 func writeError(w http.ResponseWriter, err error) {
+	writeErrorStatus(w, runtime.HTTPStatusFromCode(status.Code(err)), err)
+}
+
+// writeErrorStatus answers err with an HTTP status that says more than its
+// gRPC code's (405, 413).
+func writeErrorStatus(w http.ResponseWriter, httpStatus int, err error) {
 	st := status.Convert(err)
 	b, _ := json.Marshal(httpError{Code: st.Code(), Status: codeName(st.Code()), Message: st.Message()})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(runtime.HTTPStatusFromCode(st.Code()))
+	w.WriteHeader(httpStatus)
 	w.Write(append(b, '\n'))
+}
+
+func writeTooLarge(w http.ResponseWriter, max int64) {
+	writeErrorStatus(w, http.StatusRequestEntityTooLarge, status.Errorf(codes.ResourceExhausted,
+		"request body over %d bytes (max_http_body_bytes)", max))
+}
+
+// httpRoute is one path template of the OpenAPI document and the methods
+// it serves, each with whether it needs the bearer token.
+type httpRoute struct {
+	segs    []string
+	methods map[string]bool
+	allow   string
+}
+
+// parseRoutes reads the routes from the OpenAPI document: what the node
+// tells clients it serves is what it admits.
+func parseRoutes(doc []byte) ([]httpRoute, error) {
+	var d struct {
+		Paths map[string]map[string]struct {
+			Security []map[string][]string `json:"security"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, fmt.Errorf("the embedded OpenAPI document: %w", err)
+	}
+	var routes []httpRoute
+	for path, ops := range d.Paths {
+		rt := httpRoute{segs: strings.Split(path, "/"), methods: make(map[string]bool)}
+		var allow []string
+		for m, op := range ops {
+			m = strings.ToUpper(m)
+			rt.methods[m] = len(op.Security) > 0
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+		slices.Sort(allow)
+		rt.allow = strings.Join(allow, ", ")
+		routes = append(routes, rt)
+	}
+	return routes, nil
+}
+
+// match reports whether path fits the template: a segment "{name}" stands
+// for any one segment, "{name}.json" for any ending in ".json".
+func (rt *httpRoute) match(path string) bool {
+	segs := strings.Split(path, "/")
+	if len(segs) != len(rt.segs) {
+		return false
+	}
+	for i, t := range rt.segs {
+		if strings.HasPrefix(t, "{") {
+			_, suffix, _ := strings.Cut(t, "}")
+			if len(segs[i]) <= len(suffix) || !strings.HasSuffix(segs[i], suffix) {
+				return false
+			}
+		} else if t != segs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// admit refuses, before any work, a request the node would only fail
+// later, worse: a path or query that is not UTF-8 (the gRPC call would fail
+// to encode it: 500), a method its route does not serve (405), a write
+// without a known token, and a body over maxBody (413), the last two before
+// a byte of the body is read. HEAD is served as GET without the body.
+func (n *Node) admit(routes []httpRoute, maxBody int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt, refuse := admission(routes, n.auth, maxBody, r)
+		var route string
+		if rt != nil {
+			route = strings.Join(rt.segs, "/")
+		}
+		if refuse != nil {
+			// Counted as the gateway counts its answers, under the route.
+			instrument(route, refuse).ServeHTTP(w, r)
+			return
+		}
+		if rt != nil && r.Method == http.MethodHead {
+			// The server writes no body for a HEAD, whatever the handler
+			// writes.
+			r = r.Clone(r.Context())
+			r.Method = http.MethodGet
+		}
+		r.Body = &boundedBody{ReadCloser: http.MaxBytesReader(w, r.Body, maxBody), max: maxBody}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// admission finds r's route and, when r is not admitted, the answer that
+// refuses it.
+func admission(routes []httpRoute, auth *authorizer, maxBody int64, r *http.Request) (*httpRoute, http.Handler) {
+	refuse := func(httpStatus int, err error) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeErrorStatus(w, httpStatus, err) })
+	}
+	var rt *httpRoute
+	if i := slices.IndexFunc(routes, func(rt httpRoute) bool { return rt.match(r.URL.Path) }); i >= 0 {
+		rt = &routes[i]
+	}
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return rt, refuse(http.StatusBadRequest, status.Errorf(codes.InvalidArgument, "query: %v", err))
+	}
+	if !utf8.ValidString(r.URL.Path) {
+		return rt, refuse(http.StatusBadRequest, status.Error(codes.InvalidArgument, "the path is not UTF-8"))
+	}
+	for k, vs := range query {
+		if !utf8.ValidString(k) || slices.ContainsFunc(vs, func(v string) bool { return !utf8.ValidString(v) }) {
+			return rt, refuse(http.StatusBadRequest, status.Errorf(codes.InvalidArgument,
+				"query parameter %s is not UTF-8", quoted(strings.ToValidUTF8(k, "\uFFFD"))))
+		}
+	}
+	if rt != nil {
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		needsToken, served := rt.methods[method]
+		if !served {
+			allow := rt.allow
+			return rt, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Allow", allow)
+				writeErrorStatus(w, http.StatusMethodNotAllowed, status.Errorf(codes.Unimplemented,
+					"%s %s: method not allowed; %s serves %s (the routes are listed at /openapi.json)", r.Method, r.URL.Path, r.URL.Path, allow))
+			})
+		}
+		if needsToken {
+			if _, err := bearerIssuer(auth, r.Header.Values("Authorization")); err != nil {
+				return rt, refuse(http.StatusUnauthorized, err)
+			}
+		}
+	}
+	if r.ContentLength > maxBody {
+		return rt, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeTooLarge(w, maxBody) })
+	}
+	return rt, nil
+}
+
+// boundedBody is a request body cut off at max bytes, and whether it was.
+type boundedBody struct {
+	io.ReadCloser
+	max  int64
+	over bool
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		b.over = true
+	}
+	return n, err
+}
+
+// bearerIssuer is the issuer whose token the one authorization value
+// bears, as the API checks it: the HTTP face checks it too before it reads
+// a write's body.
+func bearerIssuer(auth *authorizer, vals []string) (string, error) {
+	switch len(vals) {
+	case 0:
+		return "", status.Error(codes.Unauthenticated, `missing "authorization: Bearer <token>" metadata`)
+	case 1:
+	default:
+		return "", status.Errorf(codes.Unauthenticated, "%d authorization headers; send exactly one", len(vals))
+	}
+	// The scheme is case-insensitive (RFC 9110, section 11.1).
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", status.Error(codes.Unauthenticated, `authorization must be "Bearer <token>"`)
+	}
+	issuer, ok := auth.issuer(tok)
+	if !ok {
+		return "", status.Error(codes.Unauthenticated, "unknown API token")
+	}
+	return issuer, nil
 }
 
 // codeName is a code's canonical name (NOT_FOUND), as in google.rpc.Code.

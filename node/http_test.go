@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,7 @@ func TestHTTPGateway(t *testing.T) {
 	if a.code != 200 || protojson.Unmarshal(a.body, &sub) != nil || sub.Queued != 1 {
 		t.Fatalf("submit with the token: %d %s", a.code, a.body)
 	}
+	checkOpenAPI(t, "POST", "/v1/submit", a.code, a.body)
 	receipt := waitReceipt(ctx, t, cl, hash)
 
 	issuer, key, err := IssuerSigningKey(h.dir)
@@ -188,12 +190,17 @@ func TestHTTPGateway(t *testing.T) {
 				if !proto.Equal(got, before) {
 					t.Fatalf("HTTP and gRPC answers differ:\nHTTP %v\ngRPC %v", got, before)
 				}
+				checkOpenAPI(t, "GET", strings.SplitN(r.path, "?", 2)[0], a.code, a.body)
 				return
 			}
 		})
 	}
 
 	t.Run("errors are JSON with the gRPC code", func(t *testing.T) {
+		for _, path := range []string{"/v1/receipts/" + strings.Repeat("ab", 32), "/v1/proposals/99", "/receipts/abcd.json"} {
+			a := httpDo(t, "GET", base+path, "", nil)
+			checkOpenAPI(t, "GET", path, a.code, a.body)
+		}
 		wantHTTPError(t, httpDo(t, "GET", base+"/v1/receipts/"+strings.Repeat("ab", 32), "", nil), 404, codes.NotFound, "not anchored")
 		wantHTTPError(t, httpDo(t, "GET", base+"/v1/receipts/abcd", "", nil), 400, codes.InvalidArgument, "want 32")
 		wantHTTPError(t, httpDo(t, "GET", base+"/v1/status/zzzz", "", nil), 400, codes.InvalidArgument, "hex or multibase")
@@ -219,6 +226,7 @@ func TestHTTPGateway(t *testing.T) {
 			if _, err := proof.Verify(got, h.trust); err != nil {
 				t.Fatalf("receipt file does not verify: %v", err)
 			}
+			checkOpenAPI(t, "GET", "/receipts/"+name+".json", a.code, a.body)
 		}
 		wantHTTPError(t, httpDo(t, "GET", base+"/receipts/"+strings.Repeat("cd", 32)+".json", "", nil), 404, codes.NotFound, "not anchored")
 		wantHTTPError(t, httpDo(t, "GET", base+"/receipts/"+hexHash, "", nil), 404, codes.NotFound, ".json")
@@ -253,6 +261,32 @@ func TestHTTPGateway(t *testing.T) {
 		}
 		if doc.Paths["/v1/submit"]["post"] == nil {
 			t.Error("OpenAPI has no POST /v1/submit")
+		}
+		// Every documented route is one this test reads.
+		served := []string{"/v1/submit", "/v1/statuslists/i/l", "/receipts/x.json", "/genesis.json", "/openapi.json"}
+		for _, r := range reads {
+			served = append(served, strings.SplitN(r.path, "?", 2)[0])
+		}
+		for p := range doc.Paths {
+			if !slices.ContainsFunc(served, func(s string) bool {
+				return pathMatches(p, s) || p == "/receipts/{hash}.json" && s == "/receipts/x.json"
+			}) {
+				t.Errorf("OpenAPI route %s is not tested here", p)
+			}
+		}
+		var spec struct {
+			Components struct {
+				SecuritySchemes map[string]struct{ Type, Scheme string } `json:"securitySchemes"`
+			} `json:"components"`
+			Paths map[string]map[string]struct {
+				Security []map[string][]string `json:"security"`
+			} `json:"paths"`
+		}
+		if err := json.Unmarshal(a.body, &spec); err != nil {
+			t.Fatal(err)
+		}
+		if b := spec.Components.SecuritySchemes["bearer"]; b.Type != "http" || b.Scheme != "bearer" || len(spec.Paths["/v1/submit"]["post"].Security) == 0 {
+			t.Errorf("OpenAPI does not say POST /v1/submit needs a bearer token: %+v", spec)
 		}
 	})
 
@@ -333,6 +367,7 @@ func TestHTTPGateway(t *testing.T) {
 		if !proof.BitSet(bits, 5) || !proof.BitSet(bits, 70000) || proof.BitSet(bits, 6) {
 			t.Fatal("the list's bits are not those set")
 		}
+		checkOpenAPI(t, "GET", StatusListPath(issuer, "list-1"), a.code, a.body)
 		wantHTTPError(t, httpDo(t, "GET", base+StatusListPath(issuer, "nope"), "", nil), 404, codes.NotFound, "no registry")
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -64,6 +65,9 @@ type indexer struct {
 	anchored *anchoredFilter
 	// leaves is where each anchored hash is (runs.go).
 	leaves *leafIndex
+	// retryMin and retryMax bound the wait before a failed block is
+	// written again (index_retry_min, index_retry_max).
+	retryMin, retryMax time.Duration
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -71,6 +75,8 @@ type indexer struct {
 	running  bool
 	stopping bool
 	done     chan struct{}
+	// quit ends a wait between retries.
+	quit chan struct{}
 }
 
 // newIndexer opens the index of db; its leaf index's runs are in the
@@ -89,7 +95,8 @@ func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger, recentHashe
 	if err != nil {
 		return nil, fmt.Errorf("leaf index: %w", err)
 	}
-	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{}), nextBatch: next, leaves: leaves}
+	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{}), quit: make(chan struct{}), nextBatch: next, leaves: leaves,
+		retryMin: defaultIndexRetryMin, retryMax: defaultIndexRetryMax}
 	ix.cond = sync.NewCond(&ix.mu)
 	ix.indexed.Store(h)
 	return ix, nil
@@ -134,12 +141,37 @@ func (ix *indexer) run() {
 			if c.height <= ix.indexedHeight() {
 				continue
 			}
-			if err := ix.indexBlock(c.height, c.batches); err != nil {
-				// The index is derived: the next start catches up from blocks.
-				ix.log.Error("index write failed; index stops until restart", "height", c.height, "err", err)
-				return
+			if !ix.indexRetrying(c) {
+				return // stopping: the next start catches up from blocks
 			}
 		}
+	}
+}
+
+// indexRetrying writes block c, and writes it again after a failure, with
+// a wait doubling from retryMin to retryMax, until it succeeds or the
+// indexer stops (false). Giving up would leave every later block's hashes
+// waiting, never final, while Submit went on acknowledging: so while it
+// fails the pipeline's liveness says so, and Submit is refused.
+func (ix *indexer) indexRetrying(c committed) bool {
+	wait := ix.retryMin
+	for attempt := 1; ; attempt++ {
+		err := ix.indexBlock(c.height, c.batches)
+		if err == nil {
+			if attempt > 1 {
+				ix.log.Info("index write succeeded again", "height", c.height, "attempts", attempt)
+				ix.pipe.live.setIndex(nil)
+			}
+			return true
+		}
+		ix.pipe.live.setIndex(fmt.Errorf("block %d: %w", c.height, err))
+		ix.log.Error("index write failed; Submit is refused until it succeeds", "height", c.height, "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ix.quit:
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, ix.retryMax)
 	}
 }
 
@@ -148,6 +180,9 @@ func (ix *indexer) run() {
 // at the next start).
 func (ix *indexer) stop() {
 	ix.mu.Lock()
+	if !ix.stopping {
+		close(ix.quit)
+	}
 	ix.stopping = true
 	running := ix.running
 	ix.cond.Broadcast()
@@ -252,7 +287,16 @@ func (ix *indexer) noteValidatorChange(h int64) error {
 // then the indexed height, each write flushed before the next, and only
 // then do the hashes stop waiting, so a reader always finds a hash in one
 // place or the other.
-func (ix *indexer) index(height int64, batches []app.CommittedBatch) error {
+func (ix *indexer) index(height int64, batches []app.CommittedBatch) (err error) {
+	// A block written again after a failure (indexRetrying) gives its
+	// batches the same numbers: the keys already flushed are overwritten,
+	// and the positions already added are not added twice.
+	first := ix.nextBatch
+	defer func() {
+		if err != nil {
+			ix.nextBatch = first
+		}
+	}()
 	here := ix.pipe.inFlightHere(batches)
 	if err := ix.writePositions(batches); err != nil {
 		return err
@@ -327,8 +371,14 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	if err := wb.Flush(); err != nil {
 		return err
 	}
+	ix.leaves.mu.Lock()
+	added := ix.leaves.recent.hi
+	ix.leaves.mu.Unlock()
 	for i, b := range batches {
 		num := first + uint64(i)
+		if num < added {
+			continue // added before a failure of a later one
+		}
 		es, err := leavesEntries(num, b.Hashes)
 		if err != nil {
 			return err

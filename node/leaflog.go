@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -33,7 +34,10 @@ import (
 // numbered says.
 //
 // A location is a global offset: segment n covers [n, n+1) ×
-// leafSegmentBytes, and a batch never spans two segments.
+// leafSegmentBytes, and a batch never spans two segments. With it, xb/
+// holds the CRC-32C of the leaves as appended: nothing else guards the
+// bytes of a plain file, and a leaf changed on disk would otherwise be
+// answered as the batch's (leafcheck.go checks every read).
 type leafLog struct {
 	dir string
 
@@ -48,15 +52,41 @@ type leafLog struct {
 var leafSegmentBytes uint64 = 1 << 30
 
 // leafLocSize is the size of an xb/ value that locates leaves in the log:
-// offset (8), length (4). Leaves kept in badger itself, as an earlier
-// version did, are a nonzero multiple of 32 bytes, never 12.
-const leafLocSize = 12
+// offset (8), length (4), and since the leaves' checksum was added,
+// CRC-32C (4): leafLocCRCSize. Values of the earlier size are still read
+// (checked against the batch's root instead). Leaves kept in badger
+// itself, as an earlier version did, are a nonzero multiple of 32 bytes,
+// never 12 or 16.
+const (
+	leafLocSize    = 12
+	leafLocCRCSize = 16
+)
 
+// encodeLeafLoc is a location without a checksum, as an earlier version
+// wrote it.
 func encodeLeafLoc(off uint64, n int) []byte {
-	return binary.BigEndian.AppendUint32(u64(make([]byte, 0, leafLocSize), off), uint32(n))
+	return binary.BigEndian.AppendUint32(u64(make([]byte, 0, leafLocCRCSize), off), uint32(n))
+}
+
+// encodeLeafLocCRC is the location of hashes appended at off.
+func encodeLeafLocCRC(off uint64, hashes []byte) []byte {
+	return binary.BigEndian.AppendUint32(encodeLeafLoc(off, len(hashes)), crc32.Checksum(hashes, crcTable))
+}
+
+// leafLocCRC is the checksum an xb/ value holds; false when it holds none.
+func leafLocCRC(v []byte) (uint32, bool) {
+	if len(v) != leafLocCRCSize {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(v[leafLocSize:]), true
 }
 
 func segmentName(seg uint64) string { return fmt.Sprintf("%016x.leaves", seg) }
+
+// segmentPath is the file that holds the byte at global offset off.
+func (l *leafLog) segmentPath(off uint64) string {
+	return filepath.Join(l.dir, segmentName(off/leafSegmentBytes))
+}
 
 // openLeafLog opens the log in dir, whose appends continue after its last
 // segment's last byte, and checks that it holds the leaves of the last
@@ -114,7 +144,7 @@ func leafLogEnd(db *badger.DB, next uint64) (uint64, error) {
 			if err != nil {
 				return err
 			}
-			if len(loc) == leafLocSize {
+			if len(loc) == leafLocSize || len(loc) == leafLocCRCSize {
 				end = binary.BigEndian.Uint64(loc) + uint64(binary.BigEndian.Uint32(loc[8:]))
 			}
 			return nil
@@ -146,7 +176,7 @@ func (l *leafLog) append(hashes []byte) ([]byte, error) {
 	off := l.end
 	l.end += n
 	l.dirty[seg] = true
-	return encodeLeafLoc(off, len(hashes)), nil
+	return encodeLeafLocCRC(off, hashes), nil
 }
 
 // sync makes every append so far durable.
@@ -233,7 +263,7 @@ func (l *leafLog) readAt(buf []byte, off uint64) error {
 // inline by an earlier version.
 func decodeLeafLoc(v []byte) (off uint64, n int, inline bool, err error) {
 	switch {
-	case len(v) == leafLocSize:
+	case len(v) == leafLocSize || len(v) == leafLocCRCSize:
 		n = int(binary.BigEndian.Uint32(v[8:]))
 		if n == 0 || n%proof.HashSize != 0 {
 			return 0, 0, false, fmt.Errorf("%w: a batch's leaves located as %d bytes", errStoreDamaged, n)

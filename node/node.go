@@ -56,6 +56,11 @@ type Node struct {
 	rpcAddr  string
 	trust    *proof.TrustRoot
 
+	// statusLists keeps rendered W3C status lists (statuslist.go).
+	statusLists *statusListCache
+	// txWaits hands Broadcast its transaction's result (txwait.go).
+	txWaits *txWaits
+
 	http        *http.Server
 	httpLis     net.Listener
 	gatewayConn *grpc.ClientConn
@@ -146,9 +151,10 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 			n.abort()
 		}
 	}()
+	defer n.catchStoreDamage(&err) // runs first: abort sees the error
 	n.db, err = store.OpenBadger(filepath.Join(home, "data", "credence"), store.WithLogger(log), store.WithMemory(cfg.Memory.nodeDB()))
 	if err != nil {
-		return nil, fmt.Errorf("open node database: %w", err)
+		return nil, fmt.Errorf("open node database: %w", refuseDamage(err))
 	}
 	if err := pinGenesis(n.db, ccfg.GenesisFile(), genJSON); err != nil {
 		return nil, err
@@ -158,6 +164,8 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
+	n.idx.leaves.checks.setMax(cfg.LeavesCheckedBatches)
+	n.idx.retryMin, n.idx.retryMax = cfg.IndexRetryMin.Duration, cfg.IndexRetryMax.Duration
 	// Filled before anything indexes or Submit runs; later positions are
 	// added as they are written.
 	began := time.Now()
@@ -180,23 +188,31 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err := n.pipe.load(); err != nil {
 		return nil, fmt.Errorf("load queue: %w", err)
 	}
-	appHeight := n.app.Height()
 	n.snaps = &snapshots{
 		dir: filepath.Join(home, "data", "snapshots"), interval: cfg.SnapshotInterval, keep: cfg.SnapshotKeepRecent,
 		app: n.app, db: n.db, idx: n.idx, trust: trust, log: log.With("module", "snapshots"),
 		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
 	}
-	// Chunks of a restore cut short by a stop; a restore starts over.
-	os.RemoveAll(filepath.Join(n.snaps.dir, "restoring"))
+	// A restore cut short by a stop starts over, from an empty state.
+	if err := n.snaps.clearInterrupted(); err != nil {
+		return nil, err
+	}
+	appHeight := n.app.Height()
 	if hs := n.snaps.heights(); len(hs) > 0 {
 		n.snaps.newest.Store(hs[0])
 	}
 	n.idx.retaining = cfg.RetainBlocks > 0
 	retain := &retention{blocks: cfg.RetainBlocks, durable: n.idx.durableHeight, snaps: n.snaps}
 
+	// A stop right after state sync, before the first block (consensus/resume.go).
+	if h, err := consensus.ResumeStateSync(ccfg, cfg.consensusDBMemory()); err != nil {
+		return nil, fmt.Errorf("consensus: %w", err)
+	} else if h > 0 {
+		log.Info("state sync was stopped after consensus took up the restore; following the chain from it", "height", h)
+	}
 	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps, retain: retain}, log, cfg.consensusDBMemory())
 	if err != nil {
-		return nil, fmt.Errorf("consensus: %w", err)
+		return nil, fmt.Errorf("consensus: %w", refuseDamage(err))
 	}
 	n.rpc = local.New(n.cmt)
 	cc.cmt, cc.rpc = n.cmt, n.rpc
@@ -205,6 +221,8 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return nil, fmt.Errorf("receipt index: %w", err)
 	}
 	n.snaps.receipts = n.receipts
+	n.statusLists = newStatusListCache(int64(cfg.StatusListCacheMB) << 20)
+	n.txWaits = newTxWaits(cfg.MaxBroadcastWaits, cfg.BroadcastTimeout.Duration, log.With("module", "broadcast"))
 	n.idx.receipts = n.receipts
 	if err := n.idx.backfillHeaders(); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
@@ -220,10 +238,16 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	}
 	n.idx.start()
 
+	if err := checkPrometheusListen(ccfg); err != nil {
+		return nil, err
+	}
 	if err := n.cmt.Start(); err != nil {
 		return nil, fmt.Errorf("consensus start: %w", err)
 	}
 	n.rpcAddr = ccfg.RPC.ListenAddress
+	if err := n.txWaits.start(n.cmt.EventBus()); err != nil {
+		return nil, err
+	}
 	n.pipe.start()
 	n.pipeStarted = true
 
@@ -234,8 +258,16 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	n.grpc = grpc.NewServer(append(serverOpts, apiServerOptions(cfg)...)...)
 	pb.RegisterCredenceServer(n.grpc, &api{n: n, writes: newTokenLimits(cfg.TokenRate), maxKnownListed: cfg.MaxKnownListed})
 	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(pb.Credence_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	// NOT_SERVING while Submit is refused (liveness.go); NodeInfo's
+	// problems say why.
+	n.pipe.live.watch(func(serving bool) {
+		st := healthpb.HealthCheckResponse_SERVING
+		if !serving {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		hs.SetServingStatus("", st)
+		hs.SetServingStatus(pb.Credence_ServiceDesc.ServiceName, st)
+	})
 	healthpb.RegisterHealthServer(n.grpc, hs)
 	reflection.Register(n.grpc)
 	grpcMetrics.InitializeMetrics(n.grpc)

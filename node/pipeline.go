@@ -31,6 +31,10 @@ type chain interface {
 	// Broadcast hands a signed transaction to the mempool; an error or a
 	// non-zero code means it was not accepted now.
 	Broadcast(ctx context.Context, tx []byte) (code uint32, log string, err error)
+	// CanSign is nil when pub may sign the issuer's batches in the next
+	// block; otherwise why not, wrapping app.ErrUnknown or
+	// app.ErrUnauthorized.
+	CanSign(issuer string, pub ed25519.PublicKey) error
 }
 
 // hash is one credential hash, comparable so it can key the waiting set.
@@ -87,6 +91,8 @@ type pipeline struct {
 	anchored *anchoredFilter
 	// leaves is the index's positions (the indexer's).
 	leaves *leafIndex
+	// live says why Submit must be refused now (liveness.go).
+	live liveness
 }
 
 type queued struct {
@@ -124,7 +130,7 @@ const submitRequestBuffer = 1024
 // newPipeline runs the pipeline over db, with the queue's log in queueDir.
 func newPipeline(db *badger.DB, queueDir string, c chain, chainID string, keys map[string]ed25519.PrivateKey, cfg *config, log *slog.Logger) *pipeline {
 	return &pipeline{
-		db: db, queue: queueStore{db, newQueueLog(queueDir, int64(cfg.QueueSegmentMB)<<20)}, chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
+		db: db, queue: newQueueStore(db, queueDir, cfg), chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
 		now:      time.Now,
 		sync:     db.Sync,
 		reqs:     make(chan *submitReq, submitRequestBuffer),
@@ -152,7 +158,7 @@ func (p *pipeline) start() {
 func (p *pipeline) stop() {
 	close(p.stopc)
 	p.wg.Wait()
-	if err := p.queue.close(); err != nil {
+	if err := p.queue.stop(); err != nil {
 		p.log.Warn("closing the queue log", "err", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,7 +59,14 @@ import (
 //	lookup hashes=(a) [issuer=I]            what GetReceipt would find
 //	tags collide                            every hash gets the same index tag
 //	                                        from now on (until the scenario ends)
-//	state                                   queue, batches in flight, waiting
+//	rotate issuer=I                         the chain rotates I's key: the key the
+//	                                        node holds no longer signs
+//	rekey issuer=I                          (node down) the node is configured
+//	                                        with I's key on chain
+//	state                                   queue, batches in flight, waiting,
+//	                                        why Submit is refused
+//	damage-leaves hashes=(a)                a byte of each indexed hash changes
+//	                                        in the leaves log
 //
 // After every command the harness checks what must hold between any two
 // steps: the queue and the batches in flight on disk are those in memory,
@@ -84,7 +92,10 @@ func TestPipeline(t *testing.T) {
 	}
 }
 
-var errInjectedSync = errors.New("injected sync failure")
+var (
+	errInjectedSync  = errors.New("injected sync failure")
+	errInjectedIndex = errors.New("injected index failure")
+)
 
 // scenario is one node's pipeline over a fake chain that outlives it.
 type scenario struct {
@@ -136,7 +147,11 @@ func newScenario(t *testing.T) *scenario {
 		seed := sha256.Sum256([]byte(is))
 		s.keys[is] = ed25519.NewKeyFromSeed(seed[:])
 	}
-	s.chain = &fakeChain{s: s, last: make(map[string]uint64), records: make(map[string]*app.CommittedBatch), blocks: make(map[int64][][]byte)}
+	s.chain = &fakeChain{s: s, last: make(map[string]uint64), records: make(map[string]*app.CommittedBatch), blocks: make(map[int64][][]byte),
+		valid: make(map[string]ed25519.PrivateKey)}
+	for is, k := range s.keys {
+		s.chain.valid[is] = k
+	}
 	if err := s.open(); err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +412,11 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		if err != nil {
 			d.Fatalf(t, "foreign: %v", err)
 		}
-		s.chain.mempool = append([]mempoolTx{{raw: tx, a: anchorTx{signer: issuer, seq: seq, hashes: hashes}}}, s.chain.mempool...)
+		a, err := decodeAnchor(tx)
+		if err != nil {
+			d.Fatalf(t, "foreign: %v", err)
+		}
+		s.chain.mempool = append([]mempoolTx{{raw: tx, a: a}}, s.chain.mempool...)
 		fmt.Fprintf(s.out, "mempool: %s/%d from another node: %s\n", issuer, seq, s.nameAll(hashes))
 	case "crash":
 		s.up(d)
@@ -454,6 +473,23 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		s.t.Cleanup(func() { leafTag = orig })
 		fmt.Fprintln(s.out, "every hash has the same tag")
 		showState = false
+	case "rotate":
+		var issuer string
+		d.ScanArgs(t, "issuer", &issuer)
+		s.chain.rotations++
+		seed := sha256.Sum256([]byte(fmt.Sprintf("%s rotated %d", issuer, s.chain.rotations)))
+		s.chain.valid[issuer] = ed25519.NewKeyFromSeed(seed[:])
+		fmt.Fprintf(s.out, "chain: %s's key rotated; the node's key no longer signs\n", issuer)
+		showState = false
+	case "rekey":
+		if s.db != nil {
+			d.Fatalf(t, "rekey: the key file is read at start; crash the node first")
+		}
+		var issuer string
+		d.ScanArgs(t, "issuer", &issuer)
+		s.keys[issuer] = s.chain.valid[issuer]
+		fmt.Fprintf(s.out, "app.toml: %s's key is the one on chain\n", issuer)
+		showState = false
 	case "state":
 		s.up(d)
 	case "segments":
@@ -508,6 +544,17 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		fmt.Fprintf(s.out, "segment %d: byte %d flipped\n", seg, off)
 		showState = false
+	case "damage-leaves":
+		// A byte of an indexed hash changes where the leaves log holds it.
+		// The batches already checked are forgotten, as after a restart
+		// with their positions in run files: the next read checks them.
+		s.up(d)
+		for _, h := range leaves(s.hashesArg(d)) {
+			s.flipLeaf(d, h)
+			fmt.Fprintf(s.out, "leaves log: a byte of %s changed\n", s.name(h))
+		}
+		s.ix.leaves.checks.forget()
+		showState = false
 	default:
 		d.Fatalf(t, "unknown command %q", d.Cmd)
 	}
@@ -540,6 +587,36 @@ func (s *scenario) printSegments() {
 	}
 }
 
+// flipLeaf changes a byte of h in the leaves log, where a batch holds it.
+func (s *scenario) flipLeaf(d *datadriven.TestData, h hash) {
+	dir := filepath.Join(filepath.Dir(s.dir), "leaves")
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		d.Fatalf(s.t, "damage-leaves: %v", err)
+	}
+	for _, e := range names {
+		path := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			d.Fatalf(s.t, "damage-leaves: %v", err)
+		}
+		if i := bytes.Index(b, h[:]); i >= 0 {
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				d.Fatalf(s.t, "damage-leaves: %v", err)
+			}
+			if _, err := f.WriteAt([]byte{b[i+5] ^ 0x40}, int64(i+5)); err != nil {
+				d.Fatalf(s.t, "damage-leaves: %v", err)
+			}
+			if err := f.Close(); err != nil {
+				d.Fatalf(s.t, "damage-leaves: %v", err)
+			}
+			return
+		}
+	}
+	d.Fatalf(s.t, "damage-leaves: %s is not in the leaves log", s.name(h))
+}
+
 // appendLast appends b to the last segment of the queue log.
 func (s *scenario) appendLast(d *datadriven.TestData, b []byte) {
 	l := newQueueLog(s.queueDir(), 0)
@@ -560,8 +637,20 @@ func (s *scenario) appendLast(d *datadriven.TestData, b []byte) {
 }
 
 // submit runs one group commit, as commitLoop would with these requests
-// waiting, and prints each answer.
-func (s *scenario) submit(group []*submitReq) {
+// waiting, and prints each answer; a request api.Submit refuses before it
+// hands it over (liveness.go) is answered so and left out.
+func (s *scenario) submit(reqs []*submitReq) {
+	var group []*submitReq
+	for _, r := range reqs {
+		if err := s.p.live.refuse(r.issuer); err != nil {
+			fmt.Fprintf(s.out, "%s: refused: %v\n", r.issuer, err)
+			continue
+		}
+		group = append(group, r)
+	}
+	if len(group) == 0 {
+		return
+	}
 	var base uint64
 	for _, r := range group {
 		r.done = make(chan submitResult, 1)
@@ -672,6 +761,9 @@ func (s *scenario) printState() {
 		mem = append(mem, fmt.Sprintf("%s/%d", m.a.signer, m.a.seq))
 	}
 	fmt.Fprintf(s.out, "indexed %d, chain %d, mempool [%s]\n", s.ix.indexedHeight(), s.chain.height, strings.Join(mem, " "))
+	for _, why := range p.live.problems() {
+		fmt.Fprintf(s.out, "submit refused: %s\n", why)
+	}
 }
 
 // checkInvariants fails the test when what holds between any two steps of
@@ -805,6 +897,19 @@ type fakeChain struct {
 	blocks  map[int64][][]byte
 	// refuse is how many broadcasts the mempool refuses, as when full.
 	refuse int
+	// valid is the key each issuer signs with on chain (rotate).
+	valid     map[string]ed25519.PrivateKey
+	rotations int
+	// failIndex fails the indexer's reads of blocks, as a failing index
+	// write would (set from the test, read by the index writer).
+	failIndex atomic.Bool
+}
+
+func (c *fakeChain) CanSign(issuer string, pub ed25519.PublicKey) error {
+	if k, ok := c.valid[issuer]; !ok || !pub.Equal(k.Public()) {
+		return fmt.Errorf("%w: key %x is not a valid key of issuer %q", app.ErrUnauthorized, pub[:4], issuer)
+	}
+	return nil
 }
 
 type mempoolTx struct {
@@ -841,6 +946,9 @@ func (c *fakeChain) BlockTxs(height int64) ([][]byte, error) {
 }
 
 func (c *fakeChain) ValidatorsChangeAfter(height int64) (bool, error) {
+	if c.failIndex.Load() {
+		return false, fmt.Errorf("block %d: %w", height, errInjectedIndex)
+	}
 	if height < 1 || height > c.height {
 		return false, fmt.Errorf("block %d is not in the block store", height)
 	}
@@ -867,6 +975,10 @@ func (c *fakeChain) Broadcast(_ context.Context, tx []byte) (uint32, string, err
 		fmt.Fprintf(c.s.out, "broadcast %s/%d: mempool is full\n", a.signer, a.seq)
 		return 0, "", errors.New("mempool is full")
 	}
+	if err := c.CanSign(a.signer, a.pubKey); err != nil {
+		fmt.Fprintf(c.s.out, "broadcast %s/%d: CheckTx code %d: %v\n", a.signer, a.seq, app.CodeUnauthorized, err)
+		return app.CodeUnauthorized, err.Error(), nil
+	}
 	for _, m := range c.mempool {
 		if bytes.Equal(m.raw, tx) {
 			fmt.Fprintf(c.s.out, "broadcast %s/%d: already in the mempool\n", a.signer, a.seq)
@@ -889,6 +1001,10 @@ func (c *fakeChain) commit() (int64, []app.CommittedBatch) {
 		a := m.a
 		if want := c.last[a.signer] + 1; a.seq != want {
 			fmt.Fprintf(c.s.out, "block %d: %s/%d rejected: sequence %d, want %d\n", c.height, a.signer, a.seq, a.seq, want)
+			continue
+		}
+		if err := c.CanSign(a.signer, a.pubKey); err != nil {
+			fmt.Fprintf(c.s.out, "block %d: %s/%d rejected: %v\n", c.height, a.signer, a.seq, err)
 			continue
 		}
 		root, err := proof.Root(a.hashes)

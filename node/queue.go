@@ -101,6 +101,15 @@ type candidate struct {
 	issuer string
 	idx    uint64
 	hash   hash
+	// copies are the later copies of the hash (same issuer) in the group,
+	// answered pending for now: each gets the answer the lookup gives
+	// this one.
+	copies []hashCopy
+}
+
+type hashCopy struct {
+	req   int
+	known *pb.Known
 }
 
 // commitGroup answers a group of requests with one append and one sync.
@@ -149,8 +158,14 @@ func (p *pipeline) refuse(group []*submitReq, err error) {
 // later one, is seen as waiting. It returns the claimed hashes. A request
 // that could take the waiting set past max_queued_hashes is refused whole,
 // counting each of its hashes as new.
+//
+// A repeat of a hash claimed in this group is not known to be waiting yet:
+// the lookup may find it anchored, or its request refused. So it is linked
+// to its claim (candidate.copies), and answered as the claim is.
 func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []candidate {
 	var claimed []candidate
+	var repeats []repeat
+	defer func() { linkCopies(claimed, repeats) }()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	waiting, limit := p.waitingCount(), p.cfg.Memory.MaxQueuedHashes
@@ -163,7 +178,9 @@ func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []can
 		for j, h := range leaves(r.hashes) {
 			idx := r.base + j
 			if _, ok := w[h]; ok {
-				results[i].known = append(results[i].known, &pb.Known{Index: idx, State: pb.HashState_HASH_STATE_PENDING})
+				k := &pb.Known{Index: idx, State: pb.HashState_HASH_STATE_PENDING}
+				results[i].known = append(results[i].known, k)
+				repeats = append(repeats, repeat{issuer: r.issuer, hash: h, hashCopy: hashCopy{req: i, known: k}})
 				continue
 			}
 			w[h] = struct{}{}
@@ -174,12 +191,49 @@ func (p *pipeline) claimUnseen(group []*submitReq, results []submitResult) []can
 	return claimed
 }
 
+// repeat is a hash found waiting by claimUnseen: waiting before the group,
+// or claimed in it.
+type repeat struct {
+	issuer string
+	hash   hash
+	hashCopy
+}
+
+// linkCopies links each repeat of a hash claimed in the group to its
+// claim. Repeats are rare (a retry), so the group's claims are indexed
+// only when there are some.
+func linkCopies(claimed []candidate, repeats []repeat) {
+	if len(repeats) == 0 {
+		return
+	}
+	type key struct {
+		issuer string
+		hash   hash
+	}
+	at := make(map[key]int, len(claimed))
+	for i, c := range claimed {
+		at[key{c.issuer, c.hash}] = i
+	}
+	for _, r := range repeats {
+		if i, ok := at[key{r.issuer, r.hash}]; ok {
+			claimed[i].copies = append(claimed[i].copies, r.hashCopy)
+		}
+	}
+}
+
 // separateAnchored answers the claimed hashes the index already holds as
-// anchored, releases their claims, and returns the others. It reads after
-// the claim: the indexer records a hash's position (in the filter, then in
-// the index) before it stops waiting, so no hash slips between the two
-// checks. Only the hashes the filter may hold are looked up. On error
-// every claim is released.
+// anchored, in every copy, releases their claims, and returns the others.
+// It reads after the claim: the indexer records a hash's position (in the
+// filter, then in the index) before it stops waiting, so no hash slips
+// between the two checks. Only the hashes the filter may hold are looked
+// up.
+//
+// A lookup that meets damaged leaves (errStoreDamaged) cannot tell whether
+// that hash is anchored: the requests holding it are refused, and the rest
+// of the group goes on, since the damage says nothing of their hashes. A
+// hash claimed by a refused request is kept for the first request that
+// holds a copy of it and is not refused. On any other error every claim is
+// released.
 func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) ([]candidate, error) {
 	var maybe []int // into claimed
 	var tags [][tagSize]byte
@@ -192,23 +246,35 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 	if len(maybe) == 0 {
 		return claimed, nil
 	}
-	var anchored []candidate
-	isAnchored := make([]bool, len(claimed))
+	const (
+		notAnchored = iota
+		anchored
+		damaged
+	)
+	state := make([]uint8, len(claimed))
+	var damage map[int]error // by index into claimed; rare
+	settled := 0             // anchored or damaged
 	err := p.db.View(func(txn *badger.Txn) error {
 		l := newLookup(txn, p.leaves)
 		for k, i := range maybe {
 			c := claimed[i]
 			pos, err := l.findTagged(c.hash[:], tags[k], c.issuer)
-			if errors.Is(err, errNotFound) {
-				continue
-			}
-			if err != nil {
+			switch {
+			case errors.Is(err, errNotFound):
+			case errors.Is(err, errStoreDamaged):
+				if damage == nil {
+					damage = make(map[int]error)
+				}
+				damage[i] = err
+				state[i] = damaged
+				settled++
+			case err != nil:
 				return err
+			default:
+				answerAnchored(results, claimed[i], pos)
+				state[i] = anchored
+				settled++
 			}
-			results[c.req].known = append(results[c.req].known, &pb.Known{Index: c.idx, State: pb.HashState_HASH_STATE_ANCHORED,
-				Issuer: pos.issuer, BatchSeq: pos.seq, LeafIndex: pos.index, Height: pos.height})
-			anchored = append(anchored, c)
-			isAnchored[i] = true
 		}
 		return nil
 	})
@@ -216,15 +282,63 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 		p.releaseClaims(claimed)
 		return nil, err
 	}
-	p.releaseClaims(anchored)
-	// In the order submitted: the queue keeps it.
-	fresh := make([]candidate, 0, len(claimed)-len(anchored))
-	for i, c := range claimed {
-		if !isAnchored[i] {
-			fresh = append(fresh, c)
+	// Refused first, so that no hash is kept for a request refused later;
+	// in the order submitted, so that a request's answer names its first
+	// hash that met the damage.
+	for i := 0; len(damage) > 0 && i < len(claimed); i++ {
+		if state[i] != damaged {
+			continue
+		}
+		c := claimed[i]
+		refuseRequest(results, c.req, c.idx, damage[i])
+		for _, cp := range c.copies {
+			refuseRequest(results, cp.req, cp.known.Index, damage[i])
 		}
 	}
+	var released []candidate
+	// In the order submitted: the queue keeps it.
+	fresh := make([]candidate, 0, len(claimed)-settled)
+	for i, c := range claimed {
+		if state[i] != notAnchored || (results[c.req].err != nil && !handOver(&c, results)) {
+			released = append(released, c)
+			continue
+		}
+		fresh = append(fresh, c)
+	}
+	p.releaseClaims(released)
 	return fresh, nil
+}
+
+// refuseRequest refuses request req of the group for the hash at idx.
+func refuseRequest(results []submitResult, req int, idx uint64, err error) {
+	if results[req].err == nil {
+		results[req] = submitResult{err: fmt.Errorf("hash at index %d: %w", idx, err)}
+	}
+}
+
+// answerAnchored answers every copy of c anchored at pos.
+func answerAnchored(results []submitResult, c candidate, pos position) {
+	results[c.req].known = append(results[c.req].known, &pb.Known{Index: c.idx, State: pb.HashState_HASH_STATE_ANCHORED,
+		Issuer: pos.issuer, BatchSeq: pos.seq, LeafIndex: pos.index, Height: pos.height})
+	for _, cp := range c.copies {
+		cp.known.State = pb.HashState_HASH_STATE_ANCHORED
+		cp.known.Issuer, cp.known.BatchSeq, cp.known.LeafIndex, cp.known.Height = pos.issuer, pos.seq, pos.index, pos.height
+	}
+}
+
+// handOver gives the claim of c, whose request was refused, to the first
+// copy in a request that was not: that copy is queued, not pending. It
+// reports whether there was one.
+func handOver(c *candidate, results []submitResult) bool {
+	for j, cp := range c.copies {
+		if results[cp.req].err != nil {
+			continue
+		}
+		results[cp.req].known = slices.DeleteFunc(results[cp.req].known, func(k *pb.Known) bool { return k == cp.known })
+		c.req, c.idx, c.copies = cp.req, cp.known.Index, c.copies[j+1:]
+		return true
+	}
+	return false
 }
 
 // assignQueuePositions gives each fresh hash its issuer's next queue
@@ -289,7 +403,7 @@ func (p *pipeline) load() error {
 	if err := p.queue.migrate(p.sync); err != nil {
 		return err
 	}
-	torn, err := p.queue.scan(func(issuer string, seq uint64, tx []byte) error {
+	found, err := p.queue.scan(func(issuer string, seq uint64, tx []byte) error {
 		a, err := decodeAnchor(tx)
 		if err != nil {
 			return fmt.Errorf("batch %s/%d in flight: %w", issuer, seq, err)
@@ -318,9 +432,12 @@ func (p *pipeline) load() error {
 	if err != nil {
 		return err
 	}
-	if torn != nil {
+	if torn := found.torn; torn != nil {
 		p.log.Warn("queue log ended in a record cut short by a crash, never acknowledged; removed it",
 			"file", torn.file, "offset", torn.offset, "bytes", torn.bytes)
+	}
+	for _, f := range found.lost {
+		p.log.Warn("queue log segment given up by the operator (.lost): its hashes are not queued; their issuers submit them again", "file", f)
 	}
 	return nil
 }
@@ -360,7 +477,11 @@ func (p *pipeline) reconcile() error {
 		p.dropQueued(anchored)
 	}
 	// Segments left with nothing queued (their hashes in flight, or
-	// anchored) go, once the batches in flight read above are durable.
+	// anchored) go, once the batches in flight read above and a mark
+	// without those segments are durable.
+	if err := p.queue.mark(); err != nil {
+		return err
+	}
 	if err := p.sync(); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -24,6 +25,26 @@ import (
 type queueStore struct {
 	db  *badger.DB
 	log *queueLog
+}
+
+// keyQueueMark holds the queue log's mark (queueLog, queueMark): which
+// segments must be on disk, with how many synced bytes.
+var keyQueueMark = []byte("qm")
+
+// newQueueStore is the queue of db with its log in dir.
+func newQueueStore(db *badger.DB, dir string, cfg *config) queueStore {
+	l := newQueueLog(dir, int64(cfg.QueueSegmentMB)<<20)
+	l.maxBody = queueBodyLimit(queueRecordHashes(cfg))
+	l.saveMark = func(m []byte, durable bool) error {
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(keyQueueMark, m) }); err != nil {
+			return err
+		}
+		if durable {
+			return db.Sync()
+		}
+		return nil
+	}
+	return queueStore{db, l}
 }
 
 // queueEntry is a hash queued for issuer.
@@ -65,8 +86,16 @@ func (s queueStore) cut(issuer string, taken []queued, seq uint64, tx []byte) er
 		return err
 	}
 	s.release(taken)
+	// The sync that makes the batch durable makes the mark durable too.
+	// Without the mark the cut stands all the same: collect keeps the
+	// segments, and says why, until a later mark is written.
+	_ = s.log.mark()
 	return nil
 }
+
+// mark records the log's segments and their synced lengths in the
+// database, for the next sync to make durable.
+func (s queueStore) mark() error { return s.log.mark() }
 
 // requeue replaces a batch in flight by its hashes, queued again: they are
 // appended to the log and synced before the batch is deleted, so a crash
@@ -106,6 +135,13 @@ func (s queueStore) collect() error { return s.log.collect() }
 // close releases the log's open segment.
 func (s queueStore) close() error { return s.log.close() }
 
+// stop marks the log as it is at a clean stop, for the database's closing
+// sync, and closes it: the whole log is then vouched for at the next
+// start.
+func (s queueStore) stop() error {
+	return errors.Join(s.log.mark(), s.log.close())
+}
+
 // batchID names one issuer's batch.
 type batchID struct {
 	issuer string
@@ -125,11 +161,25 @@ func (s queueStore) write(fill func(*badger.WriteBatch) error) error {
 // queue, in queue order per issuer. onQueued reports whether it keeps the
 // hash (false for one already in flight: a requeue or a cut that the crash
 // left half done). It returns what replaying the log found to repair.
-func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) error, onQueued func(issuer string, q queued) (bool, error)) (*tornTail, error) {
+func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) error, onQueued func(issuer string, q queued) (bool, error)) (*replayed, error) {
+	var mark *queueMark
 	if err := s.db.View(func(txn *badger.Txn) error {
-		return scanPrefix(txn, "qf/", func(issuer string, seq uint64, v []byte) error {
+		if err := scanPrefix(txn, "qf/", func(issuer string, seq uint64, v []byte) error {
 			return onFlight(issuer, seq, append([]byte(nil), v...))
-		})
+		}); err != nil {
+			return err
+		}
+		v, err := getValue(txn, keyQueueMark)
+		if errors.Is(err, errNotFound) {
+			return nil // written first by this version
+		}
+		if err != nil {
+			return err
+		}
+		if mark, err = decodeQueueMark(v); err != nil {
+			return fmt.Errorf("%w: %v; restore data/credence and data/queue from a backup", errStoreDamaged, err)
+		}
+		return nil
 	}); err != nil {
 		return nil, err
 	}
@@ -137,7 +187,7 @@ func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) err
 	// cut or not; a hash requeued appears again later with a higher
 	// position, and only its last entry counts.
 	last := make(map[string]map[hash]queued)
-	torn, err := s.log.replay(func(issuer string, q queued) {
+	found, err := s.log.replay(mark, func(issuer string, q queued) {
 		m := last[issuer]
 		if m == nil {
 			m = make(map[hash]queued)
@@ -173,7 +223,7 @@ func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) err
 	for seg, n := range held {
 		s.log.hold(seg, n)
 	}
-	return torn, nil
+	return found, nil
 }
 
 // migrate moves a queue an earlier version kept in badger, one key

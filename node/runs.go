@@ -50,6 +50,7 @@ type leafIndex struct {
 	dir       string
 	db        *badger.DB
 	stored    *leafLog // the leaves themselves
+	checks    *leafChecks
 	log       *slog.Logger
 	maxRecent int
 
@@ -161,7 +162,8 @@ func leavesEntries(num uint64, hashes []byte) ([]entry, error) {
 // Positions left as badger keys (xl) by an earlier version are dropped and
 // rebuilt the same way.
 func openLeafIndex(dir string, db *badger.DB, next uint64, maxRecent int, log *slog.Logger) (*leafIndex, error) {
-	li := &leafIndex{dir: dir, db: db, log: log, maxRecent: max(maxRecent, 1), recent: &recentSet{}}
+	li := &leafIndex{dir: dir, db: db, log: log, maxRecent: max(maxRecent, 1), recent: &recentSet{},
+		checks: newLeafChecks(defaultLeavesCheckedBatches)}
 	li.cond = sync.NewCond(&li.mu)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -926,6 +928,7 @@ func (li *leafIndex) reset(next uint64) error {
 	li.runs, li.frozen, li.recent = nil, nil, &recentSet{lo: next, hi: next}
 	li.closing, li.err = false, nil
 	li.abort.Store(false)
+	li.checks.forget()
 	errs = append(errs, li.stored.reset())
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -521,8 +521,9 @@ func TestLeafIndexSkipsBatchNumberLost(t *testing.T) {
 }
 
 // TestLeafIndexWriteFailureStopsIndexing: when run files cannot be written,
-// the index write fails (the indexer stops until a restart) rather than
-// holding ever more positions in memory, and a restart rebuilds them.
+// the index write fails (the indexer retries it, the node refusing Submit
+// meanwhile) rather than holding ever more positions in memory, and a
+// restart rebuilds them.
 func TestLeafIndexWriteFailureStopsIndexing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
 	pool := hashPool(rng, 300)

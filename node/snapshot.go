@@ -52,6 +52,7 @@ type nodeApp struct {
 func (a nodeApp) Commit(ctx context.Context, req *abci.RequestCommit) (*abci.ResponseCommit, error) {
 	res, err := a.App.Commit(ctx, req)
 	if err == nil {
+		a.snaps.confirmRestore()
 		h := a.App.Height()
 		a.snaps.maybeTake(h)
 		res.RetainHeight = a.retain.height(h)
@@ -105,8 +106,81 @@ type snapshots struct {
 	taking   atomic.Bool
 	// newest is the height of the newest snapshot held, 0 for none.
 	newest atomic.Int64
+	// unconfirmed: the state is a restore consensus has not yet built on
+	// (keyRestoring holds restoreDone).
+	unconfirmed atomic.Bool
 
 	restore *restoreState
+}
+
+// keyRestoring records a restore this node has not finished with: begun,
+// or done but with no block committed on it yet. CometBFT saves its own
+// state only after the restore returns, so a stop in between leaves a
+// restored state beside an empty consensus state; that state came from
+// this node's restore and goes when it restores again. The key lies under
+// "x", so a wipe clears it.
+var keyRestoring = []byte("xq")
+
+const (
+	restoreBegun byte = 1 // state and index partly written: wiped at start
+	restoreDone  byte = 2 // wiped if consensus offers a snapshot again
+)
+
+func (s *snapshots) restoreMark() (byte, error) {
+	var mark byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		v, err := getValue(txn, keyRestoring)
+		if errors.Is(err, errNotFound) {
+			return nil
+		}
+		if err == nil && len(v) == 1 {
+			mark = v[0]
+		} else if err == nil {
+			err = fmt.Errorf("restore marker of %d bytes", len(v))
+		}
+		return err
+	})
+	return mark, err
+}
+
+func (s *snapshots) setRestoreMark(mark byte) error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyRestoring, []byte{mark}) })
+}
+
+// clearInterrupted runs at start, before anything reads the index: the
+// chunks of a restore cut short go, and so does whatever it wrote of the
+// state and the index; consensus, which never saw the restore, offers a
+// snapshot again.
+func (s *snapshots) clearInterrupted() error {
+	if err := os.RemoveAll(filepath.Join(s.dir, "restoring")); err != nil {
+		return fmt.Errorf("snapshot restore: clear its chunks: %w", err)
+	}
+	mark, err := s.restoreMark()
+	if err != nil {
+		return fmt.Errorf("snapshot restore: %w", err)
+	}
+	switch mark {
+	case restoreBegun:
+		s.log.Warn("a snapshot restore was cut short: its state and index are cleared, and state sync restores anew")
+		if err := s.wipe(); err != nil {
+			return fmt.Errorf("snapshot restore: clear a restore cut short: %w", err)
+		}
+	case restoreDone:
+		s.unconfirmed.Store(true)
+	}
+	return nil
+}
+
+// confirmRestore forgets the restore once a block is committed on it.
+func (s *snapshots) confirmRestore() {
+	if !s.unconfirmed.Load() {
+		return
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
+		s.log.Warn("cannot clear the restore marker; retrying at the next block", "err", err)
+		return
+	}
+	s.unconfirmed.Store(false)
 }
 
 type restoreState struct {
@@ -456,8 +530,24 @@ func (s *snapshots) offer(snap *abci.Snapshot, appHash []byte) abci.ResponseOffe
 			return abci.ResponseOfferSnapshot_REJECT
 		}
 	}
-	if s.app.Height() != 0 {
-		s.log.Error("snapshot offered to a node that has state")
+	mark, err := s.restoreMark()
+	if err != nil {
+		s.log.Error("cannot read the restore marker", "err", err)
+		return abci.ResponseOfferSnapshot_ABORT
+	}
+	if mark != 0 {
+		// An offer means consensus holds no state: it never took up the
+		// earlier restore.
+		s.log.Warn("clearing a restored state consensus never took up; restoring anew", "height", s.app.Height())
+		if err := s.wipe(); err != nil {
+			s.log.Error("cannot clear an earlier restore", "err", err)
+			return abci.ResponseOfferSnapshot_ABORT
+		}
+		s.unconfirmed.Store(false)
+	}
+	if h := s.app.Height(); h != 0 {
+		s.log.Error("state sync refused: this node's state (height "+strconv.FormatInt(h, 10)+
+			") has no consensus state beside it and came from no restore of this node's; stop the node and "+recoverHint, "height", h)
 		return abci.ResponseOfferSnapshot_ABORT
 	}
 	spool := filepath.Join(s.dir, "restoring")
@@ -630,6 +720,9 @@ var restoreBatchBytes = 32 << 20
 // the state and the batches, in the order the state holds them.
 func (s *snapshots) restoreAll(r *restoreState) error {
 	height := int64(r.snap.Height)
+	if err := s.setRestoreMark(restoreBegun); err != nil {
+		return err
+	}
 	links, linkHeights, err := s.restoreHeaders(r)
 	if err != nil {
 		return err
@@ -667,7 +760,7 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 		return fmt.Errorf("restored state hash %X, consensus trusts %X", hash, r.appHash)
 	}
 	var group []app.CommittedBatch
-	var groupBytes int
+	var groupBytes, indexed int
 	atHeight := false
 	var hdr pb.SnapshotHeader
 	if err := s.app.BatchRecords(height, func(key, raw []byte) error {
@@ -722,6 +815,8 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 			if err := s.idx.index(height, group); err != nil {
 				return err
 			}
+			indexed += len(group)
+			s.log.Info("restoring snapshot: batches indexed", "height", height, "batches", indexed)
 			group, groupBytes = nil, 0
 		}
 		return nil
@@ -762,7 +857,23 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	if err := wb.Flush(); err != nil {
 		return err
 	}
-	return s.idx.index(height, group)
+	if err := s.idx.index(height, group); err != nil {
+		return err
+	}
+	// The start-up check of the last batch indexed (checkLastBatch) proves
+	// it in the state at its height, which a restored state does not hold:
+	// the restore checked every batch itself, and the check takes up again
+	// with the first batch this node indexes from a block.
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(keyLastBatch); err != nil {
+			return err
+		}
+		return txn.Set(keyRestoring, []byte{restoreDone})
+	}); err != nil {
+		return err
+	}
+	s.unconfirmed.Store(true)
+	return nil
 }
 
 // restoreHeaders reads the stream for its signed headers, which it writes
@@ -829,5 +940,6 @@ func (s *snapshots) wipe() error {
 	if err := s.idx.leaves.reset(s.idx.nextBatch); err != nil {
 		return err
 	}
+	s.idx.indexed.Store(0)
 	return s.app.Reset()
 }

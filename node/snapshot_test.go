@@ -119,38 +119,8 @@ func TestSnapshotRestore(t *testing.T) {
 	cl := dialTest(t, n.GRPCAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var anchored [][]byte
-	var snap *abci.Snapshot
-	for round := 0; snap == nil; round++ {
-		hs := randomHashes(t, 50)
-		if _, err := cl.Submit(h.authed(ctx), &pb.SubmitRequest{Hashes: hs}); err != nil {
-			t.Fatal(err)
-		}
-		waitReceipt(ctx, t, cl, hs[:32])
-		for i := 0; i < len(hs); i += 32 {
-			anchored = append(anchored, hs[i:i+32])
-		}
-		for _, s := range n.snaps.list() {
-			if s.Height >= 8 {
-				snap = s
-			}
-		}
-		if ctx.Err() != nil {
-			t.Fatal("no snapshot at height >= 8")
-		}
-	}
+	snap, appHash, chunks, anchored := testSnapshot(ctx, t, h, n, cl)
 	height := int64(snap.Height)
-	// The app hash of height H is in header H+1.
-	next := height + 1
-	for n.app.Height() < next {
-		time.Sleep(20 * time.Millisecond)
-	}
-	commit, err := n.rpc.Commit(ctx, &next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	appHash := []byte(commit.AppHash)
-	chunks := readChunks(t, n.snaps, snap)
 	t.Logf("snapshot at height %d: %d chunks, %d bytes", height, len(chunks), len(bytes.Join(chunks, nil)))
 	if len(chunks) < 3 {
 		t.Fatalf("%d chunks: the test needs a stream cut into several", len(chunks))

@@ -23,16 +23,20 @@ import (
 //	qf/<issuer>/<seq>       → signed tx       a batch in flight (queuestore.go); the queue itself is
 //	                                          the log in data/queue (queuelog.go), and qp/<issuer>/<qseq>
 //	                                          keys left by an earlier version are moved there at start
+//	qm                      → mark            the queue log's segments and synced lengths (queuelog.go)
 //	xn<num>                 → seq, height, issuer   what a node-local batch number stands for
 //	xc                      → number          the next batch number
-//	xb/<issuer>/<seq>       → location        where the leaves log (leaflog.go) holds a batch's leaves;
-//	                                          an earlier version held the leaves here
+//	xb/<issuer>/<seq>       → location, CRC   where the leaves log (leaflog.go) holds a batch's leaves,
+//	                                          and their checksum (leafcheck.go); an earlier version
+//	                                          held the location alone, or the leaves themselves
 //	xr/<issuer>/<seq>       → record          the batch record as stored in state
 //	xp/<issuer>/<seq>       → ICS23 proof     of the record at its height
 //	xs/<height>             → SnapshotHeader  a kept signed header (retention.go), or restored from a snapshot
 //	xv/<height>             → ValidatorSetLink (or empty until first built)  the validator set changes after height
 //	xh                      → height          last height indexed
 //	xt                      → seq, issuer     the last batch indexed (checked at start)
+//	xq                      → 1 or 2          a snapshot restore begun (1) or done (2) with no block
+//	                                          committed on it yet (snapshot.go)
 var (
 	appPrefix    = []byte("a/")
 	keyIndexed   = []byte("xh")
@@ -198,7 +202,8 @@ func (l *lookup) batch(num uint64) (batchRef, error) {
 }
 
 // holdsLeaf reports whether leaf index of batch num is hash: a tag
-// matches other hashes too.
+// matches other hashes too. Its answer decides "anchored" or "not": the
+// batch is checked whole (leafcheck.go) before its first answer.
 func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) (bool, error) {
 	v := l.lastEntry
 	if v == nil || l.entryOf != num {
@@ -211,6 +216,17 @@ func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) 
 			return false, err
 		}
 		l.entryOf, l.lastEntry = num, v
+	}
+	if !l.index.checks.isSound(num) {
+		hashes, err := l.index.readChecked(l.txn, ref.issuer, ref.seq, v)
+		if err != nil {
+			return false, err
+		}
+		l.index.checks.markSound(num)
+		if index >= uint64(len(hashes))/proof.HashSize {
+			return false, nil
+		}
+		return bytes.Equal(hashes[index*proof.HashSize:(index+1)*proof.HashSize], hash), nil
 	}
 	var leaf [proof.HashSize]byte
 	ok, err := l.index.stored.leaf(v, index, &leaf)
@@ -231,13 +247,13 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 	return it.ValueCopy(nil)
 }
 
-// leavesOf is the leaves of batch (issuer, seq).
+// leavesOf is the leaves of batch (issuer, seq), checked (leafcheck.go).
 func (li *leafIndex) leavesOf(txn *badger.Txn, issuer string, seq uint64) ([]byte, error) {
 	v, err := getValue(txn, xbKey(issuer, seq))
 	if err != nil {
 		return nil, err
 	}
-	return li.stored.read(v)
+	return li.readChecked(txn, issuer, seq, v)
 }
 
 // readBatch is a batch's leaves, record and proof as the index holds them.

@@ -13,6 +13,7 @@ import "encoding/binary"
 //	r/      issuer "/" hash                             Revocation
 //	sl/     issuer "/" status list id                   Registry
 //	sc/     issuer "/" id "/" chunk (4 bytes b.-e.)     status bits (absent: all 0)
+//	sd/     issuer "/" status list id                   SignedStatusList (absent: unsigned)
 //	m/      member                                      Member
 //	s/      account: "i/" issuer or "m/" member         last sequence (8 bytes b.-e.)
 //	g/p/    proposal id (8 bytes big-endian)            Proposal
@@ -30,6 +31,7 @@ const (
 	PrefixRevocation   = "r/"
 	PrefixStatusList   = "sl/"
 	PrefixStatusChunk  = "sc/"
+	PrefixSignedList   = "sd/"
 	PrefixMember       = "m/"
 	PrefixSequence     = "s/"
 	PrefixProposal     = "g/p/"
@@ -90,6 +92,13 @@ func RegistryKey(issuer, id string) []byte { return []byte(PrefixStatusList + is
 // zeros.
 func ChunkKey(issuer, id string, c uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte(PrefixStatusChunk+issuer+"/"+id+"/"), c)
+}
+
+// SignedListKey is the key of what the issuer signed for a status list's
+// current bits. Kept apart from the registry record so that record and the
+// chunk proofs stay small.
+func SignedListKey(issuer, id string) []byte {
+	return []byte(PrefixSignedList + issuer + "/" + id)
 }
 
 // MemberKey is the key of a consortium member's record.

@@ -22,6 +22,7 @@ func TestStateKeyLayout(t *testing.T) {
 		{"revocation", RevocationKey("alpha", h), "r/alpha/" + string(h)},
 		{"status list", RegistryKey("alpha", "rl-1"), "sl/alpha/rl-1"},
 		{"status chunk", ChunkKey("alpha", "rl-1", 258), "sc/alpha/rl-1/\x00\x00\x01\x02"},
+		{"signed status list", SignedListKey("alpha", "rl-1"), "sd/alpha/rl-1"},
 		{"member", MemberKey("uni"), "m/uni"},
 		{"issuer sequence", IssuerSequenceKey("alpha"), "s/i/alpha"},
 		{"member sequence", MemberSequenceKey("uni"), "s/m/uni"},

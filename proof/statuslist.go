@@ -69,7 +69,8 @@ type RegistryResult struct {
 	Time    time.Time
 }
 
-func purposeName(p int32) string {
+// PurposeName is a registry purpose as the Recommendation spells statusPurpose.
+func PurposeName(p int32) string {
 	switch p {
 	case 1:
 		return "revocation"
@@ -135,7 +136,7 @@ func VerifyRegistryStatus(rs *RegistryStatus, trust *TrustRoot, maxAge time.Dura
 		return nil, err
 	}
 	set := len(rs.Chunk) > 0 && BitSet(rs.Chunk, rs.Index%ChunkBits)
-	return &RegistryResult{Issuer: rec.Issuer, ID: rec.Id, Purpose: purposeName(rec.Purpose), Size: rec.Size,
+	return &RegistryResult{Issuer: rec.Issuer, ID: rec.Id, Purpose: PurposeName(rec.Purpose), Size: rec.Size,
 		Index: rs.Index, Set: set, Height: rs.Height, Time: t}, nil
 }
 
@@ -182,5 +183,5 @@ func VerifyRegistryExport(ex *RegistryExport, trust *TrustRoot, maxAge time.Dura
 	if !bytes.Equal(got, bits) {
 		return nil, nil, fail(StepStatus, "encodedList is not the proven bitstring")
 	}
-	return bits, &RegistryResult{Issuer: rec.Issuer, ID: rec.Id, Purpose: purposeName(rec.Purpose), Size: rec.Size, Height: ex.Height, Time: t}, nil
+	return bits, &RegistryResult{Issuer: rec.Issuer, ID: rec.Id, Purpose: PurposeName(rec.Purpose), Size: rec.Size, Height: ex.Height, Time: t}, nil
 }

@@ -451,11 +451,20 @@ func dialNode(t testing.TB, addr string) pb.CredenceClient {
 // its own keys and no issuer, peered with every node; edit adjusts its
 // CometBFT config. It does not start the node.
 func (n *network) newMember(edit func(*cmtcfg.Config)) *node {
+	n.t.Helper()
+	nd := n.newHome(4, n.base+40, edit)
+	n.nodes = append(n.nodes, nd)
+	return nd
+}
+
+// newHome makes such a home as node<i>, its ports from port on, without
+// adding it to the network's nodes.
+func (n *network) newHome(i, port int, edit func(*cmtcfg.Config)) *node {
 	t := n.t
 	t.Helper()
-	home := filepath.Join(n.dir, "node4")
-	port := n.base + 40
-	out, err := exec.Command(n.bin, "init", "--home", home, "--moniker", "node4",
+	name := fmt.Sprintf("node%d", i)
+	home := filepath.Join(n.dir, name)
+	out, err := exec.Command(n.bin, "init", "--home", home, "--moniker", name,
 		"--genesis", filepath.Join(n.nodes[0].home, "config", "genesis.json"),
 		"--grpc-address", fmt.Sprintf("127.0.0.1:%d", port+2),
 		"--http-address", fmt.Sprintf("127.0.0.1:%d", port+5),
@@ -484,10 +493,9 @@ func (n *network) newMember(edit func(*cmtcfg.Config)) *node {
 		edit(c)
 	}
 	cmtcfg.WriteConfigFile(filepath.Join(home, "config", "config.toml"), c)
-	nd := &node{i: 4, home: home, grpc: fmt.Sprintf("127.0.0.1:%d", port+2), rpc: fmt.Sprintf("127.0.0.1:%d", port+1),
-		log: filepath.Join(n.dir, "node4.log")}
+	nd := &node{i: i, home: home, grpc: fmt.Sprintf("127.0.0.1:%d", port+2), rpc: fmt.Sprintf("127.0.0.1:%d", port+1),
+		log: filepath.Join(n.dir, name+".log")}
 	nd.client = dialNode(t, nd.grpc)
-	n.nodes = append(n.nodes, nd)
 	return nd
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/credence-ledger/credence/internal/testport"
+	"github.com/credence-ledger/credence/proof"
+	"github.com/credence-ledger/credence/vc"
 )
 
 // The CLI as a user runs it: the real binary, a real node process.
@@ -198,7 +202,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	} else if r := run(t, bin, "gov", "show", "--node", grpcAddr, m[1]); r.code != 0 || !strings.Contains(r.stdout, "proposal_ttl_blocks 500") {
 		t.Fatalf("gov show %s: %+v", m[1], r)
 	}
-	if r := run(t, bin, "registry", "create", "--id", "list-1", "--node", grpcAddr, "--home", home); r.code != 0 {
+	if r := run(t, bin, "registry", "create", "--id", "list-1", "--no-url", "--node", grpcAddr, "--home", home); r.code != 0 {
 		t.Fatalf("registry create: %+v", r)
 	}
 	setAt := heightOf(run(t, bin, "registry", "set", "--id", "list-1", "--node", grpcAddr, "--home", home, "7"))
@@ -217,9 +221,71 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatalf("registry entry: %v", got)
 	}
 
+	// Issuers as DIDs, and a list with a url (by default at the home's
+	// HTTP address): each set is signed by the issuer's key, the second
+	// one after the list moved under it (it signs again); the entry's
+	// statusListCredential fetches the signed list, issued by that DID.
+	show := run(t, bin, "issuer", "show", "--node", grpcAddr, "member-1-registrar")
+	didM := regexp.MustCompile(`DID (did:key:z6Mk[1-9A-HJ-NP-Za-km-z]+)`).FindStringSubmatch(show.stdout)
+	if show.code != 0 || didM == nil || !strings.Contains(show.stdout, "verificationMethod "+didM[1]+"#z6Mk") {
+		t.Fatalf("issuer show prints no did:key: %+v", show)
+	}
+	if r := run(t, bin, "registry", "create", "--id", "list-2", "--node", grpcAddr, "--home", home); r.code != 0 ||
+		!strings.Contains(r.stdout, "/v1/statuslists/member-1-registrar/list-2") {
+		t.Fatalf("registry create with the default url: %+v", r)
+	}
+	heightOf(run(t, bin, "registry", "set", "--id", "list-2", "--node", grpcAddr, "--home", home, "9"))
+	set2 := heightOf(run(t, bin, "registry", "set", "--id", "list-2", "--node", grpcAddr, "--home", home, "10"))
+	entry2 := run(t, bin, "registry", "entry", "--id", "list-2", "--node", grpcAddr, "--home", home, "9")
+	var got2 map[string]string
+	if err := json.Unmarshal([]byte(entry2.stdout), &got2); err != nil || entry2.code != 0 {
+		t.Fatalf("registry entry of list-2: %v %+v", err, entry2)
+	}
+	listURL := got2["statusListCredential"]
+	if !strings.HasPrefix(listURL, "http://127.0.0.1:") || !strings.HasSuffix(listURL, "/v1/statuslists/member-1-registrar/list-2") {
+		t.Fatalf("registry entry of list-2: statusListCredential %q", listURL)
+	}
+	want, _ := strconv.ParseInt(set2, 10, 64)
+	var doc []byte
+	for deadline := time.Now().Add(time.Minute); ; {
+		res, err := http.Get(listURL)
+		if err == nil {
+			doc, _ = io.ReadAll(res.Body)
+			res.Body.Close()
+			h, _ := strconv.ParseInt(res.Header.Get("Credence-Height"), 10, 64)
+			if res.StatusCode == 200 && h >= want && res.Header.Get("Credence-List-Signed") == "true" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no signed list of height >= %d at %s (%v): %s", want, listURL, err, doc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := vc.Verify(doc, vc.ResolveDIDKey); err != nil {
+		t.Fatalf("the served list does not verify: %v\n%s", err, doc)
+	}
+	var d struct {
+		ID      string `json:"id"`
+		Issuer  string `json:"issuer"`
+		Subject struct {
+			EncodedList string `json:"encodedList"`
+		} `json:"credentialSubject"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil || d.ID != listURL || d.Issuer != didM[1] {
+		t.Fatalf("served list id %q issuer %q, want %q %q (%v)", d.ID, d.Issuer, listURL, didM[1], err)
+	}
+	if bits, err := proof.DecodeStatusList(d.Subject.EncodedList, 1<<20); err != nil || !proof.BitSet(bits, 9) || !proof.BitSet(bits, 10) {
+		t.Fatalf("served list does not hold entries 9 and 10 (%v)", err)
+	}
+
 	// Bad input gets a clear message naming what is wrong.
 	other := filepath.Join(dir, "other")
 	run(t, bin, "init", "--home", other, "--chain-id", "another-chain")
+	badToken := filepath.Join(dir, "bad-token")
+	if err := os.WriteFile(badToken, []byte("nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bad := []struct {
 		name string
 		args []string
@@ -230,7 +296,8 @@ func TestCLIEndToEnd(t *testing.T) {
 		{"bad multibase", []string{"receipt", "--node", grpcAddr, "zI0OI0"}, "not multibase or hex"},
 		{"anchor bad --hash", []string{"anchor", "--node", grpcAddr, "--home", home, "--hash", "xyz"}, "--hash"},
 		{"anchor nothing", []string{"anchor", "--node", grpcAddr, "--home", home}, "nothing to anchor"},
-		{"anchor bad token", []string{"anchor", "--node", grpcAddr, "--token", "nope", files[0]}, "unknown API token"},
+		{"anchor bad token", []string{"anchor", "--node", grpcAddr, "--token-file", badToken, files[0]}, "unknown API token"},
+		{"anchor token in argv", []string{"anchor", "--node", grpcAddr, "--token", "nope", files[0]}, "--token-file"},
 		{"verify other chain", []string{"verify", "--genesis", filepath.Join(other, "config", "genesis.json"), receipt}, "chain id"},
 		{"verify no genesis", []string{"verify", receipt}, "--genesis is required"},
 		{"verify truncated", []string{"verify", "--genesis", genesis, truncated(t, receipt)}, "receipt JSON"},

@@ -9,6 +9,7 @@ import (
 	"github.com/credence-ledger/credence/node"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
+	"github.com/credence-ledger/credence/vc"
 )
 
 func issuerCmd() *cobra.Command {
@@ -91,7 +92,7 @@ func issuerCmd() *cobra.Command {
 		c.AddCommand(sub)
 	}
 	var addr string
-	show := &cobra.Command{Use: "show ID", Short: "Show an issuer and its key history", Args: cobra.ExactArgs(1),
+	show := &cobra.Command{Use: "show ID", Short: "Show an issuer, its key history, and each key's did:key and verification method", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, closeConn, err := dial(addr)
 			if err != nil {
@@ -114,6 +115,15 @@ func issuerCmd() *cobra.Command {
 					fmt.Printf("  COMPROMISED from %d", k.CompromisedFrom)
 				}
 				fmt.Println()
+				// Each key is its own did:key: the DID that issues, and
+				// signs the status lists of, what the key signs.
+				did, derr := vc.DIDKey(k.PublicKey)
+				vm, verr := vc.DIDKeyVerificationMethod(k.PublicKey)
+				if derr != nil || verr != nil {
+					fmt.Printf("    (not an Ed25519 key: no did:key)\n")
+					continue
+				}
+				fmt.Printf("    DID %s\n    verificationMethod %s (assertionMethod), heights [%d, %s)\n", did, vm, k.FromHeight, to)
 			}
 			return nil
 		}}

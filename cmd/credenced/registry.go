@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +14,15 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	gproto "google.golang.org/protobuf/proto"
 
+	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/node"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
+	"github.com/credence-ledger/credence/vc"
 )
 
 func parseIndices(args []string) ([]uint64, error) {
@@ -43,9 +48,11 @@ func registryCmd() *cobra.Command {
 	var asSponsor bool
 	var maxAge time.Duration
 	var minHeight int64
-	var baseURL string
+	var baseURL, listURL string
+	var noURL bool
+	var ttlMs uint64
 
-	create := &cobra.Command{Use: "create --id ID --purpose revocation|suspension [--size N]", Short: "Create a registry of the home's issuer", Args: cobra.NoArgs,
+	create := &cobra.Command{Use: "create --id ID --purpose revocation|suspension [--size N] [--url URL | --no-url]", Short: "Create a registry of the home's issuer, its list signed by the issuer at every update", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := map[string]pb.RegistryPurpose{"revocation": pb.RegistryPurpose_REGISTRY_PURPOSE_REVOCATION, "suspension": pb.RegistryPurpose_REGISTRY_PURPOSE_SUSPENSION}[purpose]
 			if p == 0 {
@@ -55,16 +62,40 @@ func registryCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--home: %w", err)
 			}
-			res, err := g.sendAs(cmd, is, key, &pb.TxBody{Msg: &pb.TxBody_CreateRegistry{CreateRegistry: &pb.CreateRegistry{Id: id, Purpose: p, Size: size}}})
+			m := &pb.CreateRegistry{Id: id, Purpose: p, Size: size, TtlMs: ttlMs}
+			if !noURL {
+				if m.Url = listURL; m.Url == "" {
+					base, err := node.HTTPBaseURL(g.home)
+					if err != nil {
+						return fmt.Errorf("--home: %w", err)
+					}
+					m.Url = base + node.StatusListPath(is, id)
+				}
+				if err := vc.CheckStatusListURL(m.Url); err != nil {
+					return fmt.Errorf("--url: %w", err)
+				}
+				if u, _ := url.Parse(m.Url); u != nil {
+					if ip := net.ParseIP(u.Hostname()); u.Hostname() == "localhost" || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+						fmt.Fprintf(os.Stderr, "note: the list's URL %s is not reachable from elsewhere; verifiers need a public one (--url)\n", m.Url)
+					}
+				}
+			}
+			res, err := g.sendAs(cmd, is, key, &pb.TxBody{Msg: &pb.TxBody_CreateRegistry{CreateRegistry: m}})
 			if err != nil {
 				return err
 			}
 			fmt.Printf("registry %s/%s (%s, %d entries) created at height %d\n", is, id, purpose, size, res.Height)
+			if m.Url != "" {
+				fmt.Printf("its status list credential: %s\n", m.Url)
+			}
 			return nil
 		}}
 	create.Flags().StringVar(&id, "id", "", "registry id")
 	create.Flags().StringVar(&purpose, "purpose", "revocation", "revocation (bits never cleared) or suspension")
 	create.Flags().Uint64Var(&size, "size", 131072, "entries (at least 131,072, a multiple of 8)")
+	create.Flags().StringVar(&listURL, "url", "", "URL the list is served at, its credential's id (default: the home's http_address + /v1/statuslists/ISSUER/ID)")
+	create.Flags().BoolVar(&noURL, "no-url", false, "no URL: the list is served unsigned, as before signed lists")
+	create.Flags().Uint64Var(&ttlMs, "ttl-ms", 0, "the list credential's ttl in milliseconds (0: 300000), its Cache-Control max-age")
 	update := func(use, short string, set bool) *cobra.Command {
 		u := &cobra.Command{Use: use + " --id ID INDEX...", Short: short, Args: cobra.ArbitraryArgs,
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -92,7 +123,7 @@ func registryCmd() *cobra.Command {
 						return fmt.Errorf("--home: %w", kerr)
 					}
 					m.Issuer = is
-					res, err = g.sendAs(cmd, is, key, body)
+					res, err = g.sendSigned(cmd, is, key, body)
 				}
 				if err != nil {
 					return err
@@ -210,9 +241,6 @@ func registryCmd() *cobra.Command {
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				return fmt.Errorf("--base-url %q: want the http(s) URL of a member node's HTTP API", baseURL)
 			}
-			if ip := net.ParseIP(u.Hostname()); u.Hostname() == "localhost" || ip != nil && ip.IsLoopback() {
-				fmt.Fprintf(os.Stderr, "note: --base-url %s is this host only; verifiers elsewhere need a member node's public URL\n", baseURL)
-			}
 			cl, closeConn, err := dial(addr)
 			if err != nil {
 				return err
@@ -225,12 +253,17 @@ func registryCmd() *cobra.Command {
 			if err != nil {
 				return rpcError("registry", err)
 			}
-			var rec proof.RegistryRecord
+			var rec pb.Registry
 			if err := gproto.Unmarshal(res.Status.RegistryRecord, &rec); err != nil {
 				return fmt.Errorf("registry record: %w", err)
 			}
-			purpose := map[int32]string{1: "revocation", 2: "suspension"}[rec.Purpose]
-			list := strings.TrimSuffix(baseURL, "/") + node.StatusListPath(issuer, id)
+			purpose := proof.PurposeName(int32(rec.Purpose))
+			// A list with a url is its credential's id; older lists are
+			// served by any member at the same path.
+			list := rec.Url
+			if list == "" {
+				list = strings.TrimSuffix(baseURL, "/") + node.StatusListPath(issuer, id)
+			}
 			b, _ := json.MarshalIndent(map[string]string{
 				"id":                   fmt.Sprintf("%s#%d", list, idx[0]),
 				"type":                 "BitstringStatusListEntry",
@@ -245,7 +278,78 @@ func registryCmd() *cobra.Command {
 	entry.Flags().StringVar(&issuer, "issuer", "", "issuer id (default: the --home node's issuer)")
 	entry.Flags().StringVar(&home, "home", defaultHome(), "node home, for the issuer id")
 	entry.Flags().StringVar(&id, "id", "", "registry id")
-	entry.Flags().StringVar(&baseURL, "base-url", "http://127.0.0.1:1317", "public URL of a member node's HTTP API, where verifiers fetch the list")
+	entry.Flags().StringVar(&baseURL, "base-url", "http://127.0.0.1:1317", "for a list created without url: public URL of a member node's HTTP API, where verifiers fetch the list")
 	c.AddCommand(entry)
 	return c
+}
+
+// signedUpdateAttempts bounds how often an issuer's update is signed again
+// because the list changed between reading and applying it.
+const signedUpdateAttempts = 10
+
+// sendSigned sends the issuer's update body. For a list with a url it first
+// signs the list the update produces (node.SignedRegistryUpdate over the
+// newest export); when another update lands first the chain refuses it
+// (app.ErrListMoved) and it is rebuilt from a newer export and signed again.
+func (g *govFlags) sendSigned(cmd *cobra.Command, issuer string, key ed25519.PrivateKey, body *pb.TxBody) (*pb.BroadcastResponse, error) {
+	m := body.GetUpdateRegistry()
+	cl, closeConn, err := dial(g.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn()
+	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		ex, err := committedExport(ctx, cl, issuer, m.Id)
+		if err != nil {
+			return nil, rpcError("export", err)
+		}
+		var reg pb.Registry
+		if err := gproto.Unmarshal(ex.RegistryRecord, &reg); err != nil {
+			return nil, fmt.Errorf("registry record: %w", err)
+		}
+		if reg.Url == "" {
+			return g.sendAs(cmd, issuer, key, body)
+		}
+		signed, err := node.SignedRegistryUpdate(ex, m.Set, m.Clear, key, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		body.Msg = &pb.TxBody_UpdateRegistry{UpdateRegistry: signed}
+		out, err := g.sendAs(cmd, issuer, key, body)
+		if err == nil || attempt == signedUpdateAttempts || !strings.Contains(err.Error(), app.ErrListMoved.Error()) {
+			return out, err
+		}
+	}
+}
+
+// committedExport is the registry's export once it is as new as the
+// committed state (the provable state lags it by two blocks): an update
+// signed over an older one would be refused as moved. A list just created
+// is not exported yet; it is waited for too, for a bounded time.
+func committedExport(ctx context.Context, cl pb.CredenceClient, issuer, id string) (*proof.RegistryExport, error) {
+	seq, err := cl.GetSequence(ctx, &pb.GetSequenceRequest{Kind: pb.AccountKind_ACCOUNT_KIND_ISSUER, Id: issuer})
+	if err != nil {
+		return nil, err
+	}
+	const polls = 50
+	for i := 0; ; i++ {
+		res, err := cl.ExportRegistry(ctx, &pb.ExportRegistryRequest{Issuer: issuer, Id: id})
+		switch {
+		case err == nil && res.Export.Height >= seq.Height:
+			return res.Export, nil
+		case err != nil && status.Code(err) != codes.NotFound && status.Code(err) != codes.Unavailable:
+			return nil, err
+		case i == polls && err != nil:
+			return nil, err
+		case i == polls:
+			return res.Export, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -38,8 +38,7 @@ func TestTokenSources(t *testing.T) {
 		src  tokenSource
 		want string
 	}{
-		{tokenSource{file: file, flag: "cred_fromflag"}, "cred_fromfile"},
-		{tokenSource{flag: "cred_fromflag"}, "cred_fromflag"},
+		{tokenSource{file: file}, "cred_fromfile"},
 		{tokenSource{}, "cred_fromenv"},
 	} {
 		got, err := c.src.resolve(filepath.Join(dir, "no-home"))
@@ -56,6 +55,34 @@ func TestTokenSources(t *testing.T) {
 	}
 	if got, err := readToken(strings.NewReader("cred_stdin\nignored"), "standard input"); err != nil || got != "cred_stdin" {
 		t.Errorf("stdin: %q, %v", got, err)
+	}
+}
+
+// TestTokenNotInArgv: a token given as --token VALUE is in argv, which
+// every user of the host reads in ps; the command refuses it, before any
+// other work, naming the ways that keep it out of argv (finding 11).
+func TestTokenNotInArgv(t *testing.T) {
+	const secret = "cred_0123456789abcdef"
+	t.Setenv("CREDENCE_TOKEN", "")
+	for name, c := range map[string]*cobra.Command{"anchor": anchorCmd(), "loadgen": loadgenCmd()} {
+		var out bytes.Buffer
+		c.SetOut(&out)
+		c.SetErr(&out)
+		args := []string{"--node", "127.0.0.1:1", "--home", t.TempDir(), "--token", secret}
+		if name == "anchor" {
+			args = append(args, "--hash", strings.Repeat("ab", 32))
+		}
+		c.SetArgs(args)
+		err := c.Execute()
+		if err == nil || !strings.Contains(err.Error(), "--token-file") || !strings.Contains(err.Error(), "CREDENCE_TOKEN") {
+			t.Errorf("%s --token VALUE: %v, want a refusal naming --token-file and $CREDENCE_TOKEN", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: the refusal repeats the token: %v", name, err)
+		}
+		if strings.Contains(helpOf(map[string]func() *cobra.Command{"anchor": anchorCmd, "loadgen": loadgenCmd}[name]()), "--token ") {
+			t.Errorf("%s --help still offers --token", name)
+		}
 	}
 }
 

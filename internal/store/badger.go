@@ -6,11 +6,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 	badgeropts "github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/table"
+	"github.com/dgraph-io/ristretto/v2/z"
 )
 
 // Option configures OpenBadger.
@@ -131,25 +137,28 @@ func WithSyncWrites(b bool) Option {
 	return func(o *options) { o.syncWrites = b }
 }
 
-// OpenBadger opens (creating if needed) the badger database in dir.
-// The caller owns the returned DB and must Close it; adapters made with
-// NewIAVLDB never close it because several namespaces share it.
-func OpenBadger(dir string, opts ...Option) (*badger.DB, error) {
+// ErrDamaged is wrapped by the error of a database whose files are damaged:
+// a table that does not pass its checks, or one that makes badger panic.
+var ErrDamaged = errors.New("store: badger database damaged")
+
+// BadgerOptions are the badger options of the database in dir, for a
+// caller that opens it through another library (CometBFT's databases,
+// through cometbft-db) with Open.
+func BadgerOptions(dir string, opts ...Option) (badger.Options, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if dir == "" {
-		return nil, errors.New("store: badger directory is empty")
+		return badger.Options{}, errors.New("store: badger directory is empty")
 	}
 	if err := o.memory.Check(); err != nil {
-		return nil, err
+		return badger.Options{}, err
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
-
-	bo := o.memory.Apply(badger.DefaultOptions(dir)).
+	return o.memory.Apply(badger.DefaultOptions(dir)).
 		WithLogger(slogAdapter{o.logger}).
 		WithSyncWrites(o.syncWrites).
 		// Corruption on disk must surface as an error on read, never as a
@@ -157,12 +166,147 @@ func OpenBadger(dir string, opts ...Option) (*badger.DB, error) {
 		// and every value read from the value log.
 		WithChecksumVerificationMode(badgeropts.OnBlockRead).
 		WithVerifyValueChecksum(true).
-		WithCompression(Compression)
-	db, err := badger.Open(bo)
+		WithCompression(Compression), nil
+}
+
+// OpenBadger opens (creating if needed) the badger database in dir.
+// The caller owns the returned DB and must Close it; adapters made with
+// NewIAVLDB never close it because several namespaces share it.
+func OpenBadger(dir string, opts ...Option) (*badger.DB, error) {
+	bo, err := BadgerOptions(dir, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("store: open badger at %s: %w", dir, err)
+		return nil, err
+	}
+	var db *badger.DB
+	err = Open(bo, func(bo badger.Options) (err error) {
+		db, err = badger.Open(bo)
+		return err
+	})
+	if err != nil {
+		// badger.Open returns a half-built DB with some errors, which
+		// panics when used.
+		return nil, err
 	}
 	return db, nil
+}
+
+// Open opens the database bo describes with open (badger.Open, or a
+// library's wrapper of it), once its tables pass checkTables. A panic of
+// badger's own start-up on this goroutine becomes an error naming the
+// database's directory: badger panics on some damage (y.Check), and a
+// node must refuse a damaged store, not crash in it.
+func Open(bo badger.Options, open func(badger.Options) error) (err error) {
+	if err := checkTables(bo); err != nil {
+		return fmt.Errorf("store: open badger at %s: %w", bo.Dir, err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: open badger at %s: %w: badger panicked: %v", bo.Dir, ErrDamaged, r)
+		}
+	}()
+	if err := open(bo); err != nil {
+		return fmt.Errorf("store: open badger at %s: %w", bo.Dir, err)
+	}
+	return nil
+}
+
+// checkTables reads every table the manifest of bo's database lists, and
+// checks each block's checksum, before badger opens them. Badger opens its
+// tables on goroutines of its own, where a table cut short panics
+// (table.initIndex) beyond any recover of its caller, and it leaves out,
+// with only a log line, a table whose index fails its checksum: a start
+// on silently fewer keys. Badger only checks the blocks it reads later,
+// and parses a block before it checks it (a damaged one can panic the
+// reader, an API call or CometBFT). Reading every table once at start
+// costs one pass over the tables; a damaged one is refused here.
+// A manifest that cannot be read is left to badger, which refuses it;
+// one missing beside tables is refused here: badger would start a new
+// database and delete the tables.
+func checkTables(bo badger.Options) error {
+	f, err := os.Open(filepath.Join(bo.Dir, badger.ManifestFilename))
+	if errors.Is(err, fs.ErrNotExist) {
+		// Badger writes the manifest before any table.
+		if tables, _ := filepath.Glob(filepath.Join(bo.Dir, "*.sst")); len(tables) > 0 {
+			return fmt.Errorf("%w: its %s is missing, and it holds %d tables", ErrDamaged, badger.ManifestFilename, len(tables))
+		}
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	m, _, err := badger.ReplayManifestFile(f, bo.ExternalMagicVersion, bo)
+	f.Close()
+	if err != nil {
+		return nil
+	}
+	if err := checkOrphans(bo.Dir, m); err != nil {
+		return err
+	}
+	ids := make([]uint64, 0, len(m.Tables))
+	for id := range m.Tables {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := checkTable(table.NewFilename(id, bo.Dir), m.Tables[id].Compression, bo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOrphans refuses tables the manifest does not list, in a database
+// closed cleanly (no memtable log, .mem, left): badger deletes them as
+// the leftovers of a flush or compaction cut short by a crash, but a clean
+// close leaves none, so there they are tables the manifest lost (it was
+// cut short), and deleting them would lose their keys.
+func checkOrphans(dir string, m badger.Manifest) error {
+	if mems, _ := filepath.Glob(filepath.Join(dir, "*.mem")); len(mems) > 0 {
+		return nil
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+	for _, p := range paths {
+		id, ok := table.ParseFileID(p)
+		if !ok {
+			continue
+		}
+		if _, listed := m.Tables[id]; !listed {
+			return fmt.Errorf("%w: table %s is not in its %s, which lists %d tables (a manifest cut short?)", ErrDamaged, p, badger.ManifestFilename, len(m.Tables))
+		}
+	}
+	return nil
+}
+
+func checkTable(path string, c badgeropts.CompressionType, bo badger.Options) (err error) {
+	mf, err := z.OpenMmapFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: table %s is missing: %v", ErrDamaged, path, err)
+		}
+		return fmt.Errorf("%w: table %s: %v", ErrDamaged, path, err)
+	}
+	defer func() {
+		// OpenTable panicked before it could close the file.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: table %s does not parse: %v", ErrDamaged, path, r)
+			mf.Close(-1)
+		}
+	}()
+	t, err := table.OpenTable(mf, table.Options{
+		BlockSize:   bo.BlockSize,
+		Compression: c,
+		// Every block, once: OnTableRead checks each block after
+		// reading it whole.
+		ChkMode: badgeropts.OnTableRead,
+	})
+	if err != nil {
+		// Not closed here: OpenTable closes the file on most of its
+		// errors, and a second munmap could unmap another mapping. The
+		// start is refused; the process lets go of the file.
+		return fmt.Errorf("%w: table %s: %v", ErrDamaged, path, err)
+	}
+	// Not DecrRef: at no reference left it deletes the table's file.
+	return t.MmapFile.Close(-1)
 }
 
 // slogAdapter implements badger.Logger.

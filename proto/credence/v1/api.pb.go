@@ -1391,6 +1391,11 @@ type NodeInfoResponse struct {
 	Issuers       []string `protobuf:"bytes,6,rep,name=issuers,proto3" json:"issuers,omitempty"`
 	IndexedHeight int64    `protobuf:"varint,7,opt,name=indexed_height,json=indexedHeight,proto3" json:"indexed_height,omitempty"`
 	QueuedHashes  uint64   `protobuf:"varint,8,opt,name=queued_hashes,json=queuedHashes,proto3" json:"queued_hashes,omitempty"`
+	// Why this node refuses Submit now, each saying what the operator must
+	// do: index writes failing (retried meanwhile), or an issuer's
+	// configured key no longer valid on chain. Empty when it takes
+	// submissions; health is NOT_SERVING while it is not.
+	Problems      []string `protobuf:"bytes,9,rep,name=problems,proto3" json:"problems,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1481,6 +1486,13 @@ func (x *NodeInfoResponse) GetQueuedHashes() uint64 {
 	return 0
 }
 
+func (x *NodeInfoResponse) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
 var File_credence_v1_api_proto protoreflect.FileDescriptor
 
 const file_credence_v1_api_proto_rawDesc = "" +
@@ -1556,7 +1568,7 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\x10GetBatchResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .credence.receipt.v1.BatchRecordR\x06record\x12\x16\n" +
 	"\x06hashes\x18\x02 \x01(\fR\x06hashes\"\x11\n" +
-	"\x0fNodeInfoRequest\"\x94\x02\n" +
+	"\x0fNodeInfoRequest\"\xb0\x02\n" +
 	"\x10NodeInfoResponse\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x12\x18\n" +
 	"\amoniker\x18\x02 \x01(\tR\amoniker\x12\x18\n" +
@@ -1565,7 +1577,8 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\x0flatest_app_hash\x18\x05 \x01(\fR\rlatestAppHash\x12\x18\n" +
 	"\aissuers\x18\x06 \x03(\tR\aissuers\x12%\n" +
 	"\x0eindexed_height\x18\a \x01(\x03R\rindexedHeight\x12#\n" +
-	"\rqueued_hashes\x18\b \x01(\x04R\fqueuedHashes*]\n" +
+	"\rqueued_hashes\x18\b \x01(\x04R\fqueuedHashes\x12\x1a\n" +
+	"\bproblems\x18\t \x03(\tR\bproblems*]\n" +
 	"\vAccountKind\x12\x1c\n" +
 	"\x18ACCOUNT_KIND_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13ACCOUNT_KIND_ISSUER\x10\x01\x12\x17\n" +

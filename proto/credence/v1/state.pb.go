@@ -660,6 +660,11 @@ type Registry struct {
 	Purpose       RegistryPurpose        `protobuf:"varint,3,opt,name=purpose,proto3,enum=credence.v1.RegistryPurpose" json:"purpose,omitempty"`
 	Size          uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
 	CreatedHeight int64                  `protobuf:"varint,5,opt,name=created_height,json=createdHeight,proto3" json:"created_height,omitempty"`
+	// URL the list's credential is served at (its id); empty for lists
+	// created before signed lists, which are served unsigned.
+	Url string `protobuf:"bytes,6,opt,name=url,proto3" json:"url,omitempty"`
+	// The credential's ttl in milliseconds (set with url).
+	TtlMs         uint64 `protobuf:"varint,7,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -729,6 +734,94 @@ func (x *Registry) GetCreatedHeight() int64 {
 	return 0
 }
 
+func (x *Registry) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Registry) GetTtlMs() uint64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
+// SignedStatusList is what the issuer signed for a status list's current
+// bits: with the Registry record these rebuild the signed credential byte
+// for byte (vc.StatusListCredential). Absent when the last update carried
+// no issuer proof (a sponsor's), so a stale signature is never current.
+type SignedStatusList struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	EncodedList string                 `protobuf:"bytes,1,opt,name=encoded_list,json=encodedList,proto3" json:"encoded_list,omitempty"`
+	ValidFrom   string                 `protobuf:"bytes,2,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	// The Data Integrity proof object, JSON.
+	Proof []byte `protobuf:"bytes,3,opt,name=proof,proto3" json:"proof,omitempty"`
+	// Height of the block that applied the update.
+	Height        int64 `protobuf:"varint,4,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedStatusList) Reset() {
+	*x = SignedStatusList{}
+	mi := &file_credence_v1_state_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedStatusList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedStatusList) ProtoMessage() {}
+
+func (x *SignedStatusList) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_state_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedStatusList.ProtoReflect.Descriptor instead.
+func (*SignedStatusList) Descriptor() ([]byte, []int) {
+	return file_credence_v1_state_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SignedStatusList) GetEncodedList() string {
+	if x != nil {
+		return x.EncodedList
+	}
+	return ""
+}
+
+func (x *SignedStatusList) GetValidFrom() string {
+	if x != nil {
+		return x.ValidFrom
+	}
+	return ""
+}
+
+func (x *SignedStatusList) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *SignedStatusList) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
 var File_credence_v1_state_proto protoreflect.FileDescriptor
 
 const file_credence_v1_state_proto_rawDesc = "" +
@@ -774,13 +867,21 @@ const file_credence_v1_state_proto_rawDesc = "" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x1b\n" +
 	"\tbatch_seq\x18\x03 \x01(\x04R\bbatchSeq\x12\x1d\n" +
 	"\n" +
-	"revoked_by\x18\x04 \x01(\tR\trevokedBy\"\xa5\x01\n" +
+	"revoked_by\x18\x04 \x01(\tR\trevokedBy\"\xce\x01\n" +
 	"\bRegistry\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x126\n" +
 	"\apurpose\x18\x03 \x01(\x0e2\x1c.credence.v1.RegistryPurposeR\apurpose\x12\x12\n" +
 	"\x04size\x18\x04 \x01(\x04R\x04size\x12%\n" +
-	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeight*d\n" +
+	"\x0ecreated_height\x18\x05 \x01(\x03R\rcreatedHeight\x12\x10\n" +
+	"\x03url\x18\x06 \x01(\tR\x03url\x12\x15\n" +
+	"\x06ttl_ms\x18\a \x01(\x04R\x05ttlMs\"\x82\x01\n" +
+	"\x10SignedStatusList\x12!\n" +
+	"\fencoded_list\x18\x01 \x01(\tR\vencodedList\x12\x1d\n" +
+	"\n" +
+	"valid_from\x18\x02 \x01(\tR\tvalidFrom\x12\x14\n" +
+	"\x05proof\x18\x03 \x01(\fR\x05proof\x12\x16\n" +
+	"\x06height\x18\x04 \x01(\x03R\x06height*d\n" +
 	"\fIssuerStatus\x12\x1d\n" +
 	"\x19ISSUER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ISSUER_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
@@ -810,18 +911,19 @@ func file_credence_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_credence_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_credence_v1_state_proto_goTypes = []any{
-	(IssuerStatus)(0),    // 0: credence.v1.IssuerStatus
-	(ProposalStatus)(0),  // 1: credence.v1.ProposalStatus
-	(RegistryPurpose)(0), // 2: credence.v1.RegistryPurpose
-	(*Member)(nil),       // 3: credence.v1.Member
-	(*IssuerKey)(nil),    // 4: credence.v1.IssuerKey
-	(*Issuer)(nil),       // 5: credence.v1.Issuer
-	(*Params)(nil),       // 6: credence.v1.Params
-	(*Proposal)(nil),     // 7: credence.v1.Proposal
-	(*Revocation)(nil),   // 8: credence.v1.Revocation
-	(*Registry)(nil),     // 9: credence.v1.Registry
+	(IssuerStatus)(0),        // 0: credence.v1.IssuerStatus
+	(ProposalStatus)(0),      // 1: credence.v1.ProposalStatus
+	(RegistryPurpose)(0),     // 2: credence.v1.RegistryPurpose
+	(*Member)(nil),           // 3: credence.v1.Member
+	(*IssuerKey)(nil),        // 4: credence.v1.IssuerKey
+	(*Issuer)(nil),           // 5: credence.v1.Issuer
+	(*Params)(nil),           // 6: credence.v1.Params
+	(*Proposal)(nil),         // 7: credence.v1.Proposal
+	(*Revocation)(nil),       // 8: credence.v1.Revocation
+	(*Registry)(nil),         // 9: credence.v1.Registry
+	(*SignedStatusList)(nil), // 10: credence.v1.SignedStatusList
 }
 var file_credence_v1_state_proto_depIdxs = []int32{
 	0, // 0: credence.v1.Issuer.status:type_name -> credence.v1.IssuerStatus
@@ -846,7 +948,7 @@ func file_credence_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_state_proto_rawDesc), len(file_credence_v1_state_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -322,10 +322,17 @@ func (*TxBody_UpdateRegistry) isTxBody_Msg() {}
 // CreateRegistry creates a W3C Bitstring Status List of size entries (at
 // least 131,072, a multiple of 8), all 0, for the signing issuer.
 type CreateRegistry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Purpose       RegistryPurpose        `protobuf:"varint,2,opt,name=purpose,proto3,enum=credence.v1.RegistryPurpose" json:"purpose,omitempty"`
-	Size          uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Purpose RegistryPurpose        `protobuf:"varint,2,opt,name=purpose,proto3,enum=credence.v1.RegistryPurpose" json:"purpose,omitempty"`
+	Size    uint64                 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	// Absolute http(s) URL the list's credential is served at; with it,
+	// every update by the issuer carries the issuer's signature over the
+	// resulting credential. Optional.
+	Url string `protobuf:"bytes,4,opt,name=url,proto3" json:"url,omitempty"`
+	// The credential's ttl in milliseconds; 0 takes the default (300000).
+	// Only with url.
+	TtlMs         uint64 `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -381,14 +388,36 @@ func (x *CreateRegistry) GetSize() uint64 {
 	return 0
 }
 
+func (x *CreateRegistry) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateRegistry) GetTtlMs() uint64 {
+	if x != nil {
+		return x.TtlMs
+	}
+	return 0
+}
+
 // UpdateRegistry sets and clears entries. Clearing is allowed only in a
 // suspension registry. Signed by the issuer or its sponsor.
 type UpdateRegistry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	Set           []uint64               `protobuf:"varint,3,rep,packed,name=set,proto3" json:"set,omitempty"`
-	Clear         []uint64               `protobuf:"varint,4,rep,packed,name=clear,proto3" json:"clear,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Issuer string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Id     string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Set    []uint64               `protobuf:"varint,3,rep,packed,name=set,proto3" json:"set,omitempty"`
+	Clear  []uint64               `protobuf:"varint,4,rep,packed,name=clear,proto3" json:"clear,omitempty"`
+	// For a registry with a url, when signed by the issuer: the credential
+	// the update produces, as the issuer signed it. encoded_list is the
+	// post-update bitstring (multibase base64url of its GZIP); valid_from is
+	// RFC 3339 UTC to the second; proof is the eddsa-rdfc-2022 proof object
+	// (JSON) by the signing key's did:key. Empty otherwise.
+	EncodedList   string `protobuf:"bytes,5,opt,name=encoded_list,json=encodedList,proto3" json:"encoded_list,omitempty"`
+	ValidFrom     string `protobuf:"bytes,6,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	Proof         []byte `protobuf:"bytes,7,opt,name=proof,proto3" json:"proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -447,6 +476,27 @@ func (x *UpdateRegistry) GetSet() []uint64 {
 func (x *UpdateRegistry) GetClear() []uint64 {
 	if x != nil {
 		return x.Clear
+	}
+	return nil
+}
+
+func (x *UpdateRegistry) GetEncodedList() string {
+	if x != nil {
+		return x.EncodedList
+	}
+	return ""
+}
+
+func (x *UpdateRegistry) GetValidFrom() string {
+	if x != nil {
+		return x.ValidFrom
+	}
+	return ""
+}
+
+func (x *UpdateRegistry) GetProof() []byte {
+	if x != nil {
+		return x.Proof
 	}
 	return nil
 }
@@ -1318,16 +1368,22 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\x06revoke\x18\x10 \x01(\v2\x13.credence.v1.RevokeH\x00R\x06revoke\x12F\n" +
 	"\x0fcreate_registry\x18\x11 \x01(\v2\x1b.credence.v1.CreateRegistryH\x00R\x0ecreateRegistry\x12F\n" +
 	"\x0fupdate_registry\x18\x12 \x01(\v2\x1b.credence.v1.UpdateRegistryH\x00R\x0eupdateRegistryB\x05\n" +
-	"\x03msg\"l\n" +
+	"\x03msg\"\x95\x01\n" +
 	"\x0eCreateRegistry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
 	"\apurpose\x18\x02 \x01(\x0e2\x1c.credence.v1.RegistryPurposeR\apurpose\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x04R\x04size\"`\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x10\n" +
+	"\x03url\x18\x04 \x01(\tR\x03url\x12\x15\n" +
+	"\x06ttl_ms\x18\x05 \x01(\x04R\x05ttlMs\"\xb8\x01\n" +
 	"\x0eUpdateRegistry\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x10\n" +
 	"\x03set\x18\x03 \x03(\x04R\x03set\x12\x14\n" +
-	"\x05clear\x18\x04 \x03(\x04R\x05clear\"H\n" +
+	"\x05clear\x18\x04 \x03(\x04R\x05clear\x12!\n" +
+	"\fencoded_list\x18\x05 \x01(\tR\vencodedList\x12\x1d\n" +
+	"\n" +
+	"valid_from\x18\x06 \x01(\tR\tvalidFrom\x12\x14\n" +
+	"\x05proof\x18\a \x01(\fR\x05proof\"H\n" +
 	"\x0eRegisterIssuer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
