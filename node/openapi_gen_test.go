@@ -307,6 +307,24 @@ func goSchema(t reflect.Type) obj {
 	panic("goSchema: " + t.String())
 }
 
+// signedStatusListDocument is what vc.StatusList builds and its issuer
+// signs: the W3C fields only, the proof absent after a sponsor's update.
+type signedStatusListDocument struct {
+	Context           []string `json:"@context"`
+	ID                string   `json:"id"`
+	Type              []string `json:"type"`
+	Issuer            string   `json:"issuer"`
+	ValidFrom         string   `json:"validFrom"`
+	CredentialSubject struct {
+		ID            string `json:"id"`
+		Type          string `json:"type"`
+		StatusPurpose string `json:"statusPurpose"`
+		EncodedList   string `json:"encodedList"`
+		TTL           int64  `json:"ttl,omitempty"`
+	} `json:"credentialSubject"`
+	Proof json.RawMessage `json:"proof,omitempty"`
+}
+
 func jsonResponse(contentType string, schema obj) obj {
 	return obj{"description": "The answer.", "content": obj{contentType: obj{"schema": schema}}}
 }
@@ -393,10 +411,24 @@ func generateOpenAPI() ([]byte, error) {
 	}
 
 	// The HTTP face's own routes (http.go, statuslist.go).
+	// A registry with a url answers the BitstringStatusListCredential its
+	// issuer signed (vc.StatusList plus the issuer's proof); one without
+	// answers statusListDocument. Either way the headers say which.
+	signedList := goSchema(reflect.TypeFor[signedStatusListDocument]())
+	listHeaders := obj{
+		headerListSigned: obj{"description": "true when the document carries its issuer's proof over exactly this state.", "schema": obj{"type": "boolean"}},
+		headerListHeight: obj{"description": "The height whose state the answer is.", "schema": obj{"type": "integer"}},
+	}
+	listResponse := jsonResponse("application/vc+ld+json", obj{"anyOf": []any{signedList, goSchema(reflect.TypeFor[statusListDocument]())}})
+	listResponse["headers"] = listHeaders
 	addOp("/v1/statuslists/{issuer}/{id}", "GET", obj{"operationId": "StatusList", "tags": []string{"Files"},
-		"summary":    "A registry as a W3C Bitstring Status List credential, with the registry export (protobuf JSON, lowerCamelCase names) that proves it.",
-		"parameters": []any{pathParam("issuer", "", obj{"type": "string"}), pathParam("id", "", obj{"type": "string"})},
-		"responses":  obj{"200": jsonResponse("application/vc+ld+json", goSchema(reflect.TypeFor[statusListDocument]())), "default": errorResponse}})
+		"summary": "A registry as a W3C Bitstring Status List credential, as of the newest height or the one asked for (docs/status.md). " +
+			"With format=export, the registry export (protobuf JSON) that proves it against the genesis instead.",
+		"parameters": []any{pathParam("issuer", "", obj{"type": "string"}), pathParam("id", "", obj{"type": "string"}),
+			obj{"name": "height", "in": "query", "required": false, "schema": obj{"type": "integer"}, "description": "The list as of this height (410 when older than this node keeps)."},
+			obj{"name": "timestamp", "in": "query", "required": false, "schema": obj{"type": "string", "format": "date-time"}, "description": "The list as of the last height whose block time is at most this RFC 3339 time."},
+			obj{"name": "format", "in": "query", "required": false, "schema": obj{"type": "string", "enum": []string{"export"}}, "description": "export: the registry export with its ledger proofs."}},
+		"responses": obj{"200": listResponse, "410": errorResponse, "default": errorResponse}})
 	addOp("/receipts/{hash}.json", "GET", obj{"operationId": "ReceiptFile", "tags": []string{"Files"},
 		"summary":    "A receipt in the file form a holder keeps (docs/receipt.md).",
 		"parameters": []any{hashParam, obj{"name": "issuer", "in": "query", "required": false, "schema": obj{"type": "string"}}},
@@ -484,6 +516,17 @@ func matchSchema(doc, sch obj, v any, at string) error {
 			return fmt.Errorf("%s: no schema %s", at, r)
 		}
 	}
+	if alts, ok := sch["anyOf"].([]any); ok {
+		var errs []string
+		for _, a := range alts {
+			err := matchSchema(doc, a.(obj), v, at)
+			if err == nil {
+				return nil
+			}
+			errs = append(errs, err.Error())
+		}
+		return fmt.Errorf("%s: matches none of its schemas: %s", at, strings.Join(errs, "; "))
+	}
 	switch sch["type"] {
 	case "object":
 		m, ok := v.(map[string]any)
@@ -549,6 +592,9 @@ func matchSchema(doc, sch obj, v any, at string) error {
 		if _, ok := v.(bool); !ok {
 			return fmt.Errorf("%s: %v, want a boolean", at, v)
 		}
+	default:
+		// A schema this check cannot read would pass anything.
+		return fmt.Errorf("%s: schema of type %v not checked", at, sch["type"])
 	}
 	return nil
 }

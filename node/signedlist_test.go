@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +124,12 @@ func fetchList(t *testing.T, url string) servedList {
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Every list answer, signed or not, is what /openapi.json says.
+	if u, err := neturl.Parse(url); err != nil {
+		t.Fatal(err)
+	} else if u.Query().Get("format") == "" {
+		checkOpenAPI(t, "GET", u.Path, res.StatusCode, b)
 	}
 	hh, _ := strconv.ParseInt(res.Header.Get(headerListHeight), 10, 64)
 	return servedList{doc: b, signed: res.Header.Get(headerListSigned), height: hh,
