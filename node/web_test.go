@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,7 +172,13 @@ func screenshots(t *testing.T) string {
 // pageResult is what the page shows after Verify.
 type pageResult struct {
 	verdict, step, details, trust, standing, freshness string
+	// class is the result section's class: "valid" green, "invalid" red,
+	// "unchecked" grey.
+	class string
 }
+
+// utcSeconds is how the page shows a time: to the second, in UTC.
+var utcSeconds = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC`)
 
 // TestVerificationPage loads the page from a real node in headless
 // Chromium and checks receipts in it: valid, tampered, the wrong file,
@@ -246,8 +255,12 @@ func TestVerificationPage(t *testing.T) {
 		for _, f := range []struct {
 			id  string
 			out *string
-		}{{"verdict", &res.verdict}, {"step", &res.step}, {"details", &res.details}, {"trust", &res.trust}, {"standing", &res.standing}, {"freshness", &res.freshness}} {
-			v, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.getElementById("`+f.id+`").textContent`))
+		}{{"verdict", &res.verdict}, {"step", &res.step}, {"details", &res.details}, {"trust", &res.trust}, {"standing", &res.standing}, {"freshness", &res.freshness}, {"class", &res.class}} {
+			expr := `document.getElementById("` + f.id + `").textContent`
+			if f.id == "class" {
+				expr = `document.getElementById("result").className`
+			}
+			v, err := chromedp.Run(tctx, chromedp.Evaluate[string](expr))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -273,10 +286,20 @@ func TestVerificationPage(t *testing.T) {
 		if res.verdict != "VALID" || res.step != "" {
 			t.Fatalf("verdict %q, step %q", res.verdict, res.step)
 		}
-		for _, want := range []string{"Issuer" + r.Batch.Issuer, "Height" + itoa(r.Batch.Height), "(leaf 0 of ", "matches the receipt"} {
+		fileHash := sha256.Sum256(diploma)
+		// Hashes as the CLI prints them (multibase z…), not hex.
+		for _, want := range []string{"Issuer" + r.Batch.Issuer, "Height" + itoa(r.Batch.Height), "(leaf 0 of ", "matches the receipt",
+			"Credential hash" + proof.FormatBinary(r.CredentialHash), "File hash" + proof.FormatBinary(fileHash[:])} {
 			if !strings.Contains(res.details, want) {
 				t.Errorf("details %q lack %q", res.details, want)
 			}
+		}
+		// To the second, in UTC: no nanoseconds.
+		if !regexp.MustCompile(`Time` + utcSeconds.String() + `Batch`).MatchString(res.details) {
+			t.Errorf("time not shown to the second in UTC: %q", res.details)
+		}
+		if res.class != "valid" {
+			t.Errorf("result class %q", res.class)
 		}
 		if !strings.Contains(res.trust, "the genesis file you chose (genesis.json): chain credence-test, 1 validator") {
 			t.Errorf("trust root shown as %q", res.trust)
@@ -312,7 +335,7 @@ func TestVerificationPage(t *testing.T) {
 	})
 	t.Run("no genesis and the node's unreachable", func(t *testing.T) {
 		res := check(t, offline.URL, []chromedp.Action[chromedp.Void]{upload("receipt", files["receipt"])}, "no-genesis.png", false)
-		if res.verdict != "INVALID" || !strings.Contains(res.step, "this node's genesis could not be fetched") {
+		if res.verdict != "COULD NOT CHECK" || res.class != "unchecked" || !strings.Contains(res.step, "this node's genesis could not be fetched") {
 			t.Fatalf("verdict %q, step %q", res.verdict, res.step)
 		}
 	})
@@ -326,7 +349,7 @@ func TestVerificationPage(t *testing.T) {
 		if res.verdict != "VALID" || !strings.Contains(res.trust, "this node's genesis (/genesis.json): chain credence-test") {
 			t.Fatalf("verdict %q, step %q, trust %q", res.verdict, res.step, res.trust)
 		}
-		if !strings.HasPrefix(res.standing, "Not revoked") || !strings.HasPrefix(res.freshness, "As of height ") {
+		if !strings.HasPrefix(res.standing, "Not revoked") || !strings.HasPrefix(res.freshness, "As of height ") || !utcSeconds.MatchString(res.freshness) {
 			t.Fatalf("status %q, freshness %q", res.standing, res.freshness)
 		}
 	})
@@ -372,8 +395,11 @@ func TestVerificationPage(t *testing.T) {
 		res := check(t, onlineURL, []chromedp.Action[chromedp.Void]{
 			upload("receipt", write("revoked.receipt.json", revReceipt)), upload("credential", write("revoked.txt", revokedDiploma)),
 		}, "revoked.png", true)
-		if res.verdict != "VALID" || !strings.HasPrefix(res.standing, "REVOKED at height "+itoa(revokedAt)+" (reason 4)") {
-			t.Fatalf("verdict %q, status %q", res.verdict, res.standing)
+		// One verdict: a revoked credential is a red REVOKED, not a green
+		// VALID above a red box; the reason code is explained.
+		if res.verdict != "REVOKED" || res.class != "invalid" || !strings.HasPrefix(res.standing, "Revoked at height "+itoa(revokedAt)+", reason code 4") ||
+			!strings.Contains(res.standing, "the issuer's own code") {
+			t.Fatalf("verdict %q (%s), status %q", res.verdict, res.class, res.standing)
 		}
 	})
 	t.Run("phone width", func(t *testing.T) {
@@ -409,6 +435,82 @@ func TestVerificationPage(t *testing.T) {
 		}
 		if err := os.WriteFile(filepath.Join(shots, "phone-valid.png"), png, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("wrong file at phone width", func(t *testing.T) {
+		tctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		err := chromedp.Do(tctx, chromedp.EmulateViewport(375, 740, chromedp.EmulateMobile, chromedp.EmulateTouch),
+			chromedp.Navigate(offline.URL+"/"), chromedp.WaitEnabled(chromedp.ID("verify")),
+			upload("receipt", files["receipt"]), upload("credential", files["forged"]), upload("genesis", files["genesis"]),
+			chromedp.Click(chromedp.ID("verify")), chromedp.WaitVisible(chromedp.ID("result")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The error names two hashes: they wrap rather than widen the page.
+		got, err := chromedp.Run(tctx, chromedp.Evaluate[[]any](`[document.documentElement.scrollWidth, document.documentElement.clientWidth, document.getElementById("verdict").textContent]`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[2] != "INVALID" || got[0].(float64) > got[1].(float64) {
+			t.Errorf("wrong-file error at 375 px: verdict %v, page %v px wide in a %v px viewport", got[2], got[0], got[1])
+		}
+		png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, "phone-wrong-file.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(tctx, chromedp.EmulateViewport(1000, 1100)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("chosen file that cannot be read", func(t *testing.T) {
+		gone := write("gone.receipt.json", receiptJSON)
+		res := check(t, offline.URL, []chromedp.Action[chromedp.Void]{
+			upload("receipt", gone), upload("genesis", files["genesis"]),
+			chromedp.Func(func(context.Context, *chromedp.Target) error { return os.Remove(gone) }),
+		}, "unreadable.png", false)
+		if res.verdict != "COULD NOT CHECK" || res.class != "unchecked" || !strings.Contains(res.step, "gone.receipt.json could not be read") {
+			t.Fatalf("verdict %q (%s), step %q", res.verdict, res.class, res.step)
+		}
+	})
+	t.Run("50 MB file as the receipt", func(t *testing.T) {
+		// Not UTF-8: read as text, each byte would become three.
+		big := write("big.receipt.json", bytes.Repeat([]byte{0xff}, 50_000_000))
+		res := check(t, offline.URL, []chromedp.Action[chromedp.Void]{upload("receipt", big), upload("genesis", files["genesis"])}, "big.png", false)
+		if res.verdict != "INVALID" || !strings.Contains(res.step, "big.receipt.json is 50.0 MB") || !strings.Contains(res.step, "4.2 MB") {
+			t.Fatalf("verdict %q, step %q", res.verdict, res.step)
+		}
+	})
+	t.Run("files dropped on the drop area", func(t *testing.T) {
+		js := func(b []byte) string {
+			out, err := json.Marshal(string(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(out)
+		}
+		// A synthetic drop, as a person's: the files in a DataTransfer,
+		// in no particular order, the page sorting out which is which.
+		drop := chromedp.Evaluate[bool](`(() => {
+			const dt = new DataTransfer();
+			dt.items.add(new File([` + js(diploma) + `], "diploma.txt", {type: "text/plain"}));
+			dt.items.add(new File([` + js(mustRead(t, files["genesis"])) + `], "genesis.json", {type: "application/json"}));
+			dt.items.add(new File([` + js(receiptJSON) + `], "diploma.txt.receipt.json", {type: "application/json"}));
+			const area = document.getElementById("drop");
+			for (const type of ["dragenter", "dragover", "drop"]) {
+				area.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
+			}
+			return true;
+		})()`)
+		res := check(t, offline.URL, []chromedp.Action[chromedp.Void]{
+			chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error { _, err := chromedp.Run(ctx, drop); return err }),
+			chromedp.Poll[chromedp.Void](`document.getElementById("receipt").files.length === 1 && document.getElementById("genesis").files.length === 1 && document.getElementById("credential").files.length === 1`),
+		}, "dropped.png", true)
+		if res.verdict != "VALID" || !strings.Contains(res.details, "matches the receipt") || !strings.Contains(res.trust, "the genesis file you chose (genesis.json)") {
+			t.Fatalf("verdict %q, step %q, details %q, trust %q", res.verdict, res.step, res.details, res.trust)
 		}
 	})
 }

@@ -1,9 +1,18 @@
 // Package vc signs and verifies W3C Verifiable Credentials with Data
 // Integrity proofs, so that Credence's Bitstring Status List credentials
-// can carry their issuer's signature and anyone can check it offline.
+// can carry their issuer's signature, and a credential its own anchor, and
+// anyone can check both offline.
 //
 // It holds:
 //
+//   - the credential hash Credence anchors for a VC (CredentialHash: SHA-256
+//     of the JCS form without "proof", stable under re-serialisation and
+//     added proofs), the receipt embedded as a proof of Credence's own
+//     cryptosuite credence-anchor-2026 (AttachReceipt), and one verdict for
+//     a credential (VerifyCredential, CheckStatus); docs/vc.md is their
+//     specification;
+//   - the Bitstring Status List credential an issuer signs (StatusList),
+//     built the same way by the state machine, every member and the CLI;
 //   - did:key for Ed25519 (did:key method v0.9, Multikey: base58btc over
 //     multicodec 0xed01 + key): encoding, decoding, the DID document, and
 //     ResolveDIDKey, a Resolver needing no network;
@@ -33,9 +42,9 @@
 //
 // Output is deterministic: Ed25519 is, the package never reads the clock
 // (created is passed in with WithCreated), and signed documents keep the
-// caller's member order. The package is pure Go with no dependency on the
-// node, storage or consensus packages, so it also builds for js/wasm, where
-// the web verifier runs it.
+// caller's member order. The package is pure Go and imports only proof of
+// Credence's packages (no node, storage or consensus), so it also builds for
+// js/wasm, where the web verifier runs it.
 //
 // The W3C vc-di-eddsa, RDFC-1.0, JCS and did:key test vectors in testdata/
 // are reproduced byte for byte by the tests; testdata/check_eddsa.py checks

@@ -40,6 +40,8 @@ var bundledContexts = map[string]string{
 	"https://www.w3.org/ns/credentials/status/v1":      "credentials-status-v1.jsonld",
 	"https://w3id.org/vc/status-list/2021/v1":          "vc-status-list-2021-v1.jsonld",
 	"https://w3id.org/security/suites/ed25519-2020/v1": "ed25519-2020-v1.jsonld",
+	// Open Badges 3.0 (and CLR 2.0, which builds on it): what members issue.
+	"https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json": "ob-v3p0-context-3.0.3.jsonld",
 }
 
 // contextLoader serves bundled contexts (plus any given with WithContext)

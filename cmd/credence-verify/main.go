@@ -3,9 +3,14 @@
 // for WebAssembly (GOOS=js GOARCH=wasm) and embed in a web page.
 //
 //	credence-verify GENESIS.json RECEIPT.json
+//
+// Exit 0: valid; 1: invalid (the receipt does not verify, or is not a
+// receipt this verifier reads); 2: could not check (usage, a file not
+// readable), as every verify command of credenced.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +22,24 @@ import (
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// invalid marks an answer about the receipt, as against a failure to check.
+type invalid struct{ error }
+
+func (e invalid) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	var iv invalid
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &iv):
+		return 1
+	}
+	return 2
 }
 
 func run(args []string) error {
@@ -42,15 +63,18 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(raw) > proof.DefaultMaxReceiptBytes {
+		return fmt.Errorf("%s is larger than %d bytes", args[1], proof.DefaultMaxReceiptBytes)
+	}
 	r, err := proof.UnmarshalReceiptJSON(raw, proof.Limits{})
 	if err != nil {
-		return fmt.Errorf("%s: %w", args[1], err)
+		return invalid{fmt.Errorf("INVALID: %s: %w", args[1], err)}
 	}
 	v, err := proof.Verify(r, trust)
 	if err != nil {
-		return fmt.Errorf("INVALID receipt %s: %w", args[1], err)
+		return invalid{fmt.Errorf("INVALID receipt %s: %w", args[1], err)}
 	}
-	fmt.Printf("VALID: %x anchored by %s at height %d, %s, chain %s\n",
-		v.CredentialHash, v.Issuer, v.Height, v.Time.Format(time.RFC3339Nano), v.ChainID)
+	fmt.Printf("VALID: %s anchored by %s at height %d, %s, chain %s\n",
+		proof.FormatBinary(v.CredentialHash), v.Issuer, v.Height, v.Time.UTC().Format(time.RFC3339), v.ChainID)
 	return nil
 }

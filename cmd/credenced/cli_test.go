@@ -207,7 +207,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	setAt := heightOf(run(t, bin, "registry", "set", "--id", "list-1", "--node", grpcAddr, "--home", home, "7"))
 	if r := run(t, bin, "registry", "status", "--node", grpcAddr, "--issuer", "member-1-registrar", "--id", "list-1",
-		"--genesis", genesis, "--min-height", setAt, "7"); r.code != 1 || !strings.Contains(r.stdout, "entry 7: SET") {
+		"--genesis", genesis, "--min-height", setAt, "7"); r.code != 1 || !strings.Contains(r.stdout, "entry 7: SET") || strings.Contains(r.stderr, "error") {
 		t.Fatalf("registry status after set at %s: %+v", setAt, r)
 	}
 	entry := run(t, bin, "registry", "entry", "--id", "list-1", "--node", grpcAddr, "--home", home, "--base-url", "https://node.example.edu", "7")
@@ -286,24 +286,27 @@ func TestCLIEndToEnd(t *testing.T) {
 	if err := os.WriteFile(badToken, []byte("nope\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Exit 1 is an answer (invalid); 2 a check that could not be made
+	// (bad flags, a file not readable); other commands fail with 1.
 	bad := []struct {
 		name string
 		args []string
 		want string
+		code int
 	}{
-		{"unknown hash", []string{"receipt", "--node", grpcAddr, strings.Repeat("ab", 32)}, "not anchored"},
-		{"short hash", []string{"receipt", "--node", grpcAddr, "abcd"}, "2 bytes, want 32"},
-		{"bad multibase", []string{"receipt", "--node", grpcAddr, "zI0OI0"}, "not multibase or hex"},
-		{"anchor bad --hash", []string{"anchor", "--node", grpcAddr, "--home", home, "--hash", "xyz"}, "--hash"},
-		{"anchor nothing", []string{"anchor", "--node", grpcAddr, "--home", home}, "nothing to anchor"},
-		{"anchor bad token", []string{"anchor", "--node", grpcAddr, "--token-file", badToken, files[0]}, "unknown API token"},
-		{"anchor token in argv", []string{"anchor", "--node", grpcAddr, "--token", "nope", files[0]}, "--token-file"},
-		{"verify other chain", []string{"verify", "--genesis", filepath.Join(other, "config", "genesis.json"), receipt}, "chain id"},
-		{"verify no genesis", []string{"verify", receipt}, "--genesis is required"},
-		{"verify truncated", []string{"verify", "--genesis", genesis, truncated(t, receipt)}, "receipt JSON"},
-		{"verify missing file", []string{"verify", "--genesis", genesis, filepath.Join(dir, "nope.json")}, "no such file"},
-		{"verify version 1", []string{"verify", "--genesis", genesis, "../../proof/testdata/receipt-v1.json"}, "version 1, this verifier reads version 2; fetch a new receipt from any member node (credenced receipt HASH)"},
-		{"verify too large", []string{"verify", "--genesis", genesis, "--max-receipt-bytes", "100", receipt}, "--max-receipt-bytes"},
+		{"unknown hash", []string{"receipt", "--node", grpcAddr, strings.Repeat("ab", 32)}, "not anchored", 1},
+		{"short hash", []string{"receipt", "--node", grpcAddr, "abcd"}, "2 bytes, want 32", 1},
+		{"bad multibase", []string{"receipt", "--node", grpcAddr, "zI0OI0"}, "not multibase or hex", 1},
+		{"anchor bad --hash", []string{"anchor", "--node", grpcAddr, "--home", home, "--hash", "xyz"}, "--hash", 1},
+		{"anchor nothing", []string{"anchor", "--node", grpcAddr, "--home", home}, "nothing to anchor", 1},
+		{"anchor bad token", []string{"anchor", "--node", grpcAddr, "--token-file", badToken, files[0]}, "unknown API token", 1},
+		{"anchor token in argv", []string{"anchor", "--node", grpcAddr, "--token", "nope", files[0]}, "--token-file", 1},
+		{"verify other chain", []string{"verify", "--genesis", filepath.Join(other, "config", "genesis.json"), receipt}, "chain id", 1},
+		{"verify no genesis", []string{"verify", receipt}, "--genesis is required", 2},
+		{"verify truncated", []string{"verify", "--genesis", genesis, truncated(t, receipt)}, "receipt JSON", 1},
+		{"verify missing file", []string{"verify", "--genesis", genesis, filepath.Join(dir, "nope.json")}, "no such file", 2},
+		{"verify version 1", []string{"verify", "--genesis", genesis, "../../proof/testdata/receipt-v1.json"}, "version 1, this verifier reads version 2; fetch a new receipt from any member node (credenced receipt HASH)", 1},
+		{"verify too large", []string{"verify", "--genesis", genesis, "--max-receipt-bytes", "100", receipt}, "--max-receipt-bytes", 2},
 	}
 	// The benchmark's load generator, briefly: two receipts of every request
 	// verified, and receipts read back while it anchors, every read verified.
@@ -338,12 +341,13 @@ func TestCLIEndToEnd(t *testing.T) {
 		name string
 		args []string
 		want string
-	}{"loadgen other chain", append(loadArgs, "--genesis", filepath.Join(other, "config", "genesis.json")), "does not verify"})
+		code int
+	}{"loadgen other chain", append(loadArgs, "--genesis", filepath.Join(other, "config", "genesis.json")), "does not verify", 1})
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
 			r := run(t, bin, c.args...)
-			if r.code != 1 || !strings.Contains(r.stderr, c.want) {
-				t.Fatalf("want exit 1 and %q, got %+v", c.want, r)
+			if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("want exit %d and %q, got %+v", c.code, c.want, r)
 			}
 			if strings.Contains(r.stderr, "panic") {
 				t.Fatalf("panicked: %s", r.stderr)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
+	"github.com/credence-ledger/credence/vc"
 )
 
 // tlsCA, when set (--tls-ca), makes clients speak TLS to the node and
@@ -51,21 +52,43 @@ func dial(addr string) (pb.CredenceClient, func(), error) {
 type input struct {
 	name string
 	hash []byte
+	// path is the credential file a receipt is attached to (--attach).
+	path string
+}
+
+// attachTo, for anchor --attach, holds the genesis the anchor proof names
+// and where the anchored credentials go.
+type attachTo struct {
+	genesis []byte
+	inPlace bool
 }
 
 func anchorCmd() *cobra.Command {
-	var addr, home, token, out, hashesFrom string
+	var addr, home, token, out, hashesFrom, genesis string
 	var hashes []string
-	var noWait bool
+	var noWait, asVC, attach, inPlace bool
 	var tokenFlags tokenSource
 	var timeout time.Duration
 	c := &cobra.Command{
-		Use:   "anchor [flags] FILE... | --hash H... | --hashes-from FILE",
-		Short: "Anchor credentials: hash files (SHA-256) or take hashes, submit, and wait until anchored",
+		Use:   "anchor [flags] FILE... | --vc [--attach] CREDENTIAL.json... | --hash H... | --hashes-from FILE",
+		Short: "Anchor credentials: hash files (SHA-256, or a VC's credential hash with --vc) or take hashes, submit, and wait until anchored",
 		RunE: func(cmd *cobra.Command, files []string) error {
-			ins, err := collectInputs(files, hashes, hashesFrom)
+			if (attach || inPlace) && !asVC {
+				return usageError(errors.New("--attach and --in-place are for Verifiable Credentials: add --vc"))
+			}
+			if attach && noWait {
+				return usageError(errors.New("--attach waits for the receipts: not with --no-wait"))
+			}
+			ins, err := collectInputs(files, hashes, hashesFrom, asVC)
 			if err != nil {
 				return err
+			}
+			var at *attachTo
+			if attach {
+				at = &attachTo{inPlace: inPlace}
+				if at.genesis, err = genesisBytes(genesis, home); err != nil {
+					return err
+				}
 			}
 			if token, err = tokenFlags.resolve(home); err != nil {
 				return err
@@ -93,7 +116,7 @@ func anchorCmd() *cobra.Command {
 				printSubmitted(ins, res)
 				return nil
 			}
-			return waitAll(ctx, cl, ins, out, bar)
+			return waitAll(ctx, cl, ins, out, at, bar)
 		},
 	}
 	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "node gRPC address")
@@ -103,18 +126,26 @@ func anchorCmd() *cobra.Command {
 	c.Flags().StringArrayVar(&hashes, "hash", nil, "a SHA-256 credential hash (multibase or hex); repeatable")
 	c.Flags().StringVar(&hashesFrom, "hashes-from", "", "file with one hash per line")
 	c.Flags().BoolVar(&noWait, "no-wait", false, "return once the node has durably queued the hashes")
+	c.Flags().BoolVar(&asVC, "vc", false, "the files are Verifiable Credentials (JSON): anchor each one's credential hash, SHA-256 of its JCS form without proof, which re-serialising or adding proofs does not change")
+	c.Flags().BoolVar(&attach, "attach", false, "with --vc: once anchored, add the receipt to each credential's proof set, written to NAME.anchored.json")
+	c.Flags().BoolVar(&inPlace, "in-place", false, "with --attach: replace each credential file instead")
+	c.Flags().StringVar(&genesis, "genesis", "", "with --attach: the chain's genesis.json (default: the home's)")
 	c.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
 	return c
 }
 
-func collectInputs(files, hashes []string, hashesFrom string) ([]input, error) {
+func collectInputs(files, hashes []string, hashesFrom string, asVC bool) ([]input, error) {
 	var ins []input
 	for _, f := range files {
-		h, err := hashFile(f)
+		hashOf := hashFile
+		if asVC {
+			hashOf = vcHash
+		}
+		h, err := hashOf(f)
 		if err != nil {
 			return nil, err
 		}
-		ins = append(ins, input{name: filepath.Base(f), hash: h})
+		ins = append(ins, input{name: filepath.Base(f), hash: h, path: f})
 	}
 	for _, s := range hashes {
 		h, err := proof.ParseHash(s)
@@ -149,6 +180,22 @@ func collectInputs(files, hashes []string, hashesFrom string) ([]input, error) {
 		return nil, errors.New("nothing to anchor: give files, --hash or --hashes-from")
 	}
 	return ins, nil
+}
+
+// vcHash is a Verifiable Credential file's credential hash.
+func vcHash(path string) ([]byte, error) {
+	doc, err := readCredential(path)
+	if err != nil {
+		return nil, err
+	}
+	if !isVC(doc) {
+		return nil, fmt.Errorf("%s: not a Verifiable Credential (no @context, or no type VerifiableCredential); anchor it without --vc to anchor its bytes", path)
+	}
+	h, err := vc.CredentialHash(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return h[:], nil
 }
 
 func hashFile(path string) ([]byte, error) {
@@ -266,7 +313,7 @@ func fetchReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte) (*proo
 	}
 }
 
-func waitAll(ctx context.Context, cl pb.CredenceClient, ins []input, out string, bar *progress) error {
+func waitAll(ctx context.Context, cl pb.CredenceClient, ins []input, out string, at *attachTo, bar *progress) error {
 	lines := make([]string, len(ins))
 	errs := make([]error, len(ins))
 	var wg sync.WaitGroup
@@ -276,7 +323,7 @@ func waitAll(ctx context.Context, cl pb.CredenceClient, ins []input, out string,
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				lines[i], errs[i] = waitOne(ctx, cl, ins[i], out)
+				lines[i], errs[i] = waitOne(ctx, cl, ins[i], out, at)
 				bar.add(1)
 			}
 		}()
@@ -302,10 +349,27 @@ func waitAll(ctx context.Context, cl pb.CredenceClient, ins []input, out string,
 	return nil
 }
 
-func waitOne(ctx context.Context, cl pb.CredenceClient, in input, out string) (string, error) {
+func waitOne(ctx context.Context, cl pb.CredenceClient, in input, out string, at *attachTo) (string, error) {
 	r, err := fetchReceipt(ctx, cl, in.hash)
 	if err != nil {
 		return "", err
+	}
+	attached := ""
+	if at != nil {
+		// Read again: the credential must still be what was anchored.
+		doc, err := readCredential(in.path)
+		if err != nil {
+			return "", err
+		}
+		anchored, err := vc.AttachReceipt(doc, r, at.genesis)
+		if err != nil {
+			return "", fmt.Errorf("attach: %w", err)
+		}
+		o := outFlags{inPlace: at.inPlace}
+		if attached, err = o.write(in.path, ".anchored.json", anchored); err != nil {
+			return "", err
+		}
+		attached = "\tanchored=" + attached
 	}
 	if out != "" {
 		b, err := proof.MarshalReceiptJSON(r)
@@ -316,7 +380,7 @@ func waitOne(ctx context.Context, cl pb.CredenceClient, in input, out string) (s
 			return "", err
 		}
 	}
-	return fmt.Sprintf("%s\t%s\tissuer=%s\tbatch=%d\theight=%d", in.name, proof.FormatBinary(in.hash), r.Batch.Issuer, r.Batch.Seq, r.Batch.Height), nil
+	return fmt.Sprintf("%s\t%s\tissuer=%s\tbatch=%d\theight=%d%s", in.name, proof.FormatBinary(in.hash), r.Batch.Issuer, r.Batch.Seq, r.Batch.Height, attached), nil
 }
 
 func receiptCmd() *cobra.Command {
@@ -369,81 +433,9 @@ func readLimited(path string, limit int) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes (--max-receipt-bytes)", path, limit)
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return b, nil
-}
-
-func verifyCmd() *cobra.Command {
-	var genesis, file, online string
-	var maxAge time.Duration
-	var maxBytes int
-	c := &cobra.Command{
-		Use:   "verify --genesis GENESIS.json [--file CREDENTIAL] RECEIPT.json",
-		Short: "Verify a receipt offline against the chain's genesis",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			trust, err := trustFromFlag(genesis)
-			if err != nil {
-				return err
-			}
-			raw, err := readLimited(args[0], maxBytes)
-			if err != nil {
-				return err
-			}
-			lim := proof.Limits{MaxReceiptBytes: maxBytes}
-			r, err := proof.UnmarshalReceiptJSON(raw, lim)
-			if errors.Is(err, proof.ErrOldVersion) {
-				return &exitError{1, fmt.Errorf("%s: %w", args[0], err)}
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			trust.Limits = lim
-			v, err := proof.Verify(r, trust)
-			if err != nil {
-				return &exitError{1, fmt.Errorf("INVALID receipt %s: %w", args[0], err)}
-			}
-			if file != "" {
-				h, err := hashFile(file)
-				if err != nil {
-					return fmt.Errorf("--file: %w", err)
-				}
-				if string(h) != string(v.CredentialHash) {
-					return &exitError{1, fmt.Errorf("INVALID: %s hashes to %s, the receipt is for %s",
-						file, proof.FormatBinary(h), proof.FormatBinary(v.CredentialHash))}
-				}
-			}
-			fmt.Printf("VALID receipt\n  credential: %s\n  chain:      %s\n  issuer:     %s\n  key:        %s\n  batch:      %d (leaf %d of %d, root %s)\n  height:     %d\n  time:       %s\n",
-				proof.FormatBinary(v.CredentialHash), v.ChainID, v.Issuer, proof.FormatBinary(v.SignerKey),
-				v.BatchSeq, v.LeafIndex, v.LeafCount, proof.FormatBinary(v.BatchRoot), v.Height, v.Time.Format(time.RFC3339Nano))
-			if file != "" {
-				fmt.Printf("  file:       %s matches\n", file)
-			}
-			if online != "" {
-				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-				defer cancel()
-				s, err := onlineStatus(ctx, online, v.CredentialHash, trust, maxAge, 0)
-				if err != nil {
-					return &exitError{1, fmt.Errorf("online status from %s: %w", online, err)}
-				}
-				if err := s.Valid(); err != nil {
-					fmt.Printf("NOT VALID now: %v\n", err)
-					printStatus(s)
-					return &exitError{1, err}
-				}
-				fmt.Printf("and, online, still valid and not revoked:\n")
-				printStatus(s)
-			}
-			return nil
-		},
-	}
-	c.Flags().StringVar(&online, "online", "", "also check the credential's current status with this node (gRPC address)")
-	c.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "with --online: refuse a status answer older than this")
-	c.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
-	c.Flags().IntVar(&maxBytes, "max-receipt-bytes", proof.DefaultMaxReceiptBytes, "refuse receipt files larger than this")
-	c.Flags().StringVar(&file, "file", "", "also check that this credential file's SHA-256 is the receipt's hash")
-	return c
 }
 
 // progress draws a bar on a terminal for large jobs, and nothing otherwise.

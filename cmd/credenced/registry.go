@@ -48,6 +48,7 @@ func registryCmd() *cobra.Command {
 	var asSponsor bool
 	var maxAge time.Duration
 	var minHeight int64
+	var timeout time.Duration
 	var baseURL, listURL string
 	var noURL bool
 	var ttlMs uint64
@@ -151,7 +152,7 @@ func registryCmd() *cobra.Command {
 				return err
 			}
 			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			res, err := cl.ExportRegistry(ctx, &pb.ExportRegistryRequest{Issuer: issuer, Id: id})
 			if err != nil {
@@ -166,7 +167,7 @@ func registryCmd() *cobra.Command {
 				}
 				_, r, err := proof.VerifyRegistryExport(ex, trust, maxAge, time.Now())
 				if err != nil {
-					return &exitError{1, fmt.Errorf("INVALID export: %w", err)}
+					return fmt.Errorf("COULD NOT CHECK: the node's export does not verify: %w", err)
 				}
 				out["statusPurpose"], out["size"], out["time"], out["verified"] = r.Purpose, r.Size, r.Time.Format(time.RFC3339), true
 			}
@@ -174,7 +175,7 @@ func registryCmd() *cobra.Command {
 			fmt.Println(string(b))
 			return nil
 		}}
-	status := &cobra.Command{Use: "status --issuer I --id ID --genesis G INDEX", Short: "Check one entry: exit 0 when clear, 1 when set (revoked or suspended)", Args: cobra.ExactArgs(1),
+	status := &cobra.Command{Use: "status --issuer I --id ID --genesis G INDEX", Short: "Check one entry: exit 0 when clear, 1 when set (revoked or suspended), 2 could not check", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			idx, err := parseIndices(args)
 			if err != nil {
@@ -189,7 +190,7 @@ func registryCmd() *cobra.Command {
 				return err
 			}
 			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			var st *proof.RegistryStatus
 			err = untilHeight(ctx, cl, minHeight, func() (int64, error) {
@@ -205,22 +206,25 @@ func registryCmd() *cobra.Command {
 			}
 			r, err := proof.VerifyRegistryStatus(st, trust, maxAge, time.Now())
 			if err != nil {
-				return &exitError{1, fmt.Errorf("INVALID: %w", err)}
+				return fmt.Errorf("COULD NOT CHECK: the node's answer does not verify: %w", err)
 			}
 			fmt.Printf("%s/%s entry %d: %s (%s registry), as of height %d, %s\n", r.Issuer, r.ID, r.Index,
 				map[bool]string{true: "SET", false: "clear"}[r.Set], r.Purpose, r.Height, r.Time.Format(time.RFC3339))
 			if r.Set {
-				return &exitError{1, fmt.Errorf("entry %d is set: %s", r.Index, map[string]string{"revocation": "revoked", "suspension": "suspended"}[r.Purpose])}
+				// A set entry is an answer, printed above, not an error.
+				return &exitError{exitInvalid, nil}
 			}
 			return nil
 		}}
 	status.Flags().Int64Var(&minHeight, "min-height", 0, "wait for an answer of this height or later (the height a set or clear printed)")
 	for _, sub := range []*cobra.Command{export, status} {
+		markCheck(sub)
 		sub.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "any member node's gRPC address")
 		sub.Flags().StringVar(&issuer, "issuer", "", "issuer id")
 		sub.Flags().StringVar(&id, "id", "", "registry id")
 		sub.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
 		sub.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "refuse an answer older than this")
+		sub.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long (a node starting up is waited for)")
 		c.AddCommand(sub)
 	}
 
@@ -241,36 +245,13 @@ func registryCmd() *cobra.Command {
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 				return fmt.Errorf("--base-url %q: want the http(s) URL of a member node's HTTP API", baseURL)
 			}
-			cl, closeConn, err := dial(addr)
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			e, err := statusEntry(ctx, addr, issuer, id, idx[0], baseURL)
 			if err != nil {
 				return err
 			}
-			defer closeConn()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			// The entry must exist, and the registry says its purpose.
-			res, err := cl.GetRegistryStatus(ctx, &pb.GetRegistryStatusRequest{Issuer: issuer, Id: id, Index: idx[0]})
-			if err != nil {
-				return rpcError("registry", err)
-			}
-			var rec pb.Registry
-			if err := gproto.Unmarshal(res.Status.RegistryRecord, &rec); err != nil {
-				return fmt.Errorf("registry record: %w", err)
-			}
-			purpose := proof.PurposeName(int32(rec.Purpose))
-			// A list with a url is its credential's id; older lists are
-			// served by any member at the same path.
-			list := rec.Url
-			if list == "" {
-				list = strings.TrimSuffix(baseURL, "/") + node.StatusListPath(issuer, id)
-			}
-			b, _ := json.MarshalIndent(map[string]string{
-				"id":                   fmt.Sprintf("%s#%d", list, idx[0]),
-				"type":                 "BitstringStatusListEntry",
-				"statusPurpose":        purpose,
-				"statusListIndex":      strconv.FormatUint(idx[0], 10),
-				"statusListCredential": list,
-			}, "", "  ")
+			b, _ := json.MarshalIndent(e, "", "  ")
 			fmt.Println(string(b))
 			return nil
 		}}
@@ -352,4 +333,49 @@ func committedExport(ctx context.Context, cl pb.CredenceClient, issuer, id strin
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// statusEntry is the credentialStatus (BitstringStatusListEntry) of one
+// entry of an issuer's registry, as the node knows the registry.
+func statusEntry(ctx context.Context, addr, issuer, id string, idx uint64, baseURL string) (map[string]string, error) {
+	cl, closeConn, err := dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConn()
+	// The entry must exist, and the registry says its purpose. A registry
+	// just created is committed before it is provable (two blocks on): it
+	// is waited for, a bounded time, as committedExport does.
+	const polls = 50
+	var res *pb.GetRegistryStatusResponse
+	for i := 0; ; i++ {
+		res, err = cl.GetRegistryStatus(ctx, &pb.GetRegistryStatusRequest{Issuer: issuer, Id: id, Index: idx})
+		if c := status.Code(err); err == nil || i == polls || c != codes.NotFound && c != codes.Unavailable {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return nil, rpcError("registry", err)
+	}
+	var rec pb.Registry
+	if err := gproto.Unmarshal(res.Status.RegistryRecord, &rec); err != nil {
+		return nil, fmt.Errorf("registry record: %w", err)
+	}
+	// A list with a url is its credential's id; older lists are served by
+	// any member at the same path.
+	list := rec.Url
+	if list == "" {
+		list = strings.TrimSuffix(baseURL, "/") + node.StatusListPath(issuer, id)
+	}
+	return map[string]string{
+		"id":                   fmt.Sprintf("%s#%d", list, idx),
+		"type":                 "BitstringStatusListEntry",
+		"statusPurpose":        proof.PurposeName(int32(rec.Purpose)),
+		"statusListIndex":      strconv.FormatUint(idx, 10),
+		"statusListCredential": list,
+	}, nil
 }

@@ -48,10 +48,21 @@ func onlineStatus(ctx context.Context, addr string, hash []byte, trust *proof.Tr
 		st = res.Status
 		return st.Height, nil
 	})
+	if status.Code(err) == codes.NotFound {
+		// No member knows the hash: the credential is not anchored, an
+		// answer (exit 1), not a failure to ask.
+		return nil, &exitError{exitInvalid, fmt.Errorf("INVALID: %w", rpcError("status", err))}
+	}
 	if err != nil {
 		return nil, rpcError("status", err)
 	}
-	return proof.VerifyStatus(st, trust, maxAge, time.Now())
+	s, err := proof.VerifyStatus(st, trust, maxAge, time.Now())
+	if err != nil {
+		// A node's answer that does not verify (another chain, too old, a
+		// bad proof) says nothing of the credential: ask another member.
+		return nil, fmt.Errorf("COULD NOT CHECK: the node's answer does not verify: %w", err)
+	}
+	return s, nil
 }
 
 // untilHeight repeats a proven query until its state is at minHeight or
@@ -108,20 +119,23 @@ func statusCmd() *cobra.Command {
 	var addr, genesis, file string
 	var maxAge, timeout time.Duration
 	var minHeight int64
-	c := &cobra.Command{
+	var asVC bool
+	c := markCheck(&cobra.Command{
 		Use:   "status [--node ADDR] [--min-height H] --genesis GENESIS.json HASH | --file CREDENTIAL",
-		Short: "Check a credential's status with any member's node: exit 0 valid and not revoked, 1 otherwise (naming why)",
+		Short: "Check a credential's status with any member's node: exit 0 valid and not revoked, 1 not (naming why), 2 could not check",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var hash []byte
 			var err error
 			switch {
+			case file != "" && len(args) == 0 && asVC:
+				hash, err = vcHash(file)
 			case file != "" && len(args) == 0:
 				hash, err = hashFile(file)
 			case file == "" && len(args) == 1:
 				hash, err = proof.ParseHash(args[0])
 			default:
-				return errors.New("give a HASH or --file, not both")
+				return usageError(errors.New("give a HASH or --file, not both"))
 			}
 			if err != nil {
 				return err
@@ -134,21 +148,22 @@ func statusCmd() *cobra.Command {
 			defer cancel()
 			s, err := onlineStatus(ctx, addr, hash, trust, maxAge, minHeight)
 			if err != nil {
-				return &exitError{1, fmt.Errorf("INVALID: %w", err)}
+				return err
 			}
 			if err := s.Valid(); err != nil {
 				fmt.Printf("NOT VALID: %v\n", err)
 				printStatus(s)
-				return &exitError{1, err}
+				return &exitError{exitInvalid, nil}
 			}
 			fmt.Printf("VALID and not revoked\n")
 			printStatus(s)
 			return nil
 		},
-	}
+	})
 	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "any member node's gRPC address")
 	c.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
 	c.Flags().StringVar(&file, "file", "", "the credential file (its SHA-256 is the hash)")
+	c.Flags().BoolVar(&asVC, "vc", false, "--file is a Verifiable Credential: its hash is the credential hash (as anchor --vc)")
 	c.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "refuse an answer older than this")
 	c.Flags().Int64Var(&minHeight, "min-height", 0, "wait for an answer of this height or later (the height a revoke printed)")
 	c.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long")
@@ -159,7 +174,7 @@ func revokeCmd() *cobra.Command {
 	var g govFlags
 	var reason uint32
 	var file string
-	var asSponsor bool
+	var asSponsor, asVC bool
 	c := &cobra.Command{
 		Use:   "revoke [--reason R] HASH... | --file CREDENTIAL",
 		Short: "Revoke credential hashes anchored by the home's issuer (or, with --as-sponsor, by an issuer the home's member sponsors)",
@@ -173,7 +188,11 @@ func revokeCmd() *cobra.Command {
 				hashes = append(hashes, h)
 			}
 			if file != "" {
-				h, err := hashFile(file)
+				hashOf := hashFile
+				if asVC {
+					hashOf = vcHash
+				}
+				h, err := hashOf(file)
 				if err != nil {
 					return fmt.Errorf("--file: %w", err)
 				}
@@ -228,6 +247,7 @@ func revokeCmd() *cobra.Command {
 	g.register(c)
 	c.Flags().Uint32Var(&reason, "reason", 0, "reason code (application-defined; 0 unspecified)")
 	c.Flags().StringVar(&file, "file", "", "revoke this credential file's hash")
+	c.Flags().BoolVar(&asVC, "vc", false, "--file is a Verifiable Credential: revoke its credential hash (as anchor --vc)")
 	c.Flags().BoolVar(&asSponsor, "as-sponsor", false, "sign as the home's member, the issuer's sponsor")
 	return c
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,10 @@ const (
 	stepFileForm   = "file form"
 	stepCredential = "credential file"
 )
+
+// timeLayout is how the page shows a time: to the second, in UTC, as a
+// person reads it; block times carry nanoseconds nobody needs.
+const timeLayout = "2006-01-02 15:04:05 UTC"
 
 // outcome is what the page shows of one check, as JSON.
 type outcome struct {
@@ -40,6 +43,7 @@ type outcome struct {
 	LeafIndex      uint64 `json:"leaf_index"`
 	LeafCount      uint64 `json:"leaf_count,omitempty"`
 	// FileHash is the SHA-256 of the credential file, when one was given.
+	// Hashes are multibase (z…), as the CLI prints them.
 	FileHash string `json:"file_hash,omitempty"`
 }
 
@@ -59,7 +63,7 @@ func checkReceipt(genesisJSON, receiptJSON, credential []byte) *outcome {
 	o.GenesisChainID, o.GenesisValidators = trust.ChainID, len(trust.Validators)
 	if credential != nil {
 		sum := sha256.Sum256(credential)
-		o.FileHash = hex.EncodeToString(sum[:])
+		o.FileHash = proof.FormatBinary(sum[:])
 	}
 	r, err := proof.UnmarshalReceiptJSON(receiptJSON, proof.Limits{})
 	if err != nil {
@@ -72,11 +76,11 @@ func checkReceipt(genesisJSON, receiptJSON, credential []byte) *outcome {
 	}
 	o.Valid = true
 	o.ChainID = v.ChainID
-	o.CredentialHash = hex.EncodeToString(v.CredentialHash)
+	o.CredentialHash = proof.FormatBinary(v.CredentialHash)
 	o.Issuer = v.Issuer
 	o.SignerKey = proof.FormatBinary(v.SignerKey)
 	o.Height = v.Height
-	o.Time = v.Time.Format(time.RFC3339Nano)
+	o.Time = v.Time.UTC().Format(timeLayout)
 	o.BatchSeq, o.LeafIndex, o.LeafCount = v.BatchSeq, v.LeafIndex, v.LeafCount
 	if credential != nil && o.FileHash != o.CredentialHash {
 		return o.fail(stepCredential, fmt.Errorf("the file hashes to %s, the receipt is for %s", o.FileHash, o.CredentialHash))
@@ -136,7 +140,7 @@ func checkStatus(genesisJSON, statusJSON []byte, now time.Time) *standing {
 	}
 	s.Verified = true
 	s.Revoked, s.RevokedAt, s.Reason32 = res.Revoked, res.RevokedAt, res.RevocationReason
-	s.Height, s.Time = res.Height, res.Time.Format(time.RFC3339)
+	s.Height, s.Time = res.Height, res.Time.UTC().Format(timeLayout)
 	s.AgeSeconds = int64(now.Sub(res.Time) / time.Second)
 	if err := res.Valid(); err != nil {
 		s.Problem = err.Error()

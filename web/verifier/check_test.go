@@ -78,3 +78,34 @@ func TestCheckStatusRefusesWhatIsNotAStatus(t *testing.T) {
 		}
 	}
 }
+
+// A credential file that is not a credential, or a genesis that is not
+// one: INVALID naming the step for the first, COULD NOT CHECK for the
+// second (the verifier's own input, not the credential, is at fault).
+func TestCheckCredentialRefuses(t *testing.T) {
+	genesis := read(t, vectors+"one-validator/genesis.json")
+	for _, in := range []string{`not json`, `{"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"]}`, `[]`} {
+		o := checkCredential(genesis, []byte(in))
+		if o.Verdict != "INVALID" || o.Step == "" || o.Reason == "" {
+			t.Errorf("%s: %+v", in, o)
+		}
+	}
+	o := checkCredential([]byte(`{"chain_id": "x"}`), []byte(`{}`))
+	if o.Verdict != verdictUnchecked || o.Step != stepGenesis {
+		t.Errorf("bad genesis: %+v", o)
+	}
+	s := checkListStatus(genesis, []byte(`{"StatusListCredential": "https://x/v1/statuslists/a/b", "StatusPurpose": "revocation"}`), []byte(`{}`), []byte(`{}`), "did:key:z6Mk", time.Now())
+	if s.Verified || s.Set || s.Step == "" {
+		t.Errorf("list that is not one: %+v", s)
+	}
+	for in, want := range map[string]string{
+		"https://status.example.edu/v1/statuslists/member-1/diplomas": "/v1/statuslists/member-1/diplomas",
+		"https://status.example.edu/v1/statuslists/member-1":          "",
+		"https://status.example.edu/lists/diplomas":                   "",
+		"urn:x": "",
+	} {
+		if got := listPath(in); got != want {
+			t.Errorf("listPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"syscall/js"
 	"time"
+
+	"github.com/credence-ledger/credence/proof"
 )
 
 // The page calls two functions of the global object credence; each
@@ -13,6 +15,10 @@ import (
 //
 //	credence.verifyReceipt(genesisText, receiptText, credentialBytes | null)
 //	credence.verifyStatus(genesisText, statusText, nowUnixMillis)
+//	credence.verifyCredential(genesisText, credentialBytes)
+//	credence.verifyListStatus(genesisText, entryJSON, listText, exportText, issuer, nowUnixMillis)
+//
+// and credence.maxReceiptBytes is the largest receipt file it takes.
 func main() {
 	api := js.Global().Get("Object").New()
 	api.Set("verifyReceipt", js.FuncOf(func(_ js.Value, args []js.Value) any {
@@ -33,6 +39,25 @@ func main() {
 		now := time.UnixMilli(int64(args[2].Float()))
 		return answer(checkStatus([]byte(args[0].String()), []byte(args[1].String()), now))
 	}))
+	api.Set("verifyCredential", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if len(args) != 2 {
+			return answer(&credentialOutcome{Verdict: verdictUnchecked, Step: stepFileForm, Reason: "verifyCredential takes genesis and credential"})
+		}
+		doc := make([]byte, args[1].Get("length").Int())
+		js.CopyBytesToGo(doc, args[1])
+		return answer(checkCredential([]byte(args[0].String()), doc))
+	}))
+	api.Set("verifyListStatus", js.FuncOf(func(_ js.Value, args []js.Value) any {
+		if len(args) != 6 {
+			return answer(&listStanding{Step: stepFileForm, Reason: "verifyListStatus takes genesis, entry, list, export, issuer and the time"})
+		}
+		now := time.UnixMilli(int64(args[5].Float()))
+		return answer(checkListStatus([]byte(args[0].String()), []byte(args[1].String()), []byte(args[2].String()),
+			[]byte(args[3].String()), args[4].String(), now))
+	}))
+	// The page refuses a larger receipt file before reading it, with its
+	// size, rather than pass it here to be refused.
+	api.Set("maxReceiptBytes", proof.DefaultMaxReceiptBytes)
 	js.Global().Set("credence", api)
 	js.Global().Call("dispatchEvent", js.Global().Get("Event").New("credence-ready"))
 	select {}
