@@ -33,6 +33,8 @@ run: build
 test: wasm
 	$(GO) vet -tags $(TAGS) ./...
 	$(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...
+	# The upgrade switch needs a build that knows app version 3 (tag upgradetest).
+	$(GO) test -tags $(TAGS),upgradetest -count=1 -timeout 10m -run 'TestUpgrade' ./app/ ./node/
 
 # Multi-node end-to-end tests on real processes (build tag e2e).
 e2e:

@@ -29,11 +29,6 @@ import (
 // Version is the app version reported in Info.
 const Version = "0.1.0"
 
-// protocolVersion is the state machine's version; a change in block
-// execution bumps it. 2: a sequence may move at most MaxSequenceStep, and
-// transactions with unknown fields are refused.
-const protocolVersion = 2
-
 // CommitHook receives every committed height with its batches (none for
 // most blocks), in block order, from inside Commit: it must not call back
 // into the App.
@@ -46,6 +41,9 @@ type App struct {
 	chainID  string
 	log      *slog.Logger
 	onCommit CommitHook
+	// onUpgradeHalt learns, from inside Commit, of a plan due at the next
+	// height that this binary cannot run (upgrade.go).
+	onUpgradeHalt func(*pb.UpgradePlan)
 
 	// mu serialises the tree between ABCI calls and the node's readers
 	// (receipt building): MutableTree is not safe for concurrent use.
@@ -54,6 +52,9 @@ type App struct {
 	tree *iavl.MutableTree
 	// params are read from state at start and at InitChain.
 	params *pb.Params
+	// version is the app version in state (upgrade.go), whose rules
+	// execute the next block unless a plan changes them at its height.
+	version uint64
 	// checkSeq holds sequences accepted by CheckTx since the last commit, so
 	// a signer may have several transactions in the mempool at once.
 	checkSeq map[string]uint64
@@ -102,6 +103,13 @@ func WithLogger(l *slog.Logger) Option { return func(a *App) { a.log = l } }
 // Default: none.
 func WithCommitHook(h CommitHook) Option { return func(a *App) { a.onCommit = h } }
 
+// WithUpgradeHalt sets the function told, from inside Commit, that the
+// next block is a plan's this binary has no handler for, so the node can
+// halt before it; it must not call back into the App. Default: none.
+func WithUpgradeHalt(fn func(*pb.UpgradePlan)) Option {
+	return func(a *App) { a.onUpgradeHalt = fn }
+}
+
 // WithTxCacheBytes bounds the memory of transactions kept decoded between
 // CheckTx, PrepareProposal, ProcessProposal and FinalizeBlock (by their
 // encoded size; a transaction decodes to about its size again). The cache
@@ -129,12 +137,16 @@ func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
 		}
 		a.log.Warn("application state had an incomplete version; rolled back", "version", latest, "err", err)
 	}
+	a.version = BaseVersion
 	if !a.tree.IsEmpty() {
 		p, err := a.loadParams()
 		if err != nil {
 			return nil, err
 		}
 		a.params = p
+		if err := a.loadVersion(); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }
@@ -167,7 +179,7 @@ func (a *App) Info(context.Context, *abci.RequestInfo) (*abci.ResponseInfo, erro
 	return &abci.ResponseInfo{
 		Data:             "credence",
 		Version:          Version,
-		AppVersion:       protocolVersion,
+		AppVersion:       a.version,
 		LastBlockHeight:  a.tree.Version(),
 		LastBlockAppHash: a.tree.Hash(),
 	}, nil
@@ -263,6 +275,7 @@ type checker struct {
 	st      stateReader
 	pending map[string]uint64
 	height  int64
+	rules   rules
 }
 
 // get decodes into m the value of key; false when the state has none.
@@ -323,7 +336,8 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 	defer a.mu.Unlock()
 	tx, err := a.decode(req.Tx)
 	if err == nil {
-		c := &checker{st: a.committed(), pending: a.checkSeq, height: a.nextHeight()}
+		h := a.nextHeight()
+		c := &checker{st: a.committed(), pending: a.checkSeq, height: h, rules: a.rulesAt(h)}
 		if err = c.check(tx); err != nil {
 			a.decoded.forget(tx)
 		}
@@ -360,7 +374,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 	defer a.mu.Unlock()
 	// Only transactions that ProcessProposal will accept go in, so that a
 	// transaction turned invalid in the mempool cannot stall the chain.
-	c := &checker{st: a.committed(), pending: make(map[string]uint64), height: req.Height}
+	c := &checker{st: a.committed(), pending: make(map[string]uint64), height: req.Height, rules: a.rulesAt(req.Height)}
 	txs := make([][]byte, 0, len(req.Txs))
 	var total int64
 	for _, raw := range req.Txs {
@@ -384,7 +398,12 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c := &checker{st: a.committed(), pending: make(map[string]uint64), height: req.Height}
+	if p := a.unknownPlanAt(req.Height); p != nil {
+		// This binary cannot run the block, so it must not vote for it.
+		a.log.Warn("rejecting proposal: the block needs an upgrade", "height", req.Height, "upgrade", p.Name, "app_version", p.AppVersion)
+		return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
+	}
+	c := &checker{st: a.committed(), pending: make(map[string]uint64), height: req.Height, rules: a.rulesAt(req.Height)}
 	for i, raw := range req.Txs {
 		tx, err := a.decode(raw)
 		if err == nil {
@@ -401,10 +420,16 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.block = nil
+	// The plan's migration runs before the block's transactions, which
+	// then run by the new rules.
+	paramUpdates, err := a.upgradeAt(req.Height)
+	if err != nil {
+		return nil, err
+	}
 	// The working tree is the state block execution reads and writes, so a
 	// later transaction of the block sees an earlier one's sequence.
-	c := &checker{st: a.tree, pending: make(map[string]uint64), height: req.Height}
-	a.block = nil
+	c := &checker{st: a.tree, pending: make(map[string]uint64), height: req.Height, rules: rulesOf(a.version)}
 	// Fresh slices: CometBFT keeps the previous block's response.
 	a.valUpdates, a.valWasSet = nil, nil
 	results := make([]*abci.ExecTxResult, len(req.Txs))
@@ -423,7 +448,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		return nil, err
 	}
 	return &abci.ResponseFinalizeBlock{TxResults: results, AppHash: a.tree.WorkingHash(),
-		ValidatorUpdates: a.finalValUpdates()}, nil
+		ValidatorUpdates: a.finalValUpdates(), ConsensusParamUpdates: paramUpdates}, nil
 }
 
 // markForProof has CometBFT make, without waiting for an empty block, the
@@ -486,6 +511,11 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	}
 	if a.onCommit != nil {
 		a.onCommit(height, a.block)
+	}
+	if a.onUpgradeHalt != nil {
+		if p := a.unknownPlanAt(height + 1); p != nil {
+			a.onUpgradeHalt(p)
+		}
 	}
 	a.block = nil
 	return &abci.ResponseCommit{}, nil
@@ -639,6 +669,9 @@ func (a *App) ImportState(height int64, next func() (*iavl.ExportNode, error)) (
 		return nil, err
 	}
 	a.params = p
+	if err := a.loadVersion(); err != nil {
+		return nil, err
+	}
 	a.decoded.reset()
 	return a.tree.Hash(), nil
 }
@@ -656,6 +689,7 @@ func (a *App) Reset() error {
 		return ErrNotEmpty
 	}
 	a.params = nil
+	a.version = BaseVersion
 	a.decoded.reset()
 	clear(a.checkSeq)
 	return nil

@@ -44,6 +44,9 @@ type scenario struct {
 	wantEvents    []string
 	wantProposals []pb.ProposalStatus
 	wantValUpdate bool
+	// upgrade: the chains know app version 3 (testV3Handler), and the
+	// fixed seed's run crosses the upgrade to it.
+	upgrade bool
 }
 
 // detMaxHashes is max_batch_hashes of the anchoring scenario: batches draw
@@ -98,6 +101,22 @@ func scenarios() []scenario {
 			wantProposals: []pb.ProposalStatus{pb.ProposalStatus_PROPOSAL_STATUS_PASSED, pb.ProposalStatus_PROPOSAL_STATUS_REJECTED, pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED},
 			wantValUpdate: true,
 		},
+		{
+			// A chain that crosses an upgrade: blocks before it run by
+			// version 2's rules, the plan's block migrates, later ones run
+			// by version 3's (a proposal needs a description).
+			name: "upgrade", seed: 7, blocks: 80, maxTxs: 6,
+			genesis: consortium, members: members, issuers: genesisIssuers,
+			ops: []op{
+				{"anchor", 20, opAnchor},
+				{"propose", 8, opPropose},
+				{"propose upgrade", 6, opProposeUpgrade},
+				{"vote", 30, opVote},
+			},
+			maxHashes: 20, upgrade: true,
+			wantCodes:     []uint32{CodeOK, CodeRejected},
+			wantProposals: []pb.ProposalStatus{pb.ProposalStatus_PROPOSAL_STATUS_PASSED, pb.ProposalStatus_PROPOSAL_STATUS_EXPIRED},
+		},
 	}
 }
 
@@ -125,6 +144,9 @@ func TestDeterminism(t *testing.T) {
 
 func runScenario(t *testing.T, sc scenario) {
 	seed := testSeed(t, sc.seed)
+	if sc.upgrade {
+		withHandler(t, 3, testV3Handler)
+	}
 	genesis := mustJSON(t, sc.genesis)
 	type config struct {
 		name string
@@ -150,6 +172,8 @@ func runScenario(t *testing.T, sc scenario) {
 	var golden strings.Builder
 	codesSeen, events := map[uint32]int{}, map[string]int{}
 	valUpdates := 0
+	var upgradedAt int64
+	v3Refused := 0 // transactions refused by version 3's rule
 	for h := int64(1); h <= int64(sc.blocks); h++ {
 		txs := gen.block(sc.maxTxs)
 		var want []string
@@ -206,12 +230,15 @@ func runScenario(t *testing.T, sc scenario) {
 			for _, r := range res.TxResults {
 				results = append(results, fmt.Sprintf("%d %q %v", r.Code, r.Log, r.Events))
 			}
-			this := []string{fmt.Sprintf("%x", res.AppHash), fmt.Sprint(checkCodes), strings.Join(results, "\n"), fmtUpdates(ups)}
+			this := []string{fmt.Sprintf("%x", res.AppHash), fmt.Sprint(checkCodes), strings.Join(results, "\n"), fmtUpdates(ups), res.ConsensusParamUpdates.String()}
 			if i == 0 {
 				want = this
 				fmt.Fprintf(&golden, "%d %x %v\n", h, res.AppHash, got)
 				for _, r := range res.TxResults {
 					codesSeen[r.Code]++
+					if strings.Contains(r.Log, "a proposal needs a description") {
+						v3Refused++
+					}
 					for _, ev := range r.Events {
 						for _, a := range ev.Attributes {
 							events[ev.Type+"/"+a.Key]++
@@ -221,9 +248,13 @@ func runScenario(t *testing.T, sc scenario) {
 				if len(ups) > 0 {
 					valUpdates++
 				}
+				if res.ConsensusParamUpdates != nil {
+					upgradedAt = h
+					fmt.Fprintf(&golden, "%d app version %d\n", h, res.ConsensusParamUpdates.GetVersion().GetApp())
+				}
 				continue
 			}
-			for j, what := range []string{"app hash", "CheckTx codes", "results", "validator updates"} {
+			for j, what := range []string{"app hash", "CheckTx codes", "results", "validator updates", "consensus param updates"} {
 				if this[j] != want[j] {
 					t.Fatalf("%s height %d: %s differ from %s's:\n%s\n%s", cfg.name, h, what, cfgs[0].name, this[j], want[j])
 				}
@@ -268,8 +299,8 @@ func runScenario(t *testing.T, sc scenario) {
 	for id := uint64(1); id < ref.nextProposalID(); id++ {
 		statuses[ref.proposal(id).Status]++
 	}
-	t.Logf("seed %d, %d blocks: %d batches; result codes %v; events %v; proposals %v; %d blocks with validator updates",
-		seed, sc.blocks, batches, codesSeen, events, statuses, valUpdates)
+	t.Logf("seed %d, %d blocks: %d batches; result codes %v; events %v; proposals %v; %d blocks with validator updates; upgraded at %d",
+		seed, sc.blocks, batches, codesSeen, events, statuses, valUpdates, upgradedAt)
 	if seed != sc.seed {
 		return // another seed is checked for agreement, not coverage
 	}
@@ -292,6 +323,9 @@ func runScenario(t *testing.T, sc scenario) {
 	}
 	if sc.wantValUpdate && valUpdates == 0 {
 		t.Error("no block with validator updates")
+	}
+	if sc.upgrade && (upgradedAt == 0 || v3Refused == 0) {
+		t.Errorf("upgraded at %d, %d transactions refused by version 3's rule: the run does not cross an upgrade into new rules", upgradedAt, v3Refused)
 	}
 }
 

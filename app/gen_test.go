@@ -472,3 +472,24 @@ func opUpdateStatusList(g *gen) ([]byte, bool) {
 	g.t.Fatalf("status list of unknown issuer %q", l.issuer)
 	return nil, false
 }
+
+// opProposeUpgrade: a member proposes an upgrade to version 3 a few blocks
+// ahead (now and then at a height already past), or the cancellation of
+// the pending plan (now and then of one that is not pending).
+func opProposeUpgrade(g *gen) ([]byte, bool) {
+	m, key := g.memberSigner()
+	g.fresh++
+	var p *pb.Propose
+	switch g.r.IntN(6) {
+	case 0:
+		name := fmt.Sprintf("v3-%d", g.fresh)
+		if pl, _, err := g.ref.app.UpgradePlan(); err == nil && pl != nil && g.r.IntN(3) != 0 {
+			name = pl.Name
+		}
+		p = cancelUpgrade(name)
+	default:
+		h := g.ref.height + int64(g.r.IntN(12)) - 1
+		p = upgradeTo(fmt.Sprintf("v3-%d", g.fresh), h, 3)
+	}
+	return g.keep(sign(g.t, proposeBody(m.id, g.next(memberAccount(m.id)), p), key))
+}

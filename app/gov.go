@@ -83,6 +83,14 @@ func (p proposeMsg) validate(uint64) error {
 		if c.MaxBatchHashes > MaxBatchHashesLimit {
 			return fmt.Errorf("%w: change_params.max_batch_hashes %d does not fit in a transaction; at most %d", ErrMalformed, c.MaxBatchHashes, MaxBatchHashesLimit)
 		}
+	case *pb.Propose_Upgrade:
+		if err := validateUpgrade(a.Upgrade); err != nil {
+			return err
+		}
+	case *pb.Propose_CancelUpgrade:
+		if err := ValidID(a.CancelUpgrade.Name); err != nil {
+			return fmt.Errorf("%w: cancel_upgrade.name: %v", ErrMalformed, err)
+		}
 	default:
 		return fmt.Errorf("%w: propose has no action", ErrMalformed)
 	}
@@ -96,6 +104,9 @@ func (proposeMsg) sequenceKey(body *pb.TxBody) []byte { return proof.MemberSeque
 func (p proposeMsg) check(c *checker, tx *decodedTx) error {
 	if err := c.memberSigned(tx); err != nil {
 		return err
+	}
+	if c.rules.proposalNeedsDescription && p.Description == "" {
+		return fmt.Errorf("%w: a proposal needs a description", ErrRejected)
 	}
 	switch a := p.Action.(type) {
 	case *pb.Propose_AddMember:
@@ -114,6 +125,10 @@ func (p proposeMsg) check(c *checker, tx *decodedTx) error {
 		if _, err := c.issuer(a.SetIssuerStatus.Issuer); err != nil {
 			return err
 		}
+	case *pb.Propose_Upgrade:
+		return checkUpgrade(c.st, a.Upgrade, c.height)
+	case *pb.Propose_CancelUpgrade:
+		return checkCancel(c.st, a.CancelUpgrade.Name)
 	}
 	return nil
 }
@@ -298,7 +313,7 @@ func (a *App) tally(prop *pb.Proposal, p *pb.Propose, height int64) error {
 	switch {
 	case 3*yes > 2*total:
 		prop.Status = pb.ProposalStatus_PROPOSAL_STATUS_PASSED
-		outcome, err := a.execute(p)
+		outcome, err := a.execute(p, height)
 		if err != nil {
 			return err
 		}
@@ -322,7 +337,7 @@ func (a *App) tally(prop *pb.Proposal, p *pb.Propose, height int64) error {
 // execute applies a passed proposal's action. A non-empty outcome says why
 // it could not apply (the state moved since it was proposed); the proposal
 // then fails without changing anything.
-func (a *App) execute(p *pb.Propose) (string, error) {
+func (a *App) execute(p *pb.Propose, height int64) (string, error) {
 	c := &checker{st: a.tree}
 	switch x := p.Action.(type) {
 	case *pb.Propose_AddMember:
@@ -395,6 +410,28 @@ func (a *App) execute(p *pb.Propose) (string, error) {
 		a.params = params
 		// Transactions decoded under the old limit are decoded again.
 		a.decoded.reset()
+	case *pb.Propose_Upgrade:
+		// A later plan replaces a pending one: the consortium decides one
+		// next version at a time.
+		if err := checkUpgrade(a.tree, x.Upgrade, height); err != nil {
+			if errors.Is(err, ErrRejected) {
+				return err.Error(), nil
+			}
+			return "", err
+		}
+		if err := a.put([]byte(proof.KeyUpgradePlan), x.Upgrade); err != nil {
+			return "", err
+		}
+	case *pb.Propose_CancelUpgrade:
+		if err := checkCancel(a.tree, x.CancelUpgrade.Name); err != nil {
+			if errors.Is(err, ErrRejected) {
+				return err.Error(), nil
+			}
+			return "", err
+		}
+		if _, _, err := a.tree.Remove([]byte(proof.KeyUpgradePlan)); err != nil {
+			return "", err
+		}
 	}
 	return "", nil
 }

@@ -79,7 +79,11 @@ func (s *api) Submit(ctx context.Context, req *pb.SubmitRequest) (*pb.SubmitResp
 		return nil, err
 	}
 	// Before anything is acknowledged: a hash this node cannot anchor now
-	// must not be queued (liveness.go).
+	// must not be queued (liveness.go), nor one taken while it halts for
+	// an upgrade (upgrade.go).
+	if err := s.n.upgradeRefusal(); err != nil {
+		return nil, err
+	}
 	if err := s.n.pipe.live.refuse(issuer); err != nil {
 		return nil, submitError(err)
 	}
@@ -132,6 +136,10 @@ func (s *api) SubmitStream(stream pb.Credence_SubmitStreamServer) error {
 		}
 		if err := checkHashes(req.GetHashes(), "hashes"); err != nil {
 			return status.Errorf(codes.InvalidArgument, "message at hash index %d: %s (earlier messages are queued)", base, status.Convert(err).Message())
+		}
+		if err := s.n.upgradeRefusal(); err != nil {
+			st := status.Convert(err)
+			return status.Errorf(st.Code(), "message at hash index %d: %s (earlier messages are queued)", base, st.Message())
 		}
 		if err := s.n.pipe.live.refuse(issuer); err != nil {
 			st := status.Convert(submitError(err))
@@ -238,7 +246,7 @@ func (s *api) NodeInfo(ctx context.Context, _ *pb.NodeInfoRequest) (*pb.NodeInfo
 		Issuers:       s.n.pipe.issuers(),
 		IndexedHeight: s.n.idx.indexedHeight(),
 		QueuedHashes:  s.n.pipe.queueDepth(),
-		Problems:      s.n.pipe.live.problems(),
+		Problems:      append(s.n.pipe.live.problems(), s.n.upgradeProblems()...),
 	}, nil
 }
 

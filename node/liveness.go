@@ -27,6 +27,9 @@ type liveness struct {
 	// keys: issuer → why its configured key cannot sign (wraps
 	// errKeyNotValid).
 	keys map[string]error
+	// halting is set once the node halts for an upgrade it cannot run
+	// (upgrade.go, which refuses Submit and tells NodeInfo itself).
+	halting bool
 	// notify learns each change of whether the node takes submissions
 	// (health); called under mu, so calls arrive in order.
 	notify func(serving bool)
@@ -41,7 +44,13 @@ func (l *liveness) watch(fn func(serving bool)) {
 	fn(l.servingLocked())
 }
 
-func (l *liveness) servingLocked() bool { return l.index == nil && len(l.keys) == 0 }
+func (l *liveness) servingLocked() bool {
+	return l.index == nil && len(l.keys) == 0 && !l.halting
+}
+
+// setHalting marks the node as halting for an upgrade: health goes
+// NOT_SERVING for good (the process exits once the halt is ready).
+func (l *liveness) setHalting() { l.change(func() { l.halting = true }) }
 
 // change applies fn to the state and tells notify when serving flips.
 func (l *liveness) change(fn func()) {

@@ -35,6 +35,10 @@ type Overrides struct {
 	GRPCAddress string
 	HTTPAddress string
 	Ports       consensus.Ports
+	// UnsafeSkipUpgradeCheck starts a binary that has a pending plan's
+	// handler before the chain reached the plan (upgrade.go): emergencies
+	// only.
+	UnsafeSkipUpgradeCheck bool
 }
 
 // Node is a running Credence node.
@@ -67,6 +71,10 @@ type Node struct {
 
 	stopOnce    sync.Once
 	pipeStarted bool
+	// admin serves queue backup and restore (backup.go).
+	admin *adminServer
+	// upg is the halt for an upgrade this binary cannot run (upgrade.go).
+	upg upgradeState
 }
 
 // Start opens the home and runs the node until Stop.
@@ -146,17 +154,22 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 
 	cfg.Memory.applyGoMemoryLimit()
 	n := &Node{log: log, chainID: chainID, auth: auth, trust: trust}
+	n.upg.init(home)
 	defer func() {
 		if err != nil {
 			n.abort()
 		}
 	}()
 	defer n.catchStoreDamage(&err) // runs first: abort sees the error
+	recreated := dataRecreated(home)
 	n.db, err = store.OpenBadger(filepath.Join(home, "data", "credence"), store.WithLogger(log), store.WithMemory(cfg.Memory.nodeDB()))
 	if err != nil {
 		return nil, fmt.Errorf("open node database: %w", refuseDamage(err))
 	}
 	if err := pinGenesis(n.db, ccfg.GenesisFile(), genJSON); err != nil {
+		return nil, err
+	}
+	if err := noteDataStarted(n.db, home, recreated, log); err != nil {
 		return nil, err
 	}
 	cc := &consensusChain{}
@@ -175,12 +188,15 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		log.Info("anchored filter built", "hashes", held, "took", time.Since(began).Round(time.Millisecond))
 	}
 	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), chainID,
-		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit),
+		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit), app.WithUpgradeHalt(n.upg.decide),
 		app.WithTxCacheBytes(cfg.Memory.TxCacheMB<<20))
 	if err != nil {
 		return nil, err
 	}
 	cc.App = n.app
+	if err := n.checkUpgradeAtStart(ov.UnsafeSkipUpgradeCheck); err != nil {
+		return nil, err
+	}
 	n.pipe = newPipeline(n.db, filepath.Join(home, "data", "queue"), cc, chainID, keys, cfg, log.With("module", "batcher"))
 	n.idx.pipe = n.pipe
 	n.pipe.anchored = n.idx.anchored
@@ -279,6 +295,15 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err := n.startHTTP(cfg, home, genJSON); err != nil {
 		return nil, err
 	}
+	if err := n.startAdmin(home); err != nil {
+		// Serving reads and Submit matters more than the backup: say
+		// plainly that the queue cannot be backed up from this node.
+		log.Error("queue backup and restore are unavailable: "+err.Error()+" (docs/operations.md, \"Backup and disaster recovery\")", "socket", adminSocket(home))
+	}
+	go n.watchUpgrade()
+	if err := dataLossReported(n.db); err != nil {
+		return nil, err
+	}
 	log.Info("credence node started", "chain_id", chainID, "grpc", n.lis.Addr().String(),
 		"http", n.HTTPAddr(), "rpc", ccfg.RPC.ListenAddress, "height", n.app.Height())
 	return n, nil
@@ -322,6 +347,8 @@ func (n *Node) ChainID() string { return n.chainID }
 func (n *Node) Stop() error {
 	var err error
 	n.stopOnce.Do(func() {
+		n.upg.stop()
+		n.stopAdmin()
 		n.stopHTTP()
 		if n.grpc != nil {
 			done := make(chan struct{})
@@ -360,6 +387,8 @@ func (n *Node) closeStores() error {
 // abort releases what a failed Start opened.
 func (n *Node) abort() {
 	n.stopOnce.Do(func() {})
+	n.upg.stop()
+	n.stopAdmin()
 	n.stopHTTP()
 	if n.grpc != nil {
 		// Stop closes the listener too.

@@ -22,6 +22,9 @@ import "encoding/binary"
 //	p       (exact key)                                 Params
 //	h/changed (exact key)                               last height whose block changed the state
 //	h/proof   (exact key)                               last height written only to be proven
+//	u/plan    (exact key)                               UpgradePlan passed, not yet reached
+//	u/version (exact key)                               app version (8 bytes b.-e.; absent: 2)
+//	u/done/   plan name                                 height it was applied at (8 bytes b.-e.)
 //
 // A scan over every key under a prefix runs from the prefix to
 // PrefixEnd(prefix).
@@ -42,7 +45,15 @@ const (
 	// the app's markForProof.
 	KeyChangedAt  = "h/changed"
 	KeyProofBlock = "h/proof"
+	// KeyAppVersion is absent until the first upgrade: a chain that never
+	// upgraded keeps the state (and app hashes) it had before the key existed.
+	KeyAppVersion     = "u/version"
+	KeyUpgradePlan    = "u/plan"
+	PrefixUpgradeDone = "u/done/"
 )
+
+// UpgradeDoneKey is the key of the height a plan named name was applied at.
+func UpgradeDoneKey(name string) []byte { return []byte(PrefixUpgradeDone + name) }
 
 // Signers' sequence spaces under PrefixSequence: an issuer and a member may
 // share an id, and each counts its own transactions.

@@ -32,6 +32,9 @@ func TestStateKeyLayout(t *testing.T) {
 		{"params", []byte(KeyParams), "p"},
 		{"changed at", []byte(KeyChangedAt), "h/changed"},
 		{"proof block", []byte(KeyProofBlock), "h/proof"},
+		{"app version", []byte(KeyAppVersion), "u/version"},
+		{"upgrade plan", []byte(KeyUpgradePlan), "u/plan"},
+		{"upgrade done", UpgradeDoneKey("v3"), "u/done/v3"},
 	} {
 		if string(tc.got) != tc.want {
 			t.Errorf("%s: key %q, want %q", tc.name, tc.got, tc.want)
@@ -78,6 +81,9 @@ func TestPrefixRanges(t *testing.T) {
 		KeyParams:          {[]byte(KeyParams)},
 		KeyChangedAt:       {[]byte(KeyChangedAt)},
 		KeyProofBlock:      {[]byte(KeyProofBlock)},
+		KeyAppVersion:      {[]byte(KeyAppVersion)},
+		KeyUpgradePlan:     {[]byte(KeyUpgradePlan)},
+		PrefixUpgradeDone:  {UpgradeDoneKey("a"), UpgradeDoneKey("z")},
 	}
 	for prefix, keys := range built {
 		for _, k := range keys {

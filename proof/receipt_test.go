@@ -718,3 +718,29 @@ func TestSignedHeaderEveryByteValue(t *testing.T) {
 		})
 	}
 }
+
+// TestVectorsEveryFormatVersion: the vectors hold receipts of every format
+// version from 2 to ReceiptVersion, and each verifies against the genesis
+// beside it, so a later format cannot silently drop an earlier one's
+// vectors (a verifier keeps verifying every receipt ever served).
+func TestVectorsEveryFormatVersion(t *testing.T) {
+	const firstKept = 2 // version 1 receipts are refused (docs/receipt.md)
+	byVersion := map[uint32][]string{}
+	for _, v := range validVectors(t) {
+		r := v.receipt(t)
+		if _, err := Verify(r, v.trust); err != nil {
+			t.Errorf("%s (format version %d): %v", v.name, r.Version, err)
+		}
+		byVersion[r.Version] = append(byVersion[r.Version], v.name)
+	}
+	for ver := uint32(firstKept); ver <= ReceiptVersion; ver++ {
+		if len(byVersion[ver]) == 0 {
+			t.Errorf("no vector of receipt format version %d in %s: every version from %d on keeps its vectors", ver, vectorDir, firstKept)
+		}
+	}
+	for ver, names := range byVersion {
+		if ver < firstKept || ver > ReceiptVersion {
+			t.Errorf("vectors %v have format version %d, outside %d to %d", names, ver, firstKept, ReceiptVersion)
+		}
+	}
+}

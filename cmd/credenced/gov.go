@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -184,8 +185,30 @@ func proposeCmd() *cobra.Command {
 		}}
 	params.Flags().Uint64Var(&maxHashes, "max-batch-hashes", 0, "largest batch")
 	params.Flags().Int64Var(&ttl, "proposal-ttl-blocks", 0, "blocks a proposal stays open")
+	var upName, upSHA string
+	var upHeight int64
+	var upVersion uint64
+	upgrade := &cobra.Command{Use: "upgrade --name N --height H --app-version V [--binary-sha256 HEX]",
+		Short: "Plan a coordinated upgrade: at height H the chain runs app version V; binaries without it halt before H",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sum, err := hex.DecodeString(upSHA)
+			if err != nil || (len(sum) != 0 && len(sum) != 32) {
+				return usageError(fmt.Errorf("--binary-sha256 %q: want the release binary's SHA-256 in hex (64 digits)", upSHA))
+			}
+			return submit(cmd, &pb.Propose{Action: &pb.Propose_Upgrade{Upgrade: &pb.UpgradePlan{Name: upName, Height: upHeight, AppVersion: upVersion, BinarySha256: sum}}})
+		}}
+	upgrade.Flags().StringVar(&upName, "name", "", "the release's name (a-z, 0-9, '-', '.', '_'); also in data/upgrade-info.json")
+	upgrade.Flags().Int64Var(&upHeight, "height", 0, "the first block run by the new release; leave time for the vote and for members to install it")
+	upgrade.Flags().Uint64Var(&upVersion, "app-version", 0, "the app version the new release runs from the height")
+	upgrade.Flags().StringVar(&upSHA, "binary-sha256", "", "SHA-256 of the release binary, for members to check (informational)")
+	cancelUp := &cobra.Command{Use: "cancel-upgrade --name N", Short: "Cancel the pending upgrade plan before its height", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return submit(cmd, &pb.Propose{Action: &pb.Propose_CancelUpgrade{CancelUpgrade: &pb.CancelUpgrade{Name: upName}}})
+		}}
+	cancelUp.Flags().StringVar(&upName, "name", "", "the pending plan's name")
 	for _, sub := range []*cobra.Command{add, remove, repower, issuerStatus("suspend-issuer", "Suspend an issuer: its batches are refused", pb.IssuerStatus_ISSUER_STATUS_SUSPENDED),
-		issuerStatus("reinstate-issuer", "Reinstate a suspended issuer", pb.IssuerStatus_ISSUER_STATUS_ACTIVE), params} {
+		issuerStatus("reinstate-issuer", "Reinstate a suspended issuer", pb.IssuerStatus_ISSUER_STATUS_ACTIVE), params, upgrade, cancelUp} {
 		g.register(sub)
 		c.AddCommand(sub)
 	}
@@ -247,6 +270,10 @@ func describeAction(p *pb.Propose) string {
 	case *pb.Propose_ChangeParams:
 		return fmt.Sprintf("change params: max_batch_hashes %d, proposal_ttl_blocks %d (0: unchanged)",
 			a.ChangeParams.MaxBatchHashes, a.ChangeParams.ProposalTtlBlocks)
+	case *pb.Propose_Upgrade:
+		return describePlan(a.Upgrade)
+	case *pb.Propose_CancelUpgrade:
+		return "cancel upgrade " + a.CancelUpgrade.Name
 	}
 	return "unknown action"
 }

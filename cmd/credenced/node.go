@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/node"
 )
 
@@ -96,6 +98,9 @@ func startCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			n, err := node.Start(ctx, home, ov, log)
+			if errors.Is(err, app.ErrUpgradeNeeded) {
+				return &exitError{node.ExitUpgradeNeeded, err}
+			}
 			if err != nil {
 				return err
 			}
@@ -108,13 +113,21 @@ func startCmd() *cobra.Command {
 			if console {
 				go statusLine(ctx, n, os.Stderr)
 			}
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-n.UpgradeHalt():
+			}
 			stopping.Store(true)
 			log.Info("stopping")
 			if err := n.Stop(); err != nil {
 				return fmt.Errorf("stop: %w", err)
 			}
 			log.Info("stopped cleanly")
+			if p := n.HaltedFor(); p != nil {
+				// A distinct status, so a supervisor starts the new release.
+				return &exitError{node.ExitUpgradeNeeded, fmt.Errorf("halted for upgrade %q at height %d (app version %d): start the new release; see %s",
+					p.Name, p.Height, p.AppVersion, filepath.Join(home, "data", node.UpgradeInfoFile))}
+			}
 			return nil
 		},
 	}
@@ -126,6 +139,7 @@ func startCmd() *cobra.Command {
 	c.Flags().StringVar(&ov.Ports.RPC, "rpc-laddr", "", "CometBFT RPC listen address (default from config.toml)")
 	c.Flags().StringVar(&ov.Ports.P2P, "p2p-laddr", "", "CometBFT P2P listen address (default from config.toml)")
 	c.Flags().StringVar(&ov.Ports.Prometheus, "prometheus-laddr", "", "Prometheus listen address (default from config.toml)")
+	c.Flags().BoolVar(&ov.UnsafeSkipUpgradeCheck, "unsafe-skip-upgrade-check", false, "start a release built for a pending upgrade before the chain reached it (emergencies only)")
 	return c
 }
 

@@ -822,6 +822,83 @@ func (x *SignedStatusList) GetHeight() int64 {
 	return 0
 }
 
+// UpgradePlan is a coordinated change of the state machine's rules, stored
+// once governance passes it (key "u/plan") until its height is finalized or
+// a later act cancels it. At height the block's rules become those of
+// app_version: a binary that knows that version migrates the state and moves
+// ConsensusParams.Version.App; one that does not halts before the block.
+type UpgradePlan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Names the release; a binary's handler and data/upgrade-info.json carry it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The first block run by the new rules.
+	Height     int64  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	AppVersion uint64 `protobuf:"varint,3,opt,name=app_version,json=appVersion,proto3" json:"app_version,omitempty"`
+	// SHA-256 of the release binary, for operators to check; informational,
+	// the state machine never reads it.
+	BinarySha256  []byte `protobuf:"bytes,4,opt,name=binary_sha256,json=binarySha256,proto3" json:"binary_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpgradePlan) Reset() {
+	*x = UpgradePlan{}
+	mi := &file_credence_v1_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpgradePlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpgradePlan) ProtoMessage() {}
+
+func (x *UpgradePlan) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpgradePlan.ProtoReflect.Descriptor instead.
+func (*UpgradePlan) Descriptor() ([]byte, []int) {
+	return file_credence_v1_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpgradePlan) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpgradePlan) GetHeight() int64 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *UpgradePlan) GetAppVersion() uint64 {
+	if x != nil {
+		return x.AppVersion
+	}
+	return 0
+}
+
+func (x *UpgradePlan) GetBinarySha256() []byte {
+	if x != nil {
+		return x.BinarySha256
+	}
+	return nil
+}
+
 var File_credence_v1_state_proto protoreflect.FileDescriptor
 
 const file_credence_v1_state_proto_rawDesc = "" +
@@ -881,7 +958,13 @@ const file_credence_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"valid_from\x18\x02 \x01(\tR\tvalidFrom\x12\x14\n" +
 	"\x05proof\x18\x03 \x01(\fR\x05proof\x12\x16\n" +
-	"\x06height\x18\x04 \x01(\x03R\x06height*d\n" +
+	"\x06height\x18\x04 \x01(\x03R\x06height\"\x7f\n" +
+	"\vUpgradePlan\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x1f\n" +
+	"\vapp_version\x18\x03 \x01(\x04R\n" +
+	"appVersion\x12#\n" +
+	"\rbinary_sha256\x18\x04 \x01(\fR\fbinarySha256*d\n" +
 	"\fIssuerStatus\x12\x1d\n" +
 	"\x19ISSUER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ISSUER_STATUS_ACTIVE\x10\x01\x12\x1b\n" +
@@ -911,7 +994,7 @@ func file_credence_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_credence_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_credence_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_credence_v1_state_proto_goTypes = []any{
 	(IssuerStatus)(0),        // 0: credence.v1.IssuerStatus
 	(ProposalStatus)(0),      // 1: credence.v1.ProposalStatus
@@ -924,6 +1007,7 @@ var file_credence_v1_state_proto_goTypes = []any{
 	(*Revocation)(nil),       // 8: credence.v1.Revocation
 	(*Registry)(nil),         // 9: credence.v1.Registry
 	(*SignedStatusList)(nil), // 10: credence.v1.SignedStatusList
+	(*UpgradePlan)(nil),      // 11: credence.v1.UpgradePlan
 }
 var file_credence_v1_state_proto_depIdxs = []int32{
 	0, // 0: credence.v1.Issuer.status:type_name -> credence.v1.IssuerStatus
@@ -948,7 +1032,7 @@ func file_credence_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_state_proto_rawDesc), len(file_credence_v1_state_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -828,6 +828,8 @@ type Propose struct {
 	//	*Propose_ChangePower
 	//	*Propose_SetIssuerStatus
 	//	*Propose_ChangeParams
+	//	*Propose_Upgrade
+	//	*Propose_CancelUpgrade
 	Action        isPropose_Action `protobuf_oneof:"action"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -922,6 +924,24 @@ func (x *Propose) GetChangeParams() *ChangeParams {
 	return nil
 }
 
+func (x *Propose) GetUpgrade() *UpgradePlan {
+	if x != nil {
+		if x, ok := x.Action.(*Propose_Upgrade); ok {
+			return x.Upgrade
+		}
+	}
+	return nil
+}
+
+func (x *Propose) GetCancelUpgrade() *CancelUpgrade {
+	if x != nil {
+		if x, ok := x.Action.(*Propose_CancelUpgrade); ok {
+			return x.CancelUpgrade
+		}
+	}
+	return nil
+}
+
 type isPropose_Action interface {
 	isPropose_Action()
 }
@@ -946,6 +966,14 @@ type Propose_ChangeParams struct {
 	ChangeParams *ChangeParams `protobuf:"bytes,14,opt,name=change_params,json=changeParams,proto3,oneof"`
 }
 
+type Propose_Upgrade struct {
+	Upgrade *UpgradePlan `protobuf:"bytes,15,opt,name=upgrade,proto3,oneof"`
+}
+
+type Propose_CancelUpgrade struct {
+	CancelUpgrade *CancelUpgrade `protobuf:"bytes,16,opt,name=cancel_upgrade,json=cancelUpgrade,proto3,oneof"`
+}
+
 func (*Propose_AddMember) isPropose_Action() {}
 
 func (*Propose_RemoveMember) isPropose_Action() {}
@@ -955,6 +983,10 @@ func (*Propose_ChangePower) isPropose_Action() {}
 func (*Propose_SetIssuerStatus) isPropose_Action() {}
 
 func (*Propose_ChangeParams) isPropose_Action() {}
+
+func (*Propose_Upgrade) isPropose_Action() {}
+
+func (*Propose_CancelUpgrade) isPropose_Action() {}
 
 type AddMember struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1233,6 +1265,51 @@ func (x *ChangeParams) GetProposalTtlBlocks() int64 {
 	return 0
 }
 
+// CancelUpgrade drops the stored upgrade plan named name before its height.
+type CancelUpgrade struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelUpgrade) Reset() {
+	*x = CancelUpgrade{}
+	mi := &file_credence_v1_tx_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelUpgrade) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelUpgrade) ProtoMessage() {}
+
+func (x *CancelUpgrade) ProtoReflect() protoreflect.Message {
+	mi := &file_credence_v1_tx_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelUpgrade.ProtoReflect.Descriptor instead.
+func (*CancelUpgrade) Descriptor() ([]byte, []int) {
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CancelUpgrade) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type Vote struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ProposalId    uint64                 `protobuf:"varint,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
@@ -1243,7 +1320,7 @@ type Vote struct {
 
 func (x *Vote) Reset() {
 	*x = Vote{}
-	mi := &file_credence_v1_tx_proto_msgTypes[15]
+	mi := &file_credence_v1_tx_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1332,7 @@ func (x *Vote) String() string {
 func (*Vote) ProtoMessage() {}
 
 func (x *Vote) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[15]
+	mi := &file_credence_v1_tx_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1345,7 @@ func (x *Vote) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vote.ProtoReflect.Descriptor instead.
 func (*Vote) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{15}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Vote) GetProposalId() uint64 {
@@ -1299,7 +1376,7 @@ type AnchorBatch struct {
 
 func (x *AnchorBatch) Reset() {
 	*x = AnchorBatch{}
-	mi := &file_credence_v1_tx_proto_msgTypes[16]
+	mi := &file_credence_v1_tx_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1388,7 @@ func (x *AnchorBatch) String() string {
 func (*AnchorBatch) ProtoMessage() {}
 
 func (x *AnchorBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_credence_v1_tx_proto_msgTypes[16]
+	mi := &file_credence_v1_tx_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1401,7 @@ func (x *AnchorBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnchorBatch.ProtoReflect.Descriptor instead.
 func (*AnchorBatch) Descriptor() ([]byte, []int) {
-	return file_credence_v1_tx_proto_rawDescGZIP(), []int{16}
+	return file_credence_v1_tx_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AnchorBatch) GetRoot() []byte {
@@ -1406,7 +1483,7 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\n" +
 	"leaf_index\x18\x03 \x01(\x04R\tleafIndex\x12\x1d\n" +
 	"\n" +
-	"audit_path\x18\x04 \x03(\fR\tauditPath\"\xfd\x02\n" +
+	"audit_path\x18\x04 \x03(\fR\tauditPath\"\xf8\x03\n" +
 	"\aPropose\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x127\n" +
 	"\n" +
@@ -1415,7 +1492,9 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\rremove_member\x18\v \x01(\v2\x19.credence.v1.RemoveMemberH\x00R\fremoveMember\x12=\n" +
 	"\fchange_power\x18\f \x01(\v2\x18.credence.v1.ChangePowerH\x00R\vchangePower\x12J\n" +
 	"\x11set_issuer_status\x18\r \x01(\v2\x1c.credence.v1.SetIssuerStatusH\x00R\x0fsetIssuerStatus\x12@\n" +
-	"\rchange_params\x18\x0e \x01(\v2\x19.credence.v1.ChangeParamsH\x00R\fchangeParamsB\b\n" +
+	"\rchange_params\x18\x0e \x01(\v2\x19.credence.v1.ChangeParamsH\x00R\fchangeParams\x124\n" +
+	"\aupgrade\x18\x0f \x01(\v2\x18.credence.v1.UpgradePlanH\x00R\aupgrade\x12C\n" +
+	"\x0ecancel_upgrade\x18\x10 \x01(\v2\x1a.credence.v1.CancelUpgradeH\x00R\rcancelUpgradeB\b\n" +
 	"\x06action\"\x87\x01\n" +
 	"\tAddMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1433,7 +1512,9 @@ const file_credence_v1_tx_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.credence.v1.IssuerStatusR\x06status\"h\n" +
 	"\fChangeParams\x12(\n" +
 	"\x10max_batch_hashes\x18\x01 \x01(\x04R\x0emaxBatchHashes\x12.\n" +
-	"\x13proposal_ttl_blocks\x18\x02 \x01(\x03R\x11proposalTtlBlocks\"9\n" +
+	"\x13proposal_ttl_blocks\x18\x02 \x01(\x03R\x11proposalTtlBlocks\"#\n" +
+	"\rCancelUpgrade\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"9\n" +
 	"\x04Vote\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x10\n" +
@@ -1454,7 +1535,7 @@ func file_credence_v1_tx_proto_rawDescGZIP() []byte {
 	return file_credence_v1_tx_proto_rawDescData
 }
 
-var file_credence_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_credence_v1_tx_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_credence_v1_tx_proto_goTypes = []any{
 	(*Tx)(nil),              // 0: credence.v1.Tx
 	(*TxBody)(nil),          // 1: credence.v1.TxBody
@@ -1471,34 +1552,38 @@ var file_credence_v1_tx_proto_goTypes = []any{
 	(*ChangePower)(nil),     // 12: credence.v1.ChangePower
 	(*SetIssuerStatus)(nil), // 13: credence.v1.SetIssuerStatus
 	(*ChangeParams)(nil),    // 14: credence.v1.ChangeParams
-	(*Vote)(nil),            // 15: credence.v1.Vote
-	(*AnchorBatch)(nil),     // 16: credence.v1.AnchorBatch
-	(RegistryPurpose)(0),    // 17: credence.v1.RegistryPurpose
-	(IssuerStatus)(0),       // 18: credence.v1.IssuerStatus
+	(*CancelUpgrade)(nil),   // 15: credence.v1.CancelUpgrade
+	(*Vote)(nil),            // 16: credence.v1.Vote
+	(*AnchorBatch)(nil),     // 17: credence.v1.AnchorBatch
+	(RegistryPurpose)(0),    // 18: credence.v1.RegistryPurpose
+	(*UpgradePlan)(nil),     // 19: credence.v1.UpgradePlan
+	(IssuerStatus)(0),       // 20: credence.v1.IssuerStatus
 }
 var file_credence_v1_tx_proto_depIdxs = []int32{
-	16, // 0: credence.v1.TxBody.anchor_batch:type_name -> credence.v1.AnchorBatch
+	17, // 0: credence.v1.TxBody.anchor_batch:type_name -> credence.v1.AnchorBatch
 	9,  // 1: credence.v1.TxBody.propose:type_name -> credence.v1.Propose
-	15, // 2: credence.v1.TxBody.vote:type_name -> credence.v1.Vote
+	16, // 2: credence.v1.TxBody.vote:type_name -> credence.v1.Vote
 	4,  // 3: credence.v1.TxBody.register_issuer:type_name -> credence.v1.RegisterIssuer
 	5,  // 4: credence.v1.TxBody.rotate_key:type_name -> credence.v1.RotateKey
 	6,  // 5: credence.v1.TxBody.compromise_key:type_name -> credence.v1.CompromiseKey
 	7,  // 6: credence.v1.TxBody.revoke:type_name -> credence.v1.Revoke
 	2,  // 7: credence.v1.TxBody.create_registry:type_name -> credence.v1.CreateRegistry
 	3,  // 8: credence.v1.TxBody.update_registry:type_name -> credence.v1.UpdateRegistry
-	17, // 9: credence.v1.CreateRegistry.purpose:type_name -> credence.v1.RegistryPurpose
+	18, // 9: credence.v1.CreateRegistry.purpose:type_name -> credence.v1.RegistryPurpose
 	8,  // 10: credence.v1.Revoke.hashes:type_name -> credence.v1.RevokedHash
 	10, // 11: credence.v1.Propose.add_member:type_name -> credence.v1.AddMember
 	11, // 12: credence.v1.Propose.remove_member:type_name -> credence.v1.RemoveMember
 	12, // 13: credence.v1.Propose.change_power:type_name -> credence.v1.ChangePower
 	13, // 14: credence.v1.Propose.set_issuer_status:type_name -> credence.v1.SetIssuerStatus
 	14, // 15: credence.v1.Propose.change_params:type_name -> credence.v1.ChangeParams
-	18, // 16: credence.v1.SetIssuerStatus.status:type_name -> credence.v1.IssuerStatus
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	19, // 16: credence.v1.Propose.upgrade:type_name -> credence.v1.UpgradePlan
+	15, // 17: credence.v1.Propose.cancel_upgrade:type_name -> credence.v1.CancelUpgrade
+	20, // 18: credence.v1.SetIssuerStatus.status:type_name -> credence.v1.IssuerStatus
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_credence_v1_tx_proto_init() }
@@ -1524,6 +1609,8 @@ func file_credence_v1_tx_proto_init() {
 		(*Propose_ChangePower)(nil),
 		(*Propose_SetIssuerStatus)(nil),
 		(*Propose_ChangeParams)(nil),
+		(*Propose_Upgrade)(nil),
+		(*Propose_CancelUpgrade)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1531,7 +1618,7 @@ func file_credence_v1_tx_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_credence_v1_tx_proto_rawDesc), len(file_credence_v1_tx_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
