@@ -160,16 +160,22 @@ func verifyVC(ctx context.Context, doc, genesis []byte, trust *proof.TrustRoot, 
 		// The ledger's own word on the anchored hash first: revoked by
 		// hash (credenced revoke), the issuer suspended, its key
 		// compromised.
-		st, err := checkHashOnline(ctx, online, res, trust, maxAge, minHeight)
-		switch {
-		case errors.Is(err, errStatusInvalid):
-			fmt.Printf("INVALID (step: %s): %v\n", vc.StepStatus, err)
-			printCredential(res, status)
-			return &exitError{exitInvalid, nil}
-		case err != nil:
+		// statusFailed ends the verdict on a status check that did not
+		// give an answer: proven data contradicting the credential, or no
+		// check that could be made.
+		statusFailed := func(err error) error {
+			if errors.Is(err, errStatusInvalid) {
+				fmt.Printf("INVALID (step: %s): %v\n", vc.StepStatus, err)
+				printCredential(res, status)
+				return &exitError{exitInvalid, nil}
+			}
 			err = couldNot(fmt.Errorf("status from %s: %w", online, err))
 			printCredential(res, status)
 			return err
+		}
+		st, err := checkHashOnline(ctx, online, res, trust, maxAge, minHeight)
+		if err != nil {
+			return statusFailed(err)
 		}
 		line := fmt.Sprintf("hash not revoked, issuer %s active, as of height %d, %s (%s old)", st.Issuer, st.Height,
 			st.Time.UTC().Format(time.RFC3339), time.Since(st.Time).Round(time.Second))
@@ -183,15 +189,8 @@ func verifyVC(ctx context.Context, doc, genesis []byte, trust *proof.TrustRoot, 
 		}
 		for _, e := range res.Status {
 			set, line, err := checkEntryOnline(ctx, online, e, res, trust, maxAge, minHeight)
-			switch {
-			case errors.Is(err, errStatusInvalid):
-				fmt.Printf("INVALID (step: %s): %v\n", vc.StepStatus, err)
-				printCredential(res, status)
-				return &exitError{exitInvalid, nil}
-			case err != nil:
-				err = couldNot(fmt.Errorf("status from %s: %w", online, err))
-				printCredential(res, status)
-				return err
+			if err != nil {
+				return statusFailed(err)
 			}
 			status = append(status, line)
 			switch {
