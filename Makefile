@@ -28,13 +28,19 @@ run: build
 	@echo "Example: ./build/credenced anchor --home $(HOME_DIR) --out receipts README.md"
 	@./build/credenced start --home "$(HOME_DIR)" --console
 
-# The browser tests (node/web_test.go) need chromium; outside CI they skip
-# without it, with CI=true they fail.
+# The browser tests (node/web_test.go) need chromium, the independent
+# checks Debian's python3-pyld and python3-cryptography; outside CI they skip
+# without them (the last lines say so), with CI=true they fail. The upgrade
+# switch needs a build that knows app version 3 (tag upgradetest).
 test: wasm
-	$(GO) vet -tags $(TAGS) ./...
-	$(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...
-	# The upgrade switch needs a build that knows app version 3 (tag upgradetest).
-	$(GO) test -tags $(TAGS),upgradetest -count=1 -timeout 10m -run 'TestUpgrade' ./app/ ./node/
+	@start=$$(date +%s); set -e; \
+	echo "$(GO) vet -tags $(TAGS) ./..."; $(GO) vet -tags $(TAGS) ./...; \
+	echo "$(GO) test -tags $(TAGS) ./..."; $(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...; \
+	echo "$(GO) test -tags $(TAGS),upgradetest -run TestUpgrade ./app/ ./node/"; \
+	$(GO) test -tags $(TAGS),upgradetest -count=1 -timeout 10m -run 'TestUpgrade' ./app/ ./node/; \
+	echo "make test: passed in $$(( $$(date +%s) - start )) s"; \
+	command -v chromium >/dev/null 2>&1 || echo "make test: chromium is missing, so the page's browser tests did not run: apt-get install chromium"; \
+	/usr/bin/python3 -c 'import pyld, cryptography' >/dev/null 2>&1 || echo "make test: python3-pyld or python3-cryptography is missing, so the independent checks did not run: apt-get install python3-pyld python3-cryptography"
 
 # Multi-node end-to-end tests on real processes (build tag e2e).
 e2e:

@@ -42,7 +42,7 @@ type config struct {
 	// a write never passes a cross-origin preflight. Default ["*"], so that
 	// any site's verifier page can check a credential.
 	HTTPCORSOrigins []string `toml:"http_cors_origins"`
-	// BatchInterval is how often the queue is cut into batches. Default 1s.
+	// BatchInterval is how often the queue is cut into batches. Default 250ms.
 	BatchInterval duration `toml:"batch_interval"`
 	// BatchMaxLeaves cuts a batch early once an issuer has this many hashes
 	// queued. Default 65536, under the chain's max_batch_hashes.

@@ -36,7 +36,7 @@ func testnetCmd() *cobra.Command {
 	c.Flags().StringVar(&o.ChainID, "chain-id", "credence-testnet", "chain id")
 	c.Flags().StringVar(&o.StartingIP, "starting-ip", "", "give node i the address STARTING-IP + i (one host per node)")
 	c.Flags().StringVar(&o.HostnamePrefix, "hostname-prefix", "", "give node i the host name PREFIX + i (one host per node)")
-	c.Flags().IntVar(&o.BasePort, "base-port", 26656, "first port; on one host node i uses BASE+10i … BASE+10i+3 (P2P, RPC, gRPC, Prometheus)")
+	c.Flags().IntVar(&o.BasePort, "base-port", 26656, "first port; on one host node i uses BASE+10i + 0 P2P, 1 RPC, 2 gRPC, 3 Prometheus, 5 HTTP")
 	return c
 }
 
