@@ -55,9 +55,9 @@ func DefaultConfig(home, moniker string, ports Ports, maxTxBytes int) *cfg.Confi
 	c.RPC.ListenAddress = "tcp://127.0.0.1:26657"
 	// CometBFT's own gRPC services stay off: our API has its own port.
 	c.RPC.GRPCListenAddress = ""
-	// The API's Broadcast waits for the block that includes a transaction,
-	// bounded by the caller's deadline; CometBFT's own 10 s cap is too short
-	// for a round that times out on a loaded machine.
+	// For tools on CometBFT's RPC (broadcast_tx_commit): its own 10 s cap is
+	// too short for a round that times out on a loaded machine. The API's
+	// Broadcast does not use it (node/txwait.go, broadcast_timeout).
 	c.RPC.TimeoutBroadcastTxCommit = time.Minute
 	c.P2P.ListenAddress = "tcp://0.0.0.0:26656"
 	// Batches are megabytes; CometBFT's 5 MB/s per peer would cap throughput.
