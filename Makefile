@@ -6,7 +6,7 @@ HOME_DIR  ?= $(CURDIR)/.credence
 BUF       := $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all wasm build run test e2e torture damage soak lint proto bench bench-net bench-statesync clean localnet-docker-up localnet-docker-down localnet-prometheus-image
+.PHONY: all wasm build run test test-deps e2e torture damage soak lint proto bench bench-net bench-statesync clean localnet-docker-up localnet-docker-down localnet-prometheus-image
 
 all: build
 
@@ -28,19 +28,23 @@ run: build
 	@echo "Example: ./build/credenced anchor --home $(HOME_DIR) --out receipts README.md"
 	@./build/credenced start --home "$(HOME_DIR)" --console
 
-# The browser tests (node/web_test.go) need chromium, the independent
-# checks Debian's python3-pyld and python3-cryptography; outside CI they skip
-# without them (the last lines say so), with CI=true they fail. The upgrade
-# switch needs a build that knows app version 3 (tag upgradetest).
-test: wasm
+# The browser tests (node/web_test.go) need chromium, the independent checks
+# Debian's python3-pyld and python3-cryptography: Debian packages, the one
+# thing Go cannot fetch, so test-deps installs them when missing (apt-get, as
+# root or through sudo). Without them those tests fail, they never skip.
+# The upgrade switch needs a build that knows app version 3 (tag upgradetest).
+APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { $(APT) update && $(APT) install -y chromium; }
+	@/usr/bin/python3 -c 'import pyld, cryptography' >/dev/null 2>&1 || { $(APT) update && $(APT) install -y python3-pyld python3-cryptography; }
+
+test: wasm test-deps
 	@start=$$(date +%s); set -e; \
 	echo "$(GO) vet -tags $(TAGS) ./..."; $(GO) vet -tags $(TAGS) ./...; \
 	echo "$(GO) test -tags $(TAGS) ./..."; $(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...; \
 	echo "$(GO) test -tags $(TAGS),upgradetest -run TestUpgrade ./app/ ./node/"; \
 	$(GO) test -tags $(TAGS),upgradetest -count=1 -timeout 10m -run 'TestUpgrade' ./app/ ./node/; \
-	echo "make test: passed in $$(( $$(date +%s) - start )) s"; \
-	command -v chromium >/dev/null 2>&1 || echo "make test: chromium is missing, so the page's browser tests did not run: apt-get install chromium"; \
-	/usr/bin/python3 -c 'import pyld, cryptography' >/dev/null 2>&1 || echo "make test: python3-pyld or python3-cryptography is missing, so the independent checks did not run: apt-get install python3-pyld python3-cryptography"
+	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
 # Multi-node end-to-end tests on real processes (build tag e2e).
 e2e:
