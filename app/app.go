@@ -137,7 +137,7 @@ func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
 		}
 		a.log.Warn("application state had an incomplete version; rolled back", "version", latest, "err", err)
 	}
-	a.version = BaseVersion
+	a.version = baseVersion
 	if !a.tree.IsEmpty() {
 		p, err := a.loadParams()
 		if err != nil {
@@ -689,7 +689,7 @@ func (a *App) Reset() error {
 		return ErrNotEmpty
 	}
 	a.params = nil
-	a.version = BaseVersion
+	a.version = baseVersion
 	a.decoded.reset()
 	clear(a.checkSeq)
 	return nil

@@ -334,6 +334,15 @@ func (a *App) tally(prop *pb.Proposal, p *pb.Propose, height int64) error {
 	return a.put(proof.ProposalKey(prop.Id), prop)
 }
 
+// outcomeOf is execute's answer to a check that failed: a refusal
+// (ErrRejected) is the proposal's outcome, any other error the block's.
+func outcomeOf(err error) (string, error) {
+	if errors.Is(err, ErrRejected) {
+		return err.Error(), nil
+	}
+	return "", err
+}
+
 // execute applies a passed proposal's action. A non-empty outcome says why
 // it could not apply (the state moved since it was proposed); the proposal
 // then fails without changing anything.
@@ -414,20 +423,14 @@ func (a *App) execute(p *pb.Propose, height int64) (string, error) {
 		// A later plan replaces a pending one: the consortium decides one
 		// next version at a time.
 		if err := checkUpgrade(a.tree, x.Upgrade, height); err != nil {
-			if errors.Is(err, ErrRejected) {
-				return err.Error(), nil
-			}
-			return "", err
+			return outcomeOf(err)
 		}
 		if err := a.put([]byte(proof.KeyUpgradePlan), x.Upgrade); err != nil {
 			return "", err
 		}
 	case *pb.Propose_CancelUpgrade:
 		if err := checkCancel(a.tree, x.CancelUpgrade.Name); err != nil {
-			if errors.Is(err, ErrRejected) {
-				return err.Error(), nil
-			}
-			return "", err
+			return outcomeOf(err)
 		}
 		if _, _, err := a.tree.Remove([]byte(proof.KeyUpgradePlan)); err != nil {
 			return "", err

@@ -13,7 +13,7 @@ import (
 
 func TestInfo(t *testing.T) {
 	n := newChain(t)
-	if info := n.info(); info.LastBlockHeight != 0 || info.AppVersion != BaseVersion || info.Version != Version {
+	if info := n.info(); info.LastBlockHeight != 0 || info.AppVersion != baseVersion || info.Version != Version {
 		t.Errorf("Info of a fresh app: %+v", info)
 	}
 	n.initChain(mustJSON(t, testGenesisDoc()))

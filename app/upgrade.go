@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
 	"google.golang.org/protobuf/proto"
@@ -15,20 +17,20 @@ import (
 // Coordinated upgrades. Governance passes an UpgradePlan (name, height,
 // app_version); at the plan's height the block runs by the rules of
 // app_version. The app version lives in state (proof.KeyAppVersion, absent
-// meaning BaseVersion), so one binary replays the chain from genesis across
+// meaning baseVersion), so one binary replays the chain from genesis across
 // every version it has a handler for, choosing each block's rules by the
 // version in state. The block at the plan height runs the handler's
 // migration first, then its transactions by the new rules, and moves
 // ConsensusParams.Version.App, which CometBFT puts in every header from the
 // next height on.
 
-// BaseVersion is the app version of a chain that never upgraded: the rules
+// baseVersion is the app version of a chain that never upgraded: the rules
 // of protocol version 2 (a sequence moves at most MaxSequenceStep;
 // transactions with unknown fields are refused).
-const BaseVersion uint64 = 2
+const baseVersion uint64 = 2
 
 // rules are the switches block execution reads that differ between app
-// versions. The zero value is BaseVersion's.
+// versions. The zero value is baseVersion's.
 type rules struct {
 	// proposalNeedsDescription refuses a Propose without a description.
 	proposalNeedsDescription bool
@@ -41,9 +43,9 @@ type upgradeHandler struct {
 	rules   rules
 }
 
-// handlers holds the app versions above BaseVersion this binary can run.
-// Only looked up by version, never iterated, so the map's order never
-// reaches state. The release binary registers none yet; the upgradetest
+// handlers holds the app versions above baseVersion this binary can run.
+// Block execution only looks it up by version, never iterates it, so the
+// map's order never reaches state. The release binary registers none yet; the upgradetest
 // build registers version 3 (upgrade_testbuild.go).
 var handlers = map[uint64]upgradeHandler{}
 
@@ -59,7 +61,7 @@ var (
 
 // knows reports whether this binary can run app version v.
 func knows(v uint64) bool {
-	if v == BaseVersion {
+	if v == baseVersion {
 		return true
 	}
 	_, ok := handlers[v]
@@ -77,7 +79,7 @@ func readVersion(st stateReader) (uint64, error) {
 		return 0, err
 	}
 	if raw == nil {
-		return BaseVersion, nil
+		return baseVersion, nil
 	}
 	if len(raw) != 8 {
 		return 0, fmt.Errorf("corrupt app version in state: %d bytes", len(raw))
@@ -113,12 +115,10 @@ func (a *App) loadVersion() error {
 }
 
 func knownVersions() string {
-	s := fmt.Sprint(BaseVersion)
+	s := fmt.Sprint(baseVersion)
 	// Ascending, for a stable message.
-	for v := BaseVersion + 1; v <= BaseVersion+64; v++ {
-		if _, ok := handlers[v]; ok {
-			s += fmt.Sprintf(", %d", v)
-		}
+	for _, v := range slices.Sorted(maps.Keys(handlers)) {
+		s += fmt.Sprintf(", %d", v)
 	}
 	return s
 }
@@ -195,8 +195,8 @@ func validateUpgrade(u *pb.UpgradePlan) error {
 	if u.Height <= 0 {
 		return fmt.Errorf("%w: upgrade.height must be positive", ErrMalformed)
 	}
-	if u.AppVersion <= BaseVersion {
-		return fmt.Errorf("%w: upgrade.app_version must be above %d", ErrMalformed, BaseVersion)
+	if u.AppVersion <= baseVersion {
+		return fmt.Errorf("%w: upgrade.app_version must be above %d", ErrMalformed, baseVersion)
 	}
 	if n := len(u.BinarySha256); n != 0 && n != 32 {
 		return fmt.Errorf("%w: upgrade.binary_sha256 is %d bytes; a SHA-256 is 32", ErrMalformed, n)

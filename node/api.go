@@ -361,12 +361,22 @@ func (s *api) ListProposals(_ context.Context, req *pb.ListProposalsRequest) (*p
 // proveKey reads key in the state at height with its ICS23 proof
 // (membership, or non-membership when absent).
 func (s *api) proveKey(height int64, key []byte) (value, prf []byte, err error) {
-	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: key, Height: height, Prove: true})
+	return s.readKey(height, key, true)
+}
+
+// readKey reads key in the state at height, with its proof when prove: a
+// proof is built under the app's lock, so a read that only looks at the
+// value goes without.
+func (s *api) readKey(height int64, key []byte, prove bool) (value, prf []byte, err error) {
+	res, err := s.n.app.Query(context.Background(), &abci.RequestQuery{Path: "/key", Data: key, Height: height, Prove: prove})
 	if err != nil {
 		return nil, nil, err
 	}
-	if res.Code != 0 || res.ProofOps == nil || len(res.ProofOps.Ops) != 1 {
+	if res.Code != 0 || prove && (res.ProofOps == nil || len(res.ProofOps.Ops) != 1) {
 		return nil, nil, fmt.Errorf("state at height %d: %s", height, res.Log)
+	}
+	if !prove {
+		return res.Value, nil, nil
 	}
 	return res.Value, res.ProofOps.Ops[0].Data, nil
 }
@@ -453,9 +463,9 @@ func (s *api) registryArgs(issuer, id string) error {
 }
 
 // registryAt reads a registry's record at height, decoded and as stored,
-// with its proof.
-func (s *api) registryAt(height int64, issuer, id string) (*pb.Registry, []byte, []byte, error) {
-	rec, recProof, err := s.proveKey(height, proof.RegistryKey(issuer, id))
+// with its proof when prove.
+func (s *api) registryAt(height int64, issuer, id string, prove bool) (*pb.Registry, []byte, []byte, error) {
+	rec, recProof, err := s.readKey(height, proof.RegistryKey(issuer, id), prove)
 	if err != nil {
 		return nil, nil, nil, status.Errorf(codes.Internal, "registry: %v", err)
 	}
@@ -477,7 +487,7 @@ func (s *api) GetRegistryStatus(ctx context.Context, req *pb.GetRegistryStatusRe
 	if err != nil {
 		return nil, err
 	}
-	r, rec, recProof, err := s.registryAt(height, req.Issuer, req.Id)
+	r, rec, recProof, err := s.registryAt(height, req.Issuer, req.Id, true)
 	if err != nil {
 		return nil, err
 	}
@@ -499,7 +509,8 @@ func (s *api) ExportRegistry(ctx context.Context, req *pb.ExportRegistryRequest)
 	if err := s.registryArgs(req.GetIssuer(), req.GetId()); err != nil {
 		return nil, err
 	}
-	height, _, _, err := s.provenState(ctx, 0)
+	// exportRegistryAt reads the header and links itself.
+	height, err := s.n.newestProvable()
 	if err != nil {
 		return nil, err
 	}

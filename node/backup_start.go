@@ -77,12 +77,8 @@ func noteDataStarted(db *badger.DB, home string, recreated bool, log *slog.Logge
 	const text = "This node started on this home. If data/ is ever found missing beside this file,\n" +
 		"the node warns at start that its unanchored hashes were lost unless restored\n" +
 		"(credenced restore queue). Back this file up with config/.\n"
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+	if err := writeFileSynced(path, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("marking the home started: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("marking the home started: %w", err)
-	}
-	return syncDir(filepath.Dir(path))
+	return nil
 }

@@ -144,18 +144,10 @@ func TestListProposalsReadsOnlyLimit(t *testing.T) {
 	cl := dialTest(t, n.GRPCAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	member, memberKey, err := MemberKey(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, _, err := IssuerSigningKey(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proposal, memberKey := h.issuerProposal(t, n.chainID)
 	const proposals = 12
 	for range proposals {
-		broadcastTx(ctx, t, cl, &pb.TxBody{ChainId: n.chainID, Signer: member, Msg: &pb.TxBody_Propose{Propose: &pb.Propose{
-			Action: &pb.Propose_SetIssuerStatus{SetIssuerStatus: &pb.SetIssuerStatus{Issuer: issuer, Status: pb.IssuerStatus_ISSUER_STATUS_ACTIVE}}}}}, memberKey)
+		broadcastTx(ctx, t, cl, proposal, memberKey) // a new sequence each time
 	}
 	s := &api{n: n}
 	for _, c := range []struct {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
@@ -174,4 +175,21 @@ func broadcastTx(ctx context.Context, t *testing.T, cl pb.CredenceClient, body *
 		t.Fatalf("broadcast: %v %v", err, res)
 	}
 	return res.Height
+}
+
+// issuerProposal is the home's member's proposal to set the home's issuer
+// active, a governance transaction any test chain accepts, and the member's
+// key to sign it; the Sequence is left to the caller.
+func (h *testHome) issuerProposal(t testing.TB, chainID string) (*pb.TxBody, ed25519.PrivateKey) {
+	t.Helper()
+	member, memberKey, err := MemberKey(h.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, _, err := IssuerSigningKey(h.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pb.TxBody{ChainId: chainID, Signer: member, Msg: &pb.TxBody_Propose{Propose: &pb.Propose{
+		Action: &pb.Propose_SetIssuerStatus{SetIssuerStatus: &pb.SetIssuerStatus{Issuer: issuer, Status: pb.IssuerStatus_ISSUER_STATUS_ACTIVE}}}}}, memberKey
 }

@@ -346,8 +346,10 @@ func parseRoutes(doc []byte) ([]httpRoute, error) {
 
 // match reports whether path fits the template: a segment "{name}" stands
 // for any one segment, "{name}.json" for any ending in ".json".
-func (rt *httpRoute) match(path string) bool {
-	segs := strings.Split(path, "/")
+func (rt *httpRoute) match(path string) bool { return rt.matchSegs(strings.Split(path, "/")) }
+
+// matchSegs is match of a path already split at its slashes.
+func (rt *httpRoute) matchSegs(segs []string) bool {
 	if len(segs) != len(rt.segs) {
 		return false
 	}
@@ -372,12 +374,12 @@ func (rt *httpRoute) match(path string) bool {
 func (n *Node) admit(routes []httpRoute, maxBody int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt, refuse := admission(routes, n.auth, maxBody, r)
-		var route string
-		if rt != nil {
-			route = strings.Join(rt.segs, "/")
-		}
 		if refuse != nil {
 			// Counted as the gateway counts its answers, under the route.
+			var route string
+			if rt != nil {
+				route = strings.Join(rt.segs, "/")
+			}
 			instrument(route, refuse).ServeHTTP(w, r)
 			return
 		}
@@ -399,7 +401,8 @@ func admission(routes []httpRoute, auth *authorizer, maxBody int64, r *http.Requ
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeErrorStatus(w, httpStatus, err) })
 	}
 	var rt *httpRoute
-	if i := slices.IndexFunc(routes, func(rt httpRoute) bool { return rt.match(r.URL.Path) }); i >= 0 {
+	segs := strings.Split(r.URL.Path, "/") // once, not once a route
+	if i := slices.IndexFunc(routes, func(rt httpRoute) bool { return rt.matchSegs(segs) }); i >= 0 {
 		rt = &routes[i]
 	}
 	query, err := url.ParseQuery(r.URL.RawQuery)

@@ -110,9 +110,9 @@ func (c *leafChecks) setMax(max int) {
 // forget drops everything remembered, after the index was wiped: batch
 // numbers and sequences are given again.
 func (c *leafChecks) forget() {
-	c.setMax(c.max)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.sound, c.order, c.next = make(map[uint64]struct{}), nil, 0
 	c.damaged = make(map[batchKey]struct{})
 }
 

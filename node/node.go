@@ -220,11 +220,16 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	n.idx.retaining = cfg.RetainBlocks > 0
 	retain := &retention{blocks: cfg.RetainBlocks, durable: n.idx.durableHeight, snaps: n.snaps}
 
-	// A stop right after state sync, before the first block (consensus/resume.go).
-	if h, err := consensus.ResumeStateSync(ccfg, cfg.consensusDBMemory()); err != nil {
-		return nil, fmt.Errorf("consensus: %w", err)
-	} else if h > 0 {
-		log.Info("state sync was stopped after consensus took up the restore; following the chain from it", "height", h)
+	// A stop right after state sync, before the first block
+	// (consensus/resume.go). Only a restore no block was committed on yet
+	// can leave that, so other starts do not open CometBFT's stores (and
+	// check their tables) twice.
+	if n.snaps.unconfirmed.Load() {
+		if h, err := consensus.ResumeStateSync(ccfg, cfg.consensusDBMemory()); err != nil {
+			return nil, fmt.Errorf("consensus: %w", err)
+		} else if h > 0 {
+			log.Info("state sync was stopped after consensus took up the restore; following the chain from it", "height", h)
+		}
 	}
 	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps, retain: retain}, log, cfg.consensusDBMemory())
 	if err != nil {

@@ -97,16 +97,9 @@ func statusListIssuer(chainID, issuer string) string {
 // (HTTP 410 Gone, gRPC NotFound).
 var errStateNotKept = errors.New("state not kept")
 
-// notKept is errStateNotKept with its message, as a gRPC status.
-type notKept struct{ msg string }
-
 func notKeptf(format string, args ...any) error {
-	return notKept{errStateNotKept.Error() + ": " + fmt.Sprintf(format, args...)}
+	return fmt.Errorf("%w: %s", errStateNotKept, fmt.Sprintf(format, args...))
 }
-
-func (e notKept) Error() string              { return e.msg }
-func (e notKept) Is(target error) bool       { return target == errStateNotKept }
-func (e notKept) GRPCStatus() *status.Status { return status.New(codes.NotFound, e.msg) }
 
 func (n *Node) statusListHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +112,7 @@ func (n *Node) statusListHandler() http.Handler {
 		height, err := n.statusListHeight(r)
 		if err != nil {
 			if errors.Is(err, errStateNotKept) {
-				writeErrorStatus(w, http.StatusGone, err)
+				writeErrorStatus(w, http.StatusGone, status.Error(codes.NotFound, err.Error()))
 				return
 			}
 			writeError(w, err)
@@ -143,14 +136,15 @@ func (n *Node) statusListHandler() http.Handler {
 		}
 		// What the headers say is read apart from the cached document, at
 		// the same height: a height's state never changes.
-		reg, _, _, err := s.registryAt(height, issuer, id)
+		// The headers need values only: no proofs.
+		reg, _, _, err := s.registryAt(height, issuer, id, false)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
 		signed := false
 		if reg.Url != "" {
-			sd, _, err := s.proveKey(height, proof.SignedListKey(issuer, id))
+			sd, _, err := s.readKey(height, proof.SignedListKey(issuer, id), false)
 			if err != nil {
 				writeError(w, status.Errorf(codes.Internal, "signed list: %v", err))
 				return
@@ -182,9 +176,9 @@ func (n *Node) statusListHandler() http.Handler {
 // newest provable state.
 func (n *Node) statusListHeight(r *http.Request) (int64, error) {
 	q := r.URL.Query()
-	newest := n.app.Height() - 2
-	if newest < 1 {
-		return 0, status.Error(codes.Unavailable, "the chain has no provable state yet")
+	newest, err := n.newestProvable()
+	if err != nil {
+		return 0, err
 	}
 	hs, ts := q.Get("height"), q.Get("timestamp")
 	var h int64
@@ -213,6 +207,16 @@ func (n *Node) statusListHeight(r *http.Request) (int64, error) {
 	}
 	if !n.stateKept(r.Context(), h) {
 		return 0, notKeptf("height %d; the oldest height this node keeps is %d", h, n.oldestKept(r.Context(), newest))
+	}
+	return h, nil
+}
+
+// newestProvable is the newest state a committed header proves (see
+// provenState), without reading that header.
+func (n *Node) newestProvable() (int64, error) {
+	h := n.app.Height() - 2
+	if h < 1 {
+		return 0, status.Error(codes.Unavailable, "the chain has no provable state yet")
 	}
 	return h, nil
 }
@@ -288,7 +292,7 @@ func (s *api) exportRegistryAt(ctx context.Context, height int64, issuer, id str
 	if err != nil {
 		return nil, nil, nil, status.Errorf(codes.Internal, "validator links: %v", err)
 	}
-	r, rec, recProof, err := s.registryAt(height, issuer, id)
+	r, rec, recProof, err := s.registryAt(height, issuer, id, true)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -370,7 +374,7 @@ func (n *Node) legacyStatusList(ex *proof.RegistryExport, got *proof.RegistryRes
 // only once the node has verified it as any verifier would and found it
 // lists the proven bits: never a signature that does not hold.
 func (n *Node) urlStatusList(s *api, height int64, reg *pb.Registry, bits []byte, ex *proof.RegistryExport, got *proof.RegistryResult) ([]byte, error) {
-	raw, _, err := s.proveKey(height, proof.SignedListKey(reg.Issuer, reg.Id))
+	raw, _, err := s.readKey(height, proof.SignedListKey(reg.Issuer, reg.Id), false)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "signed list: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	gproto "google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/proof"
@@ -28,22 +29,18 @@ func TestBroadcastManyAtOnce(t *testing.T) {
 	cl := dialTest(t, n.GRPCAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	member, memberKey, err := MemberKey(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, _, err := IssuerSigningKey(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	proposal, memberKey := h.issuerProposal(t, n.chainID)
+	member := proposal.Signer
 	body := func(seq uint64) *pb.TxBody {
-		return &pb.TxBody{ChainId: n.chainID, Signer: member, Sequence: seq, Msg: &pb.TxBody_Propose{Propose: &pb.Propose{
-			Description: fmt.Sprint("proposal ", seq),
-			Action:      &pb.Propose_SetIssuerStatus{SetIssuerStatus: &pb.SetIssuerStatus{Issuer: issuer, Status: pb.IssuerStatus_ISSUER_STATUS_ACTIVE}}}}}
+		b := gproto.Clone(proposal).(*pb.TxBody)
+		b.Sequence = seq
+		b.GetPropose().Description = fmt.Sprint("proposal ", seq)
+		return b
 	}
 	first := nextSequence(ctx, t, cl, body(0))
 	const callers = 32
 	txs := make([][]byte, callers)
+	var err error
 	for i := range txs {
 		if txs[i], err = app.SignTx(body(first+uint64(i)), memberKey); err != nil {
 			t.Fatal(err)
@@ -128,16 +125,7 @@ func TestBroadcastWaitsBounded(t *testing.T) {
 	cl := dialTest(t, n.GRPCAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	member, memberKey, err := MemberKey(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, _, err := IssuerSigningKey(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &pb.TxBody{ChainId: n.chainID, Signer: member, Msg: &pb.TxBody_Propose{Propose: &pb.Propose{
-		Action: &pb.Propose_SetIssuerStatus{SetIssuerStatus: &pb.SetIssuerStatus{Issuer: issuer, Status: pb.IssuerStatus_ISSUER_STATUS_ACTIVE}}}}}
+	b, memberKey := h.issuerProposal(t, n.chainID)
 	b.Sequence = nextSequence(ctx, t, cl, b)
 	tx, err := app.SignTx(b, memberKey)
 	if err != nil {
@@ -173,16 +161,7 @@ func TestBroadcastExactReplay(t *testing.T) {
 	cl := dialTest(t, n.GRPCAddr())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	member, memberKey, err := MemberKey(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, _, err := IssuerSigningKey(h.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &pb.TxBody{ChainId: n.chainID, Signer: member, Msg: &pb.TxBody_Propose{Propose: &pb.Propose{
-		Action: &pb.Propose_SetIssuerStatus{SetIssuerStatus: &pb.SetIssuerStatus{Issuer: issuer, Status: pb.IssuerStatus_ISSUER_STATUS_ACTIVE}}}}}
+	b, memberKey := h.issuerProposal(t, n.chainID)
 	b.Sequence = nextSequence(ctx, t, cl, b)
 	tx, err := app.SignTx(b, memberKey)
 	if err != nil {

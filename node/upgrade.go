@@ -192,24 +192,7 @@ func writeUpgradeInfo(home string, p *pb.UpgradePlan) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(home, "data", UpgradeInfoFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("upgrade info: %w", err)
-	}
-	if _, err := f.Write(append(bz, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("upgrade info: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("upgrade info: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("upgrade info: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writeFileSynced(filepath.Join(home, "data", UpgradeInfoFile), append(bz, '\n'), 0o644); err != nil {
 		return fmt.Errorf("upgrade info: %w", err)
 	}
 	return nil

@@ -99,7 +99,6 @@ func TestVerificationPageCredential(t *testing.T) {
 			}
 		}
 	}
-	signList([]uint64{1}, created)
 
 	// credential is a diploma signed by the issuer (eddsa-rdfc-2022),
 	// anchored on the node and carrying its receipt.
@@ -177,6 +176,16 @@ func TestVerificationPageCredential(t *testing.T) {
 		}
 		return pageResult{verdict: got[0], step: got[1], details: got[2], standing: got[3], freshness: got[4], class: got[5]}
 	}
+
+	// A list no update of its issuer's has signed yet: the ledger's proof
+	// alone decides, as in credenced verify.
+	t.Run("list not signed yet", func(t *testing.T) {
+		res := check(t, write("diploma.json", diploma), "unsigned-list-credential.png", true)
+		if res.verdict != "VALID" || res.class != "valid" || !strings.HasPrefix(res.standing, "Not revoked") {
+			t.Fatalf("%+v", res)
+		}
+	})
+	signList([]uint64{1}, created)
 
 	for _, c := range []struct{ name, file string }{{"valid", "diploma.json"}, {"re-serialised", "reserialised.json"}} {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,9 +3,11 @@ package vc
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -63,33 +65,21 @@ func parseAnchorVerificationMethod(vm string) (chainID string, genesisHash []byt
 	if !ok {
 		return "", nil, fmt.Errorf("verificationMethod %.120q names no genesis", vm)
 	}
-	var id []byte
-	for i := 0; i < len(enc); i++ {
-		if enc[i] != '%' {
-			id = append(id, enc[i])
-			continue
-		}
-		var v byte
-		if i+2 >= len(enc) || !isUpperHex(enc[i+1]) || !isUpperHex(enc[i+2]) {
-			return "", nil, fmt.Errorf("verificationMethod %.120q: bad percent-encoding", vm)
-		}
-		fmt.Sscanf(enc[i+1:i+3], "%02X", &v)
-		id = append(id, v)
-		i += 2
+	// Lower-case hex and needless escapes decode here and fail the
+	// canonical-form check below.
+	id, err := url.PathUnescape(enc)
+	if err != nil {
+		return "", nil, fmt.Errorf("verificationMethod %.120q: bad percent-encoding", vm)
 	}
 	hash, err := decodeBase58btc(gh)
-	if err != nil || len(hash) != sha256Size {
+	if err != nil || len(hash) != sha256.Size {
 		return "", nil, fmt.Errorf("verificationMethod %.120q: genesis hash is not base58btc of 32 bytes", vm)
 	}
-	if AnchorVerificationMethod(string(id), hash) != vm {
+	if AnchorVerificationMethod(id, hash) != vm {
 		return "", nil, fmt.Errorf("verificationMethod %.120q is not in canonical form", vm)
 	}
-	return string(id), hash, nil
+	return id, hash, nil
 }
-
-const sha256Size = 32
-
-func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
 
 // anchorCreated is the created time an anchor proof states: its batch's
 // block time, in seconds, as Data Integrity writes dateTimeStamps.

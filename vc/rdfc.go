@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/piprate/json-gold/ld"
 )
@@ -51,23 +52,64 @@ type contextLoader struct {
 }
 
 func (l contextLoader) LoadDocument(u string) (*ld.RemoteDocument, error) {
-	var raw []byte
+	var doc any
 	if b, ok := l.extra[u]; ok {
-		raw = b
-	} else if name, ok := bundledContexts[u]; ok {
-		b, err := contextFS.ReadFile("contexts/" + name)
-		if err != nil {
+		if err := json.Unmarshal(b, &doc); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrUnknownContext, u, err)
 		}
-		raw = b
+	} else if p, ok := parsedContexts()[u]; ok {
+		if p.err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrUnknownContext, u, p.err)
+		}
+		// A copy: json-gold writes into the documents it loads (an
+		// @import merges the importing context into the imported one), and
+		// any document may @import a bundled context.
+		doc = copyJSON(p.doc)
 	} else {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownContext, u)
 	}
-	var doc any
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnknownContext, u, err)
-	}
 	return &ld.RemoteDocument{DocumentURL: u, Document: doc}, nil
+}
+
+type parsedContext struct {
+	doc any
+	err error
+}
+
+// parsedContexts are the bundled contexts, parsed once: every RDFC
+// canonicalization (status lists in CheckTx and FinalizeBlock among them)
+// loads some of them.
+var parsedContexts = sync.OnceValue(func() map[string]parsedContext {
+	m := make(map[string]parsedContext, len(bundledContexts))
+	for u, name := range bundledContexts {
+		var p parsedContext
+		b, err := contextFS.ReadFile("contexts/" + name)
+		if err == nil {
+			err = json.Unmarshal(b, &p.doc)
+		}
+		p.err = err
+		m[u] = p
+	}
+	return m
+})
+
+// copyJSON deep-copies a value json.Unmarshal produced into an any.
+func copyJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[k] = copyJSON(x)
+		}
+		return m
+	case []any:
+		a := make([]any, len(v))
+		for i, x := range v {
+			a[i] = copyJSON(x)
+		}
+		return a
+	}
+	return v // string, float64, bool, nil: immutable
 }
 
 // canonicalizeJSONLD converts a parsed JSON-LD document to RDF and returns

@@ -16,19 +16,27 @@ import (
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
+// trustFromFlag is the trust root of --genesis (readTrust).
 func trustFromFlag(genesis string) (*proof.TrustRoot, error) {
+	_, t, err := readTrust(genesis)
+	return t, err
+}
+
+// readTrust reads --genesis, the genesis.json the verifier trusts, and its
+// trust root.
+func readTrust(genesis string) ([]byte, *proof.TrustRoot, error) {
 	if genesis == "" {
-		return nil, errors.New("--genesis is required: the genesis.json the verifier trusts")
+		return nil, nil, errors.New("--genesis is required: the genesis.json the verifier trusts")
 	}
-	g, err := os.ReadFile(genesis)
+	g, err := readLimited(genesis, 16<<20)
 	if err != nil {
-		return nil, fmt.Errorf("--genesis: %w", err)
+		return nil, nil, fmt.Errorf("--genesis: %w", err)
 	}
 	t, err := proof.TrustRootFromGenesis(g)
 	if err != nil {
-		return nil, fmt.Errorf("--genesis %s: %w", genesis, err)
+		return nil, nil, fmt.Errorf("--genesis %s: %w", genesis, err)
 	}
-	return t, nil
+	return g, t, nil
 }
 
 // onlineStatus fetches and verifies a hash's status from a node, of a

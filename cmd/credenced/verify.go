@@ -42,16 +42,11 @@ func verifyCmd() *cobra.Command {
 			"exit 0 valid, 1 invalid or revoked or suspended, 2 could not check",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if genesis == "" {
-				return usageError(errors.New("--genesis is required: the genesis.json the verifier trusts"))
-			}
-			g, err := readLimited(genesis, 16<<20)
+			// A check command: readTrust's errors, a missing --genesis
+			// too, exit 2.
+			g, trust, err := readTrust(genesis)
 			if err != nil {
-				return fmt.Errorf("--genesis: %w", err)
-			}
-			trust, err := proof.TrustRootFromGenesis(g)
-			if err != nil {
-				return fmt.Errorf("--genesis %s: %w", genesis, err)
+				return err
 			}
 			raw, err := readLimited(args[0], max(maxBytes, vc.DefaultMaxDocumentBytes))
 			if err != nil {
@@ -253,30 +248,17 @@ func checkEntryOnline(ctx context.Context, nodeURL string, e vc.StatusEntry, res
 		return false, "", fmt.Errorf("%w: statusListCredential %q is not a URL with a path", errStatusInvalid, e.StatusListCredential)
 	}
 	listURL := base + u.EscapedPath()
-	var list []byte
-	var hdr http.Header
-	var height string
-	// What a node proves trails its newest block by two: a list just set
-	// is waited for (--min-height), as the other status commands do.
-	for {
-		if list, hdr, err = httpGet(ctx, listURL); err != nil {
-			return false, "", err
-		}
-		height = hdr.Get("Credence-Height")
-		h, err := strconv.ParseInt(height, 10, 64)
+	list, hdr, err := getAtHeight(ctx, listURL, minHeight, func(_ []byte, hdr http.Header) (int64, error) {
+		h, err := strconv.ParseInt(hdr.Get("Credence-Height"), 10, 64)
 		if err != nil {
-			return false, "", fmt.Errorf("%s: no Credence-Height header: not a Credence node's status list", listURL)
+			return 0, fmt.Errorf("%s: no Credence-Height header: not a Credence node's status list", listURL)
 		}
-		if h >= minHeight {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return false, "", fmt.Errorf("%s: the node proves height %d, not yet --min-height %d", listURL, h, minHeight)
-		case <-time.After(500 * time.Millisecond):
-		}
+		return h, nil
+	})
+	if err != nil {
+		return false, "", err
 	}
-	exJSON, _, err := httpGet(ctx, listURL+"?format=export&height="+height)
+	exJSON, _, err := httpGet(ctx, listURL+"?format=export&height="+hdr.Get("Credence-Height"))
 	if err != nil {
 		return false, "", err
 	}
@@ -339,22 +321,17 @@ func checkHashOnline(ctx context.Context, nodeURL string, res *vc.CredentialResu
 	}
 	u := base + "/v1/status/" + proof.FormatBinary(res.Hash[:])
 	var st pb.GetStatusResponse
-	for {
-		b, _, err := httpGet(ctx, u)
-		if err != nil {
-			return nil, err
-		}
+	_, _, err = getAtHeight(ctx, u, minHeight, func(b []byte, _ http.Header) (int64, error) {
 		if err := protojson.Unmarshal(b, &st); err != nil {
-			return nil, fmt.Errorf("%s: %w", u, err)
+			return 0, fmt.Errorf("%s: %w", u, err)
 		}
-		if st.Status != nil && st.Status.Height >= minHeight {
-			break
+		if st.Status == nil {
+			return -1, nil // no answer yet: asked again
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%s: not yet --min-height %d", u, minHeight)
-		case <-time.After(500 * time.Millisecond):
-		}
+		return st.Status.Height, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	s, err := proof.VerifyStatus(st.Status, trust, maxAge, time.Now())
 	if err != nil {
@@ -367,6 +344,30 @@ func checkHashOnline(ctx context.Context, nodeURL string, res *vc.CredentialResu
 		return nil, fmt.Errorf("%w: %v", errStatusInvalid, err)
 	}
 	return s, nil
+}
+
+// getAtHeight GETs u until height, of the answer, is minHeight or later:
+// what a node proves trails its newest block by two, so an answer just
+// after a write may predate it (--min-height, as untilHeight over gRPC).
+func getAtHeight(ctx context.Context, u string, minHeight int64, height func([]byte, http.Header) (int64, error)) ([]byte, http.Header, error) {
+	for {
+		b, hdr, err := httpGet(ctx, u)
+		if err != nil {
+			return nil, nil, err
+		}
+		h, err := height(b, hdr)
+		if err != nil {
+			return nil, nil, err
+		}
+		if h >= minHeight {
+			return b, hdr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%s: the node proves height %d, not yet --min-height %d", u, h, minHeight)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // httpBase is a node's HTTP API base URL: given as http(s)://HOST:PORT, or

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -242,12 +243,7 @@ func checkTables(bo badger.Options) error {
 	if err := checkOrphans(bo.Dir, m); err != nil {
 		return err
 	}
-	ids := make([]uint64, 0, len(m.Tables))
-	for id := range m.Tables {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(m.Tables)) {
 		if err := checkTable(table.NewFilename(id, bo.Dir), m.Tables[id].Compression, bo); err != nil {
 			return err
 		}

@@ -327,10 +327,10 @@ async function listStatus(genesisText, issuer, st) {
   if (s.set) {
     const word = s.purpose === "suspension" ? "SUSPENDED" : "REVOKED";
     verdict(word, "invalid");
-    showStatus((word === "SUSPENDED" ? "Suspended" : "Revoked") + " by its issuer: the entry is set in the issuer's signed status list, and the ledger proves it.", fresh, true);
+    showStatus((word === "SUSPENDED" ? "Suspended" : "Revoked") + " by its issuer: the entry is set in the issuer's status list, and the ledger proves it.", fresh, true);
     return false;
   }
-  showStatus("Not " + (s.purpose === "suspension" ? "suspended" : "revoked") + ": the entry is clear in the issuer's signed status list, and the ledger proves it.", fresh, false);
+  showStatus("Not " + (s.purpose === "suspension" ? "suspended" : "revoked") + ": the entry is clear in the issuer's status list, and the ledger proves it.", fresh, false);
   return true;
 }
 
