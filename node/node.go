@@ -39,6 +39,13 @@ type Overrides struct {
 	// handler before the chain reached the plan (upgrade.go): emergencies
 	// only.
 	UnsafeSkipUpgradeCheck bool
+
+	// snapshotChunkBytes and restoreBatchBytes set the snapshots' sizes
+	// (snapshots.chunkBytes, snapshots.restoreBatchBytes; 0 keeps the
+	// defaults). This package's tests shrink them, so that a short chain's
+	// snapshot spans many chunks and restores in many groups.
+	snapshotChunkBytes int
+	restoreBatchBytes  int
 }
 
 // Node is a running Credence node.
@@ -207,6 +214,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	n.snaps = &snapshots{
 		dir: filepath.Join(home, "data", "snapshots"), interval: cfg.SnapshotInterval, keep: cfg.SnapshotKeepRecent,
 		app: n.app, db: n.db, idx: n.idx, trust: trust, log: log.With("module", "snapshots"),
+		chunkBytes: ov.snapshotChunkBytes, restoreBatchBytes: ov.restoreBatchBytes,
 		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
 	}
 	// A restore cut short by a stop starts over, from an empty state.

@@ -41,6 +41,11 @@ const (
 
 const restoreStopped = "RESTORE-STOPPED"
 
+// Every node of TestSnapshotRestoreKilled, the restoring process's too, cuts
+// its snapshots into small chunks and indexes a restore a batch at a time,
+// so that a kill while indexing falls among many groups.
+const killChunkBytes, killRestoreBatchBytes = 1 << 10, 1
+
 // TestSnapshotRestoreKilled kills a process restoring a snapshot with
 // SIGKILL among the chunks, while the restore writes the index, once the
 // restore is done but before consensus took it up, and once consensus
@@ -53,9 +58,9 @@ func TestSnapshotRestoreKilled(t *testing.T) {
 		restoreChild(t, dir)
 		return
 	}
-	defer func(c, g int) { chunkSize, restoreBatchBytes = c, g }(chunkSize, restoreBatchBytes)
-	chunkSize, restoreBatchBytes = 1<<10, 1
+	t.Parallel()
 	src := snapshottingHome(t, 4)
+	src.ov.snapshotChunkBytes, src.ov.restoreBatchBytes = killChunkBytes, killRestoreBatchBytes
 	// Snapshots kept long enough for a joiner to fetch the one it picked.
 	sc, err := loadConfig(src.dir)
 	if err != nil {
@@ -90,6 +95,7 @@ func TestSnapshotRestoreKilled(t *testing.T) {
 	for _, at := range []string{killAmongChunks, killWhileIndexing, killAfterRestore, killTakenUp} {
 		t.Run(at, func(t *testing.T) {
 			j := joinerHome(t, src)
+			j.ov.snapshotChunkBytes, j.ov.restoreBatchBytes = killChunkBytes, killRestoreBatchBytes
 			trustHeight := int64(2)
 			commit, err := n.rpc.Commit(ctx, &trustHeight)
 			if err != nil {
@@ -262,7 +268,6 @@ func killRestore(ctx context.Context, t *testing.T, home string, snap *abci.Snap
 // dead at the moment asked for.
 func restoreChild(t *testing.T, dir string) {
 	home, at := os.Getenv("CREDENCE_TEST_RESTORE_HOME"), os.Getenv("CREDENCE_TEST_RESTORE_AT")
-	chunkSize, restoreBatchBytes = 1<<10, 1
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
@@ -290,7 +295,8 @@ func restoreChild(t *testing.T, dir string) {
 	log := slog.New(&haltAt{at: at, halt: halt})
 	if at == killTakenUp {
 		// The whole node, state syncing from the peer its config names.
-		if _, err := Start(context.Background(), home, Overrides{}, log); err != nil {
+		ov := Overrides{snapshotChunkBytes: killChunkBytes, restoreBatchBytes: killRestoreBatchBytes}
+		if _, err := Start(context.Background(), home, ov, log); err != nil {
 			t.Fatal(err)
 		}
 		select {}
@@ -309,7 +315,8 @@ func restoreChild(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	ix.pipe = newPipeline(db, filepath.Join(home, "data", "queue"), c, trust.ChainID, nil, defaultConfig(), log)
-	s := &snapshots{dir: filepath.Join(home, "data", "snapshots"), app: a, db: db, idx: ix, trust: trust, log: log, stopc: make(chan struct{})}
+	s := &snapshots{dir: filepath.Join(home, "data", "snapshots"), app: a, db: db, idx: ix, trust: trust, log: log, stopc: make(chan struct{}),
+		chunkBytes: killChunkBytes, restoreBatchBytes: killRestoreBatchBytes}
 	if r := s.offer(&snap, appHash); r != abci.ResponseOfferSnapshot_ACCEPT {
 		t.Fatalf("offer: %v", r)
 	}

@@ -111,9 +111,10 @@ func restoreWith(s *snapshots, snap *abci.Snapshot, appHash []byte, chunks [][]b
 // Chunks and restore groups are made small, so that the stream spans many
 // chunks and the restore indexes it in many groups.
 func TestSnapshotRestore(t *testing.T) {
-	defer func(c, g int) { chunkSize, restoreBatchBytes = c, g }(chunkSize, restoreBatchBytes)
-	chunkSize, restoreBatchBytes = 1<<10, 2<<10
+	t.Parallel()
+	const chunkBytes, restoreBatchBytes = 1 << 10, 2 << 10
 	h := snapshottingHome(t, 4)
+	h.ov.snapshotChunkBytes, h.ov.restoreBatchBytes = chunkBytes, restoreBatchBytes
 	n := h.start(t)
 	defer n.Stop()
 	cl := dialTest(t, n.GRPCAddr())
@@ -206,6 +207,7 @@ func TestSnapshotRestore(t *testing.T) {
 	})
 
 	s := newRestorer(t, h.trust)
+	s.restoreBatchBytes = restoreBatchBytes
 
 	t.Run("corrupt chunk is refetched", func(t *testing.T) {
 		bad := append([]byte(nil), chunks[0]...)
