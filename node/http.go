@@ -49,7 +49,7 @@ import (
 // read.
 
 // openAPIJSON describes every route; it is generated (openapi_gen_test.go,
-// go test -tags badgerdb -run TestOpenAPIDocument ./node -update-openapi)
+// go test -tags badgerdb -run TestOpenAPIDocument ./node -update)
 // and is also the table admit reads the routes' methods and tokens from.
 //
 //go:embed openapi/credence.openapi.json

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"reflect"
@@ -30,9 +29,7 @@ import (
 // committed file differs from what this makes, and TestHTTPGateway checks
 // live answers against its schemas.
 //
-//	go test -tags badgerdb -run TestOpenAPIDocument ./node -update-openapi
-
-var updateOpenAPI = flag.Bool("update-openapi", false, "rewrite node/openapi/credence.openapi.json from the proto descriptors and routes")
+//	go test -tags badgerdb -run TestOpenAPIDocument ./node -update
 
 const (
 	openAPIFile   = "openapi/credence.openapi.json"
@@ -45,7 +42,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *updateOpenAPI {
+	if *updateGolden {
 		if err := os.WriteFile(openAPIFile, doc, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +53,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(committed, doc) {
-		t.Fatalf("%s is not what the descriptors and routes make; run go test -tags badgerdb -run TestOpenAPIDocument ./node -update-openapi", openAPIFile)
+		t.Fatalf("%s is not what the descriptors and routes make; run go test -tags badgerdb -run TestOpenAPIDocument ./node -update", openAPIFile)
 	}
 	if !bytes.Equal(openAPIJSON, doc) {
 		t.Fatal("the embedded document is not the file")

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,7 +33,7 @@ import (
 // TestPipeline runs the scenarios of testdata/pipeline: the durable queue,
 // the batcher and the indexer on a real badger database, with the chain
 // faked and the clock and the batcher's ticks driven by the scenario.
-// Rewrite the expected output with -rewrite after a deliberate change.
+// Rewrite the expected output with -update after a deliberate change.
 //
 // Commands (hashes are named; a name stands for its SHA-256):
 //
@@ -76,6 +77,12 @@ import (
 // with each batch's positions written to a run file (and runs merged) as it
 // is indexed; the answers are the same.
 func TestPipeline(t *testing.T) {
+	if *updateGolden {
+		// datadriven rewrites its files under a flag of its own.
+		if err := flag.Set("rewrite", "true"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, c := range []struct {
 		name   string
 		recent int

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +15,6 @@ import (
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 	"github.com/credence-ledger/credence/vc"
 )
-
-var updateVCAnchor = flag.Bool("update-vc-anchor", false, "rewrite vc/testdata/anchor/source from a new single-node chain")
 
 // vcAnchorCredential is the credential of the anchor vectors: VC 2.0 with
 // the examples context, so eddsa-rdfc-2022 needs only bundled contexts.
@@ -43,7 +40,7 @@ const vcAnchorCredential = `{
 // issuer's key and anchored by its node gets a receipt that vc.AttachReceipt
 // embeds and vc.VerifyCredential accepts against the chain's genesis file;
 // one issued under another did:key but anchored by this issuer is refused at
-// issuer-match. With -update-vc-anchor it writes the chain's output under
+// issuer-match. With -update it writes the chain's output under
 // vc/testdata/anchor/source, from which the vc tests build the anchor vectors.
 func TestVCAnchorOnLiveChain(t *testing.T) {
 	h := newTestHome(t)
@@ -136,7 +133,7 @@ func TestVCAnchorOnLiveChain(t *testing.T) {
 		t.Fatalf("did:web credential with its DID document: %v %+v", err, res)
 	}
 
-	if !*updateVCAnchor {
+	if !*updateGolden {
 		return
 	}
 	dir := filepath.Join("..", "vc", "testdata", "anchor", "source")
