@@ -17,7 +17,7 @@ import (
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
-// Where a kill landed in a joiner's restore, as its log tells (node/snapshot.go
+// Where a kill landed in a joiner's restore, as its log tells (node/restore.go
 // and CometBFT's state sync log these lines).
 const (
 	phaseFetching = iota // the snapshot accepted, no chunk applied yet: fetching, or restoring the last chunk
