@@ -113,14 +113,6 @@ type snapshots struct {
 	restore *restoreState
 }
 
-// keyRestoring records a restore this node has not finished with: begun,
-// or done but with no block committed on it yet. CometBFT saves its own
-// state only after the restore returns, so a stop in between leaves a
-// restored state beside an empty consensus state; that state came from
-// this node's restore and goes when it restores again. The key lies under
-// "x", so a wipe clears it.
-var keyRestoring = []byte("xq")
-
 const (
 	restoreBegun byte = 1 // state and index partly written: wiped at start
 	restoreDone  byte = 2 // wiped if consensus offers a snapshot again
@@ -129,7 +121,7 @@ const (
 func (s *snapshots) restoreMark() (byte, error) {
 	var mark byte
 	err := s.db.View(func(txn *badger.Txn) error {
-		v, err := getValue(txn, keyRestoring)
+		v, err := getValue(txn, []byte(keyRestoring))
 		if errors.Is(err, errNotFound) {
 			return nil
 		}
@@ -144,7 +136,7 @@ func (s *snapshots) restoreMark() (byte, error) {
 }
 
 func (s *snapshots) setRestoreMark(mark byte) error {
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyRestoring, []byte{mark}) })
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyRestoring), []byte{mark}) })
 }
 
 // clearInterrupted runs at start, before anything reads the index: the
@@ -176,7 +168,7 @@ func (s *snapshots) confirmRestore() {
 	if !s.unconfirmed.Load() {
 		return
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(keyRestoring)) }); err != nil {
 		s.log.Warn("cannot clear the restore marker; retrying at the next block", "err", err)
 		return
 	}
@@ -851,7 +843,7 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 		}
 	}
 	// Every other header the index needs came with the snapshot.
-	if err := wb.Set(keyHeadersKept, []byte{}); err != nil {
+	if err := wb.Set([]byte(keyHeadersKept), []byte{}); err != nil {
 		return err
 	}
 	if err := wb.Flush(); err != nil {
@@ -865,10 +857,10 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	// the restore checked every batch itself, and the check takes up again
 	// with the first batch this node indexes from a block.
 	if err := s.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(keyLastBatch); err != nil {
+		if err := txn.Delete([]byte(keyLastBatch)); err != nil {
 			return err
 		}
-		return txn.Set(keyRestoring, []byte{restoreDone})
+		return txn.Set([]byte(keyRestoring), []byte{restoreDone})
 	}); err != nil {
 		return err
 	}
@@ -934,7 +926,7 @@ func (s *snapshots) restoreHeaders(r *restoreState) ([]*proof.ValidatorSetLink, 
 
 // wipe empties the state and the index after a rejected restore.
 func (s *snapshots) wipe() error {
-	if err := s.db.DropPrefix(appPrefix, []byte("x")); err != nil {
+	if err := s.db.DropPrefix([]byte(prefixApp), []byte(prefixWiped)); err != nil {
 		return err
 	}
 	if err := s.idx.leaves.reset(s.idx.nextBatch); err != nil {
