@@ -141,21 +141,17 @@ func heightKey(prefix string, height int64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(prefix), uint64(height))
 }
 
-func qfKey(issuer string, seq uint64) []byte { return issuerSeqKey(prefixInFlight, issuer, seq) }
-func qpKey(issuer string, qseq uint64) []byte {
-	return issuerSeqKey(prefixOldQueue, issuer, qseq)
-}
-func xnKey(num uint64) []byte { return binary.AppendUvarint([]byte(prefixBatchNumber), num) }
-func xbKey(issuer string, seq uint64) []byte {
-	return issuerSeqKey(prefixBatchLeaves, issuer, seq)
-}
-func xrKey(issuer string, seq uint64) []byte {
-	return issuerSeqKey(prefixBatchRecord, issuer, seq)
-}
-func xpKey(issuer string, seq uint64) []byte { return issuerSeqKey(prefixBatchProof, issuer, seq) }
-func xsKey(height int64) []byte              { return heightKey(prefixKeptHeader, height) }
-func xwKey(height int64) []byte              { return heightKey(prefixWantedHeader, height) }
-func xvKey(height int64) []byte              { return heightKey(prefixValidatorSet, height) }
+// The key builders are named after the bytes their keys begin with, as
+// the table above is.
+func qfKey(issuer string, seq uint64) []byte  { return issuerSeqKey(prefixInFlight, issuer, seq) }
+func qpKey(issuer string, qseq uint64) []byte { return issuerSeqKey(prefixOldQueue, issuer, qseq) }
+func xnKey(num uint64) []byte                 { return binary.AppendUvarint([]byte(prefixBatchNumber), num) }
+func xbKey(issuer string, seq uint64) []byte  { return issuerSeqKey(prefixBatchLeaves, issuer, seq) }
+func xrKey(issuer string, seq uint64) []byte  { return issuerSeqKey(prefixBatchRecord, issuer, seq) }
+func xpKey(issuer string, seq uint64) []byte  { return issuerSeqKey(prefixBatchProof, issuer, seq) }
+func xsKey(height int64) []byte               { return heightKey(prefixKeptHeader, height) }
+func xwKey(height int64) []byte               { return heightKey(prefixWantedHeader, height) }
+func xvKey(height int64) []byte               { return heightKey(prefixValidatorSet, height) }
 
 // xvHeight is the height an xv/ key was built with.
 func xvHeight(key []byte) int64 {
