@@ -10,15 +10,10 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// keyDataRecreated notes, in a node database created on a home that had
-// started before, that the loss of data/ was not yet reported by a start
-// that completed.
-var keyDataRecreated = []byte("nr")
-
 // dataLossReported ends the report of a recreated data/ once a start that
 // logged it has completed.
 func dataLossReported(db *badger.DB) error {
-	return db.Update(func(txn *badger.Txn) error { return txn.Delete(keyDataRecreated) })
+	return db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(keyDataRecreated)) })
 }
 
 // startedMarker is written in config/ at a node's first start, beside the
@@ -47,7 +42,7 @@ func noteDataStarted(db *badger.DB, home string, recreated bool, log *slog.Logge
 		// Kept until a start completes (dataLossReported): a start that
 		// fails on the new data/ would otherwise take the only report of
 		// the loss with it.
-		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(keyDataRecreated, []byte{1}) }); err != nil {
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyDataRecreated), []byte{1}) }); err != nil {
 			return fmt.Errorf("noting the recreated data/: %w", err)
 		}
 		if err := db.Sync(); err != nil {
@@ -55,7 +50,7 @@ func noteDataStarted(db *badger.DB, home string, recreated bool, log *slog.Logge
 		}
 	}
 	err := db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(keyDataRecreated)
+		_, err := txn.Get([]byte(keyDataRecreated))
 		return err
 	})
 	switch {

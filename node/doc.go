@@ -18,7 +18,9 @@
 //	═▶ synced (queue, cut) or flushed (index) before the next step
 //
 // Step by step, with the function at each step, what it guarantees, and
-// what a crash there leaves:
+// what a crash there leaves (qf/, xb/, xn and the like are keys of the
+// node's badger database: keys.go lists each with its value, writers and
+// readers):
 //
 //  1. api.Submit → pipeline.submit hands the request to the group commit
 //     (commitLoop) and waits. commitGroup: claimUnseen answers a hash

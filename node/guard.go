@@ -12,20 +12,15 @@ import (
 // Operator mistakes that must stop the node at start rather than let it run
 // on a home that is no longer what it was.
 
-// keyGenesis holds the SHA-256 of the genesis file the node first started
-// with. It sits outside the "a/" and "x" prefixes a rejected snapshot
-// restore drops.
-var keyGenesis = []byte("ng")
-
 // pinGenesis records the genesis at first start and refuses a later start
 // with another: a chain's genesis never changes, and an edited one (a new
 // chain_id, say) would have the app and CometBFT disagree about the chain.
 func pinGenesis(db *badger.DB, genesisFile string, genesisJSON []byte) error {
 	sum := sha256.Sum256(genesisJSON)
 	return db.Update(func(txn *badger.Txn) error {
-		was, err := getValue(txn, keyGenesis)
+		was, err := getValue(txn, []byte(keyGenesis))
 		if errors.Is(err, errNotFound) {
-			return txn.Set(keyGenesis, sum[:])
+			return txn.Set([]byte(keyGenesis), sum[:])
 		}
 		if err != nil {
 			return err

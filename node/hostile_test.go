@@ -436,7 +436,7 @@ func TestStartRefusesDamagedIndex(t *testing.T) {
 		defer db.Close()
 		var key, orig []byte
 		if err := db.Update(func(txn *badger.Txn) error {
-			last, err := getValue(txn, keyLastBatch)
+			last, err := getValue(txn, []byte(keyLastBatch))
 			if err != nil {
 				return err
 			}
@@ -542,7 +542,7 @@ func TestStartRefusesDamagedIndex(t *testing.T) {
 
 // lastBatchNumKey is the key of the last batch's number (xn).
 func lastBatchNumKey(t *testing.T, txn *badger.Txn) []byte {
-	v, err := getValue(txn, keyNextBatch)
+	v, err := getValue(txn, []byte(keyNextBatch))
 	if err != nil || len(v) != 8 || binary.BigEndian.Uint64(v) == 0 {
 		t.Fatalf("no batch numbered: %x %v", v, err)
 	}

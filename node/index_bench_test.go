@@ -151,7 +151,7 @@ func BenchmarkIndex(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		if err := ix.db.Update(func(txn *badger.Txn) error { return txn.Set(keyNextBatch, u64(nil, ix.nextBatch)) }); err != nil {
+		if err := ix.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyNextBatch), u64(nil, ix.nextBatch)) }); err != nil {
 			b.Fatal(err)
 		}
 		// As at a start: the positions are in runs (the batches in tables).

@@ -314,14 +314,14 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) (err error)
 	if err := ix.db.Update(func(txn *badger.Txn) error {
 		if len(batches) > 0 {
 			last := batches[len(batches)-1].Record
-			if err := txn.Set(keyLastBatch, append(u64(nil, last.Seq), last.Issuer...)); err != nil {
+			if err := txn.Set([]byte(keyLastBatch), append(u64(nil, last.Seq), last.Issuer...)); err != nil {
 				return err
 			}
 		}
-		if err := txn.Set(keyNextBatch, u64(nil, ix.nextBatch)); err != nil {
+		if err := txn.Set([]byte(keyNextBatch), u64(nil, ix.nextBatch)); err != nil {
 			return err
 		}
-		return txn.Set(keyIndexed, u64(nil, uint64(height)))
+		return txn.Set([]byte(keyIndexed), u64(nil, uint64(height)))
 	}); err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func (ix *indexer) checkLastBatch() error {
 	var seq uint64
 	var rec, leaves []byte
 	err := ix.db.View(func(txn *badger.Txn) error {
-		last, err := getValue(txn, keyLastBatch)
+		last, err := getValue(txn, []byte(keyLastBatch))
 		if errors.Is(err, errNotFound) {
 			return nil
 		}

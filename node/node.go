@@ -194,7 +194,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	} else if n.idx.anchored != nil {
 		log.Info("anchored filter built", "hashes", held, "took", time.Since(began).Round(time.Millisecond))
 	}
-	n.app, err = app.New(store.NewIAVLDB(n.db, appPrefix), chainID,
+	n.app, err = app.New(store.NewIAVLDB(n.db, []byte(prefixApp)), chainID,
 		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit), app.WithUpgradeHalt(n.upg.decide),
 		app.WithTxCacheBytes(cfg.Memory.TxCacheMB<<20))
 	if err != nil {

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -27,16 +26,12 @@ type queueStore struct {
 	log *queueLog
 }
 
-// keyQueueMark holds the queue log's mark (queueLog, queueMark): which
-// segments must be on disk, with how many synced bytes.
-var keyQueueMark = []byte("qm")
-
 // newQueueStore is the queue of db with its log in dir.
 func newQueueStore(db *badger.DB, dir string, cfg *config) queueStore {
 	l := newQueueLog(dir, int64(cfg.QueueSegmentMB)<<20)
 	l.maxBody = queueBodyLimit(queueRecordHashes(cfg))
 	l.saveMark = func(m []byte, durable bool) error {
-		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(keyQueueMark, m) }); err != nil {
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyQueueMark), m) }); err != nil {
 			return err
 		}
 		if durable {
@@ -164,12 +159,12 @@ func (s queueStore) write(fill func(*badger.WriteBatch) error) error {
 func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) error, onQueued func(issuer string, q queued) (bool, error)) (*replayed, error) {
 	var mark *queueMark
 	if err := s.db.View(func(txn *badger.Txn) error {
-		if err := scanPrefix(txn, "qf/", func(issuer string, seq uint64, v []byte) error {
+		if err := scanPrefix(txn, prefixInFlight, func(issuer string, seq uint64, v []byte) error {
 			return onFlight(issuer, seq, append([]byte(nil), v...))
 		}); err != nil {
 			return err
 		}
-		v, err := getValue(txn, keyQueueMark)
+		v, err := getValue(txn, []byte(keyQueueMark))
 		if errors.Is(err, errNotFound) {
 			return nil // written first by this version
 		}
@@ -233,7 +228,7 @@ func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) err
 func (s queueStore) migrate(sync func() error) error {
 	var entries []queueEntry
 	if err := s.db.View(func(txn *badger.Txn) error {
-		return scanPrefix(txn, "qp/", func(issuer string, qseq uint64, v []byte) error {
+		return scanPrefix(txn, prefixOldQueue, func(issuer string, qseq uint64, v []byte) error {
 			if len(v) != proof.HashSize {
 				return fmt.Errorf("corrupt queue entry %s/%d", issuer, qseq)
 			}
@@ -248,7 +243,7 @@ func (s queueStore) migrate(sync func() error) error {
 	}
 	if err := s.write(func(wb *badger.WriteBatch) error {
 		for _, e := range entries {
-			if err := wb.Delete(issuerSeqKey("qp/", e.issuer, e.qseq)); err != nil {
+			if err := wb.Delete(qpKey(e.issuer, e.qseq)); err != nil {
 				return err
 			}
 		}
@@ -274,13 +269,3 @@ func scanPrefix(txn *badger.Txn, prefix string, fn func(issuer string, seq uint6
 	}
 	return nil
 }
-
-func splitIssuerSeq(key []byte, prefix string) (string, uint64, error) {
-	rest := key[len(prefix):]
-	if len(rest) < 10 || rest[len(rest)-9] != '/' {
-		return "", 0, fmt.Errorf("corrupt key %q", key)
-	}
-	return string(rest[:len(rest)-9]), binary.BigEndian.Uint64(rest[len(rest)-8:]), nil
-}
-
-func qfKey(issuer string, seq uint64) []byte { return issuerSeqKey("qf/", issuer, seq) }

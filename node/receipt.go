@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"container/list"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -125,10 +124,10 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 // loadLinks reads the heights after which the validator set changed.
 func (r *receipts) loadLinks() error {
 	return r.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xv/")})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixValidatorSet)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			r.linkHeights = append(r.linkHeights, int64(binary.BigEndian.Uint64(it.Item().Key()[3:])))
+			r.linkHeights = append(r.linkHeights, xvHeight(it.Item().Key()))
 		}
 		return nil
 	})

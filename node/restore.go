@@ -50,7 +50,7 @@ import (
 func (s *snapshots) restoreMark() (byte, error) {
 	var mark byte
 	err := s.db.View(func(txn *badger.Txn) error {
-		v, err := getValue(txn, keyRestoring)
+		v, err := getValue(txn, []byte(keyRestoring))
 		if errors.Is(err, errNotFound) {
 			return nil
 		}
@@ -65,7 +65,7 @@ func (s *snapshots) restoreMark() (byte, error) {
 }
 
 func (s *snapshots) setRestoreMark(mark byte) error {
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyRestoring, []byte{mark}) })
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyRestoring), []byte{mark}) })
 }
 
 // clearInterrupted runs at start, before anything reads the index: the
@@ -97,7 +97,7 @@ func (s *snapshots) confirmRestore() {
 	if !s.unconfirmed.Load() {
 		return
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(keyRestoring) }); err != nil {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(keyRestoring)) }); err != nil {
 		s.log.Warn("cannot clear the restore marker; retrying at the next block", "err", err)
 		return
 	}
@@ -451,7 +451,7 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 		}
 	}
 	// Every other header the index needs came with the snapshot.
-	if err := wb.Set(keyHeadersKept, []byte{}); err != nil {
+	if err := wb.Set([]byte(keyHeadersKept), []byte{}); err != nil {
 		return err
 	}
 	if err := wb.Flush(); err != nil {
@@ -465,10 +465,10 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	// the restore checked every batch itself, and the check takes up again
 	// with the first batch this node indexes from a block.
 	if err := s.db.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(keyLastBatch); err != nil {
+		if err := txn.Delete([]byte(keyLastBatch)); err != nil {
 			return err
 		}
-		return txn.Set(keyRestoring, []byte{restoreDone})
+		return txn.Set([]byte(keyRestoring), []byte{restoreDone})
 	}); err != nil {
 		return err
 	}
@@ -534,7 +534,7 @@ func (s *snapshots) restoreHeaders(r *restoreState) ([]*proof.ValidatorSetLink, 
 
 // wipe empties the state and the index after a rejected restore.
 func (s *snapshots) wipe() error {
-	if err := s.db.DropPrefix(appPrefix, []byte("x")); err != nil {
+	if err := s.db.DropPrefix([]byte(prefixApp), []byte(prefixWiped)); err != nil {
 		return err
 	}
 	if err := s.idx.leaves.reset(s.idx.nextBatch); err != nil {

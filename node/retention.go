@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -18,17 +17,8 @@ import (
 // genesis. The indexer keeps those in the node's database as the blocks
 // that complete them are indexed, so CometBFT may prune its blocks behind
 // the index (retain_blocks): the leaves, already under xb/, no longer
-// stay a second time in the block store.
-//
-//	xs/<height>   → SnapshotHeader   kept signed header (also written by a snapshot restore)
-//	xw/<height>   → empty            header wanted: a batch landed at height-1
-//	xv/<height>   → ValidatorSetLink built two blocks after the change
-//	xk            → empty            the headers of batches indexed before this
-//	                                 version was run are kept too (backfillHeaders)
-
-func xwKey(height int64) []byte { return u64([]byte("xw/"), uint64(height)) }
-
-var keyHeadersKept = []byte("xk")
+// stay a second time in the block store. The keys it keeps them under
+// (xs/, xw/, xv/, xk) are in keys.go.
 
 // keepHeaders stores what block h completes: the signed header of h-1
 // when a batch landed at h-2 (block h carries its canonical commit), and
@@ -130,11 +120,11 @@ func (ix *indexer) backfillHeaders() error {
 	heights := make(map[int64]bool)
 	var links []int64
 	if err := ix.db.View(func(txn *badger.Txn) error {
-		if _, err := getValue(txn, keyHeadersKept); err == nil {
+		if _, err := getValue(txn, []byte(keyHeadersKept)); err == nil {
 			done = true
 			return nil
 		}
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xr/"), PrefetchValues: true})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixBatchRecord), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			raw, err := it.Item().ValueCopy(nil)
@@ -149,11 +139,11 @@ func (ix *indexer) backfillHeaders() error {
 				heights[rec.Height+1] = true
 			}
 		}
-		lt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("xv/"), PrefetchValues: true})
+		lt := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixValidatorSet), PrefetchValues: true})
 		defer lt.Close()
 		for lt.Rewind(); lt.Valid(); lt.Next() {
 			if lt.Item().ValueSize() == 0 {
-				links = append(links, int64(binary.BigEndian.Uint64(lt.Item().Key()[3:])))
+				links = append(links, xvHeight(lt.Item().Key()))
 			}
 		}
 		return nil
@@ -198,7 +188,7 @@ func (ix *indexer) backfillHeaders() error {
 			return err
 		}
 	}
-	if err := wb.Set(keyHeadersKept, []byte{}); err != nil {
+	if err := wb.Set([]byte(keyHeadersKept), []byte{}); err != nil {
 		return err
 	}
 	return wb.Flush()

@@ -197,7 +197,7 @@ func TestRetentionAfterUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range [][]byte{[]byte("xs/"), []byte("xw/"), keyHeadersKept} {
+	for _, p := range [][]byte{[]byte(prefixKeptHeader), []byte(prefixWantedHeader), []byte(keyHeadersKept)} {
 		if err := db.DropPrefix(p); err != nil {
 			t.Fatal(err)
 		}

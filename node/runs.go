@@ -260,7 +260,7 @@ func openLeafIndex(dir string, db *badger.DB, next uint64, maxRecent int, log *s
 // dropOldPositions deletes the position keys (xl) an earlier version kept
 // in badger; the runs are then rebuilt from the batches.
 func (li *leafIndex) dropOldPositions() error {
-	prefix := []byte("xl")
+	prefix := []byte(prefixOldPositions)
 	var n int
 	if err := li.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})

@@ -117,7 +117,7 @@ func (ti *testIndex) write(batches []app.CommittedBatch, durable bool) {
 		ti.t.Fatal(err)
 	}
 	if durable {
-		if err := ti.db.Update(func(txn *badger.Txn) error { return txn.Set(keyNextBatch, u64(nil, ti.ix.nextBatch)) }); err != nil {
+		if err := ti.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyNextBatch), u64(nil, ti.ix.nextBatch)) }); err != nil {
 			ti.t.Fatal(err)
 		}
 	}
@@ -474,7 +474,7 @@ func TestLeafIndexMigratesPositionKeys(t *testing.T) {
 			keys++
 		}
 	}
-	if err := wb.Set(keyNextBatch, u64(nil, uint64(len(m.batches)))); err != nil {
+	if err := wb.Set([]byte(keyNextBatch), u64(nil, uint64(len(m.batches)))); err != nil {
 		t.Fatal(err)
 	}
 	if err := wb.Flush(); err != nil {
@@ -543,7 +543,7 @@ func TestLeafIndexWriteFailureStopsIndexing(t *testing.T) {
 		bs := randomBatches(rng, pool, seqs, 1)
 		if err = ti.ix.writePositions(bs); err == nil {
 			m.batches = append(m.batches, bs...)
-			if err := ti.db.Update(func(txn *badger.Txn) error { return txn.Set(keyNextBatch, u64(nil, ti.ix.nextBatch)) }); err != nil {
+			if err := ti.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyNextBatch), u64(nil, ti.ix.nextBatch)) }); err != nil {
 				t.Fatal(err)
 			}
 		}

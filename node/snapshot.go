@@ -97,14 +97,6 @@ type snapshots struct {
 	restore *restoreState
 }
 
-// keyRestoring records a restore this node has not finished with: begun,
-// or done but with no block committed on it yet. CometBFT saves its own
-// state only after the restore returns, so a stop in between leaves a
-// restored state beside an empty consensus state; that state came from
-// this node's restore and goes when it restores again. The key lies under
-// "x", so a wipe clears it.
-var keyRestoring = []byte("xq")
-
 const (
 	restoreBegun byte = 1 // state and index partly written: wiped at start
 	restoreDone  byte = 2 // wiped if consensus offers a snapshot again

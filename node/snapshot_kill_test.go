@@ -305,7 +305,7 @@ func restoreChild(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(store.NewIAVLDB(db, appPrefix), trust.ChainID)
+	a, err := app.New(store.NewIAVLDB(db, []byte(prefixApp)), trust.ChainID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func newRestorer(t testing.TB, trust *proof.TrustRoot) *snapshots {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	a, err := app.New(store.NewIAVLDB(db, appPrefix), trust.ChainID)
+	a, err := app.New(store.NewIAVLDB(db, []byte(prefixApp)), trust.ChainID)
 	if err != nil {
 		t.Fatal(err)
 	}

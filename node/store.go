@@ -13,51 +13,12 @@ import (
 	"github.com/credence-ledger/credence/proof"
 )
 
-// The node's badger database holds, beside the application state (prefix
-// "a/"), the durable submission queue and the index. Issuer ids cannot hold
-// '/', so every key below is unambiguous. Where each anchored hash is
-// (its position) is not here but in the leaf index's run files
-// (data/index, runs.go), derived from xn and xb/; an earlier version kept
-// positions under xl, dropped at start.
-//
-//	qf/<issuer>/<seq>       → signed tx       a batch in flight (queuestore.go); the queue itself is
-//	                                          the log in data/queue (queuelog.go), and qp/<issuer>/<qseq>
-//	                                          keys left by an earlier version are moved there at start
-//	qm                      → mark            the queue log's segments and synced lengths (queuelog.go)
-//	xn<num>                 → seq, height, issuer   what a node-local batch number stands for
-//	xc                      → number          the next batch number
-//	xb/<issuer>/<seq>       → location, CRC   where the leaves log (leaflog.go) holds a batch's leaves,
-//	                                          and their checksum (leafcheck.go); an earlier version
-//	                                          held the location alone, or the leaves themselves
-//	xr/<issuer>/<seq>       → record          the batch record as stored in state
-//	xp/<issuer>/<seq>       → ICS23 proof     of the record at its height
-//	xs/<height>             → SnapshotHeader  a kept signed header (retention.go), or restored from a snapshot
-//	xv/<height>             → ValidatorSetLink (or empty until first built)  the validator set changes after height
-//	xh                      → height          last height indexed
-//	xt                      → seq, issuer     the last batch indexed (checked at start)
-//	xq                      → 1 or 2          a snapshot restore begun (1) or done (2) with no block
-//	                                          committed on it yet (snapshot.go)
-var (
-	appPrefix    = []byte("a/")
-	keyIndexed   = []byte("xh")
-	keyLastBatch = []byte("xt")
-	keyNextBatch = []byte("xc")
-	errNotFound  = app.ErrNotFound
-)
+// The node's badger keys, and the functions that build them, are in
+// keys.go.
+
+var errNotFound = app.ErrNotFound
 
 func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
-
-func issuerSeqKey(prefix, issuer string, seq uint64) []byte {
-	k := make([]byte, 0, len(prefix)+len(issuer)+9)
-	k = append(append(append(k, prefix...), issuer...), '/')
-	return u64(k, seq)
-}
-
-func xbKey(issuer string, seq uint64) []byte { return issuerSeqKey("xb/", issuer, seq) }
-func xrKey(issuer string, seq uint64) []byte { return issuerSeqKey("xr/", issuer, seq) }
-func xpKey(issuer string, seq uint64) []byte { return issuerSeqKey("xp/", issuer, seq) }
-func xsKey(height int64) []byte              { return u64([]byte("xs/"), uint64(height)) }
-func xvKey(height int64) []byte              { return u64([]byte("xv/"), uint64(height)) }
 
 // A leaf's position is an entry of the leaf index (runs.go): a tag of its
 // hash, its batch's number (a node-local count assigned when the batch is
@@ -77,8 +38,6 @@ var leafTag = func(hash []byte) [tagSize]byte {
 	d := sha256.Sum256(hash)
 	return [tagSize]byte(d[:tagSize])
 }
-
-func xnKey(num uint64) []byte { return binary.AppendUvarint([]byte("xn"), num) }
 
 // batchRef is what a batch number stands for (the value under xn).
 type batchRef struct {
@@ -290,7 +249,7 @@ func anchoredAtCheck(txn *badger.Txn, index *leafIndex, hash []byte, issuer stri
 func indexedHeight(db *badger.DB) (int64, error) {
 	var h int64
 	err := db.View(func(txn *badger.Txn) error {
-		v, err := getValue(txn, keyIndexed)
+		v, err := getValue(txn, []byte(keyIndexed))
 		if errors.Is(err, errNotFound) {
 			return nil
 		}
@@ -309,7 +268,7 @@ func indexedHeight(db *badger.DB) (int64, error) {
 func storedNextBatch(db *badger.DB) (uint64, error) {
 	var n uint64
 	err := db.View(func(txn *badger.Txn) error {
-		v, err := getValue(txn, keyNextBatch)
+		v, err := getValue(txn, []byte(keyNextBatch))
 		if errors.Is(err, errNotFound) {
 			return nil
 		}
