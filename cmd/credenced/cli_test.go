@@ -56,6 +56,7 @@ func run(t *testing.T, bin string, args ...string) result {
 }
 
 func TestCLIEndToEnd(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")

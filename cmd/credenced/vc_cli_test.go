@@ -72,6 +72,7 @@ func startTestNode(t *testing.T, bin, chainID string) *testNode {
 // and exit code is asserted; an implementation that is not ours (Python:
 // pyld, python3-cryptography) recomputes the hash and the proofs.
 func TestVCSecondFiveMinutes(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	n := startTestNode(t, bin, "vc-test")
 	dir := t.TempDir()

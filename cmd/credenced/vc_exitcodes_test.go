@@ -15,6 +15,7 @@ import (
 // when it could not check: a node not reachable, a file not readable, bad
 // flags. A script tells "revoked" from "try again".
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	vectors := filepath.Join("..", "..", "proof", "testdata", "vectors")
 	genesis := filepath.Join(vectors, "one-validator", "genesis.json")
@@ -64,6 +65,7 @@ func TestExitCodes(t *testing.T) {
 // TestVCCommandsBadInput: the vc commands and anchor --vc refuse what they
 // cannot do with a message naming it, before reaching any node.
 func TestVCCommandsBadInput(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	text := filepath.Join(dir, "diploma.txt")
