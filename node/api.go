@@ -452,47 +452,47 @@ func (s *api) provenState(ctx context.Context, atLeast int64) (int64, *headerEnt
 	return height, hdr, links, nil
 }
 
-func (s *api) registryArgs(issuer, id string) error {
+func (s *api) statusListArgs(issuer, id string) error {
 	if app.ValidID(issuer) != nil {
 		return status.Errorf(codes.InvalidArgument, "issuer: %s is not a valid issuer id", quoted(issuer))
 	}
 	if app.ValidID(id) != nil {
-		return status.Errorf(codes.InvalidArgument, "id: %s is not a valid registry id", quoted(id))
+		return status.Errorf(codes.InvalidArgument, "id: %s is not a valid status list id", quoted(id))
 	}
 	return nil
 }
 
-// registryAt reads a registry's record at height, decoded and as stored,
+// statusListAt reads a status list's record at height, decoded and as stored,
 // with its proof when prove.
-func (s *api) registryAt(height int64, issuer, id string, prove bool) (*pb.Registry, []byte, []byte, error) {
+func (s *api) statusListAt(height int64, issuer, id string, prove bool) (*pb.Registry, []byte, []byte, error) {
 	rec, recProof, err := s.readKey(height, proof.RegistryKey(issuer, id), prove)
 	if err != nil {
-		return nil, nil, nil, status.Errorf(codes.Internal, "registry: %v", err)
+		return nil, nil, nil, status.Errorf(codes.Internal, "status list: %v", err)
 	}
 	if rec == nil {
-		return nil, nil, nil, status.Errorf(codes.NotFound, "issuer %q has no registry %q (as of height %d)", issuer, id, height)
+		return nil, nil, nil, status.Errorf(codes.NotFound, "issuer %q has no status list %q (as of height %d)", issuer, id, height)
 	}
 	var r pb.Registry
 	if err := proto.Unmarshal(rec, &r); err != nil {
-		return nil, nil, nil, status.Errorf(codes.Internal, "registry: %v", err)
+		return nil, nil, nil, status.Errorf(codes.Internal, "status list: %v", err)
 	}
 	return &r, rec, recProof, nil
 }
 
 func (s *api) GetRegistryStatus(ctx context.Context, req *pb.GetRegistryStatusRequest) (*pb.GetRegistryStatusResponse, error) {
-	if err := s.registryArgs(req.GetIssuer(), req.GetId()); err != nil {
+	if err := s.statusListArgs(req.GetIssuer(), req.GetId()); err != nil {
 		return nil, err
 	}
 	height, hdr, links, err := s.provenState(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	r, rec, recProof, err := s.registryAt(height, req.Issuer, req.Id, true)
+	r, rec, recProof, err := s.statusListAt(height, req.Issuer, req.Id, true)
 	if err != nil {
 		return nil, err
 	}
 	if req.Index >= r.Size {
-		return nil, status.Errorf(codes.InvalidArgument, "index: %d is outside the registry's %d entries", req.Index, r.Size)
+		return nil, status.Errorf(codes.InvalidArgument, "index: %d is outside the status list's %d entries", req.Index, r.Size)
 	}
 	chunk, chunkProof, err := s.proveKey(height, proof.ChunkKey(req.Issuer, req.Id, uint32(req.Index/proof.ChunkBits)))
 	if err != nil {
@@ -506,16 +506,16 @@ func (s *api) GetRegistryStatus(ctx context.Context, req *pb.GetRegistryStatusRe
 }
 
 func (s *api) ExportRegistry(ctx context.Context, req *pb.ExportRegistryRequest) (*pb.ExportRegistryResponse, error) {
-	if err := s.registryArgs(req.GetIssuer(), req.GetId()); err != nil {
+	if err := s.statusListArgs(req.GetIssuer(), req.GetId()); err != nil {
 		return nil, err
 	}
-	// exportRegistryAt reads the header and links itself.
+	// exportStatusListAt reads the header and links itself.
 	height, err := s.n.newestProvable()
 	if err != nil {
 		return nil, err
 	}
 	// statuslist.go: the same export serves ?height= of a status list.
-	ex, _, _, err := s.exportRegistryAt(ctx, height, req.Issuer, req.Id)
+	ex, _, _, err := s.exportStatusListAt(ctx, height, req.Issuer, req.Id)
 	if err != nil {
 		return nil, err
 	}

@@ -131,7 +131,7 @@ type config struct {
 	// 100000 (one full Submit request).
 	MaxKnownListed int `toml:"max_known_listed"`
 	// StatusListCacheMB bounds the memory of the rendered (and verified)
-	// W3C status list documents kept per (issuer, registry, height), so
+	// W3C status list documents kept per (issuer, list, height), so
 	// that readers of one list at one height pay for one render: an
 	// 8M-entry list takes about 100 ms of CPU to verify. Default 64.
 	StatusListCacheMB int `toml:"status_list_cache_mb"`
@@ -448,7 +448,7 @@ func IssuerSigningKey(home string) (string, ed25519.PrivateKey, error) {
 }
 
 // HTTPBaseURL is the home's node HTTP API as a URL (http://http_address):
-// the default base of the status list URLs its issuer's registries name.
+// the default base of the URLs its issuer's status lists name.
 func HTTPBaseURL(home string) (string, error) {
 	c, err := loadConfig(home)
 	if err != nil {

@@ -55,8 +55,8 @@ import (
 //go:embed openapi/credence.openapi.json
 var openAPIJSON []byte
 
-// gatewayMaxRecv bounds one gRPC answer relayed over HTTP; a registry
-// export of the largest registry is the biggest.
+// gatewayMaxRecv bounds one gRPC answer relayed over HTTP; the export of
+// the largest status list is the biggest.
 const gatewayMaxRecv = 64 << 20
 
 // gatewayBuffer is the in-process connection's buffer each way.

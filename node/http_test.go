@@ -368,7 +368,7 @@ func TestHTTPGateway(t *testing.T) {
 			t.Fatal("the list's bits are not those set")
 		}
 		checkOpenAPI(t, "GET", StatusListPath(issuer, "list-1"), a.code, a.body)
-		wantHTTPError(t, httpDo(t, "GET", base+StatusListPath(issuer, "nope"), "", nil), 404, codes.NotFound, "no registry")
+		wantHTTPError(t, httpDo(t, "GET", base+StatusListPath(issuer, "nope"), "", nil), 404, codes.NotFound, "no status list")
 	})
 }
 

@@ -408,7 +408,7 @@ func generateOpenAPI() ([]byte, error) {
 	}
 
 	// The HTTP face's own routes (http.go, statuslist.go).
-	// A registry with a url answers the BitstringStatusListCredential its
+	// A status list with a url answers the BitstringStatusListCredential its
 	// issuer signed (vc.StatusList plus the issuer's proof); one without
 	// answers statusListDocument. Either way the headers say which.
 	signedList := goSchema(reflect.TypeFor[signedStatusListDocument]())
@@ -419,12 +419,12 @@ func generateOpenAPI() ([]byte, error) {
 	listResponse := jsonResponse("application/vc+ld+json", obj{"anyOf": []any{signedList, goSchema(reflect.TypeFor[statusListDocument]())}})
 	listResponse["headers"] = listHeaders
 	addOp("/v1/statuslists/{issuer}/{id}", "GET", obj{"operationId": "StatusList", "tags": []string{"Files"},
-		"summary": "A registry as a W3C Bitstring Status List credential, as of the newest height or the one asked for (docs/status.md). " +
-			"With format=export, the registry export (protobuf JSON) that proves it against the genesis instead.",
+		"summary": "A status list as a W3C Bitstring Status List credential, as of the newest height or the one asked for (docs/status.md). " +
+			"With format=export, the status list export (protobuf JSON) that proves it against the genesis instead.",
 		"parameters": []any{pathParam("issuer", "", obj{"type": "string"}), pathParam("id", "", obj{"type": "string"}),
 			obj{"name": "height", "in": "query", "required": false, "schema": obj{"type": "integer"}, "description": "The list as of this height (410 when older than this node keeps)."},
 			obj{"name": "timestamp", "in": "query", "required": false, "schema": obj{"type": "string", "format": "date-time"}, "description": "The list as of the last height whose block time is at most this RFC 3339 time."},
-			obj{"name": "format", "in": "query", "required": false, "schema": obj{"type": "string", "enum": []string{"export"}}, "description": "export: the registry export with its ledger proofs."}},
+			obj{"name": "format", "in": "query", "required": false, "schema": obj{"type": "string", "enum": []string{"export"}}, "description": "export: the status list export with its ledger proofs."}},
 		"responses": obj{"200": listResponse, "410": errorResponse, "default": errorResponse}})
 	addOp("/receipts/{hash}.json", "GET", obj{"operationId": "ReceiptFile", "tags": []string{"Files"},
 		"summary":    "A receipt in the file form a holder keeps (docs/receipt.md).",

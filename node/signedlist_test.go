@@ -178,7 +178,7 @@ func pythonCheck(t *testing.T, doc []byte) int {
 }
 
 // TestSignedStatusList (issue 18): a list created with a url is served as
-// its issuer signed it. The update is built by SignedRegistryUpdate, the
+// its issuer signed it. The update is built by SignedStatusListUpdate, the
 // CLI's code; the served bytes verify (ours and an independent Python
 // check), pass the Recommendation's validate algorithm with Digital
 // Bazaar's rules for a credential's entry, and fail them after one byte of
@@ -208,7 +208,7 @@ func TestSignedStatusList(t *testing.T) {
 		for {
 			res, err := cl.ExportRegistry(ctx, &pb.ExportRegistryRequest{Issuer: issuer, Id: "signed"})
 			if err == nil && res.Export.Height >= after {
-				m, err := SignedRegistryUpdate(res.Export, set, nil, key, time.Now())
+				m, err := SignedStatusListUpdate(res.Export, set, nil, key, time.Now())
 				if err != nil {
 					t.Fatal(err)
 				}

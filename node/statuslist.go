@@ -27,9 +27,12 @@ import (
 	"github.com/credence-ledger/credence/vc"
 )
 
-// A registry as a W3C Bitstring Status List credential (VC Data Model 2.0).
+// A status list as a W3C Bitstring Status List credential (VC Data Model
+// 2.0). Its wire names (gRPC ExportRegistry, the JSON member
+// credenceRegistryExport, /v1/registries) keep the word "registry": clients
+// and the chain's state depend on them.
 //
-// A registry created with a url is served as its issuer signed it: the
+// A status list created with a url is served as its issuer signed it: the
 // issuer's update transactions carry the credential's encodedList,
 // validFrom and Data Integrity proof, the state machine checks them against
 // the bits it applies (app.updateStatusListMsg.checkSigned), and every node
@@ -39,15 +42,15 @@ import (
 // carried no issuer proof (a sponsor's), the list is served unsigned, and
 // every answer says which it is in the Credence-List-Signed header.
 //
-// A registry created without url (before signed lists) is served as it
+// A status list created without url (before signed lists) is served as it
 // always was: ids are URNs of the chain, the state proof rides inside the
 // document (credenceRegistryExport), and it is marked unsigned.
 //
 // The ledger proof of a signed list is beside it, not in it (undefined
 // terms would break its canonicalization): ?format=export answers the
-// registry export (protobuf JSON) of the same height.
+// status list export (protobuf JSON) of the same height.
 
-// statusListDocument is the JSON of a registry without url (the OpenAPI
+// statusListDocument is the JSON of a status list without url (the OpenAPI
 // document describes it: node/openapi_gen_test.go).
 type statusListDocument struct {
 	Context           []string          `json:"@context"`
@@ -58,7 +61,7 @@ type statusListDocument struct {
 	CredentialSubject statusListSubject `json:"credentialSubject"`
 	// Height is the chain height whose state the list is.
 	Height int64 `json:"credenceHeight"`
-	// Export is the registry export (protobuf JSON) that proves the list.
+	// Export is the status list export (protobuf JSON) that proves the list.
 	Export json.RawMessage `json:"credenceRegistryExport"`
 }
 
@@ -76,14 +79,13 @@ const (
 	headerListHeight = "Credence-Height"
 )
 
-// StatusListPath is where a node serves a registry's status list credential,
+// StatusListPath is where a node serves a status list's credential,
 // the same path on every node.
 func StatusListPath(issuer, id string) string {
 	return "/v1/statuslists/" + issuer + "/" + id
 }
 
-// StatusListID is the id of the status list credential of a registry
-// without url.
+// StatusListID is the id of the credential of a status list without url.
 func StatusListID(chainID, issuer, id string) string {
 	return fmt.Sprintf("urn:credence:%s:statuslist:%s:%s", chainID, issuer, id)
 }
@@ -105,7 +107,7 @@ func (n *Node) statusListHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		issuer, id := r.PathValue("issuer"), r.PathValue("id")
 		s := &api{n: n}
-		if err := s.registryArgs(issuer, id); err != nil {
+		if err := s.statusListArgs(issuer, id); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -119,14 +121,14 @@ func (n *Node) statusListHandler() http.Handler {
 			return
 		}
 		if r.URL.Query().Get("format") == "export" {
-			ex, _, _, err := s.exportRegistryAt(r.Context(), height, issuer, id)
+			ex, _, _, err := s.exportStatusListAt(r.Context(), height, issuer, id)
 			if err != nil {
 				writeError(w, err)
 				return
 			}
 			b, err := protojson.Marshal(ex)
 			if err != nil {
-				writeError(w, status.Errorf(codes.Internal, "registry export: %v", err))
+				writeError(w, status.Errorf(codes.Internal, "status list export: %v", err))
 				return
 			}
 			w.Header().Set("Content-Type", "application/json")
@@ -137,13 +139,13 @@ func (n *Node) statusListHandler() http.Handler {
 		// What the headers say is read apart from the cached document, at
 		// the same height: a height's state never changes.
 		// The headers need values only: no proofs.
-		reg, _, _, err := s.registryAt(height, issuer, id, false)
+		rec, _, _, err := s.statusListAt(height, issuer, id, false)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
 		signed := false
-		if reg.Url != "" {
+		if rec.Url != "" {
 			sd, _, err := s.readKey(height, proof.SignedListKey(issuer, id), false)
 			if err != nil {
 				writeError(w, status.Errorf(codes.Internal, "signed list: %v", err))
@@ -164,8 +166,8 @@ func (n *Node) statusListHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/vc+ld+json")
 		w.Header().Set(headerListSigned, strconv.FormatBool(signed))
 		w.Header().Set(headerListHeight, strconv.FormatInt(height, 10))
-		if reg.TtlMs > 0 {
-			w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", reg.TtlMs/1000))
+		if rec.TtlMs > 0 {
+			w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", rec.TtlMs/1000))
 		}
 		w.Write(doc)
 	})
@@ -280,10 +282,10 @@ func (n *Node) heightAt(ctx context.Context, t time.Time, newest int64) (int64, 
 	return lo, nil
 }
 
-// exportRegistryAt is the registry export of the state at height, with the
+// exportStatusListAt is the status list export of the state at height, with the
 // header and validator links that prove it, the decoded record and the
 // bitstring.
-func (s *api) exportRegistryAt(ctx context.Context, height int64, issuer, id string) (*proof.RegistryExport, *pb.Registry, []byte, error) {
+func (s *api) exportStatusListAt(ctx context.Context, height int64, issuer, id string) (*proof.RegistryExport, *pb.Registry, []byte, error) {
 	hdr, err := s.n.receipts.header(ctx, height+1)
 	if err != nil {
 		return nil, nil, nil, status.Errorf(codes.Unavailable, "header %d: %v", height+1, err)
@@ -292,7 +294,7 @@ func (s *api) exportRegistryAt(ctx context.Context, height int64, issuer, id str
 	if err != nil {
 		return nil, nil, nil, status.Errorf(codes.Internal, "validator links: %v", err)
 	}
-	r, rec, recProof, err := s.registryAt(height, issuer, id, true)
+	r, rec, recProof, err := s.statusListAt(height, issuer, id, true)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -319,7 +321,7 @@ func (s *api) exportRegistryAt(ctx context.Context, height int64, issuer, id str
 // renderStatusList builds the document of the state at height.
 func (n *Node) renderStatusList(ctx context.Context, height int64, issuer, id string) ([]byte, int64, error) {
 	s := &api{n: n}
-	ex, reg, bits, err := s.exportRegistryAt(ctx, height, issuer, id)
+	ex, rec, bits, err := s.exportStatusListAt(ctx, height, issuer, id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -327,13 +329,13 @@ func (n *Node) renderStatusList(ctx context.Context, height int64, issuer, id st
 	// block time from the proven state.
 	_, got, err := proof.VerifyRegistryExport(ex, n.trust, 0, time.Now())
 	if err != nil {
-		return nil, 0, status.Errorf(codes.Internal, "this node's own registry export does not verify: %v", err)
+		return nil, 0, status.Errorf(codes.Internal, "this node's own status list export does not verify: %v", err)
 	}
 	var doc []byte
-	if reg.Url == "" {
+	if rec.Url == "" {
 		doc, err = n.legacyStatusList(ex, got)
 	} else {
-		doc, err = n.urlStatusList(s, height, reg, bits, ex, got)
+		doc, err = n.urlStatusList(s, height, rec, bits, ex, got)
 	}
 	if err != nil {
 		return nil, 0, err
@@ -345,7 +347,7 @@ func (n *Node) renderStatusList(ctx context.Context, height int64, issuer, id st
 func (n *Node) legacyStatusList(ex *proof.RegistryExport, got *proof.RegistryResult) ([]byte, error) {
 	exJSON, err := protojson.Marshal(ex)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "registry export: %v", err)
+		return nil, status.Errorf(codes.Internal, "status list export: %v", err)
 	}
 	docID := StatusListID(n.chainID, got.Issuer, got.ID)
 	doc := statusListDocument{
@@ -368,18 +370,18 @@ func (n *Node) legacyStatusList(ex *proof.RegistryExport, got *proof.RegistryRes
 	return append(b, '\n'), nil
 }
 
-// urlStatusList is the signed document of a registry with url, rebuilt
+// urlStatusList is the signed document of a status list with url, rebuilt
 // from what its issuer signed, or, when the last update was not the
 // issuer's, the unsigned document of its bits. A signed document is served
 // only once the node has verified it as any verifier would and found it
 // lists the proven bits: never a signature that does not hold.
-func (n *Node) urlStatusList(s *api, height int64, reg *pb.Registry, bits []byte, ex *proof.RegistryExport, got *proof.RegistryResult) ([]byte, error) {
-	raw, _, err := s.readKey(height, proof.SignedListKey(reg.Issuer, reg.Id), false)
+func (n *Node) urlStatusList(s *api, height int64, rec *pb.Registry, bits []byte, ex *proof.RegistryExport, got *proof.RegistryResult) ([]byte, error) {
+	raw, _, err := s.readKey(height, proof.SignedListKey(rec.Issuer, rec.Id), false)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "signed list: %v", err)
 	}
 	if raw == nil {
-		doc, err := app.StatusListOf(reg, statusListIssuer(n.chainID, reg.Issuer),
+		doc, err := app.StatusListOf(rec, statusListIssuer(n.chainID, rec.Issuer),
 			got.Time.UTC().Format(time.RFC3339), ex.EncodedList).Document()
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "status list: %v", err)
@@ -392,18 +394,18 @@ func (n *Node) urlStatusList(s *api, height int64, reg *pb.Registry, bits []byte
 	}
 	did, err := proofDID(sd.Proof)
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "signed list of %s/%s at height %d: %v", reg.Issuer, reg.Id, height, err)
+		return nil, status.Errorf(codes.Internal, "signed list of %s/%s at height %d: %v", rec.Issuer, rec.Id, height, err)
 	}
-	doc, err := app.StatusListOf(reg, did, sd.ValidFrom, sd.EncodedList).SignedDocument(sd.Proof)
+	doc, err := app.StatusListOf(rec, did, sd.ValidFrom, sd.EncodedList).SignedDocument(sd.Proof)
 	if err == nil {
 		_, err = vc.Verify(doc, vc.ResolveDIDKey)
 	}
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "the signed list of %s/%s at height %d does not verify; not served: %v", reg.Issuer, reg.Id, height, err)
+		return nil, status.Errorf(codes.Internal, "the signed list of %s/%s at height %d does not verify; not served: %v", rec.Issuer, rec.Id, height, err)
 	}
 	listed, err := proof.DecodeStatusList(sd.EncodedList, len(bits))
 	if err != nil || !bytes.Equal(listed, bits) {
-		return nil, status.Errorf(codes.Internal, "the signed list of %s/%s at height %d is not the proven bits; not served", reg.Issuer, reg.Id, height)
+		return nil, status.Errorf(codes.Internal, "the signed list of %s/%s at height %d is not the proven bits; not served", rec.Issuer, rec.Id, height)
 	}
 	return doc, nil
 }
@@ -516,27 +518,27 @@ func (c *statusListCache) put(key statusListKey, doc []byte) {
 	c.size += cost
 }
 
-// SignedRegistryUpdate is the issuer's update of the registry ex exports:
-// set and clear applied to its bits, encoded, and the resulting credential
-// signed with key (the issuer's, whose did:key the credential names), valid
-// from validFrom. The CLI and the tests both build updates with it. The
-// transaction is refused (app.ErrListMoved) if the registry changed after
-// ex; build it again from a newer export then.
-func SignedRegistryUpdate(ex *proof.RegistryExport, set, clear []uint64, key ed25519.PrivateKey, validFrom time.Time) (*pb.UpdateRegistry, error) {
-	var reg pb.Registry
-	if err := proto.Unmarshal(ex.RegistryRecord, &reg); err != nil {
-		return nil, fmt.Errorf("registry record: %w", err)
+// SignedStatusListUpdate is the issuer's update of the status list ex
+// exports: set and clear applied to its bits, encoded, and the resulting
+// credential signed with key (the issuer's, whose did:key the credential
+// names), valid from validFrom. The CLI and the tests both build updates
+// with it. The transaction is refused (app.ErrListMoved) if the list
+// changed after ex; build it again from a newer export then.
+func SignedStatusListUpdate(ex *proof.RegistryExport, set, clear []uint64, key ed25519.PrivateKey, validFrom time.Time) (*pb.UpdateRegistry, error) {
+	var rec pb.Registry
+	if err := proto.Unmarshal(ex.RegistryRecord, &rec); err != nil {
+		return nil, fmt.Errorf("status list record: %w", err)
 	}
-	if reg.Url == "" {
-		return nil, fmt.Errorf("registry %s/%s has no url: its list is not signed", reg.Issuer, reg.Id)
+	if rec.Url == "" {
+		return nil, fmt.Errorf("status list %s/%s has no url: it is not signed", rec.Issuer, rec.Id)
 	}
-	bits := make([]byte, reg.Size/8)
+	bits := make([]byte, rec.Size/8)
 	for _, ch := range ex.Chunks {
 		copy(bits[int(ch.Index)*proof.ChunkBits/8:], ch.Chunk)
 	}
 	for _, i := range append(append([]uint64(nil), set...), clear...) {
-		if i >= reg.Size {
-			return nil, fmt.Errorf("index %d is outside the registry's %d entries", i, reg.Size)
+		if i >= rec.Size {
+			return nil, fmt.Errorf("index %d is outside the status list's %d entries", i, rec.Size)
 		}
 	}
 	for _, i := range set {
@@ -554,10 +556,10 @@ func SignedRegistryUpdate(ex *proof.RegistryExport, set, clear []uint64, key ed2
 		return nil, err
 	}
 	vf := validFrom.UTC().Truncate(time.Second).Format(time.RFC3339)
-	prf, err := app.StatusListOf(&reg, did, vf, enc).Sign(key)
+	prf, err := app.StatusListOf(&rec, did, vf, enc).Sign(key)
 	if err != nil {
 		return nil, err
 	}
-	return &pb.UpdateRegistry{Issuer: reg.Issuer, Id: reg.Id, Set: set, Clear: clear,
+	return &pb.UpdateRegistry{Issuer: rec.Issuer, Id: rec.Id, Set: set, Clear: clear,
 		EncodedList: enc, ValidFrom: vf, Proof: prf}, nil
 }

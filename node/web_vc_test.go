@@ -58,13 +58,13 @@ func TestVerificationPageCredential(t *testing.T) {
 		Msg: &pb.TxBody_CreateRegistry{CreateRegistry: &pb.CreateRegistry{
 			Id: "diplomas", Purpose: pb.RegistryPurpose_REGISTRY_PURPOSE_REVOCATION, Size: app.MinStatusListSize, Url: listURL}}}, key)
 	// signList has the issuer sign the list with set entries set, as
-	// `credenced registry set` does, and waits until the node serves it.
+	// `credenced status-list set` does, and waits until the node serves it.
 	signList := func(set []uint64, after int64) {
 		t.Helper()
 		for {
 			res, err := cl.ExportRegistry(rctx, &pb.ExportRegistryRequest{Issuer: issuer, Id: "diplomas"})
 			if err == nil && res.Export.Height >= after {
-				m, err := SignedRegistryUpdate(res.Export, set, nil, key, time.Now())
+				m, err := SignedStatusListUpdate(res.Export, set, nil, key, time.Now())
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -43,9 +43,9 @@ func TestSignedStatusListOnFour(t *testing.T) {
 		h, _ := strconv.ParseInt(m[1], 10, 64)
 		return h
 	}
-	cli("registry", "create", "--id", "e2e-list")
-	first := heightOf(cli("registry", "set", "--id", "e2e-list", "3"))
-	second := heightOf(cli("registry", "set", "--id", "e2e-list", "4"))
+	cli("status-list", "create", "--id", "e2e-list")
+	first := heightOf(cli("status-list", "set", "--id", "e2e-list", "3"))
+	second := heightOf(cli("status-list", "set", "--id", "e2e-list", "4"))
 
 	// get fetches the list at height from member i, once it is provable.
 	get := func(i int, height int64) ([]byte, string) {

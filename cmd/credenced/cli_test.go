@@ -56,6 +56,7 @@ func run(t *testing.T, bin string, args ...string) result {
 }
 
 func TestCLIEndToEnd(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
@@ -202,23 +203,23 @@ func TestCLIEndToEnd(t *testing.T) {
 	} else if r := run(t, bin, "gov", "show", "--node", grpcAddr, m[1]); r.code != 0 || !strings.Contains(r.stdout, "proposal_ttl_blocks 500") {
 		t.Fatalf("gov show %s: %+v", m[1], r)
 	}
-	if r := run(t, bin, "registry", "create", "--id", "list-1", "--no-url", "--node", grpcAddr, "--home", home); r.code != 0 {
-		t.Fatalf("registry create: %+v", r)
+	if r := run(t, bin, "status-list", "create", "--id", "list-1", "--no-url", "--node", grpcAddr, "--home", home); r.code != 0 {
+		t.Fatalf("status-list create: %+v", r)
 	}
-	setAt := heightOf(run(t, bin, "registry", "set", "--id", "list-1", "--node", grpcAddr, "--home", home, "7"))
-	if r := run(t, bin, "registry", "status", "--node", grpcAddr, "--issuer", "member-1-registrar", "--id", "list-1",
+	setAt := heightOf(run(t, bin, "status-list", "set", "--id", "list-1", "--node", grpcAddr, "--home", home, "7"))
+	if r := run(t, bin, "status-list", "status", "--node", grpcAddr, "--issuer", "member-1-registrar", "--id", "list-1",
 		"--genesis", genesis, "--min-height", setAt, "7"); r.code != 1 || !strings.Contains(r.stdout, "entry 7: SET") || strings.Contains(r.stderr, "error") {
-		t.Fatalf("registry status after set at %s: %+v", setAt, r)
+		t.Fatalf("status-list status after set at %s: %+v", setAt, r)
 	}
-	entry := run(t, bin, "registry", "entry", "--id", "list-1", "--node", grpcAddr, "--home", home, "--base-url", "https://node.example.edu", "7")
+	entry := run(t, bin, "status-list", "entry", "--id", "list-1", "--node", grpcAddr, "--home", home, "--base-url", "https://node.example.edu", "7")
 	var got map[string]string
 	if err := json.Unmarshal([]byte(entry.stdout), &got); err != nil || entry.code != 0 {
-		t.Fatalf("registry entry: %v %+v", err, entry)
+		t.Fatalf("status-list entry: %v %+v", err, entry)
 	}
 	list := "https://node.example.edu/v1/statuslists/member-1-registrar/list-1"
 	if got["type"] != "BitstringStatusListEntry" || got["statusPurpose"] != "revocation" || got["statusListIndex"] != "7" ||
 		got["statusListCredential"] != list || got["id"] != list+"#7" {
-		t.Fatalf("registry entry: %v", got)
+		t.Fatalf("status-list entry: %v", got)
 	}
 
 	// Issuers as DIDs, and a list with a url (by default at the home's
@@ -230,20 +231,20 @@ func TestCLIEndToEnd(t *testing.T) {
 	if show.code != 0 || didM == nil || !strings.Contains(show.stdout, "verificationMethod "+didM[1]+"#z6Mk") {
 		t.Fatalf("issuer show prints no did:key: %+v", show)
 	}
-	if r := run(t, bin, "registry", "create", "--id", "list-2", "--node", grpcAddr, "--home", home); r.code != 0 ||
+	if r := run(t, bin, "status-list", "create", "--id", "list-2", "--node", grpcAddr, "--home", home); r.code != 0 ||
 		!strings.Contains(r.stdout, "/v1/statuslists/member-1-registrar/list-2") {
-		t.Fatalf("registry create with the default url: %+v", r)
+		t.Fatalf("status-list create with the default url: %+v", r)
 	}
-	heightOf(run(t, bin, "registry", "set", "--id", "list-2", "--node", grpcAddr, "--home", home, "9"))
-	set2 := heightOf(run(t, bin, "registry", "set", "--id", "list-2", "--node", grpcAddr, "--home", home, "10"))
-	entry2 := run(t, bin, "registry", "entry", "--id", "list-2", "--node", grpcAddr, "--home", home, "9")
+	heightOf(run(t, bin, "status-list", "set", "--id", "list-2", "--node", grpcAddr, "--home", home, "9"))
+	set2 := heightOf(run(t, bin, "status-list", "set", "--id", "list-2", "--node", grpcAddr, "--home", home, "10"))
+	entry2 := run(t, bin, "status-list", "entry", "--id", "list-2", "--node", grpcAddr, "--home", home, "9")
 	var got2 map[string]string
 	if err := json.Unmarshal([]byte(entry2.stdout), &got2); err != nil || entry2.code != 0 {
-		t.Fatalf("registry entry of list-2: %v %+v", err, entry2)
+		t.Fatalf("status-list entry of list-2: %v %+v", err, entry2)
 	}
 	listURL := got2["statusListCredential"]
 	if !strings.HasPrefix(listURL, "http://127.0.0.1:") || !strings.HasSuffix(listURL, "/v1/statuslists/member-1-registrar/list-2") {
-		t.Fatalf("registry entry of list-2: statusListCredential %q", listURL)
+		t.Fatalf("status-list entry of list-2: statusListCredential %q", listURL)
 	}
 	want, _ := strconv.ParseInt(set2, 10, 64)
 	var doc []byte

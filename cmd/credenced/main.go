@@ -89,7 +89,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&tlsCA, "tls-ca", "", "talk TLS to the node's API, trusting this CA certificate (PEM)")
-	root.AddCommand(initCmd(), startCmd(), anchorCmd(), receiptCmd(), verifyCmd(), vcCmd(), testnetCmd(), infoCmd(), govCmd(), keysCmd(), statusCmd(), revokeCmd(), issuerCmd(), registryCmd(), loadgenCmd(), backupCmd(), restoreCmd(), upgradeCmd())
+	root.AddCommand(initCmd(), startCmd(), anchorCmd(), receiptCmd(), verifyCmd(), vcCmd(), testnetCmd(), infoCmd(), govCmd(), keysCmd(), statusCmd(), revokeCmd(), issuerCmd(), statusListCmd(), loadgenCmd(), backupCmd(), restoreCmd(), upgradeCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	markUsageErrors(root)
 	if cmd, err := root.ExecuteC(); err != nil {

@@ -26,16 +26,16 @@ func vcCmd() *cobra.Command {
 }
 
 func vcSignCmd() *cobra.Command {
-	var home, keyFile, registry, addr, baseURL string
+	var home, keyFile, list, addr, baseURL string
 	var out outFlags
 	var index int64
 	c := &cobra.Command{
-		Use:   "sign [--key KEYFILE] [--status-registry ID --status-index N] CREDENTIAL.json",
+		Use:   "sign [--key KEYFILE] [--status-list ID --status-index N] CREDENTIAL.json",
 		Short: "Sign a credential with eddsa-rdfc-2022 under the issuer's did:key (the home's issuer key by default)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (registry == "") != (index < 0) {
-				return usageError(errors.New("--status-registry and --status-index go together"))
+			if (list == "") != (index < 0) {
+				return usageError(errors.New("--status-list and --status-index go together"))
 			}
 			doc, err := readCredential(args[0])
 			if err != nil {
@@ -52,13 +52,13 @@ func vcSignCmd() *cobra.Command {
 			if doc, err = setIssuer(doc, did); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
-			if registry != "" {
+			if list != "" {
 				if issuerID == "" {
-					return usageError(errors.New("--status-registry needs the issuer's id: sign with the home's issuer key (--home), not --key"))
+					return usageError(errors.New("--status-list needs the issuer's id: sign with the home's issuer key (--home), not --key"))
 				}
 				ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 				defer cancel()
-				e, err := statusEntry(ctx, addr, issuerID, registry, uint64(index), baseURL)
+				e, err := statusEntry(ctx, addr, issuerID, list, uint64(index), baseURL)
 				if err != nil {
 					return err
 				}
@@ -80,10 +80,13 @@ func vcSignCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&home, "home", defaultHome(), "node home holding the issuer key")
 	c.Flags().StringVar(&keyFile, "key", "", "sign with this key file (a node key file's JSON) instead of the home's issuer key")
-	c.Flags().StringVar(&registry, "status-registry", "", "add a credentialStatus entry of this registry of the home's issuer")
-	c.Flags().Int64Var(&index, "status-index", -1, "with --status-registry: the entry's index")
-	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "with --status-registry: node gRPC address")
-	c.Flags().StringVar(&baseURL, "base-url", "http://127.0.0.1:1317", "with --status-registry, for a registry created without url: public URL of a member node's HTTP API")
+	c.Flags().StringVar(&list, "status-list", "", "add a credentialStatus entry of this status list of the home's issuer")
+	// The flag's old name: scripts written for it keep working, and are told.
+	c.Flags().StringVar(&list, "status-registry", "", "the old name of --status-list")
+	c.Flags().MarkDeprecated("status-registry", "it is now --status-list")
+	c.Flags().Int64Var(&index, "status-index", -1, "with --status-list: the entry's index")
+	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "with --status-list: node gRPC address")
+	c.Flags().StringVar(&baseURL, "base-url", "http://127.0.0.1:1317", "with --status-list, for a list created without url: public URL of a member node's HTTP API")
 	out.register(c, ".signed.json")
 	return c
 }
@@ -170,7 +173,7 @@ func isVC(b []byte) bool {
 }
 
 // signingKey is the key vc sign uses: a key file's, or the home's issuer's
-// (then with the issuer's id, for its registries).
+// (then with the issuer's id, for its status lists).
 func signingKey(home, keyFile string) (string, ed25519.PrivateKey, error) {
 	if keyFile == "" {
 		id, k, err := node.IssuerSigningKey(home)

@@ -72,20 +72,21 @@ func startTestNode(t *testing.T, bin, chainID string) *testNode {
 // and exit code is asserted; an implementation that is not ours (Python:
 // pyld, python3-cryptography) recomputes the hash and the proofs.
 func TestVCSecondFiveMinutes(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	n := startTestNode(t, bin, "vc-test")
 	dir := t.TempDir()
 
-	// registry create: the first command, retried while the node starts.
+	// status-list create: the first command, retried while the node starts.
 	var created result
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		created = run(t, bin, "registry", "create", "--node", n.grpc, "--home", n.home, "--id", "badges-2026", "--purpose", "revocation")
+		created = run(t, bin, "status-list", "create", "--node", n.grpc, "--home", n.home, "--id", "badges-2026", "--purpose", "revocation")
 		if created.code == 0 || time.Now().After(deadline) || !strings.Contains(created.stderr, "Unavailable") {
 			break
 		}
 	}
 	if created.code != 0 {
-		t.Fatalf("registry create: %+v", created)
+		t.Fatalf("status-list create: %+v", created)
 	}
 
 	// A credential of another issuer is not signed with this one's key.
@@ -97,7 +98,7 @@ func TestVCSecondFiveMinutes(t *testing.T) {
 
 	example := filepath.Join("..", "..", "docs", "examples", "ob3-achievement-credential.json")
 	badge := filepath.Join(dir, "badge.json")
-	signed := run(t, bin, "vc", "sign", "--node", n.grpc, "--home", n.home, "--status-registry", "badges-2026", "--status-index", "42",
+	signed := run(t, bin, "vc", "sign", "--node", n.grpc, "--home", n.home, "--status-list", "badges-2026", "--status-index", "42",
 		"--out", badge, filepath.Join("..", "..", "docs", "examples", "ob3-achievement-credential.json"))
 	if signed.code != 0 || !strings.Contains(signed.stdout, "did:key:z6Mk") {
 		t.Fatalf("vc sign: %+v", signed)
@@ -168,10 +169,10 @@ func TestVCSecondFiveMinutes(t *testing.T) {
 
 	// Revoke: set its entry; both the offline verdict (still VALID: no
 	// status offline) and the online one (REVOKED) are what they say.
-	set := run(t, bin, "registry", "set", "--node", n.grpc, "--home", n.home, "--id", "badges-2026", "42")
+	set := run(t, bin, "status-list", "set", "--node", n.grpc, "--home", n.home, "--id", "badges-2026", "42")
 	at := regexp.MustCompile(`at height (\d+)`).FindStringSubmatch(set.stdout)
 	if set.code != 0 || at == nil {
-		t.Fatalf("registry set: %+v", set)
+		t.Fatalf("status-list set: %+v", set)
 	}
 	revoked := verify("revoked", badge, "--online", online, "--min-height", at[1])
 	expect("verify after revoke", revoked, 1, "REVOKED")
@@ -213,15 +214,19 @@ func TestVCSecondFiveMinutes(t *testing.T) {
 		t.Fatalf("status of an unknown hash: %+v", r)
 	}
 
-	// A registry created without url (before signed lists): the entry
+	// A status list created without url (before signed lists): the entry
 	// names the list by its path on a member; the ledger's proof decides.
-	if r := run(t, bin, "registry", "create", "--node", n.grpc, "--home", n.home, "--id", "legacy", "--no-url"); r.code != 0 {
-		t.Fatalf("registry create --no-url: %+v", r)
+	// Made with the old names (registry, --status-registry), which scripts
+	// written before status-list still use: they work, and the flag says
+	// it is deprecated.
+	if r := run(t, bin, "registry", "create", "--node", n.grpc, "--home", n.home, "--id", "legacy", "--no-url"); r.code != 0 ||
+		!strings.Contains(r.stdout, "status list member-1-registrar/legacy (revocation, 131072 entries) created at height") {
+		t.Fatalf("registry create --no-url (the old name of status-list create): %+v", r)
 	}
 	legacy := filepath.Join(dir, "legacy.json")
 	if r := run(t, bin, "vc", "sign", "--node", n.grpc, "--home", n.home, "--status-registry", "legacy", "--status-index", "3",
-		"--base-url", online, "--out", legacy, example); r.code != 0 {
-		t.Fatalf("vc sign with a registry without url: %+v", r)
+		"--base-url", online, "--out", legacy, example); r.code != 0 || !strings.Contains(r.stderr, "--status-registry has been deprecated, it is now --status-list") {
+		t.Fatalf("vc sign --status-registry (the old name of --status-list) with a list without url: %+v", r)
 	}
 	if r := run(t, bin, "anchor", "--vc", "--attach", "--in-place", "--node", n.grpc, "--home", n.home, legacy); r.code != 0 {
 		t.Fatalf("anchor --vc --attach: %+v", r)

@@ -15,6 +15,7 @@ import (
 // when it could not check: a node not reachable, a file not readable, bad
 // flags. A script tells "revoked" from "try again".
 func TestExitCodes(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	vectors := filepath.Join("..", "..", "proof", "testdata", "vectors")
 	genesis := filepath.Join(vectors, "one-validator", "genesis.json")
@@ -43,9 +44,9 @@ func TestExitCodes(t *testing.T) {
 		{"status", "node unreachable", []string{"status", "--node", down, "--timeout", "3s", "--genesis", genesis, hash}, 2, "status"},
 		{"status", "hash and file", []string{"status", "--genesis", genesis, "--file", receipt, hash}, 2, "not both"},
 		{"status", "bad flag value", []string{"status", "--genesis", genesis, "--max-age", "soon", hash}, 2, "invalid argument"},
-		{"registry status", "node unreachable", []string{"registry", "status", "--node", down, "--timeout", "3s", "--issuer", "i", "--id", "r", "--genesis", genesis, "7"}, 2, "registry status"},
-		{"registry status", "bad index", []string{"registry", "status", "--node", down, "--timeout", "3s", "--issuer", "i", "--id", "r", "--genesis", genesis, "seven"}, 2, "not a whole number"},
-		{"registry export", "node unreachable", []string{"registry", "export", "--node", down, "--timeout", "3s", "--issuer", "i", "--id", "r", "--genesis", genesis}, 2, "export"},
+		{"status-list status", "node unreachable", []string{"status-list", "status", "--node", down, "--timeout", "3s", "--issuer", "i", "--id", "r", "--genesis", genesis, "7"}, 2, "status-list status"},
+		{"status-list status", "bad index", []string{"status-list", "status", "--node", down, "--timeout", "3s", "--issuer", "i", "--id", "r", "--genesis", genesis, "seven"}, 2, "not a whole number"},
+		{"status-list export", "node unreachable", []string{"status-list", "export", "--node", down, "--timeout", "3s", "--issuer", "i", "--id", "r", "--genesis", genesis}, 2, "export"},
 		{"any", "unknown command", []string{"verfiy", receipt}, 2, "unknown command"},
 	}
 	for _, c := range cases {
@@ -64,6 +65,7 @@ func TestExitCodes(t *testing.T) {
 // TestVCCommandsBadInput: the vc commands and anchor --vc refuse what they
 // cannot do with a message naming it, before reaching any node.
 func TestVCCommandsBadInput(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	text := filepath.Join(dir, "diploma.txt")
@@ -82,7 +84,7 @@ func TestVCCommandsBadInput(t *testing.T) {
 		{"anchor --vc of JSON that is no VC", []string{"anchor", "--node", down, "--token-file", text, "--vc", notVC}, 1, "not a Verifiable Credential"},
 		{"anchor --attach without --vc", []string{"anchor", "--attach", text}, 2, "add --vc"},
 		{"vc attach without --receipt", []string{"vc", "attach", example}, 2, "--receipt is required"},
-		{"vc sign: registry without index", []string{"vc", "sign", "--status-registry", "r", example}, 2, "go together"},
+		{"vc sign: status list without index", []string{"vc", "sign", "--status-list", "r", example}, 2, "go together"},
 		{"vc sign: no key", []string{"vc", "sign", "--home", filepath.Join(dir, "nohome"), example}, 1, "--home"},
 		{"verify --file with a VC", []string{"verify", "--genesis", filepath.Join("..", "..", "proof", "testdata", "vectors", "one-validator", "genesis.json"), "--file", text, example}, 2, "--file is for receipts"},
 	} {

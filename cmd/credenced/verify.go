@@ -22,7 +22,7 @@ import (
 )
 
 // errStatusInvalid marks a status check that failed on proven data (the
-// ledger's registry does not back the credential's entry): an invalid
+// ledger's status list does not back the credential's entry): an invalid
 // credential, not a failure to check.
 var errStatusInvalid = errors.New("the credential's status entry")
 
@@ -72,7 +72,7 @@ func verifyCmd() *cobra.Command {
 	c.Flags().StringVar(&online, "online", "", "also check status now: for a receipt, with this node's gRPC address; for a credential, its credentialStatus lists from this node's HTTP API (http://HOST:PORT)")
 	c.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "with --online: refuse a status answer older than this")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "with --online: give up after this long")
-	c.Flags().Int64Var(&minHeight, "min-height", 0, "with --online: wait for an answer of this height or later (the height a revoke or registry set printed)")
+	c.Flags().Int64Var(&minHeight, "min-height", 0, "with --online: wait for an answer of this height or later (the height a revoke or status-list set printed)")
 	c.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
 	c.Flags().IntVar(&maxBytes, "max-receipt-bytes", proof.DefaultMaxReceiptBytes, "refuse receipt files larger than this")
 	c.Flags().StringVar(&file, "file", "", "for a receipt: also check that this credential file's SHA-256 is the receipt's hash")
@@ -234,8 +234,8 @@ func printCredential(res *vc.CredentialResult, status []string) {
 // checkEntryOnline answers one credentialStatus entry from a node. The list
 // is fetched at the statusListCredential URL's path on NODE, not at the
 // URL's host: every member serves the same list at the same path
-// (docs/status.md), and what decides is the ledger's proof of the registry
-// at the list's height (?format=export), checked against the genesis; the
+// (docs/status.md), and what decides is the ledger's proof of the status
+// list at its height (?format=export), checked against the genesis; the
 // issuer's signed list must agree with it. So the verifier trusts neither
 // the host named in the credential nor the node it asks.
 func checkEntryOnline(ctx context.Context, nodeURL string, e vc.StatusEntry, res *vc.CredentialResult, trust *proof.TrustRoot, maxAge time.Duration, minHeight int64) (bool, string, error) {
@@ -272,16 +272,16 @@ func checkEntryOnline(ctx context.Context, nodeURL string, e vc.StatusEntry, res
 	}
 	var rec pb.Registry
 	if err := gproto.Unmarshal(ex.RegistryRecord, &rec); err != nil {
-		return false, "", fmt.Errorf("registry record: %w", err)
+		return false, "", fmt.Errorf("status list record: %w", err)
 	}
 	// From here on the data is proven: a mismatch is the credential's.
 	switch {
 	case rec.Url == "" && u.Path != node.StatusListPath(rr.Issuer, rr.ID):
-		// A registry created without url is served at its path by any
+		// A status list created without url is served at its path by any
 		// member: the path is what names it.
-		return false, "", fmt.Errorf("%w: %s is not the path of registry %s/%s", errStatusInvalid, e.StatusListCredential, rr.Issuer, rr.ID)
+		return false, "", fmt.Errorf("%w: %s is not the path of status list %s/%s", errStatusInvalid, e.StatusListCredential, rr.Issuer, rr.ID)
 	case rec.Url != "" && rec.Url != e.StatusListCredential:
-		return false, "", fmt.Errorf("%w: the ledger's registry %s/%s at that path is the list %q, not %q", errStatusInvalid, rr.Issuer, rr.ID, rec.Url, e.StatusListCredential)
+		return false, "", fmt.Errorf("%w: the ledger's status list %s/%s at that path is the list %q, not %q", errStatusInvalid, rr.Issuer, rr.ID, rec.Url, e.StatusListCredential)
 	case len(res.Anchors) > 0 && rr.Issuer != res.Anchors[0].Issuer:
 		return false, "", fmt.Errorf("%w: the list is issuer %s's, the credential was anchored by %s", errStatusInvalid, rr.Issuer, res.Anchors[0].Issuer)
 	case rr.Purpose != e.StatusPurpose:

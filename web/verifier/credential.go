@@ -120,7 +120,7 @@ type listStanding struct {
 
 // checkListStatus applies a served status list to a credential's entry:
 // the issuer's signed list (vc.CheckStatus: signature, issuer, purpose,
-// index), and the ledger's proof of the same height (the registry export,
+// index), and the ledger's proof of the same height (the status list export,
 // proof.VerifyRegistryExport against the genesis), which must hold the
 // same bit: the issuer's word and the consortium's agree.
 func checkListStatus(genesisJSON, entryJSON, listDoc, exportJSON []byte, issuer string, now time.Time) *listStanding {
@@ -163,7 +163,7 @@ func checkListStatus(genesisJSON, entryJSON, listDoc, exportJSON []byte, issuer 
 	}
 	parts := strings.Split(strings.TrimPrefix(listPath(entry.StatusListCredential), statusListsPath), "/")
 	if len(parts) != 2 || rr.Issuer != unescape(parts[0]) || rr.ID != unescape(parts[1]) {
-		return fail(vc.StepStatus, fmt.Errorf("the ledger's proof is of registry %s/%s, the credential's list is %s", rr.Issuer, rr.ID, entry.StatusListCredential))
+		return fail(vc.StepStatus, fmt.Errorf("the ledger's proof is of status list %s/%s, the credential's list is %s", rr.Issuer, rr.ID, entry.StatusListCredential))
 	}
 	if entry.StatusListIndex >= uint64(len(bits))*8 {
 		return fail(vc.StepStatus, fmt.Errorf("index %d is past the ledger's list of %d entries", entry.StatusListIndex, len(bits)*8))

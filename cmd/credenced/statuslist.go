@@ -40,8 +40,11 @@ func parseIndices(args []string) ([]uint64, error) {
 	return out, nil
 }
 
-func registryCmd() *cobra.Command {
-	c := &cobra.Command{Use: "registry", Short: "Status registries (W3C Bitstring Status List): create, set, clear, export, status"}
+func statusListCmd() *cobra.Command {
+	c := &cobra.Command{Use: "status-list", Aliases: []string{"registry"},
+		Short: "Status lists (W3C Bitstring Status List): create, set, clear, export, status, entry",
+		Long: "Status lists (W3C Bitstring Status List): an issuer's revocation and suspension bits, kept by the ledger.\n" +
+			"registry is this command's old name and still works; the issuer registry is credenced issuer."}
 	var g govFlags
 	var id, purpose, issuer, genesis string
 	var size uint64
@@ -53,7 +56,7 @@ func registryCmd() *cobra.Command {
 	var noURL bool
 	var ttlMs uint64
 
-	create := &cobra.Command{Use: "create --id ID --purpose revocation|suspension [--size N] [--url URL | --no-url]", Short: "Create a registry of the home's issuer, its list signed by the issuer at every update", Args: cobra.NoArgs,
+	create := &cobra.Command{Use: "create --id ID --purpose revocation|suspension [--size N] [--url URL | --no-url]", Short: "Create a status list of the home's issuer, signed by the issuer at every update", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p := map[string]pb.RegistryPurpose{"revocation": pb.RegistryPurpose_REGISTRY_PURPOSE_REVOCATION, "suspension": pb.RegistryPurpose_REGISTRY_PURPOSE_SUSPENSION}[purpose]
 			if p == 0 {
@@ -85,13 +88,13 @@ func registryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("registry %s/%s (%s, %d entries) created at height %d\n", is, id, purpose, size, res.Height)
+			fmt.Printf("status list %s/%s (%s, %d entries) created at height %d\n", is, id, purpose, size, res.Height)
 			if m.Url != "" {
 				fmt.Printf("its status list credential: %s\n", m.Url)
 			}
 			return nil
 		}}
-	create.Flags().StringVar(&id, "id", "", "registry id")
+	create.Flags().StringVar(&id, "id", "", "status list id")
 	create.Flags().StringVar(&purpose, "purpose", "revocation", "revocation (bits never cleared) or suspension")
 	create.Flags().Uint64Var(&size, "size", 131072, "entries (at least 131,072, a multiple of 8)")
 	create.Flags().StringVar(&listURL, "url", "", "URL the list is served at, its credential's id (default: the home's http_address + /v1/statuslists/ISSUER/ID)")
@@ -129,23 +132,23 @@ func registryCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("registry %s/%s: %d entries %s at height %d\n", m.Issuer, id, len(idx), map[bool]string{true: "set", false: "cleared"}[set], res.Height)
-				fmt.Printf("a status query sees it with --min-height %d: credenced registry status --node %s --issuer %s --id %s --min-height %d --genesis GENESIS.json %d\n",
+				fmt.Printf("status list %s/%s: %d entries %s at height %d\n", m.Issuer, id, len(idx), map[bool]string{true: "set", false: "cleared"}[set], res.Height)
+				fmt.Printf("a status query sees it with --min-height %d: credenced status-list status --node %s --issuer %s --id %s --min-height %d --genesis GENESIS.json %d\n",
 					res.Height, g.addr, m.Issuer, id, res.Height, idx[0])
 				return nil
 			}}
-		u.Flags().StringVar(&id, "id", "", "registry id")
+		u.Flags().StringVar(&id, "id", "", "status list id")
 		u.Flags().StringVar(&issuer, "issuer", "", "with --as-sponsor: the issuer")
 		u.Flags().BoolVar(&asSponsor, "as-sponsor", false, "sign as the home's member, the issuer's sponsor")
 		return u
 	}
-	for _, sub := range []*cobra.Command{create, update("set", "Set entries (revoke or suspend)", true), update("clear", "Clear entries of a suspension registry", false)} {
+	for _, sub := range []*cobra.Command{create, update("set", "Set entries (revoke or suspend)", true), update("clear", "Clear entries of a suspension list", false)} {
 		g.register(sub)
 		c.AddCommand(sub)
 	}
 
 	var addr string
-	export := &cobra.Command{Use: "export --issuer I --id ID [--genesis G]", Short: "Export a registry as a Bitstring Status List (verified against --genesis when given)", Args: cobra.NoArgs,
+	export := &cobra.Command{Use: "export --issuer I --id ID [--genesis G]", Short: "Export a status list's encodedList and height (verified against --genesis when given)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, closeConn, err := dial(addr)
 			if err != nil {
@@ -202,13 +205,13 @@ func registryCmd() *cobra.Command {
 				return st.Height, nil
 			})
 			if err != nil {
-				return rpcError("registry status", err)
+				return rpcError("status-list status", err)
 			}
 			r, err := proof.VerifyRegistryStatus(st, trust, maxAge, time.Now())
 			if err != nil {
 				return fmt.Errorf("COULD NOT CHECK: the node's answer does not verify: %w", err)
 			}
-			fmt.Printf("%s/%s entry %d: %s (%s registry), as of height %d, %s\n", r.Issuer, r.ID, r.Index,
+			fmt.Printf("%s/%s entry %d: %s (%s list), as of height %d, %s\n", r.Issuer, r.ID, r.Index,
 				map[bool]string{true: "SET", false: "clear"}[r.Set], r.Purpose, r.Height, r.Time.Format(time.RFC3339))
 			if r.Set {
 				// A set entry is an answer, printed above, not an error.
@@ -221,7 +224,7 @@ func registryCmd() *cobra.Command {
 		markCheck(sub)
 		sub.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "any member node's gRPC address")
 		sub.Flags().StringVar(&issuer, "issuer", "", "issuer id")
-		sub.Flags().StringVar(&id, "id", "", "registry id")
+		sub.Flags().StringVar(&id, "id", "", "status list id")
 		sub.Flags().StringVar(&genesis, "genesis", "", "the chain's genesis.json (the trust root)")
 		sub.Flags().DurationVar(&maxAge, "max-age", 10*time.Minute, "refuse an answer older than this")
 		sub.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long (a node starting up is waited for)")
@@ -258,7 +261,7 @@ func registryCmd() *cobra.Command {
 	entry.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "any member node's gRPC address")
 	entry.Flags().StringVar(&issuer, "issuer", "", "issuer id (default: the --home node's issuer)")
 	entry.Flags().StringVar(&home, "home", defaultHome(), "node home, for the issuer id")
-	entry.Flags().StringVar(&id, "id", "", "registry id")
+	entry.Flags().StringVar(&id, "id", "", "status list id")
 	entry.Flags().StringVar(&baseURL, "base-url", "http://127.0.0.1:1317", "for a list created without url: public URL of a member node's HTTP API, where verifiers fetch the list")
 	c.AddCommand(entry)
 	return c
@@ -269,7 +272,7 @@ func registryCmd() *cobra.Command {
 const signedUpdateAttempts = 10
 
 // sendSigned sends the issuer's update body. For a list with a url it first
-// signs the list the update produces (node.SignedRegistryUpdate over the
+// signs the list the update produces (node.SignedStatusListUpdate over the
 // newest export); when another update lands first the chain refuses it
 // (app.ErrListMoved) and it is rebuilt from a newer export and signed again.
 func (g *govFlags) sendSigned(cmd *cobra.Command, issuer string, key ed25519.PrivateKey, body *pb.TxBody) (*pb.BroadcastResponse, error) {
@@ -286,14 +289,14 @@ func (g *govFlags) sendSigned(cmd *cobra.Command, issuer string, key ed25519.Pri
 		if err != nil {
 			return nil, rpcError("export", err)
 		}
-		var reg pb.Registry
-		if err := gproto.Unmarshal(ex.RegistryRecord, &reg); err != nil {
-			return nil, fmt.Errorf("registry record: %w", err)
+		var rec pb.Registry
+		if err := gproto.Unmarshal(ex.RegistryRecord, &rec); err != nil {
+			return nil, fmt.Errorf("status list record: %w", err)
 		}
-		if reg.Url == "" {
+		if rec.Url == "" {
 			return g.sendAs(cmd, issuer, key, body)
 		}
-		signed, err := node.SignedRegistryUpdate(ex, m.Set, m.Clear, key, time.Now())
+		signed, err := node.SignedStatusListUpdate(ex, m.Set, m.Clear, key, time.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -305,7 +308,7 @@ func (g *govFlags) sendSigned(cmd *cobra.Command, issuer string, key ed25519.Pri
 	}
 }
 
-// committedExport is the registry's export once it is as new as the
+// committedExport is the status list's export once it is as new as the
 // committed state (the provable state lags it by two blocks): an update
 // signed over an older one would be refused as moved. A list just created
 // is not exported yet; it is waited for too, for a bounded time.
@@ -336,14 +339,14 @@ func committedExport(ctx context.Context, cl pb.CredenceClient, issuer, id strin
 }
 
 // statusEntry is the credentialStatus (BitstringStatusListEntry) of one
-// entry of an issuer's registry, as the node knows the registry.
+// entry of an issuer's status list, as the node knows the list.
 func statusEntry(ctx context.Context, addr, issuer, id string, idx uint64, baseURL string) (map[string]string, error) {
 	cl, closeConn, err := dial(addr)
 	if err != nil {
 		return nil, err
 	}
 	defer closeConn()
-	// The entry must exist, and the registry says its purpose. A registry
+	// The entry must exist, and the list's record says its purpose. A list
 	// just created is committed before it is provable (two blocks on): it
 	// is waited for, a bounded time, as committedExport does.
 	const polls = 50
@@ -359,11 +362,11 @@ func statusEntry(ctx context.Context, addr, issuer, id string, idx uint64, baseU
 		}
 	}
 	if err != nil {
-		return nil, rpcError("registry", err)
+		return nil, rpcError("status list", err)
 	}
 	var rec pb.Registry
 	if err := gproto.Unmarshal(res.Status.RegistryRecord, &rec); err != nil {
-		return nil, fmt.Errorf("registry record: %w", err)
+		return nil, fmt.Errorf("status list record: %w", err)
 	}
 	// A list with a url is its credential's id; older lists are served by
 	// any member at the same path.

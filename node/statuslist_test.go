@@ -15,12 +15,12 @@ import (
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
-// TestRegistries: an issuer's status registries on a real chain. The
+// TestStatusLists: an issuer's status lists on a real chain. The
 // exported list decodes, with an independent implementation, to exactly the
-// bits set; one entry's status is provable; a revocation registry never
-// clears; a suspension registry does; a list under 131,072 entries is
+// bits set; one entry's status is provable; a revocation list never
+// clears; a suspension list does; a list under 131,072 entries is
 // refused.
-func TestRegistries(t *testing.T) {
+func TestStatusLists(t *testing.T) {
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()
@@ -91,7 +91,7 @@ func TestRegistries(t *testing.T) {
 	}
 
 	if code, log := create("small", pb.RegistryPurpose_REGISTRY_PURPOSE_REVOCATION, 131064); code != app.CodeMalformed || !strings.Contains(log, "131072") {
-		t.Fatalf("a registry under 131,072 entries: code %d %q", code, log)
+		t.Fatalf("a status list under 131,072 entries: code %d %q", code, log)
 	}
 	if code, log := create("rev", pb.RegistryPurpose_REGISTRY_PURPOSE_REVOCATION, 131072*2); code != 0 {
 		t.Fatalf("create: %d %s", code, log)
@@ -138,9 +138,9 @@ func TestRegistries(t *testing.T) {
 	at = mustSend(&pb.TxBody{Msg: &pb.TxBody_UpdateRegistry{UpdateRegistry: &pb.UpdateRegistry{Issuer: issuer, Id: "susp", Clear: []uint64{5}}}})
 	bits = export("susp", at)
 	if proof.BitSet(bits, 5) || !proof.BitSet(bits, 6) {
-		t.Fatalf("suspension registry after set 5,6 and clear 5: first byte %#x", bits[0])
+		t.Fatalf("suspension list after set 5,6 and clear 5: first byte %#x", bits[0])
 	}
-	t.Logf("registries: revocation list of 262,144 entries with %d set, suspension list cleared and set, all proven", len(set))
+	t.Logf("status lists: revocation list of 262,144 entries with %d set, suspension list cleared and set, all proven", len(set))
 }
 
 func protoClone(ex *proof.RegistryExport) *proof.RegistryExport {
