@@ -108,7 +108,7 @@ func (m createStatusListMsg) check(c *checker, tx *decodedTx) error {
 		return err
 	}
 	if r != nil {
-		return fmt.Errorf("%w: issuer %q already has registry %q", ErrRejected, tx.body.Signer, m.Id)
+		return fmt.Errorf("%w: issuer %q already has status list %q", ErrRejected, tx.body.Signer, m.Id)
 	}
 	return nil
 }
@@ -190,21 +190,21 @@ func (m updateStatusListMsg) check(c *checker, tx *decodedTx) error {
 		return err
 	}
 	if r == nil {
-		return fmt.Errorf("%w: issuer %q has no registry %q", ErrRejected, m.Issuer, m.Id)
+		return fmt.Errorf("%w: issuer %q has no status list %q", ErrRejected, m.Issuer, m.Id)
 	}
 	if len(m.Clear) > 0 && r.Purpose != pb.RegistryPurpose_REGISTRY_PURPOSE_SUSPENSION {
-		return fmt.Errorf("%w: registry %q is for %s: its bits are never cleared", ErrRejected, m.Id, r.Purpose)
+		return fmt.Errorf("%w: status list %q is for %s: its bits are never cleared", ErrRejected, m.Id, r.Purpose)
 	}
 	for _, i := range m.indices() {
 		if i >= r.Size {
-			return fmt.Errorf("%w: index %d is outside registry %q of %d entries", ErrRejected, i, m.Id, r.Size)
+			return fmt.Errorf("%w: index %d is outside status list %q of %d entries", ErrRejected, i, m.Id, r.Size)
 		}
 	}
 	switch {
 	case r.Url == "" && m.signed():
-		return fmt.Errorf("%w: registry %q has no url: its credential is not signed", ErrRejected, m.Id)
+		return fmt.Errorf("%w: status list %q has no url: its credential is not signed", ErrRejected, m.Id)
 	case r.Url != "" && byIssuer(tx.body, m.Issuer) && !m.signed():
-		return fmt.Errorf("%w: registry %q has a url: the issuer's update carries encoded_list, valid_from and proof", ErrMalformed, m.Id)
+		return fmt.Errorf("%w: status list %q has a url: the issuer's update carries encoded_list, valid_from and proof", ErrMalformed, m.Id)
 	case !byIssuer(tx.body, m.Issuer) && m.signed():
 		// Only the key that signs the credential may stand for it.
 		return fmt.Errorf("%w: a sponsor's update carries no issuer proof", ErrMalformed)

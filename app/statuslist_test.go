@@ -64,7 +64,7 @@ func TestStatusListRules(t *testing.T) {
 		}, CodeMalformed, "purpose"},
 		{"existing status list", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, createStatusList("rev", slRevocation, MinStatusListSize))
-		}, CodeRejected, "already has registry"},
+		}, CodeRejected, "already has status list"},
 		{"created by a member", func(f *issuerFixture) []byte {
 			return f.asMember(f.m[0], createStatusList("bym", slRevocation, MinStatusListSize))
 		}, CodeUnknownSigner, "not registered"},
@@ -76,10 +76,10 @@ func TestStatusListRules(t *testing.T) {
 		}, CodeRejected, "never cleared"},
 		{"index past the end", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, updateStatusList(alphaID, "rev", []uint64{MinStatusListSize}, nil))
-		}, CodeRejected, "outside registry"},
+		}, CodeRejected, "outside status list"},
 		{"unknown status list", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, updateStatusList(alphaID, "nope", []uint64{1}, nil))
-		}, CodeRejected, "has no registry"},
+		}, CodeRejected, "has no status list"},
 		{"an index set and cleared at once", func(f *issuerFixture) []byte {
 			return f.asIssuer(alphaID, alpha1, updateStatusList(alphaID, "sus", []uint64{5}, []uint64{5}))
 		}, CodeMalformed, "given twice"},

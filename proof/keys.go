@@ -62,7 +62,7 @@ const (
 	accountMember = "m/"
 )
 
-// ChunkBits is the number of status-registry entries per stored chunk.
+// ChunkBits is the number of status list entries per stored chunk.
 const ChunkBits = 16_384
 
 // PrefixEnd is the exclusive end of a scan over every key that begins with

@@ -83,10 +83,10 @@ func PurposeName(p int32) string {
 func verifyRegistryRecord(appHash, record, recordProof []byte) (*RegistryRecord, error) {
 	var rec RegistryRecord
 	if err := proto.Unmarshal(record, &rec); err != nil {
-		return nil, fail(StepStatus, "registry record does not decode")
+		return nil, fail(StepStatus, "status list record does not decode")
 	}
 	if err := membership(appHash, recordProof, RegistryKey(rec.Issuer, rec.Id), record); err != nil {
-		return nil, fail(StepStatus, "registry record: %v", err)
+		return nil, fail(StepStatus, "status list record: %v", err)
 	}
 	return &rec, nil
 }
@@ -111,11 +111,11 @@ func verifyChunk(appHash []byte, rec *RegistryRecord, c uint32, chunk, chunkProo
 // VerifyRegistryStatus checks offline one entry of a status registry.
 func VerifyRegistryStatus(rs *RegistryStatus, trust *TrustRoot, maxAge time.Duration, now time.Time) (*RegistryResult, error) {
 	if rs == nil || trust == nil || len(trust.Validators) == 0 {
-		return nil, fail(StepFormat, "registry status and trust root are required")
+		return nil, fail(StepFormat, "status list entry and trust root are required")
 	}
 	if rs.Version != StatusVersion || len(rs.ProtoReflect().GetUnknown()) > 0 ||
 		validatorsHaveUnknownFields(rs.Validators) || linksHaveUnknownFields(rs.ValidatorLinks) {
-		return nil, fail(StepFormat, "not a version %d registry status", StatusVersion)
+		return nil, fail(StepFormat, "not a version %d status list entry", StatusVersion)
 	}
 	if rs.ChainId != trust.ChainID {
 		return nil, fail(StepChain, "status is for chain %q, trust root is chain %q", rs.ChainId, trust.ChainID)
@@ -129,7 +129,7 @@ func VerifyRegistryStatus(rs *RegistryStatus, trust *TrustRoot, maxAge time.Dura
 		return nil, err
 	}
 	if rs.Index >= rec.Size {
-		return nil, fail(StepStatus, "index %d outside the registry's %d entries", rs.Index, rec.Size)
+		return nil, fail(StepStatus, "index %d outside the status list's %d entries", rs.Index, rec.Size)
 	}
 	c := uint32(rs.Index / ChunkBits)
 	if err := verifyChunk(appHash, rec, c, rs.Chunk, rs.ChunkProof); err != nil {
@@ -149,7 +149,7 @@ func VerifyRegistryExport(ex *RegistryExport, trust *TrustRoot, maxAge time.Dura
 	}
 	if ex.Version != StatusVersion || len(ex.ProtoReflect().GetUnknown()) > 0 ||
 		validatorsHaveUnknownFields(ex.Validators) || linksHaveUnknownFields(ex.ValidatorLinks) {
-		return nil, nil, fail(StepFormat, "not a version %d registry export", StatusVersion)
+		return nil, nil, fail(StepFormat, "not a version %d status list export", StatusVersion)
 	}
 	if ex.ChainId != trust.ChainID {
 		return nil, nil, fail(StepChain, "export is for chain %q, trust root is chain %q", ex.ChainId, trust.ChainID)

@@ -66,9 +66,9 @@ type CredenceClient interface {
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// GetIssuer returns an issuer's record.
 	GetIssuer(ctx context.Context, in *GetIssuerRequest, opts ...grpc.CallOption) (*GetIssuerResponse, error)
-	// GetRegistryStatus proves one entry of a status registry.
+	// GetRegistryStatus proves one entry of a status list.
 	GetRegistryStatus(ctx context.Context, in *GetRegistryStatusRequest, opts ...grpc.CallOption) (*GetRegistryStatusResponse, error)
-	// ExportRegistry returns a status registry as a Bitstring Status List
+	// ExportRegistry returns a status list as a Bitstring Status List
 	// with its proofs.
 	ExportRegistry(ctx context.Context, in *ExportRegistryRequest, opts ...grpc.CallOption) (*ExportRegistryResponse, error)
 	// GetSequence returns the sequence an account's next transaction should
@@ -250,9 +250,9 @@ type CredenceServer interface {
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// GetIssuer returns an issuer's record.
 	GetIssuer(context.Context, *GetIssuerRequest) (*GetIssuerResponse, error)
-	// GetRegistryStatus proves one entry of a status registry.
+	// GetRegistryStatus proves one entry of a status list.
 	GetRegistryStatus(context.Context, *GetRegistryStatusRequest) (*GetRegistryStatusResponse, error)
-	// ExportRegistry returns a status registry as a Bitstring Status List
+	// ExportRegistry returns a status list as a Bitstring Status List
 	// with its proofs.
 	ExportRegistry(context.Context, *ExportRegistryRequest) (*ExportRegistryResponse, error)
 	// GetSequence returns the sequence an account's next transaction should

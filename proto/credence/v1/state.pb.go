@@ -652,7 +652,7 @@ func (x *Revocation) GetRevokedBy() string {
 	return ""
 }
 
-// Registry is a status registry's state entry.
+// Registry is a status list's state entry ("registry" in wire and state names).
 type Registry struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Issuer        string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`

@@ -403,14 +403,14 @@ func (x *CreateRegistry) GetTtlMs() uint64 {
 }
 
 // UpdateRegistry sets and clears entries. Clearing is allowed only in a
-// suspension registry. Signed by the issuer or its sponsor.
+// suspension status list. Signed by the issuer or its sponsor.
 type UpdateRegistry struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Issuer string                 `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	Id     string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	Set    []uint64               `protobuf:"varint,3,rep,packed,name=set,proto3" json:"set,omitempty"`
 	Clear  []uint64               `protobuf:"varint,4,rep,packed,name=clear,proto3" json:"clear,omitempty"`
-	// For a registry with a url, when signed by the issuer: the credential
+	// For a status list with a url, when signed by the issuer: the credential
 	// the update produces, as the issuer signed it. encoded_list is the
 	// post-update bitstring (multibase base64url of its GZIP); valid_from is
 	// RFC 3339 UTC to the second; proof is the eddsa-rdfc-2022 proof object
