@@ -12,9 +12,11 @@
 // up by one from 1 and never used twice. Other names in dir, directories,
 // and n = 0 are ignored; <n>.log.lost is a segment the operator gave up
 // (below). A segment is records back to back, nothing before, between or
-// after them. Appends go to the last segment; a new one is started when a
-// write would take the last past Options.SegmentSize (a write larger than
-// that fills a segment alone), and after Collect deleted the last.
+// after them, created with mode 0600 (the directory 0700 if missing).
+// Appends go to the last segment; the next number is started when there is
+// none to append to (none yet, or Collect deleted it), or when a write
+// would take the last past Options.SegmentSize (a write larger than that
+// fills a segment alone).
 //
 // # Records
 //
@@ -84,13 +86,16 @@
 //   - o is at or past the length the mark says the segment held synced;
 //   - its length is at most the largest body (a torn write leaves the
 //     length its append wrote, or zeros);
-//   - no whole, well-formed record starts at any byte after o;
+//   - no whole, well-formed record starts at any byte after o (the search
+//     checksums candidate bodies of at most four times the file's length
+//     plus 1 MiB in all);
 //   - it runs to the end of the file (its header is cut short, or its
 //     length reaches past the end), or everything from o on is zeros (the
 //     file grew before its data reached the disk).
 //
 // Anything else is damage, and Replay refuses, changing nothing on disk,
-// with an error wrapping ErrDamaged that reads
+// with an error wrapping ErrDamaged (the node puts "store damaged: " in
+// front) that reads
 //
 //	queue log <file>: offset <o>: <what>; the queue held acknowledged hashes
 //	not yet anchored there: restore the file from a backup of data/queue, or,
@@ -101,8 +106,9 @@
 // a bad record of the last that is not a torn tail; a segment the mark
 // lists that is missing (offset 0), or shorter than its synced length
 // (offset: its length); a missing number among the segments above the
-// mark's top, up to the highest on disk (offset 0). A segment given up as
-// <file>.lost is not read nor asked for (Replayed.Lost).
+// mark's top, up to the highest on disk (offset 0). A segment missing
+// whose <file>.lost exists is given up: not asked for, and listed in
+// Replayed.Lost. Without a mark, no missing segment is seen.
 //
 // What no mark vouches for is the residual window: the records appended
 // since the last mark was written, which after a crash are those
@@ -117,7 +123,8 @@
 // count, Hold less Release, is zero), the last one too (the next append
 // starts a new one), and syncs the directory. A segment the last mark
 // listed stays until a later mark leaves it out; when a mark could not be
-// written nothing goes until one is. The owner calls Collect only after
+// written nothing goes until one is, nor while a failed append is not cut
+// back off. The owner calls Collect only after
 // the sync that made durable both where the hashes went (the node: the
 // batches cut) and a mark without the segment, and the mark never lists a
 // segment Collect may delete; so a crash anywhere leaves a mark the disk

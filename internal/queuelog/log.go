@@ -22,24 +22,25 @@ type Options struct {
 	// segment; a write larger than it fills a segment alone. Default:
 	// 16 MiB, the node's queue_segment_mb.
 	SegmentSize int64
-	// MaxRecordHashes is the most hashes one record holds, which bounds
-	// its body (see the package doc): Append splits a larger group into
-	// several records, and Replay takes a longer length for damage, not a
-	// torn write. Lowering it makes longer records already written
-	// damage. Default: 500,000, the node's default max_queued_hashes (the
-	// node passes the largest group it appends).
+	// MaxRecordHashes bounds a record's body to what so many hashes take
+	// at worst, each a run of its own (see the package doc): Append splits
+	// a larger group into several records, and Replay takes a longer
+	// length for damage, not a torn write. Lowering it makes longer
+	// records already written damage. Default: 500,000, the node's default
+	// max_queued_hashes (the node passes the largest group it appends).
 	MaxRecordHashes int
 	// SaveMark keeps an encoded mark (DecodeMark reads it back for
 	// Replay). durable: synced before it returns; otherwise the owner's
-	// next sync makes it durable, and Collect waits for that sync. Default
-	// nil: no mark is kept, and Replay has only the records to judge by.
+	// next sync makes it durable, and the owner calls Collect only after
+	// that sync. Default nil: no mark is kept, and Replay has only the
+	// records to judge by.
 	SaveMark func(mark []byte, durable bool) error
 }
 
-// Defaults of Options.
+// Defaults of Options, documented at its fields.
 const (
-	DefaultSegmentSize     = 16 << 20
-	DefaultMaxRecordHashes = 500_000
+	defaultSegmentSize     = 16 << 20
+	defaultMaxRecordHashes = 500_000
 )
 
 // ErrDamaged is wrapped by Replay's refusals of a damaged log. Their text
@@ -86,10 +87,10 @@ func New(dir string, opts Options) *Log {
 		opts.FS = vfs.Default
 	}
 	if opts.SegmentSize <= 0 {
-		opts.SegmentSize = DefaultSegmentSize
+		opts.SegmentSize = defaultSegmentSize
 	}
 	if opts.MaxRecordHashes <= 0 {
-		opts.MaxRecordHashes = DefaultMaxRecordHashes
+		opts.MaxRecordHashes = defaultMaxRecordHashes
 	}
 	return &Log{
 		dir: dir, fs: opts.FS, maxSize: opts.SegmentSize,
