@@ -21,9 +21,9 @@ import (
 // positions under xl, dropped at start.
 //
 //	qf/<issuer>/<seq>       → signed tx       a batch in flight (queuestore.go); the queue itself is
-//	                                          the log in data/queue (internal/queuelog), and qp/<issuer>/<qseq>
+//	                                          the log in data/queue (queuelog.go), and qp/<issuer>/<qseq>
 //	                                          keys left by an earlier version are moved there at start
-//	qm                      → mark            the queue log's segments and synced lengths (queuelog.Mark)
+//	qm                      → mark            the queue log's segments and synced lengths (queuelog.go)
 //	xn<num>                 → seq, height, issuer   what a node-local batch number stands for
 //	xc                      → number          the next batch number
 //	xb/<issuer>/<seq>       → location, CRC   where the leaves log (leaflog.go) holds a batch's leaves,
