@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/credence-ledger/credence/internal/vfs"
 )
 
 // dataLossReported ends the report of a recreated data/ once a start that
@@ -72,7 +74,7 @@ func noteDataStarted(db *badger.DB, home string, recreated bool, log *slog.Logge
 	const text = "This node started on this home. If data/ is ever found missing beside this file,\n" +
 		"the node warns at start that its unanchored hashes were lost unless restored\n" +
 		"(credenced restore queue). Back this file up with config/.\n"
-	if err := writeFileSynced(path, []byte(text), 0o644); err != nil {
+	if err := vfs.WriteFileSynced(vfs.Default, path, []byte(text), 0o644); err != nil {
 		return fmt.Errorf("marking the home started: %w", err)
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 // prefixApp, written by the app through store.NewIAVLDB) the database holds
 // the batches in flight and the index: data that is the node's own, not
 // consensus state (that layout is proof/keys.go). The queue itself is not
-// here: it is the log in data/queue (queuelog.go), which qm marks. Issuer
+// here: it is the log in data/queue (internal/queuelog), which qm marks. Issuer
 // ids cannot hold '/', so every key is unambiguous, and no key or prefix
 // below begins with another prefix (keys_test.go). <seq:8> and <height:8>
 // are 8 bytes big-endian; <num> is a uvarint. Changing a byte here changes
@@ -18,9 +18,9 @@ import (
 //	qf/<issuer>/<seq:8>  signed Tx, as broadcast: a batch cut and not yet final.
 //	                     Written: queueStore.cut; deleted: queueStore.requeue, land.
 //	                     Read: queueStore.scan (pipeline.load at start).
-//	qm                   queueMark.encode (queuelog.go): version 1, top segment (8),
+//	qm                   queuelog.Mark (internal/queuelog/doc.go): version 1, top segment (8),
 //	                     then segment (8) and synced size (8) per segment.
-//	                     Written: newQueueStore's saveMark; read: queueStore.scan.
+//	                     Written: newQueueStore's SaveMark; read: queueStore.scan.
 //	xn<num>              encodeBatchRef: seq (8), height (8), issuer: what a node-local
 //	                     batch number stands for (numbers are given in indexing order).
 //	                     Written: indexer.writePositions; read: batchNumbered

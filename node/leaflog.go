@@ -13,6 +13,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/credence-ledger/credence/internal/vfs"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -190,7 +191,7 @@ func (l *leafLog) sync() error {
 		delete(l.dirty, seg)
 	}
 	if l.newer {
-		if err := syncDir(l.dir); err != nil {
+		if err := vfs.Default.SyncDir(l.dir); err != nil {
 			return err
 		}
 		l.newer = false
@@ -295,7 +296,7 @@ func (l *leafLog) reset() error {
 		}
 	}
 	l.end = 0
-	errs = append(errs, syncDir(l.dir))
+	errs = append(errs, vfs.Default.SyncDir(l.dir))
 	return errors.Join(errs...)
 }
 

@@ -130,7 +130,7 @@ const submitRequestBuffer = 1024
 // newPipeline runs the pipeline over db, with the queue's log in queueDir.
 func newPipeline(db *badger.DB, queueDir string, c chain, chainID string, keys map[string]ed25519.PrivateKey, cfg *config, log *slog.Logger) *pipeline {
 	return &pipeline{
-		db: db, queue: newQueueStore(db, queueDir, cfg), chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
+		db: db, queue: newQueueStore(db, queueDir, queueLogOptions(cfg)), chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
 		now:      time.Now,
 		sync:     db.Sync,
 		reqs:     make(chan *submitReq, submitRequestBuffer),

@@ -25,7 +25,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/queuelog"
 	"github.com/credence-ledger/credence/internal/store"
+	"github.com/credence-ledger/credence/internal/vfs"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -189,15 +191,19 @@ func (s *scenario) open() error {
 	s.p = newPipeline(db, s.queueDir(), s.chain, "credence-test", s.keys, s.cfg, log)
 	s.p.now = func() time.Time { return s.now }
 	s.p.sync = s.sync
-	s.p.queue.log.sync = func(f *os.File) error {
-		if err := s.sync(); err != nil {
-			return err
+	// The queue log's syncs are the scenario's too: watched, and failed
+	// when it says.
+	opts := queueLogOptions(s.cfg)
+	opts.FS = vfs.NewFaulty(vfs.Default, func(op vfs.Op, _ string) error {
+		if op == vfs.OpSync {
+			return s.sync()
 		}
-		return f.Sync()
-	}
+		return nil
+	})
 	if s.segmentBytes > 0 {
-		s.p.queue.log.maxSize = s.segmentBytes
+		opts.SegmentSize = s.segmentBytes
 	}
+	s.p.queue = newQueueStore(db, s.queueDir(), opts)
 	s.ix.pipe = s.p
 	// As Start does; small, as the scenarios hold few hashes.
 	if _, err := s.ix.openFilter(1); err != nil {
@@ -222,6 +228,24 @@ func (l scenarioLog) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return l.w.Write(b)
+}
+
+// down stops the node as a crash does. Closing keeps what badger holds;
+// every write the pipeline relies on surviving was synced before it moved
+// on, which is what the scenarios test.
+func (s *scenario) down(t *testing.T) {
+	t.Helper()
+	if err := s.p.queue.close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	// The index's background writer dies with the process.
+	if err := s.ix.leaves.close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := s.db.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	s.db, s.p, s.ix = nil, nil, nil
 }
 
 func (s *scenario) queueDir() string { return filepath.Join(filepath.Dir(s.dir), "queue") }
@@ -319,8 +343,13 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		if d.HasArg("segment-bytes") {
 			d.ScanArgs(t, "segment-bytes", &s.segmentBytes)
-			if s.p != nil {
-				s.p.queue.log.maxSize = s.segmentBytes
+			if s.db != nil {
+				// The log's segment size is fixed when it is opened, as
+				// queue_segment_mb is read at start: the node restarts.
+				s.down(t)
+				if err := s.open(); err != nil {
+					d.Fatalf(t, "restart: %v", err)
+				}
 			}
 			fmt.Fprintf(s.out, "queue log segments of %d bytes\n", s.segmentBytes)
 		}
@@ -427,20 +456,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		fmt.Fprintf(s.out, "mempool: %s/%d from another node: %s\n", issuer, seq, s.nameAll(hashes))
 	case "crash":
 		s.up(d)
-		// Closing keeps what badger holds; every write the pipeline relies
-		// on surviving was synced before it moved on, which is what the
-		// scenarios test.
-		if err := s.p.queue.close(); err != nil {
-			d.Fatalf(t, "close: %v", err)
-		}
-		// The index's background writer dies with the process.
-		if err := s.ix.leaves.close(); err != nil {
-			d.Fatalf(t, "close: %v", err)
-		}
-		if err := s.db.Close(); err != nil {
-			d.Fatalf(t, "close: %v", err)
-		}
-		s.db, s.p, s.ix = nil, nil, nil
+		s.down(t)
 		fmt.Fprintln(s.out, "node down")
 		showState = false
 	case "restart":
@@ -512,11 +528,11 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		var keep int
 		d.ScanArgs(t, "issuer", &issuer)
 		d.ScanArgs(t, "keep", &keep)
-		var entries []queueEntry
+		var entries []queuelog.Entry
 		for i, h := range leaves(s.hashesArg(d)) {
-			entries = append(entries, queueEntry{issuer: issuer, queued: queued{qseq: 1000 + i, hash: h}})
+			entries = append(entries, queuelog.Entry{Issuer: issuer, Seq: 1000 + i, Hash: h})
 		}
-		rec := encodeRecord(entries)
+		rec := queuelog.EncodeRecord(entries)
 		if keep < 0 {
 			// The file grew, its data never reached the disk.
 			rec, keep = make([]byte, len(rec)), len(rec)
@@ -533,7 +549,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		var off int64
 		d.ScanArgs(t, "segment", &seg)
 		d.ScanArgs(t, "offset", &off)
-		path := newQueueLog(s.queueDir(), 0).path(seg)
+		path := queuelog.New(s.queueDir(), queuelog.Options{}).Path(seg)
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			d.Fatalf(t, "corrupt: %v", err)
@@ -577,8 +593,8 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 
 // printSegments lists the queue log's segments and their sizes.
 func (s *scenario) printSegments() {
-	l := newQueueLog(s.queueDir(), 0)
-	segs, err := l.segments()
+	l := queuelog.New(s.queueDir(), queuelog.Options{})
+	segs, err := l.Segments()
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -586,7 +602,7 @@ func (s *scenario) printSegments() {
 		fmt.Fprintln(s.out, "no queue log segment")
 	}
 	for _, seg := range segs {
-		st, err := os.Stat(l.path(seg))
+		st, err := os.Stat(l.Path(seg))
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -626,12 +642,12 @@ func (s *scenario) flipLeaf(d *datadriven.TestData, h hash) {
 
 // appendLast appends b to the last segment of the queue log.
 func (s *scenario) appendLast(d *datadriven.TestData, b []byte) {
-	l := newQueueLog(s.queueDir(), 0)
-	segs, err := l.segments()
+	l := queuelog.New(s.queueDir(), queuelog.Options{})
+	segs, err := l.Segments()
 	if err != nil || len(segs) == 0 {
 		d.Fatalf(s.t, "no segment to append to (%v)", err)
 	}
-	f, err := os.OpenFile(l.path(segs[len(segs)-1]), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(l.Path(segs[len(segs)-1]), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		d.Fatalf(s.t, "%v", err)
 	}
@@ -820,22 +836,20 @@ func (s *scenario) checkInvariants() {
 			inSeg[e.seg]++
 		}
 	}
-	l := p.queue.log
-	l.mu.Lock()
-	for seg, n := range l.live {
+	counts := p.queue.log.Counts()
+	for seg, n := range counts {
 		if inSeg[seg] != n {
 			t.Errorf("segment %d: counts %d hashes queued, the queue holds %d of it", seg, n, inSeg[seg])
 		}
-		if _, err := os.Stat(l.path(seg)); err != nil {
+		if _, err := os.Stat(p.queue.log.Path(seg)); err != nil {
 			t.Errorf("segment %d counted but not on disk: %v", seg, err)
 		}
 	}
 	for seg, n := range inSeg {
-		if _, ok := l.live[seg]; !ok {
+		if _, ok := counts[seg]; !ok {
 			t.Errorf("segment %d holds %d hashes queued but is not counted", seg, n)
 		}
 	}
-	l.mu.Unlock()
 	for _, is := range p.issuers() {
 		mem := slices.Clone(p.pending[is])
 		for i := range mem {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/credence-ledger/credence/internal/queuelog"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -361,9 +362,9 @@ func (p *pipeline) writeQueue(fresh []candidate, at []uint64) (uint64, error) {
 	if len(fresh) == 0 {
 		return 0, nil
 	}
-	entries := make([]queueEntry, len(fresh))
+	entries := make([]queuelog.Entry, len(fresh))
 	for i, c := range fresh {
-		entries[i] = queueEntry{issuer: c.issuer, queued: queued{qseq: at[i], hash: c.hash}}
+		entries[i] = queuelog.Entry{Issuer: c.issuer, Seq: at[i], Hash: c.hash}
 	}
 	return p.queue.add(entries)
 }
@@ -432,11 +433,11 @@ func (p *pipeline) load() error {
 	if err != nil {
 		return err
 	}
-	if torn := found.torn; torn != nil {
+	if torn := found.Torn; torn != nil {
 		p.log.Warn("queue log ended in a record cut short by a crash, never acknowledged; removed it",
-			"file", torn.file, "offset", torn.offset, "bytes", torn.bytes)
+			"file", torn.File, "offset", torn.Offset, "bytes", torn.Bytes)
 	}
-	for _, f := range found.lost {
+	for _, f := range found.Lost {
 		p.log.Warn("queue log segment given up by the operator (.lost): its hashes are not queued; their issuers submit them again", "file", f)
 	}
 	return nil

@@ -7,13 +7,14 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/credence-ledger/credence/internal/queuelog"
 	"github.com/credence-ledger/credence/proof"
 )
 
 // queueStore is the durable form of the queue and of the batches in
 // flight:
 //
-//	data/queue/<n>.log      hashes queued (queuelog.go), one record per write
+//	data/queue/<n>.log      hashes queued (internal/queuelog), one record per write
 //	qf/<issuer>/<batch seq> → signed tx  a batch cut and not yet final (badger)
 //
 // Every read and write of either goes through it. The log is appended and
@@ -23,14 +24,32 @@ import (
 // are all cut are deleted only after it (collect).
 type queueStore struct {
 	db  *badger.DB
-	log *queueLog
+	log *queuelog.Log
 }
 
-// newQueueStore is the queue of db with its log in dir.
-func newQueueStore(db *badger.DB, dir string, cfg *config) queueStore {
-	l := newQueueLog(dir, int64(cfg.QueueSegmentMB)<<20)
-	l.maxBody = queueBodyLimit(queueRecordHashes(cfg))
-	l.saveMark = func(m []byte, durable bool) error {
+// queueLogOptions is the queue log as cfg shapes it; the mark is
+// newQueueStore's.
+func queueLogOptions(cfg *config) queuelog.Options {
+	return queuelog.Options{
+		SegmentSize:     int64(cfg.QueueSegmentMB) << 20,
+		MaxRecordHashes: queueRecordHashes(cfg),
+	}
+}
+
+// queueRecordHashes is the most hashes one record holds: a group commit
+// never queues more than max_queued_hashes, a requeue no more than a batch,
+// and no single request more than maxSubmitHashes. Appends split anything
+// larger, so replay may take a longer length for damage. Lowering
+// max_queued_hashes or batch_max_leaves lowers the bound for records
+// already written: the refusal says so.
+func queueRecordHashes(c *config) int {
+	return max(c.Memory.MaxQueuedHashes, c.BatchMaxLeaves, maxSubmitHashes)
+}
+
+// newQueueStore is the queue of db with its log in dir, its mark kept in
+// db.
+func newQueueStore(db *badger.DB, dir string, opts queuelog.Options) queueStore {
+	opts.SaveMark = func(m []byte, durable bool) error {
 		if err := db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyQueueMark), m) }); err != nil {
 			return err
 		}
@@ -39,7 +58,7 @@ func newQueueStore(db *badger.DB, dir string, cfg *config) queueStore {
 		}
 		return nil
 	}
-	return queueStore{db, l}
+	return queueStore{db, queuelog.New(dir, opts)}
 }
 
 // queueEntry is a hash queued for issuer.
@@ -50,14 +69,14 @@ type queueEntry struct {
 
 // add appends hashes to the queue and syncs them; it returns the log
 // segment that holds them.
-func (s queueStore) add(entries []queueEntry) (uint64, error) {
-	return s.log.append(entries)
+func (s queueStore) add(entries []queuelog.Entry) (uint64, error) {
+	return s.log.Append(entries)
 }
 
 // drop takes hashes out of the queue, when the index already holds them.
 func (s queueStore) drop(entries []queueEntry) {
 	for _, e := range entries {
-		s.log.release(e.seg, 1)
+		s.log.Release(e.seg, 1)
 	}
 }
 
@@ -68,7 +87,7 @@ func (s queueStore) release(taken []queued) {
 		for j < len(taken) && taken[j].seg == taken[i].seg {
 			j++
 		}
-		s.log.release(taken[i].seg, j-i)
+		s.log.Release(taken[i].seg, j-i)
 		i = j
 	}
 }
@@ -84,24 +103,24 @@ func (s queueStore) cut(issuer string, taken []queued, seq uint64, tx []byte) er
 	// The sync that makes the batch durable makes the mark durable too.
 	// Without the mark the cut stands all the same: collect keeps the
 	// segments, and says why, until a later mark is written.
-	_ = s.log.mark()
+	_ = s.log.Mark()
 	return nil
 }
 
 // mark records the log's segments and their synced lengths in the
 // database, for the next sync to make durable.
-func (s queueStore) mark() error { return s.log.mark() }
+func (s queueStore) mark() error { return s.log.Mark() }
 
 // requeue replaces a batch in flight by its hashes, queued again: they are
 // appended to the log and synced before the batch is deleted, so a crash
 // between the two finds them in flight, and load drops the log's copy.
 // It sets the segment of each entry of back.
 func (s queueStore) requeue(issuer string, seq uint64, back []queued) error {
-	entries := make([]queueEntry, len(back))
+	entries := make([]queuelog.Entry, len(back))
 	for i, q := range back {
-		entries[i] = queueEntry{issuer: issuer, queued: q}
+		entries[i] = queuelog.Entry{Issuer: issuer, Seq: q.qseq, Hash: q.hash}
 	}
-	seg, err := s.log.append(entries)
+	seg, err := s.log.Append(entries)
 	if err != nil {
 		return err
 	}
@@ -125,16 +144,16 @@ func (s queueStore) land(batches []batchID) error {
 
 // collect deletes the log segments none of whose hashes is queued any
 // more. Call it only after a sync that followed the cuts.
-func (s queueStore) collect() error { return s.log.collect() }
+func (s queueStore) collect() error { return s.log.Collect() }
 
 // close releases the log's open segment.
-func (s queueStore) close() error { return s.log.close() }
+func (s queueStore) close() error { return s.log.Close() }
 
 // stop marks the log as it is at a clean stop, for the database's closing
 // sync, and closes it: the whole log is then vouched for at the next
 // start.
 func (s queueStore) stop() error {
-	return errors.Join(s.log.mark(), s.log.close())
+	return errors.Join(s.log.Mark(), s.log.Close())
 }
 
 // batchID names one issuer's batch.
@@ -156,8 +175,8 @@ func (s queueStore) write(fill func(*badger.WriteBatch) error) error {
 // queue, in queue order per issuer. onQueued reports whether it keeps the
 // hash (false for one already in flight: a requeue or a cut that the crash
 // left half done). It returns what replaying the log found to repair.
-func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) error, onQueued func(issuer string, q queued) (bool, error)) (*replayed, error) {
-	var mark *queueMark
+func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) error, onQueued func(issuer string, q queued) (bool, error)) (*queuelog.Replayed, error) {
+	var mark *queuelog.Mark
 	if err := s.db.View(func(txn *badger.Txn) error {
 		if err := scanPrefix(txn, prefixInFlight, func(issuer string, seq uint64, v []byte) error {
 			return onFlight(issuer, seq, append([]byte(nil), v...))
@@ -171,7 +190,7 @@ func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) err
 		if err != nil {
 			return err
 		}
-		if mark, err = decodeQueueMark(v); err != nil {
+		if mark, err = queuelog.DecodeMark(v); err != nil {
 			return fmt.Errorf("%w: %v; restore data/credence and data/queue from a backup", errStoreDamaged, err)
 		}
 		return nil
@@ -182,14 +201,17 @@ func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) err
 	// cut or not; a hash requeued appears again later with a higher
 	// position, and only its last entry counts.
 	last := make(map[string]map[hash]queued)
-	found, err := s.log.replay(mark, func(issuer string, q queued) {
-		m := last[issuer]
+	found, err := s.log.Replay(mark, func(e queuelog.Entry, seg uint64) {
+		m := last[e.Issuer]
 		if m == nil {
 			m = make(map[hash]queued)
-			last[issuer] = m
+			last[e.Issuer] = m
 		}
-		m[q.hash] = q
+		m[e.Hash] = queued{qseq: e.Seq, hash: e.Hash, seg: seg}
 	})
+	if errors.Is(err, queuelog.ErrDamaged) {
+		return nil, fmt.Errorf("%w: %w", errStoreDamaged, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +238,7 @@ func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) err
 		}
 	}
 	for seg, n := range held {
-		s.log.hold(seg, n)
+		s.log.Hold(seg, n)
 	}
 	return found, nil
 }
@@ -226,24 +248,24 @@ func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) err
 // the keys go, so a crash between the two leaves a hash twice, which scan
 // reads once.
 func (s queueStore) migrate(sync func() error) error {
-	var entries []queueEntry
+	var entries []queuelog.Entry
 	if err := s.db.View(func(txn *badger.Txn) error {
 		return scanPrefix(txn, prefixOldQueue, func(issuer string, qseq uint64, v []byte) error {
 			if len(v) != proof.HashSize {
 				return fmt.Errorf("corrupt queue entry %s/%d", issuer, qseq)
 			}
-			entries = append(entries, queueEntry{issuer: issuer, queued: queued{qseq: qseq, hash: hash(v)}})
+			entries = append(entries, queuelog.Entry{Issuer: issuer, Seq: qseq, Hash: hash(v)})
 			return nil
 		})
 	}); err != nil || len(entries) == 0 {
 		return err
 	}
-	if _, err := s.log.append(entries); err != nil {
+	if _, err := s.log.Append(entries); err != nil {
 		return err
 	}
 	if err := s.write(func(wb *badger.WriteBatch) error {
 		for _, e := range entries {
-			if err := wb.Delete(qpKey(e.issuer, e.qseq)); err != nil {
+			if err := wb.Delete(qpKey(e.Issuer, e.Seq)); err != nil {
 				return err
 			}
 		}

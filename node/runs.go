@@ -16,6 +16,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/credence-ledger/credence/internal/vfs"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -239,7 +240,7 @@ func openLeafIndex(dir string, db *badger.DB, next uint64, maxRecent int, log *s
 		li.runs = append(li.runs, r)
 		at = r.hi
 	}
-	if err := syncDir(dir); err != nil {
+	if err := vfs.Default.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	// The batches after the last run: back into memory, flushed as they pass
@@ -514,7 +515,7 @@ func (li *leafIndex) writer() {
 		li.runs = slices.Replace(li.runs, i, i+2, m)
 		// No reader holds a or b now: readers use runs under the read lock.
 		li.mu.Unlock()
-		err = errors.Join(a.f.Close(), b.f.Close(), os.Remove(a.path), os.Remove(b.path), syncDir(li.dir))
+		err = errors.Join(a.f.Close(), b.f.Close(), os.Remove(a.path), os.Remove(b.path), vfs.Default.SyncDir(li.dir))
 		li.mu.Lock()
 		if err != nil {
 			li.failLocked(err)
@@ -589,7 +590,7 @@ func (w *runWriter) finish(dir string, lo, hi uint64) (*run, error) {
 		err = os.Rename(w.tmp, path)
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = vfs.Default.SyncDir(dir)
 	}
 	if err != nil {
 		w.discard()

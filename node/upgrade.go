@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/vfs"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -192,7 +193,7 @@ func writeUpgradeInfo(home string, p *pb.UpgradePlan) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileSynced(filepath.Join(home, "data", UpgradeInfoFile), append(bz, '\n'), 0o644); err != nil {
+	if err := vfs.WriteFileSynced(vfs.Default, filepath.Join(home, "data", UpgradeInfoFile), append(bz, '\n'), 0o644); err != nil {
 		return fmt.Errorf("upgrade info: %w", err)
 	}
 	return nil
