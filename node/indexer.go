@@ -96,7 +96,7 @@ func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger, recentHashe
 	}
 	leaves, err := openLeafIndex(filepath.Join(filepath.Dir(db.Opts().Dir), "index"), db, next, recentHashes, log, tag)
 	if err != nil {
-		return nil, fmt.Errorf("leaf index: %w", err)
+		return nil, fmt.Errorf("positions index: %w", err)
 	}
 	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{}), quit: make(chan struct{}), nextBatch: next, leaves: leaves,
 		retryMin: defaultIndexRetryMin, retryMax: defaultIndexRetryMax}
@@ -203,7 +203,7 @@ func (ix *indexer) stop() {
 		<-ix.done
 	}
 	if err := ix.leaves.close(); err != nil {
-		ix.log.Warn("closing the leaf index", "err", err)
+		ix.log.Warn("closing the positions index", "err", err)
 	}
 }
 

@@ -216,12 +216,12 @@ func checkRunFiles(t *testing.T, ti *testIndex, next uint64) {
 	}
 }
 
-// TestLookupAgreesWithModel: lookups answer as brute force over every
+// TestIndexLookupAgreesWithModel: lookups answer as brute force over every
 // batch indexed does (by issuer or the first in byte order, the batch
 // indexed last, the last leaf in it), with tags colliding and positions
 // in runs and in memory, across flushes, merges and restarts. The
 // positions index's own agreement with a model is in internal/positions.
-func TestLookupAgreesWithModel(t *testing.T) {
+func TestIndexLookupAgreesWithModel(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 37))
 	pool := hashPool(rng, 300)
@@ -251,10 +251,10 @@ func TestLookupAgreesWithModel(t *testing.T) {
 	checkAgainst(t, ti, m, append(pool, absent...), "restarted")
 }
 
-// TestLeafIndexMigratesPositionKeys: positions an earlier version kept as
+// TestIndexMigratesPositionKeys: positions an earlier version kept as
 // badger keys (xl) are dropped at start and the index rebuilt from the
 // batches, to the same answers.
-func TestLeafIndexMigratesPositionKeys(t *testing.T) {
+func TestIndexMigratesPositionKeys(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(4, 4))
@@ -314,9 +314,9 @@ func TestLeafIndexMigratesPositionKeys(t *testing.T) {
 	checkAgainst(t, ti, m, pool, "migrated, restarted")
 }
 
-// TestLeafIndexSkipsBatchNumberLost: a candidate whose batch number has no
+// TestIndexSkipsBatchNumberLost: a candidate whose batch number has no
 // batch (an index write cut short) is passed over, not an error.
-func TestLeafIndexSkipsBatchNumberLost(t *testing.T) {
+func TestIndexSkipsBatchNumberLost(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 5))
 	pool := hashPool(rng, 50)

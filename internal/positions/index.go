@@ -55,6 +55,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Tag is a hash's tag. Default SHA256Tag (see there why not the
 	// hash's own bytes); tests make hashes collide with a coarser one.
+	// The runs hold tags: a directory is opened with the same Tag every
+	// time.
 	Tag func(hash []byte) Tag
 	// Rebuild is where the index is derived from: it calls yield with the
 	// leaves (concatenated 32-byte hashes) of each batch numbered in
