@@ -12,7 +12,7 @@
 // restart rebuilds the state from the database alone.
 //
 //	Submit ─▶ commitGroup ═▶ queue (log) ─▶ tick: cut ═▶ in flight (qf/) ─▶ send
-//	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (runs.go) ─▶ release
+//	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (internal/positions) ─▶ release
 //	  ─▶ GetReceipt
 //
 //	═▶ synced (queue, cut) or flushed (index) before the next step
@@ -28,7 +28,7 @@
 //     claimed in the same group is answered as that claim is);
 //     separateAnchored
 //     answers those the index holds as anchored (looking up only those the
-//     anchored filter, filter.go, may hold); writeQueue appends the
+//     anchored filter, positions.Filter, may hold); writeQueue appends the
 //     others to the queue log as one record and syncs it; enqueue hands
 //     them to the batcher. A lookup that meets damaged leaves refuses
 //     only the requests holding that hash (DataLoss); the rest of the
@@ -53,8 +53,8 @@
 //  3. Consensus commits the batch; the app's commit hook calls
 //     indexer.onCommit, which only queues the block. indexer.run →
 //     indexBlock → index writes the batch (xb/, xr/, xp/) and its number
-//     (xn), adds each leaf's position to the leaf index (in memory, later
-//     a run file in data/index: runs.go), then takes the batch out of
+//     (xn), adds each leaf's position to the positions index (in memory,
+//     later a run file in data/index: internal/positions), then takes the batch out of
 //     flight (qf/) with the indexed height (xh), and only then release
 //     ends the hashes' wait.
 //     Invariant: a hash is indexed before it stops waiting, so a reader

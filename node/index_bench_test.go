@@ -19,20 +19,23 @@ import (
 // benchBatchLeaves is the size of the batches the index benchmarks write.
 const benchBatchLeaves = 4096
 
-// benchIndexer is an indexer over a fresh badger database, with no chain:
-// the index benchmarks call its writes directly.
-func benchIndexer(b *testing.B) *indexer {
+// benchIndexer is an indexer over a fresh badger database, with no chain,
+// holding up to recent positions in memory: the index benchmarks call its
+// writes directly.
+func benchIndexer(b *testing.B, recent int) *indexer {
 	db, err := store.OpenBadger(filepath.Join(b.TempDir(), "credence"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	ix, err := newIndexer(db, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), defaultMemoryConfig().IndexRecentHashes)
+	ix, err := newIndexer(db, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), recent, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ix.leaves.close() })
-	ix.anchored = newAnchoredFilter(defaultMemoryConfig().AnchoredFilterMB)
+	if _, err := ix.openFilter(defaultMemoryConfig().AnchoredFilterMB); err != nil {
+		b.Fatal(err)
+	}
 	return ix
 }
 
@@ -63,7 +66,7 @@ func benchBatches(b *testing.B, issuer string, firstSeq uint64, n int) []app.Com
 // ns/op is per hash).
 func BenchmarkIndex(b *testing.B) {
 	b.Run("write", func(b *testing.B) {
-		ix := benchIndexer(b)
+		ix := benchIndexer(b, defaultMemoryConfig().IndexRecentHashes)
 		batches := benchBatches(b, "uni-bench", 1, b.N)
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -75,7 +78,7 @@ func BenchmarkIndex(b *testing.B) {
 		}
 		// Writing what memory holds as a run, and closing, which writes the
 		// memtables out as tables: part of the cost.
-		if err := ix.leaves.flush(); err != nil {
+		if err := ix.leaves.positions.Flush(); err != nil {
 			b.Fatal(err)
 		}
 		if err := ix.db.Close(); err != nil {
@@ -84,11 +87,12 @@ func BenchmarkIndex(b *testing.B) {
 		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N), "cpu-ns/hash")
 	})
 	check := func(b *testing.B, hit, inRuns bool) {
-		ix := benchIndexer(b)
+		recent := defaultMemoryConfig().IndexRecentHashes
 		if inRuns {
 			// Runs of 8 batches each as they come, merged as they would be.
-			ix.leaves.maxRecent = 8 * benchBatchLeaves
+			recent = 8 * benchBatchLeaves
 		}
+		ix := benchIndexer(b, recent)
 		const indexed = 64 * benchBatchLeaves
 		batches := benchBatches(b, "uni-bench", 1, indexed)
 		for _, bt := range batches {
@@ -97,7 +101,7 @@ func BenchmarkIndex(b *testing.B) {
 			}
 		}
 		if inRuns {
-			if err := ix.leaves.flush(); err != nil {
+			if err := ix.leaves.positions.Flush(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -142,7 +146,7 @@ func BenchmarkIndex(b *testing.B) {
 			b.Fatal(err)
 		}
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		ix, err := newIndexer(db, nil, log, defaultMemoryConfig().IndexRecentHashes)
+		ix, err := newIndexer(db, nil, log, defaultMemoryConfig().IndexRecentHashes, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -155,7 +159,7 @@ func BenchmarkIndex(b *testing.B) {
 			b.Fatal(err)
 		}
 		// As at a start: the positions are in runs (the batches in tables).
-		if err := ix.leaves.flush(); err != nil {
+		if err := ix.leaves.positions.Flush(); err != nil {
 			b.Fatal(err)
 		}
 		ix.leaves.close()
@@ -168,7 +172,7 @@ func BenchmarkIndex(b *testing.B) {
 		defer db.Close()
 		// Opening checks every run whole, then the filter reads them again.
 		b.ResetTimer()
-		if ix, err = newIndexer(db, nil, log, defaultMemoryConfig().IndexRecentHashes); err != nil {
+		if ix, err = newIndexer(db, nil, log, defaultMemoryConfig().IndexRecentHashes, nil); err != nil {
 			b.Fatal(err)
 		}
 		defer ix.leaves.close()

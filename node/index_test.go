@@ -3,12 +3,18 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/positions"
+	"github.com/credence-ledger/credence/internal/store"
+	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
 
@@ -16,11 +22,8 @@ import (
 // tag: receipts, Submit's "anchored" answers and GetReceipt's NotFound must
 // still tell the hashes apart, within a batch and across batches.
 func TestIndexTagCollision(t *testing.T) {
-	orig := leafTag
-	leafTag = func([]byte) [tagSize]byte { return [tagSize]byte{} }
-	t.Cleanup(func() { leafTag = orig })
-
 	h := newTestHome(t)
+	h.ov.positionTag = func([]byte) positions.Tag { return 0 }
 	nd := h.start(t)
 	defer nd.Stop()
 	cl := dialTest(t, nd.GRPCAddr())
@@ -56,5 +59,54 @@ func TestIndexTagCollision(t *testing.T) {
 	r := waitReceipt(ctx, t, cl, other)
 	if !bytes.Equal(r.CredentialHash, other) || r.LeafIndex != 0 || r.Batch.Seq != 2 {
 		t.Fatalf("receipt of the new hash: credential %x batch %d leaf %d; want batch 2 leaf 0", r.CredentialHash, r.Batch.Seq, r.LeafIndex)
+	}
+}
+
+// TestSeparateAnchoredKeepsOrder: hashes the filter lets through and the
+// index does not hold stay in the order submitted, among those it stopped,
+// and a hash anchored is still answered anchored.
+func TestSeparateAnchoredKeepsOrder(t *testing.T) {
+	t.Parallel()
+	db, err := store.OpenBadger(filepath.Join(t.TempDir(), "credence"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ix, err := newIndexer(db, nil, testLogger(t), 1<<10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.leaves.close()
+	if _, err := ix.openFilter(1); err != nil {
+		t.Fatal(err)
+	}
+	var hs [4]hash
+	for i := range hs {
+		hs[i] = hash(sha256.Sum256([]byte{byte(i)}))
+	}
+	// hs[3] is anchored; hs[0] passes the filter as a false positive would.
+	if err := ix.writePositions([]app.CommittedBatch{{Record: &proof.BatchRecord{Issuer: "uni-a", Seq: 1, Height: 1}, Hashes: hs[3][:]}}); err != nil {
+		t.Fatal(err)
+	}
+	ix.anchored.Add(ix.leaves.positions.Tag(hs[0][:]))
+	p := &pipeline{db: db, waiting: map[string]map[hash]struct{}{"uni-a": {}}, anchored: ix.anchored, leaves: ix.leaves}
+	var claimed []candidate
+	for i, h := range hs {
+		p.waiting["uni-a"][h] = struct{}{}
+		claimed = append(claimed, candidate{issuer: "uni-a", idx: uint64(i), hash: h})
+	}
+	results := make([]submitResult, 1)
+	fresh, err := p.separateAnchored(claimed, results)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fresh) != 3 || fresh[0].idx != 0 || fresh[1].idx != 1 || fresh[2].idx != 2 {
+		t.Fatalf("fresh hashes %v, want indexes 0, 1, 2 in order", fresh)
+	}
+	if k := results[0].known; len(k) != 1 || k[0].Index != 3 || k[0].State != pb.HashState_HASH_STATE_ANCHORED {
+		t.Fatalf("known %v, want index 3 anchored", k)
+	}
+	if _, ok := p.waiting["uni-a"][hs[3]]; ok {
+		t.Fatal("the anchored hash is still claimed")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -60,10 +61,11 @@ type indexer struct {
 	// indexed and synced (retention.go).
 	retaining bool
 	durable   atomic.Int64
-	// anchored holds the tag of every position written (filter.go);
-	// nil when off.
-	anchored *anchoredFilter
-	// leaves is where each anchored hash is (runs.go).
+	// anchored holds the tag of every position written (attached to the
+	// positions index); nil when off.
+	anchored *positions.Filter
+	// leaves is where each anchored hash is: the leaves and their
+	// positions (positions.go).
 	leaves *leafIndex
 	// retryMin and retryMax bound the wait before a failed block is
 	// written again (index_retry_min, index_retry_max).
@@ -79,10 +81,11 @@ type indexer struct {
 	quit chan struct{}
 }
 
-// newIndexer opens the index of db; its leaf index's runs are in the
-// directory "index" beside db's, and it holds up to recentHashes positions
-// in memory before it writes them as a run.
-func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger, recentHashes int) (*indexer, error) {
+// newIndexer opens the index of db; its positions index's runs are in the
+// directory "index" beside db's, it holds up to recentHashes positions in
+// memory before it writes them as a run, and tags hashes with tag (nil:
+// positions.SHA256Tag; tests make hashes collide).
+func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger, recentHashes int, tag func(hash []byte) positions.Tag) (*indexer, error) {
 	h, err := indexedHeight(db)
 	if err != nil {
 		return nil, err
@@ -91,15 +94,24 @@ func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger, recentHashe
 	if err != nil {
 		return nil, err
 	}
-	leaves, err := openLeafIndex(filepath.Join(filepath.Dir(db.Opts().Dir), "index"), db, next, recentHashes, log)
+	leaves, err := openLeafIndex(filepath.Join(filepath.Dir(db.Opts().Dir), "index"), db, next, recentHashes, log, tag)
 	if err != nil {
-		return nil, fmt.Errorf("leaf index: %w", err)
+		return nil, fmt.Errorf("positions index: %w", err)
 	}
 	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{}), quit: make(chan struct{}), nextBatch: next, leaves: leaves,
 		retryMin: defaultIndexRetryMin, retryMax: defaultIndexRetryMax}
 	ix.cond = sync.NewCond(&ix.mu)
 	ix.indexed.Store(h)
 	return ix, nil
+}
+
+// openFilter gives the indexer an anchored filter of mb MiB (none when mb
+// is 0) holding every position already written, and attaches it to the
+// positions index so it gets every later one first; it reports how many
+// it holds.
+func (ix *indexer) openFilter(mb int) (int, error) {
+	ix.anchored = positions.NewFilter(mb)
+	return ix.leaves.positions.AttachFilter(ix.anchored)
 }
 
 // indexedHeight is the last height indexed.
@@ -191,7 +203,7 @@ func (ix *indexer) stop() {
 		<-ix.done
 	}
 	if err := ix.leaves.close(); err != nil {
-		ix.log.Warn("closing the leaf index", "err", err)
+		ix.log.Warn("closing the positions index", "err", err)
 	}
 }
 
@@ -371,24 +383,16 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	if err := wb.Flush(); err != nil {
 		return err
 	}
-	ix.leaves.mu.Lock()
-	added := ix.leaves.recent.hi
-	ix.leaves.mu.Unlock()
+	added := ix.leaves.positions.Next()
 	for i, b := range batches {
 		num := first + uint64(i)
 		if num < added {
 			continue // added before a failure of a later one
 		}
-		es, err := leavesEntries(num, b.Hashes)
-		if err != nil {
-			return err
-		}
-		// Before the position is visible, and so before the hash stops
-		// waiting: a duplicate submit always finds it one way.
-		for _, e := range es {
-			ix.anchored.addTag(e.tag)
-		}
-		if err := ix.leaves.add(num, es); err != nil {
+		// Add puts each tag in the anchored filter before the position is
+		// visible, and so before the hash stops waiting: a duplicate submit
+		// always finds it one way.
+		if err := ix.leaves.positions.Add(num, b.Hashes); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -111,7 +112,7 @@ func waitRunsCover(ctx context.Context, t *testing.T, home string, hi uint64) {
 	for {
 		names, _ := os.ReadDir(filepath.Join(home, "data", "index"))
 		for _, d := range names {
-			if _, h, ok := parseRunName(d.Name()); ok && h >= hi {
+			if _, h, ok := positions.RunBatches(d.Name()); ok && h >= hi {
 				return
 			}
 		}

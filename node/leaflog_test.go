@@ -272,7 +272,7 @@ func TestLeavesCheckedOnEveryRead(t *testing.T) {
 	// One run per batch: the positions are on disk before the damage.
 	ti := openTestIndex(t, dir, 1)
 	ti.write(batches, true)
-	if err := ti.ix.leaves.flush(); err != nil {
+	if err := ti.ix.leaves.positions.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	ti.reopen()
@@ -355,7 +355,7 @@ func TestLeavesCheckedOnEveryRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		_, err = newIndexer(db, nil, testLogger(t), 1<<20)
+		_, err = newIndexer(db, nil, testLogger(t), 1<<20, nil)
 		wantDamage("rebuild", err)
 	})
 }

@@ -72,7 +72,7 @@ func TestIndexRetriesFailedWrite(t *testing.T) {
 	s.p.live.watch(health.note)
 	s.ix.start()
 	defer func() {
-		s.ix.stop() // closes the leaf index
+		s.ix.stop() // closes the positions index
 		s.ix = nil
 	}()
 

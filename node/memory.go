@@ -12,7 +12,7 @@ import (
 
 // memoryConfig is app.toml's [memory]: what each store of the node may hold
 // in memory. The defaults budget about 460 MiB for a node at full load
-// (docs/operations.md, "Memory"), and the leaf index's recent positions
+// (docs/operations.md, "Memory"), and the positions index's recent entries
 // 16–80 MiB more (IndexRecentHashes); the Go runtime's own overhead comes
 // on top. That is more than a 512 MiB limit holds at worst; a submitting
 // node offered 50,000 hashes/s for ten minutes under that limit lived, once
@@ -65,14 +65,14 @@ type memoryConfig struct {
 	// Below 100000 a full Submit (or stream message) is always refused.
 	MaxQueuedHashes int `toml:"max_queued_hashes"`
 	// AnchoredFilterMB is the Bloom filter over every anchored hash that
-	// spares Submit a database lookup for a new hash (filter.go): about 10
+	// spares Submit a database lookup for a new hash (positions.Filter): about 10
 	// bits a hash for 1 % of new hashes looked up anyway; past that the
 	// share rises, nothing else. Rebuilt at start from the index. 0 turns
 	// it off. Default 32 (about 27 million hashes).
 	AnchoredFilterMB int `toml:"anchored_filter_mb"`
 	// IndexRecentHashes is how many positions of anchored hashes the index
 	// holds in memory before it writes them to a run file in data/index
-	// (runs.go): 16 bytes each, up to about five times that while earlier
+	// (internal/positions): 16 bytes each, up to about five times that while earlier
 	// sets are still being written and merged. Larger means fewer, larger
 	// run files and merges; what memory holds is read back from the
 	// batches at start. Default 1048576 (16 MiB; under 11 s at 100,000

@@ -25,6 +25,7 @@ import (
 
 	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/consensus"
+	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
@@ -46,6 +47,9 @@ type Overrides struct {
 	// snapshot spans many chunks and restores in many groups.
 	snapshotChunkBytes int
 	restoreBatchBytes  int
+	// positionTag tags hashes in the positions index; nil is
+	// positions.SHA256Tag. Tests make hashes collide with it.
+	positionTag func(hash []byte) positions.Tag
 }
 
 // Node is a running Credence node.
@@ -180,7 +184,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 		return nil, err
 	}
 	cc := &consensusChain{}
-	n.idx, err = newIndexer(n.db, cc, log, cfg.Memory.IndexRecentHashes)
+	n.idx, err = newIndexer(n.db, cc, log, cfg.Memory.IndexRecentHashes, ov.positionTag)
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}

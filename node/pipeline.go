@@ -14,6 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -88,7 +89,7 @@ type pipeline struct {
 	waiting map[string]map[hash]struct{}
 	// anchored is the index's filter (the indexer's): Submit looks up
 	// only the hashes it may hold. Nil: every hash is looked up.
-	anchored *anchoredFilter
+	anchored *positions.Filter
 	// leaves is the index's positions (the indexer's).
 	leaves *leafIndex
 	// live says why Submit must be refused now (liveness.go).

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/internal/queuelog"
 	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/internal/vfs"
@@ -129,6 +129,8 @@ type scenario struct {
 	segmentBytes int64
 	// indexRecent is the index's bound on positions held in memory.
 	indexRecent int
+	// tag is the positions index's tag function; nil is the default.
+	tag func(hash []byte) positions.Tag
 	// group is the group commit under way, for the check that none of its
 	// requests is answered before the sync.
 	group []*submitReq
@@ -184,7 +186,7 @@ func (s *scenario) open() error {
 			return a
 		},
 	}))
-	s.ix, err = newIndexer(db, s.chain, log, s.indexRecent)
+	s.ix, err = newIndexer(db, s.chain, log, s.indexRecent, s.tag)
 	if err != nil {
 		return err
 	}
@@ -491,9 +493,20 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		if len(d.CmdArgs) != 1 || d.CmdArgs[0].Key != "collide" {
 			d.Fatalf(t, "tags: want \"tags collide\"")
 		}
-		orig := leafTag
-		leafTag = func([]byte) [tagSize]byte { return [tagSize]byte{} }
-		s.t.Cleanup(func() { leafTag = orig })
+		s.up(d)
+		if s.ix.leaves.positions.Next() != 0 {
+			d.Fatalf(t, "tags collide: the index is opened with its tag function; give it before anything is indexed")
+		}
+		// The tag function is the index's from its opening: open it again.
+		s.tag = func([]byte) positions.Tag { return 0 }
+		if err := s.p.queue.close(); err != nil {
+			d.Fatalf(t, "close: %v", err)
+		}
+		s.close()
+		s.db, s.p, s.ix = nil, nil, nil
+		if err := s.open(); err != nil {
+			d.Fatalf(t, "tags collide: %v", err)
+		}
 		fmt.Fprintln(s.out, "every hash has the same tag")
 		showState = false
 	case "rotate":
@@ -821,8 +834,8 @@ func (s *scenario) checkInvariants() {
 		disk.pending[is] = slices.DeleteFunc(q, func(e queued) bool { return indexed(e.hash, is) })
 	}
 	// Submit trusts the filter's "no": it must hold every position written.
-	if err := s.ix.leaves.each(func(tag uint64) {
-		if !s.ix.anchored.mayHold([tagSize]byte(binary.BigEndian.AppendUint64(nil, tag))) {
+	if err := s.ix.leaves.positions.Each(func(tag positions.Tag) {
+		if !s.ix.anchored.MayHold(tag) {
 			t.Errorf("position under tag %016x is indexed but not in the anchored filter", tag)
 		}
 	}); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/internal/queuelog"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
@@ -237,9 +238,9 @@ func linkCopies(claimed []candidate, repeats []repeat) {
 // released.
 func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) ([]candidate, error) {
 	var maybe []int // into claimed
-	var tags [][tagSize]byte
+	var tags []positions.Tag
 	for i, c := range claimed {
-		if tag := leafTag(c.hash[:]); p.anchored.mayHold(tag) {
+		if tag := p.leaves.positions.Tag(c.hash[:]); p.anchored.MayHold(tag) {
 			maybe = append(maybe, i)
 			tags = append(tags, tag)
 		}
@@ -456,8 +457,8 @@ func (p *pipeline) reconcile() error {
 		l := newLookup(txn, p.leaves)
 		for issuer, q := range p.pending {
 			for _, e := range q {
-				tag := leafTag(e.hash[:])
-				if !p.anchored.mayHold(tag) {
+				tag := p.leaves.positions.Tag(e.hash[:])
+				if !p.anchored.MayHold(tag) {
 					continue
 				}
 				_, err := l.findTagged(e.hash[:], tag, issuer)

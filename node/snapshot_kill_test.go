@@ -310,7 +310,7 @@ func restoreChild(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	c := &consensusChain{App: a}
-	ix, err := newIndexer(db, c, log, defaultMemoryConfig().IndexRecentHashes)
+	ix, err := newIndexer(db, c, log, defaultMemoryConfig().IndexRecentHashes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func newRestorer(t testing.TB, trust *proof.TrustRoot) *snapshots {
 		t.Fatal(err)
 	}
 	c := &consensusChain{App: a}
-	ix, err := newIndexer(db, c, testLogger(t), defaultMemoryConfig().IndexRecentHashes)
+	ix, err := newIndexer(db, c, testLogger(t), defaultMemoryConfig().IndexRecentHashes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

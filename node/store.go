@@ -2,14 +2,15 @@ package node
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -20,24 +21,16 @@ var errNotFound = app.ErrNotFound
 
 func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
 
-// A leaf's position is an entry of the leaf index (runs.go): a tag of its
-// hash, its batch's number (a node-local count assigned when the batch is
-// indexed) and its index in the batch, so the entry holds neither the
-// whole hash nor the issuer: the hash is in the batch's leaves (xb/), the
-// issuer and sequence once per batch (xn). A tag is not unique, even within
-// a batch: a lookup confirms every candidate against the batch's leaves
-// before it answers.
-//
-// The tag is taken from the SHA-256 of the hash, not from the hash itself:
-// submitters choose the hashes, and could otherwise pile up entries under
-// the tag of another issuer's hash so that each lookup of it walked them
-// all. Tests replace leafTag to make hashes collide.
-const tagSize = 8
+// A leaf's position is an entry of the positions index
+// (internal/positions): a tag of its hash, its batch's number (a node-local
+// count assigned when the batch is indexed) and its index in the batch, so
+// the entry holds neither the whole hash nor the issuer: the hash is in the
+// batch's leaves (xb/), the issuer and sequence once per batch (xn). A tag
+// is not unique, even within a batch: a lookup confirms every candidate
+// against the batch's leaves before it answers.
 
-var leafTag = func(hash []byte) [tagSize]byte {
-	d := sha256.Sum256(hash)
-	return [tagSize]byte(d[:tagSize])
-}
+// crcTable is the leaves' checksum (CRC-32C) that xb/ values hold.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // batchRef is what a batch number stands for (the value under xn).
 type batchRef struct {
@@ -76,14 +69,14 @@ type position struct {
 	height int64
 }
 
-// lookup finds positions: candidates from the leaf index, confirmed inside
+// lookup finds positions: candidates from the positions index, confirmed inside
 // one read transaction. It keeps the batch numbers it has resolved, and the
 // leaves entry of the last batch it read, which the next hashes of a
 // request often share.
 type lookup struct {
 	txn   *badger.Txn
 	index *leafIndex
-	cands []entry
+	cands []positions.Position
 	refs  map[uint64]batchRef
 	// holds confirms a candidate: by default from the batch's leaves read
 	// here; receipts confirm from the trees they cache.
@@ -103,12 +96,12 @@ func newLookup(txn *badger.Txn, index *leafIndex) *lookup {
 // it more than once, the batch indexed last answers, and within a batch
 // the last leaf.
 func (l *lookup) find(hash []byte, issuer string) (position, error) {
-	return l.findTagged(hash, leafTag(hash), issuer)
+	return l.findTagged(hash, l.index.positions.Tag(hash), issuer)
 }
 
 // findTagged is find given the hash's tag, when the caller has it.
-func (l *lookup) findTagged(hash []byte, tag [tagSize]byte, issuer string) (position, error) {
-	cands, err := l.index.candidates(tag, l.cands[:0])
+func (l *lookup) findTagged(hash []byte, tag positions.Tag, issuer string) (position, error) {
+	cands, err := l.index.positions.Candidates(tag, l.cands[:0])
 	if err != nil {
 		return position{}, err
 	}
@@ -116,8 +109,8 @@ func (l *lookup) findTagged(hash []byte, tag [tagSize]byte, issuer string) (posi
 	var best position
 	var bestNum uint64
 	found := false
-	for _, e := range cands {
-		num, index := e.num(), e.index()
+	for _, c := range cands {
+		num, index := c.Batch, c.Index
 		ref, err := l.batch(num)
 		if errors.Is(err, errNotFound) {
 			continue // left by an index write cut short; its batch is indexed again
