@@ -336,7 +336,7 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) (err error)
 	return nil
 }
 
-// writePositions writes each batch's leaves (to the leaves log, synced
+// writePositions writes each batch's leaves (to the leaf store, synced
 // before badger points at them), record and proof and the number it is
 // given, then adds each leaf's position under that number to the leaf
 // index.
@@ -346,7 +346,7 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	first := ix.nextBatch
 	for _, b := range batches {
 		r := b.Record
-		loc, err := ix.leaves.stored.append(b.Hashes)
+		loc, err := ix.leaves.leafStore.Append(b.Hashes)
 		if err != nil {
 			return err
 		}
@@ -365,7 +365,7 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 			return err
 		}
 	}
-	if err := ix.leaves.stored.sync(); err != nil {
+	if err := ix.leaves.leafStore.Sync(); err != nil {
 		return err
 	}
 	if err := wb.Flush(); err != nil {

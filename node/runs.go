@@ -16,6 +16,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/credence-ledger/credence/internal/leafstore"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -24,8 +25,8 @@ import (
 // files under data/index and, for the batches indexed since the last run
 // was written, in memory. A badger key per leaf cost most of the indexer's
 // time (the memtable insert of 10^7–10^9 tiny keys written once and never
-// changed); the entries are derived from the batches' leaves (the leaves
-// log, leaflog.go) and numbers (xn, in badger), so a run lost or damaged is
+// changed); the entries are derived from the batches' leaves (the leaf
+// store, internal/leafstore) and numbers (xn, in badger), so a run lost or damaged is
 // rebuilt from them, never refused.
 //
 // A run file <lo>-<hi>.run holds the entries of batches [lo, hi), sorted by
@@ -49,7 +50,7 @@ import (
 type leafIndex struct {
 	dir       string
 	db        *badger.DB
-	stored    *leafLog // the leaves themselves
+	leafStore *leafstore.Store // the leaves themselves
 	checks    *leafChecks
 	log       *slog.Logger
 	maxRecent int
@@ -171,11 +172,11 @@ func openLeafIndex(dir string, db *badger.DB, next uint64, maxRecent int, log *s
 	if err := li.dropOldPositions(); err != nil {
 		return nil, err
 	}
-	stored, err := openLeafLog(filepath.Join(filepath.Dir(dir), "leaves"), db, next)
+	leafStore, err := openLeafStore(filepath.Join(filepath.Dir(dir), "leaves"), db, next)
 	if err != nil {
 		return nil, fmt.Errorf("leaves log: %w", err)
 	}
-	li.stored = stored
+	li.leafStore = leafStore
 	names, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -911,7 +912,7 @@ func (li *leafIndex) close() error {
 		errs = append(errs, r.f.Close())
 	}
 	li.runs, li.closed = nil, true
-	errs = append(errs, li.stored.close())
+	errs = append(errs, li.leafStore.Close())
 	return errors.Join(errs...)
 }
 
@@ -929,7 +930,7 @@ func (li *leafIndex) reset(next uint64) error {
 	li.closing, li.err = false, nil
 	li.abort.Store(false)
 	li.checks.forget()
-	errs = append(errs, li.stored.reset())
+	errs = append(errs, li.leafStore.Reset())
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ import (
 //	qm                      → mark            the queue log's segments and synced lengths (queuelog.go)
 //	xn<num>                 → seq, height, issuer   what a node-local batch number stands for
 //	xc                      → number          the next batch number
-//	xb/<issuer>/<seq>       → location, CRC   where the leaves log (leaflog.go) holds a batch's leaves,
+//	xb/<issuer>/<seq>       → location, CRC   where the leaf store (internal/leafstore) holds a batch's leaves,
 //	                                          and their checksum (leafcheck.go); an earlier version
 //	                                          held the location alone, or the leaves themselves
 //	xr/<issuer>/<seq>       → record          the batch record as stored in state
@@ -229,9 +229,9 @@ func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) 
 		return bytes.Equal(hashes[index*proof.HashSize:(index+1)*proof.HashSize], hash), nil
 	}
 	var leaf [proof.HashSize]byte
-	ok, err := l.index.stored.leaf(v, index, &leaf)
+	ok, err := l.index.leafStore.Leaf(v, index, &leaf)
 	if !ok || err != nil {
-		return false, err
+		return false, leafStoreErr(err)
 	}
 	return bytes.Equal(leaf[:], hash), nil
 }
