@@ -94,6 +94,7 @@ func (ti *testIndex) flipLogged(seq, i uint64) {
 // of an earlier version, with no checksum, are checked against the record's
 // root; a damaged checksum alone does not condemn sound leaves.
 func TestLeavesCheckedOnEveryRead(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(9, 9))
 	batches := checkedBatches(t, rng, 4, 5)
@@ -191,6 +192,7 @@ func TestLeavesCheckedOnEveryRead(t *testing.T) {
 }
 
 func TestLeafChecksBounded(t *testing.T) {
+	t.Parallel()
 	c := newLeafChecks(2)
 	for _, num := range []uint64{1, 2, 2, 3} {
 		c.markSound(num)
