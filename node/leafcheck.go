@@ -20,8 +20,9 @@ import (
 // read of leaves is answered or used for a duplicate decision before the
 // batch is checked: against the CRC-32C its xb/ value holds (the store's
 // own check, Location.Matches), or, for a value an earlier version wrote
-// without one, against the root of its record (xr/). A mismatch is errStoreDamaged (DataLoss at the API) with an
-// ERROR naming the segment file and the batch.
+// without one, against the root of its record (xr/). A mismatch is
+// errStoreDamaged (DataLoss at the API) with an ERROR naming the segment
+// file and the batch.
 //
 // A whole read (GetBatch, receipts, snapshot chunks, the positions rebuilt
 // at start) checks the bytes it read. A lookup's confirmation checks its

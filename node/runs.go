@@ -26,8 +26,8 @@ import (
 // was written, in memory. A badger key per leaf cost most of the indexer's
 // time (the memtable insert of 10^7–10^9 tiny keys written once and never
 // changed); the entries are derived from the batches' leaves (the leaf
-// store, internal/leafstore) and numbers (xn, in badger), so a run lost or damaged is
-// rebuilt from them, never refused.
+// store, internal/leafstore) and numbers (xn, in badger), so a run lost
+// or damaged is rebuilt from them, never refused.
 //
 // A run file <lo>-<hi>.run holds the entries of batches [lo, hi), sorted by
 // bytes, then a footer (runFooterSize). The runs and the memory cover
