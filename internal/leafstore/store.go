@@ -119,7 +119,7 @@ func (s *Store) Append(hashes []byte) ([]byte, error) {
 	if _, err := f.WriteAt(hashes, int64(s.end%s.segBytes)); err != nil {
 		return nil, err
 	}
-	loc := Location{Offset: s.end, Length: len(hashes), CRC: crc32.Checksum(hashes, crcTable), HasCRC: true}
+	loc := Location{Offset: s.end, Length: len(hashes), crc: crc32.Checksum(hashes, crcTable), HasCRC: true}
 	s.end += n
 	s.dirty[seg] = true
 	return loc.encode(), nil
@@ -253,16 +253,16 @@ func (s *Store) Close() error {
 type Location struct {
 	Offset uint64 // global: segment Offset/SegmentBytes
 	Length int    // bytes: a nonzero multiple of proof.HashSize
-	// CRC is the CRC-32C of the leaves as appended, when HasCRC; a value
-	// written before the checksum was added holds none.
-	CRC    uint32
+	// HasCRC says the value holds the CRC-32C of the leaves as appended;
+	// one written before the checksum was added holds none.
 	HasCRC bool
+	crc    uint32
 }
 
 func (l Location) encode() []byte {
 	b := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(make([]byte, 0, locCRCSize), l.Offset), uint32(l.Length))
 	if l.HasCRC {
-		b = binary.BigEndian.AppendUint32(b, l.CRC)
+		b = binary.BigEndian.AppendUint32(b, l.crc)
 	}
 	return b
 }
@@ -270,7 +270,7 @@ func (l Location) encode() []byte {
 // Matches reports whether hashes are the leaves l's checksum was taken
 // of; false when l holds no checksum.
 func (l Location) Matches(hashes []byte) bool {
-	return l.HasCRC && crc32.Checksum(hashes, crcTable) == l.CRC
+	return l.HasCRC && crc32.Checksum(hashes, crcTable) == l.crc
 }
 
 // Decode reads a value: the location of leaves in the store, or (inline)
@@ -285,7 +285,7 @@ func Decode(v []byte) (loc Location, inline bool, err error) {
 		}
 		loc = Location{Offset: binary.BigEndian.Uint64(v), Length: n}
 		if len(v) == locCRCSize {
-			loc.CRC, loc.HasCRC = binary.BigEndian.Uint32(v[locSize:]), true
+			loc.crc, loc.HasCRC = binary.BigEndian.Uint32(v[locSize:]), true
 		}
 		return loc, false, nil
 	case len(v) > 0 && len(v)%proof.HashSize == 0:
