@@ -76,7 +76,7 @@ type config struct {
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
 	// LeavesCheckedBatches is how many batches, checked whole against
 	// their checksum once, a duplicate check then confirms with one 32-byte
-	// read of the leaves log (leafcheck.go); 0 checks the whole batch at
+	// read of the leaf store (leafcheck.go); 0 checks the whole batch at
 	// every confirmation. Default 65536 (about 3 MiB).
 	LeavesCheckedBatches int `toml:"leaves_checked_batches"`
 	// MaxConnections bounds the API's open TCP connections; further

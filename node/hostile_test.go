@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/credence-ledger/credence/internal/leafstore"
 	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
@@ -493,9 +494,9 @@ func TestStartRefusesDamagedIndex(t *testing.T) {
 			undo()
 		})
 	}
-	// The leaves are in a log of their own (leaflog.go); the last batch's
-	// are its last bytes.
-	segment := filepath.Join(h.dir, "data", "leaves", segmentName(0))
+	// The leaves are in a store of their own (internal/leafstore); the last
+	// batch's are its last bytes.
+	segment := leafstore.SegmentPath(filepath.Join(h.dir, "data", "leaves"), 0)
 	for _, c := range []struct {
 		name   string
 		damage func(leaves []byte) []byte

@@ -348,7 +348,7 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) (err error)
 	return nil
 }
 
-// writePositions writes each batch's leaves (to the leaves log, synced
+// writePositions writes each batch's leaves (to the leaf store, synced
 // before badger points at them), record and proof and the number it is
 // given, then adds each leaf's position under that number to the leaf
 // index.
@@ -358,7 +358,7 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	first := ix.nextBatch
 	for _, b := range batches {
 		r := b.Record
-		loc, err := ix.leaves.stored.append(b.Hashes)
+		loc, err := ix.leaves.leafStore.Append(b.Hashes)
 		if err != nil {
 			return err
 		}
@@ -377,7 +377,7 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 			return err
 		}
 	}
-	if err := ix.leaves.stored.sync(); err != nil {
+	if err := ix.leaves.leafStore.Sync(); err != nil {
 		return err
 	}
 	if err := wb.Flush(); err != nil {

@@ -4,24 +4,25 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/credence-ledger/credence/internal/leafstore"
 	"github.com/credence-ledger/credence/proof"
 )
 
-// The leaves log is a plain file: a byte changed in it is read back as the
+// The leaf store is plain files: a byte changed in one is read back as the
 // batch's without a word, and a lookup that confirms a candidate with one
 // 32-byte read would then call the real hash "not anchored" (and queue it
 // to be anchored again) or a hash never anchored "already anchored". So no
 // read of leaves is answered or used for a duplicate decision before the
-// batch is checked: against the CRC-32C its xb/ value holds, or, for a
-// value an earlier version wrote without one, against the root of its
-// record (xr/). A mismatch is errStoreDamaged (DataLoss at the API) with an
-// ERROR naming the segment file and the batch.
+// batch is checked: against the CRC-32C its xb/ value holds (the store's
+// own check, Location.Matches), or, for a value an earlier version wrote
+// without one, against the root of its record (xr/). A mismatch is
+// errStoreDamaged (DataLoss at the API) with an ERROR naming the segment
+// file and the batch.
 //
 // A whole read (GetBatch, receipts, snapshot chunks, the positions rebuilt
 // at start) checks the bytes it read. A lookup's confirmation checks its
@@ -119,12 +120,11 @@ func (c *leafChecks) forget() {
 // checkLeaves checks hashes, read for batch (issuer, seq) from where its
 // xb/ value v says, before anything uses them.
 func (li *leafIndex) checkLeaves(txn *badger.Txn, issuer string, seq uint64, v, hashes []byte) error {
-	_, _, inline, err := decodeLeafLoc(v)
+	loc, inline, err := leafstore.Decode(v)
 	if err != nil || inline {
-		return err
+		return leafStoreErr(err)
 	}
-	crc, ok := leafLocCRC(v)
-	if ok && crc32.Checksum(hashes, crcTable) == crc {
+	if loc.Matches(hashes) {
 		return nil
 	}
 	// No checksum (an earlier version's value), or a mismatch: the root
@@ -143,12 +143,12 @@ func (li *leafIndex) checkLeaves(txn *badger.Txn, issuer string, seq uint64, v, 
 	root, err := proof.Root(hashes)
 	if err != nil || uint64(len(hashes)) != rec.LeafCount*proof.HashSize || !bytes.Equal(root[:], rec.Root) {
 		why := "their root differs from the batch record's"
-		if ok {
+		if loc.HasCRC {
 			why = "their checksum and root differ from those recorded"
 		}
 		return li.leavesDamaged(issuer, seq, v, why)
 	}
-	if ok {
+	if loc.HasCRC {
 		li.log.Warn("leaves log: a batch's leaves make its root but not the checksum its index entry holds; the entry's checksum is damaged, the leaves are served",
 			"issuer", issuer, "seq", seq)
 	}
@@ -158,23 +158,22 @@ func (li *leafIndex) checkLeaves(txn *badger.Txn, issuer string, seq uint64, v, 
 // leavesDamaged logs (once per batch) and returns the damage found in
 // batch (issuer, seq)'s leaves.
 func (li *leafIndex) leavesDamaged(issuer string, seq uint64, v []byte, why string) error {
-	off, n, _, _ := decodeLeafLoc(v)
-	file := li.stored.segmentPath(off)
-	at := off % leafSegmentBytes
+	loc, _, _ := leafstore.Decode(v)
+	file, at := li.leafStore.Locate(loc.Offset)
 	if li.checks.noteDamaged(issuer, seq) {
 		li.log.Error("leaves log damaged: a batch's leaves do not make its root; reads and duplicate checks that need them answer DataLoss",
-			"file", file, "offset", at, "bytes", n, "issuer", issuer, "seq", seq, "found", why, "recover", recoverHint)
+			"file", file, "offset", at, "bytes", loc.Length, "issuer", issuer, "seq", seq, "found", why, "recover", recoverHint)
 	}
 	return fmt.Errorf("%w: the leaves of batch %s/%d in the leaves log (%s, %d bytes at offset %d) do not make its root: %s; %s",
-		errStoreDamaged, issuer, seq, file, n, at, why, recoverHint)
+		errStoreDamaged, issuer, seq, file, loc.Length, at, why, recoverHint)
 }
 
 // readChecked is the leaves of batch (issuer, seq), whose xb/ value is v,
 // checked.
 func (li *leafIndex) readChecked(txn *badger.Txn, issuer string, seq uint64, v []byte) ([]byte, error) {
-	hashes, err := li.stored.read(v)
+	hashes, err := li.leafStore.Read(v)
 	if err != nil {
-		return nil, err
+		return nil, leafStoreErr(err)
 	}
 	if err := li.checkLeaves(txn, issuer, seq, v, hashes); err != nil {
 		return nil, err

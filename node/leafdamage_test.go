@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/credence-ledger/credence/internal/leafstore"
 	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
@@ -165,7 +166,7 @@ func TestLeavesDamage(t *testing.T) {
 			flipLeaf(t, h.dir, real)
 
 			issuer := "member-1-registrar"
-			segment := filepath.Join(h.dir, "data", "leaves", segmentName(0))
+			segment := leafstore.SegmentPath(filepath.Join(h.dir, "data", "leaves"), 0)
 			logs := &leafDamageLog{}
 			errorLogged := func() {
 				t.Helper()

@@ -9,23 +9,24 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/credence-ledger/credence/internal/leafstore"
 	"github.com/credence-ledger/credence/internal/positions"
 )
 
 // leafIndex is where every anchored hash is: the batches' leaves (the
-// leaves log, leaflog.go, checked as they are read, leafcheck.go) and the
+// leaf store, internal/leafstore, checked as they are read, leafcheck.go) and the
 // positions index over them (internal/positions, in data/index), which is
 // derived from the leaves and the batch numbers (xn), so a run lost or
 // damaged is rebuilt from them, never refused.
 type leafIndex struct {
 	db        *badger.DB
-	stored    *leafLog // the leaves themselves
+	leafStore *leafstore.Store // the leaves themselves
 	checks    *leafChecks
 	log       *slog.Logger
 	positions *positions.Index
 }
 
-// openLeafIndex opens the leaves log beside dir and the positions index in
+// openLeafIndex opens the leaf store beside dir and the positions index in
 // dir, rebuilding from the batches in db whatever of [0, next) the index
 // does not hold. Positions left as badger keys (xl) by an earlier version
 // are dropped and rebuilt the same way. tag is the positions' tag
@@ -38,15 +39,15 @@ func openLeafIndex(dir string, db *badger.DB, next uint64, maxRecent int, log *s
 	if err := li.dropOldPositions(dir); err != nil {
 		return nil, err
 	}
-	stored, err := openLeafLog(filepath.Join(filepath.Dir(dir), "leaves"), db, next)
+	leafStore, err := openLeafStore(filepath.Join(filepath.Dir(dir), "leaves"), db, next)
 	if err != nil {
 		return nil, fmt.Errorf("leaves log: %w", err)
 	}
-	li.stored = stored
+	li.leafStore = leafStore
 	li.positions, err = positions.Open(dir, next, positions.Options{
 		RecentEntries: maxRecent, Logger: log, Tag: tag, Rebuild: li.batchLeaves})
 	if err != nil {
-		stored.close()
+		leafStore.Close()
 		return nil, err
 	}
 	return li, nil
@@ -148,12 +149,12 @@ func (li *leafIndex) close() error {
 	if li == nil {
 		return nil
 	}
-	return errors.Join(li.positions.Close(), li.stored.close())
+	return errors.Join(li.positions.Close(), li.leafStore.Close())
 }
 
-// reset empties the positions index and the leaves log after their
+// reset empties the positions index and the leaf store after their
 // batches were wiped from badger; the next batch indexed is next.
 func (li *leafIndex) reset(next uint64) error {
 	li.checks.forget()
-	return errors.Join(li.positions.Reset(next), li.stored.reset())
+	return errors.Join(li.positions.Reset(next), li.leafStore.Reset())
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/credence-ledger/credence/app"
+	"github.com/credence-ledger/credence/internal/leafstore"
 	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
@@ -165,7 +166,7 @@ func TestSnapshotRestore(t *testing.T) {
 		}); err != errStopped {
 			t.Fatal(err)
 		}
-		// One byte of its leaves, in the leaves log.
+		// One byte of its leaves, in the leaf store.
 		var loc []byte
 		if err := n.db.View(func(txn *badger.Txn) error {
 			var err error
@@ -174,22 +175,23 @@ func TestSnapshotRestore(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		off, _, inline, err := decodeLeafLoc(loc)
+		at, inline, err := leafstore.Decode(loc)
 		if err != nil || inline {
 			t.Fatalf("leaves entry %x: %v", loc, err)
 		}
-		seg, err := os.OpenFile(filepath.Join(h.dir, "data", "leaves", segmentName(off/leafSegmentBytes)), os.O_RDWR, 0)
+		path, off := n.idx.leaves.leafStore.Locate(at.Offset)
+		seg, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer seg.Close()
 		flip := func() {
 			b := make([]byte, 1)
-			if _, err := seg.ReadAt(b, int64(off%leafSegmentBytes)); err != nil {
+			if _, err := seg.ReadAt(b, int64(off)); err != nil {
 				t.Fatal(err)
 			}
 			b[0] ^= 1
-			if _, err := seg.WriteAt(b, int64(off%leafSegmentBytes)); err != nil {
+			if _, err := seg.WriteAt(b, int64(off)); err != nil {
 				t.Fatal(err)
 			}
 		}
