@@ -32,7 +32,6 @@ run: build
 # Debian's python3-pyld and python3-cryptography: Debian packages, the one
 # thing Go cannot fetch, so test-deps installs them when missing (apt-get, as
 # root or through sudo). Without them those tests fail, they never skip.
-# The upgrade switch needs a build that knows app version 3 (tag upgradetest).
 APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || { $(APT) update && $(APT) install -y chromium; }
@@ -42,13 +41,15 @@ test: wasm test-deps
 	@start=$$(date +%s); set -e; \
 	echo "$(GO) vet -tags $(TAGS) ./..."; $(GO) vet -tags $(TAGS) ./...; \
 	echo "$(GO) test -tags $(TAGS) ./..."; $(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...; \
-	echo "$(GO) test -tags $(TAGS),upgradetest -run TestUpgrade ./app/ ./node/"; \
-	$(GO) test -tags $(TAGS),upgradetest -count=1 -timeout 10m -run 'TestUpgrade' ./app/ ./node/; \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
-# Multi-node end-to-end tests on real processes (build tag e2e).
+# Tests on real processes and second builds (build tag e2e): the multi-node
+# tests, kill -9 of one node while clients submit, and the upgrade switch,
+# which needs a build that knows app version 3 (tag upgradetest).
 e2e:
 	$(GO) test -tags $(TAGS),e2e -count=1 -timeout 20m -v ./testnet/
+	$(GO) test -tags $(TAGS),e2e -count=1 -timeout 10m -v -run 'TestKill9' ./node/
+	$(GO) test -tags $(TAGS),upgradetest -count=1 -timeout 10m -v -run 'TestUpgrade' ./app/ ./node/
 
 # Kill -9 trials on one node and on four validators (build tag torture).
 # TRIALS=100 is the reported run; CI runs a short one.

@@ -8,11 +8,9 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -116,38 +114,6 @@ func TestPageHandler(t *testing.T) {
 	}
 }
 
-// browser starts headless Chromium; without it (or without the verifier
-// built) the test fails: make test installs and builds both.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := fs.Stat(web.Static, web.WasmName); err != nil {
-		t.Fatalf("the verifier is not built into package web (%v): make test builds it (make wasm)", err)
-	}
-	exe := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			exe = p
-			break
-		}
-	}
-	if exe == "" {
-		t.Fatal("chromium is not installed: make test-deps installs it (apt-get install -y chromium)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1000, 1100))
-	if os.Geteuid() == 0 {
-		// Chromium's sandbox refuses to run as root.
-		opts = append(opts, chromedp.NoSandbox)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
 func screenshots(t *testing.T) string {
 	t.Helper()
 	dir := *screenshotDir
@@ -179,7 +145,8 @@ var utcSeconds = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC`)
 // another chain's genesis, fetched by hash, revoked; at desktop and
 // phone widths, with a screenshot of each state.
 func TestVerificationPage(t *testing.T) {
-	ctx := browser(t)
+	t.Parallel()
+	ctx := browserTab(t)
 	shots := screenshots(t)
 
 	h := newTestHome(t)
@@ -512,8 +479,12 @@ func TestVerificationPage(t *testing.T) {
 // TestVerifyTimeInBrowser measures the verifier in Chromium on the test
 // vectors (docs/benchmarks.md): the time of one receipt check, genesis
 // and receipt parsing included, as the page calls it.
+//
+// Beside other tests its figures are those of a shared machine; the
+// reported ones come from a run of it alone (-run TestVerifyTimeInBrowser).
 func TestVerifyTimeInBrowser(t *testing.T) {
-	ctx := browser(t)
+	t.Parallel()
+	ctx := browserTab(t)
 	srv := httptest.NewServer(newPageHandler(web.Static))
 	defer srv.Close()
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Minute)

@@ -25,7 +25,8 @@ import (
 // verdict each: VALID, still VALID re-serialised, INVALID naming the step
 // after a claim changed, REVOKED once its entry is set.
 func TestVerificationPageCredential(t *testing.T) {
-	ctx := browser(t)
+	t.Parallel()
+	ctx := browserTab(t)
 	shots := screenshots(t)
 
 	h := newTestHome(t)
