@@ -80,6 +80,18 @@ func TestPageHandler(t *testing.T) {
 	if err != nil || string(plain) != string(wasm) || len(body) >= len(wasm) {
 		t.Fatalf("gzip'd wasm: %d bytes for %d, decoded equal: %v (%v)", len(body), len(wasm), string(plain) == string(wasm), err)
 	}
+	// A revisit with the validator is answered 304: the browser keeps
+	// the module it compiled.
+	etag := res.Header.Get("ETag")
+	if len(etag) < 10 || etag[0] != '"' {
+		t.Fatalf("wasm with gzip: ETag %q", etag)
+	}
+	if res, body = get("/"+web.WasmName, "Accept-Encoding", "gzip", "If-None-Match", etag); res.StatusCode != http.StatusNotModified || len(body) != 0 {
+		t.Fatalf("wasm revisit with its ETag: %d, %d bytes", res.StatusCode, len(body))
+	}
+	if res, _ = get("/"+web.WasmName, "Accept-Encoding", "gzip", "If-None-Match", `"other"`); res.StatusCode != http.StatusOK {
+		t.Fatalf("wasm with another ETag: %d", res.StatusCode)
+	}
 	for _, refused := range []string{"gzip;q=0", "br, gzip; q=0.0", "identity", ""} {
 		res, body = get("/"+web.WasmName, "Accept-Encoding", refused)
 		if res.Header.Get("Content-Encoding") != "" || string(body) != string(wasm) {

@@ -36,7 +36,14 @@ async function loadVerifier() {
     return;
   }
   const go = new Go();
-  const { instance } = await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject);
+  // Streaming compiles while the bytes arrive, and lets the browser keep
+  // the compiled code for the next visit (the node sends an ETag).
+  let instance;
+  if (WebAssembly.instantiateStreaming && (resp.headers.get("Content-Type") || "").startsWith("application/wasm")) {
+    ({ instance } = await WebAssembly.instantiateStreaming(resp, go.importObject));
+  } else {
+    ({ instance } = await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject));
+  }
   go.run(instance); // registers globalThis.credence before it returns
   if (!globalThis.credence) {
     setEngine("The verifier did not start.", true);
