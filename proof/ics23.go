@@ -243,7 +243,7 @@ func decodeInner(b []byte) (*innerOp, error) {
 	return op, err
 }
 
-// Canonical encoding (appendVarintField and its kin, cometbft.go): fields
+// Canonical encoding (appendVarintField and its kin, cometbft_wire.go): fields
 // in order, zero scalars and empty bytes left out, a present message
 // written even when empty.
 
