@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -28,9 +27,6 @@ func u64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v)
 // batch's leaves (xb/), the issuer and sequence once per batch (xn). A tag
 // is not unique, even within a batch: a lookup confirms every candidate
 // against the batch's leaves before it answers.
-
-// crcTable is the leaves' checksum (CRC-32C) that xb/ values hold.
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // batchRef is what a batch number stands for (the value under xn).
 type batchRef struct {
