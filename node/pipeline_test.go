@@ -186,33 +186,29 @@ func (s *scenario) open() error {
 			return a
 		},
 	}))
-	s.ix, err = newIndexer(db, s.chain, log, s.indexRecent, s.tag)
+	// As Start does; the anchored filter small, as the scenarios hold few
+	// hashes.
+	idx, err := openIndex(db, indexOptions{RecentHashes: s.indexRecent, CheckedBatches: defaultLeavesCheckedBatches, FilterMB: 1, Tag: s.tag, Log: log})
 	if err != nil {
 		return err
 	}
-	s.p = newPipeline(db, s.queueDir(), s.chain, "credence-test", s.keys, s.cfg, log)
-	s.p.now = func() time.Time { return s.now }
-	s.p.sync = s.sync
-	// The queue log's syncs are the scenario's too: watched, and failed
-	// when it says.
-	opts := queueLogOptions(s.cfg)
-	opts.FS = vfs.NewFaulty(vfs.Default, func(op vfs.Op, _ string) error {
-		if op == vfs.OpSync {
-			return s.sync()
-		}
-		return nil
+	s.p = newPipeline(db, s.chain, idx, s.cfg, pipelineOptions{
+		QueueDir: s.queueDir(), ChainID: "credence-test", Keys: s.keys, Log: log,
+		Now:  func() time.Time { return s.now },
+		Sync: s.sync,
+		// The queue log's syncs are the scenario's too: watched, and
+		// failed when it says.
+		QueueFS: vfs.NewFaulty(vfs.Default, func(op vfs.Op, _ string) error {
+			if op == vfs.OpSync {
+				return s.sync()
+			}
+			return nil
+		}),
+		QueueSegmentBytes: s.segmentBytes,
 	})
-	if s.segmentBytes > 0 {
-		opts.SegmentSize = s.segmentBytes
+	if s.ix, err = newIndexer(db, s.chain, newCommitQueue(), idx, s.p, nil, indexerOptions{Log: log}); err != nil {
+		return errors.Join(err, idx.close())
 	}
-	s.p.queue = newQueueStore(db, s.queueDir(), opts)
-	s.ix.pipe = s.p
-	// As Start does; small, as the scenarios hold few hashes.
-	if _, err := s.ix.openFilter(1); err != nil {
-		return err
-	}
-	s.p.anchored = s.ix.anchored
-	s.p.leaves = s.ix.leaves
 	if err := s.p.load(); err != nil {
 		return err
 	}
@@ -241,7 +237,7 @@ func (s *scenario) down(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	// The index's background writer dies with the process.
-	if err := s.ix.leaves.close(); err != nil {
+	if err := s.ix.index.close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	if err := s.db.Close(); err != nil {
@@ -270,7 +266,7 @@ func (s *scenario) sync() error {
 
 func (s *scenario) close() {
 	if s.ix != nil {
-		if err := s.ix.leaves.close(); err != nil {
+		if err := s.ix.index.close(); err != nil {
 			s.t.Error(err)
 		}
 	}
@@ -428,7 +424,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		case !index:
 			fmt.Fprintf(s.out, "block %d not indexed\n", height)
 		default:
-			// What the indexer's loop does with the block onCommit queues.
+			// What the indexer's loop does with the block the commit queue hands it.
 			if err := s.ix.indexBlock(height, batches); err != nil {
 				fmt.Fprintf(s.out, "index: %v\n", err)
 			}
@@ -472,7 +468,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 				s.p.queue.close()
 			}
 			if s.ix != nil {
-				s.ix.leaves.close()
+				s.ix.index.close()
 			}
 			if err := s.db.Close(); err != nil {
 				d.Fatalf(t, "close: %v", err)
@@ -494,7 +490,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			d.Fatalf(t, "tags: want \"tags collide\"")
 		}
 		s.up(d)
-		if s.ix.leaves.positions.Next() != 0 {
+		if s.ix.index.positions.Next() != 0 {
 			d.Fatalf(t, "tags collide: the index is opened with its tag function; give it before anything is indexed")
 		}
 		// The tag function is the index's from its opening: open it again.
@@ -589,7 +585,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			s.flipLeaf(d, h)
 			fmt.Fprintf(s.out, "leaves log: a byte of %s changed\n", s.name(h))
 		}
-		s.ix.leaves.checks.forget()
+		s.ix.index.checks.forget()
 		showState = false
 	default:
 		d.Fatalf(t, "unknown command %q", d.Cmd)
@@ -743,7 +739,7 @@ func (s *scenario) lookup(h hash, issuer string) string {
 	var pos position
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		pos, err = anchoredAt(txn, s.ix.leaves, h[:], issuer)
+		pos, err = anchoredAt(txn, s.ix.index, h[:], issuer)
 		return err
 	})
 	switch {
@@ -810,7 +806,7 @@ func (s *scenario) printState() {
 func (s *scenario) checkInvariants() {
 	t := s.t
 	t.Helper()
-	disk := newPipeline(s.db, s.queueDir(), s.chain, "credence-test", s.keys, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	disk := newPipeline(s.db, s.chain, nil, s.cfg, pipelineOptions{QueueDir: s.queueDir(), ChainID: "credence-test", Keys: s.keys, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := disk.load(); err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -822,7 +818,7 @@ func (s *scenario) checkInvariants() {
 	indexed := func(h hash, is string) bool {
 		var found bool
 		if err := s.db.View(func(txn *badger.Txn) error {
-			_, err := anchoredAt(txn, s.ix.leaves, h[:], is)
+			_, err := anchoredAt(txn, s.ix.index, h[:], is)
 			found = err == nil
 			return nil
 		}); err != nil {
@@ -834,8 +830,8 @@ func (s *scenario) checkInvariants() {
 		disk.pending[is] = slices.DeleteFunc(q, func(e queued) bool { return indexed(e.hash, is) })
 	}
 	// Submit trusts the filter's "no": it must hold every position written.
-	if err := s.ix.leaves.positions.Each(func(tag positions.Tag) {
-		if !s.ix.anchored.MayHold(tag) {
+	if err := s.ix.index.positions.Each(func(tag positions.Tag) {
+		if !s.ix.index.anchored.MayHold(tag) {
 			t.Errorf("position under tag %016x is indexed but not in the anchored filter", tag)
 		}
 	}); err != nil {
@@ -886,7 +882,7 @@ func (s *scenario) checkInvariants() {
 			}
 			var indexed bool
 			if err := s.db.View(func(txn *badger.Txn) error {
-				_, err := anchoredAt(txn, s.ix.leaves, h[:], is)
+				_, err := anchoredAt(txn, s.ix.index, h[:], is)
 				indexed = err == nil
 				return nil
 			}); err != nil {
