@@ -209,7 +209,7 @@ func (s *api) GetBatch(_ context.Context, req *pb.GetBatchRequest) (*pb.GetBatch
 			return err
 		}
 		if req.IncludeHashes {
-			hashes, err = s.n.idx.leaves.leavesOf(txn, req.Issuer, req.Seq)
+			hashes, err = s.n.index.leavesOf(txn, req.Issuer, req.Seq)
 		}
 		return err
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	cmtnode "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/rpc/client/local"
@@ -13,17 +14,49 @@ import (
 )
 
 // consensusChain is the chain as the node's pipeline sees it: committed
-// state from the app, blocks from CometBFT's block store, and its mempool.
-// cmt and rpc are set once consensus is assembled, before the pipeline
-// sends or the indexer catches up.
+// state from the app, blocks and signed headers from CometBFT's stores, and
+// its mempool.
+//
+// It is the one part linked after it is made (attach): CometBFT takes the
+// ABCI application, and so the snapshots, receipts and index behind it, at
+// construction, while the block store and the RPC this reads exist only
+// once CometBFT is made. Every other part takes what it needs when it is
+// made. A read before attach answers errConsensusNotAttached.
 type consensusChain struct {
 	*app.App
-	cmt *cmtnode.Node
-	rpc *local.Local
+	cmt atomic.Pointer[consensusParts]
+}
+
+type consensusParts struct {
+	node *cmtnode.Node
+	rpc  *local.Local
+}
+
+var errConsensusNotAttached = errors.New("consensus is not running yet")
+
+// newConsensusChain is the chain over the app a, its consensus side to be
+// attached.
+func newConsensusChain(a *app.App) *consensusChain { return &consensusChain{App: a} }
+
+// attach links CometBFT's node, once made, and its in-process RPC.
+func (c *consensusChain) attach(node *cmtnode.Node, rpc *local.Local) {
+	c.cmt.Store(&consensusParts{node: node, rpc: rpc})
+}
+
+func (c *consensusChain) consensus() (*consensusParts, error) {
+	p := c.cmt.Load()
+	if p == nil {
+		return nil, errConsensusNotAttached
+	}
+	return p, nil
 }
 
 func (c *consensusChain) Broadcast(ctx context.Context, tx []byte) (uint32, string, error) {
-	res, err := c.rpc.BroadcastTxSync(ctx, tx)
+	p, err := c.consensus()
+	if err != nil {
+		return 0, "", err
+	}
+	res, err := p.rpc.BroadcastTxSync(ctx, tx)
 	if err != nil {
 		return 0, "", err
 	}
@@ -31,7 +64,11 @@ func (c *consensusChain) Broadcast(ctx context.Context, tx []byte) (uint32, stri
 }
 
 func (c *consensusChain) BlockTxs(height int64) ([][]byte, error) {
-	bs := c.cmt.BlockStore()
+	p, err := c.consensus()
+	if err != nil {
+		return nil, err
+	}
+	bs := p.node.BlockStore()
 	if height < bs.Base() {
 		return nil, fmt.Errorf("block %d: %w (it starts at %d)", height, errBlockNotHeld, bs.Base())
 	}
@@ -47,11 +84,24 @@ func (c *consensusChain) BlockTxs(height int64) ([][]byte, error) {
 }
 
 func (c *consensusChain) SignedHeader(height int64) (*headerEntry, error) {
-	return fetchHeader(context.Background(), c.rpc, height)
+	return c.ReadSignedHeader(context.Background(), height)
+}
+
+// ReadSignedHeader is receipts' headerReader.
+func (c *consensusChain) ReadSignedHeader(ctx context.Context, height int64) (*headerEntry, error) {
+	p, err := c.consensus()
+	if err != nil {
+		return nil, err
+	}
+	return fetchHeader(ctx, p.rpc, height)
 }
 
 func (c *consensusChain) ValidatorsChangeAfter(height int64) (bool, error) {
-	meta := c.cmt.BlockStore().LoadBlockMeta(height)
+	p, err := c.consensus()
+	if err != nil {
+		return false, err
+	}
+	meta := p.node.BlockStore().LoadBlockMeta(height)
 	if meta == nil {
 		return false, fmt.Errorf("block %d is not in the block store", height)
 	}

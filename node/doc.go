@@ -12,7 +12,7 @@
 // restart rebuilds the state from the database alone.
 //
 //	Submit ─▶ commitGroup ═▶ queue (log) ─▶ tick: cut ═▶ in flight (qf/) ─▶ send
-//	  ─▶ mempool ─▶ block ─▶ onCommit ─▶ index ═▶ positions (internal/positions) ─▶ release
+//	  ─▶ mempool ─▶ block ─▶ commit queue ─▶ index ═▶ positions (internal/positions) ─▶ release
 //	  ─▶ GetReceipt
 //
 //	═▶ synced (queue, cut) or flushed (index) before the next step
@@ -50,9 +50,9 @@
 //     Crash after the cut: load finds it in flight, unsent, and the first
 //     settle sends it again.
 //
-//  3. Consensus commits the batch; the app's commit hook calls
-//     indexer.onCommit, which only queues the block. indexer.run →
-//     indexBlock → index writes the batch (xb/, xr/, xp/) and its number
+//  3. Consensus commits the batch; the app's commit hook,
+//     commitQueue.push, only queues the block. indexer.run →
+//     indexBlock → indexBatches writes the batch (xb/, xr/, xp/) and its number
 //     (xn), adds each leaf's position to the positions index (in memory,
 //     later a run file in data/index: internal/positions), then takes the batch out of
 //     flight (qf/) with the indexed height (xh), and only then release
@@ -91,16 +91,27 @@
 //     its root) first (leafcheck.go): damage answers DataLoss, never "not
 //     anchored" or "already anchored".
 //
-// At start (Start), pipeline.load reads the batches in flight and replays
-// the queue log, dropping the hashes in flight, indexer.catchUp indexes
-// the blocks committed but not indexed, and pipeline.reconcile drops from
-// the queue any hash indexed meanwhile (or cut and anchored before the
-// stop, in a segment kept by others); only then do the group commit, the
-// batcher and the index writer run.
+// At start (Start), the parts are made in the order they need each other,
+// each given what it needs by its constructor: the node's database; the
+// index (openIndex: the leaf store, the positions index and the anchored
+// filter); the commit queue, which the app's commit hook feeds; the app;
+// the pipeline (newPipeline); receipts; the indexer (newIndexer); the
+// snapshots; CometBFT, which takes the app with the snapshots. Only the
+// chain (consensusChain) is linked afterwards (attach): CometBFT, made
+// last, takes the app, while the chain reads CometBFT's block store and
+// RPC; a read before that answers an error. Each part pushes its closer on
+// one stack (closers), which Stop, and a start that fails halfway, unwind.
+// Then pipeline.load has read the batches in flight and replayed the queue
+// log, dropping the hashes in flight; indexer.catchUp indexes the blocks
+// committed but not indexed, and pipeline.reconcile drops from the queue
+// any hash indexed meanwhile (or cut and anchored before the stop, in a
+// segment kept by others); only then do the group commit, the batcher and
+// the index writer run.
 //
 // The pipeline reaches the app and CometBFT through two interfaces, chain
 // (the batcher's) and blockSource (the indexer's), which consensusChain
-// implements. The scenarios in testdata/pipeline run the three stages over
+// implements; receipts read the headers the index does not hold through a
+// third, headerReader. The scenarios in testdata/pipeline run the three stages over
 // a fake chain, step by step; they are the place to learn the pipeline
 // and to reproduce a fault.
 package node

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/internal/testport"
 
 	"google.golang.org/grpc"
@@ -79,6 +83,23 @@ func testLogger(t testing.TB) *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// indexOnly opens db's index, holding up to recent positions in memory
+// with an anchored filter of filterMB MiB (0: none) and tag (nil:
+// positions.SHA256Tag), and an indexer over it with no chain, pipeline or
+// receipts: for the tests that write and read batches directly. The
+// caller closes ix.index.
+func indexOnly(db *badger.DB, log *slog.Logger, recent, filterMB int, tag func(hash []byte) positions.Tag) (*indexer, error) {
+	idx, err := openIndex(db, indexOptions{RecentHashes: recent, CheckedBatches: defaultLeavesCheckedBatches, FilterMB: filterMB, Tag: tag, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	ix, err := newIndexer(db, nil, newCommitQueue(), idx, nil, nil, indexerOptions{Log: log})
+	if err != nil {
+		return nil, errors.Join(err, idx.close())
+	}
+	return ix, nil
 }
 
 func (h *testHome) start(t testing.TB) *Node {

@@ -28,14 +28,11 @@ func benchIndexer(b *testing.B, recent int) *indexer {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	ix, err := newIndexer(db, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), recent, nil)
+	ix, err := indexOnly(db, slog.New(slog.NewTextHandler(io.Discard, nil)), recent, defaultMemoryConfig().AnchoredFilterMB, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ix.leaves.close() })
-	if _, err := ix.openFilter(defaultMemoryConfig().AnchoredFilterMB); err != nil {
-		b.Fatal(err)
-	}
+	b.Cleanup(func() { ix.index.close() })
 	return ix
 }
 
@@ -78,7 +75,7 @@ func BenchmarkIndex(b *testing.B) {
 		}
 		// Writing what memory holds as a run, and closing, which writes the
 		// memtables out as tables: part of the cost.
-		if err := ix.leaves.positions.Flush(); err != nil {
+		if err := ix.index.positions.Flush(); err != nil {
 			b.Fatal(err)
 		}
 		if err := ix.db.Close(); err != nil {
@@ -101,11 +98,11 @@ func BenchmarkIndex(b *testing.B) {
 			}
 		}
 		if inRuns {
-			if err := ix.leaves.positions.Flush(); err != nil {
+			if err := ix.index.positions.Flush(); err != nil {
 				b.Fatal(err)
 			}
 		}
-		p := &pipeline{db: ix.db, waiting: make(map[string]map[hash]struct{}), anchored: ix.anchored, leaves: ix.leaves}
+		p := newPipeline(ix.db, nil, ix.index, defaultConfig(), pipelineOptions{QueueDir: b.TempDir()})
 		fresh := benchBatches(b, "uni-bench", 1, b.N)
 		const group = 1000
 		b.ReportAllocs()
@@ -146,7 +143,7 @@ func BenchmarkIndex(b *testing.B) {
 			b.Fatal(err)
 		}
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		ix, err := newIndexer(db, nil, log, defaultMemoryConfig().IndexRecentHashes, nil)
+		ix, err := indexOnly(db, log, defaultMemoryConfig().IndexRecentHashes, 0, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -159,10 +156,10 @@ func BenchmarkIndex(b *testing.B) {
 			b.Fatal(err)
 		}
 		// As at a start: the positions are in runs (the batches in tables).
-		if err := ix.leaves.positions.Flush(); err != nil {
+		if err := ix.index.positions.Flush(); err != nil {
 			b.Fatal(err)
 		}
-		ix.leaves.close()
+		ix.index.close()
 		if err := db.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -172,13 +169,13 @@ func BenchmarkIndex(b *testing.B) {
 		defer db.Close()
 		// Opening checks every run whole, then the filter reads them again.
 		b.ResetTimer()
-		if ix, err = newIndexer(db, nil, log, defaultMemoryConfig().IndexRecentHashes, nil); err != nil {
+		ix, err = indexOnly(db, log, defaultMemoryConfig().IndexRecentHashes, defaultMemoryConfig().AnchoredFilterMB, nil)
+		if err != nil {
 			b.Fatal(err)
 		}
-		defer ix.leaves.close()
-		n, err := ix.openFilter(defaultMemoryConfig().AnchoredFilterMB)
-		if err != nil || n != b.N {
-			b.Fatalf("filled %d positions of %d: %v", n, b.N, err)
+		defer ix.index.close()
+		if n := ix.index.filled; n != b.N {
+			b.Fatalf("filled %d positions of %d", n, b.N)
 		}
 	})
 }

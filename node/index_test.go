@@ -72,14 +72,11 @@ func TestSeparateAnchoredKeepsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ix, err := newIndexer(db, nil, testLogger(t), 1<<10, nil)
+	ix, err := indexOnly(db, testLogger(t), 1<<10, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ix.leaves.close()
-	if _, err := ix.openFilter(1); err != nil {
-		t.Fatal(err)
-	}
+	defer ix.index.close()
 	var hs [4]hash
 	for i := range hs {
 		hs[i] = hash(sha256.Sum256([]byte{byte(i)}))
@@ -88,8 +85,9 @@ func TestSeparateAnchoredKeepsOrder(t *testing.T) {
 	if err := ix.writePositions([]app.CommittedBatch{{Record: &proof.BatchRecord{Issuer: "uni-a", Seq: 1, Height: 1}, Hashes: hs[3][:]}}); err != nil {
 		t.Fatal(err)
 	}
-	ix.anchored.Add(ix.leaves.positions.Tag(hs[0][:]))
-	p := &pipeline{db: db, waiting: map[string]map[hash]struct{}{"uni-a": {}}, anchored: ix.anchored, leaves: ix.leaves}
+	ix.index.anchored.Add(ix.index.positions.Tag(hs[0][:]))
+	p := newPipeline(db, nil, ix.index, defaultConfig(), pipelineOptions{QueueDir: t.TempDir()})
+	p.waiting["uni-a"] = map[hash]struct{}{}
 	var claimed []candidate
 	for i, h := range hs {
 		p.waiting["uni-a"][h] = struct{}{}

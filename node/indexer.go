@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/credence-ledger/credence/app"
-	"github.com/credence-ledger/credence/internal/positions"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -39,16 +37,65 @@ type committed struct {
 	batches []app.CommittedBatch
 }
 
+// commitQueue hands the blocks the app commits to the index writer. It is
+// made before the app, whose commit hook (push) it is, and given to the
+// indexer, made after: the app's commit only queues a block, so consensus
+// never waits on index writes.
+type commitQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	backlog []committed
+	closed  bool
+}
+
+func newCommitQueue() *commitQueue {
+	q := &commitQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// push runs inside the app's Commit: it only queues the block.
+func (q *commitQueue) push(height int64, batches []app.CommittedBatch) {
+	q.mu.Lock()
+	q.backlog = append(q.backlog, committed{height, batches})
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// take waits for blocks and takes all those queued; none once the queue is
+// closed and every block queued before was taken.
+func (q *commitQueue) take() []committed {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.closed && len(q.backlog) == 0 {
+		q.cond.Wait()
+	}
+	work := q.backlog
+	q.backlog = nil
+	return work
+}
+
+func (q *commitQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
 // indexer records where every anchored hash landed, block by block, off
-// consensus's path: the app's commit hook only queues a block (onCommit),
-// and run writes it. The index is derived from the blocks, so a block not
-// indexed before a stop is indexed at the next start (catchUp).
+// consensus's path: the app's commit hook only queues a block
+// (commitQueue), and run writes it. The index is derived from the blocks,
+// so a block not indexed before a stop is indexed at the next start
+// (catchUp).
 type indexer struct {
-	db     *badger.DB
-	blocks blockSource
-	pipe   *pipeline
-	// receipts learns each change of the validator set; set once
-	// consensus is assembled, before the indexer writes.
+	db      *badger.DB
+	blocks  blockSource
+	commits *commitQueue
+	// index is where each anchored hash is: the leaves and their
+	// positions (positions.go).
+	index *index
+	pipe  *pipeline
+	// receipts learns each change of the validator set.
 	receipts *receipts
 	log      *slog.Logger
 	// indexed is the last height indexed, as stored under xh.
@@ -61,31 +108,35 @@ type indexer struct {
 	// indexed and synced (retention.go).
 	retaining bool
 	durable   atomic.Int64
-	// anchored holds the tag of every position written (attached to the
-	// positions index); nil when off.
-	anchored *positions.Filter
-	// leaves is where each anchored hash is: the leaves and their
-	// positions (positions.go).
-	leaves *leafIndex
 	// retryMin and retryMax bound the wait before a failed block is
 	// written again (index_retry_min, index_retry_max).
 	retryMin, retryMax time.Duration
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	backlog  []committed
-	running  bool
-	stopping bool
-	done     chan struct{}
+	mu      sync.Mutex
+	running bool
+	done    chan struct{}
 	// quit ends a wait between retries.
-	quit chan struct{}
+	quit     chan struct{}
+	quitOnce sync.Once
 }
 
-// newIndexer opens the index of db; its positions index's runs are in the
-// directory "index" beside db's, it holds up to recentHashes positions in
-// memory before it writes them as a run, and tags hashes with tag (nil:
-// positions.SHA256Tag; tests make hashes collide).
-func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger, recentHashes int, tag func(hash []byte) positions.Tag) (*indexer, error) {
+// indexerOptions are the indexer's settings.
+type indexerOptions struct {
+	// RetryMin and RetryMax bound the wait before a failed block is
+	// written again (index_retry_min, index_retry_max; 0:
+	// defaultIndexRetryMin, 100 ms, and defaultIndexRetryMax, 10 s).
+	RetryMin, RetryMax time.Duration
+	// Retaining: CometBFT prunes blocks (retain_blocks > 0), so each block
+	// indexed is synced before the retain height passes it.
+	Retaining bool
+	// Log is the indexer's logger; nil is slog.Default().
+	Log *slog.Logger
+}
+
+// newIndexer writes the blocks commits hands over (and, at catchUp, those
+// read back from blocks) into idx and db, releasing from pipe what they
+// anchor and telling receipts of validator changes.
+func newIndexer(db *badger.DB, blocks blockSource, commits *commitQueue, idx *index, pipe *pipeline, r *receipts, o indexerOptions) (*indexer, error) {
 	h, err := indexedHeight(db)
 	if err != nil {
 		return nil, err
@@ -94,41 +145,28 @@ func newIndexer(db *badger.DB, blocks blockSource, log *slog.Logger, recentHashe
 	if err != nil {
 		return nil, err
 	}
-	leaves, err := openLeafIndex(filepath.Join(filepath.Dir(db.Opts().Dir), "index"), db, next, recentHashes, log, tag)
-	if err != nil {
-		return nil, fmt.Errorf("positions index: %w", err)
+	if o.RetryMin <= 0 {
+		o.RetryMin = defaultIndexRetryMin
 	}
-	ix := &indexer{db: db, blocks: blocks, log: log, done: make(chan struct{}), quit: make(chan struct{}), nextBatch: next, leaves: leaves,
-		retryMin: defaultIndexRetryMin, retryMax: defaultIndexRetryMax}
-	ix.cond = sync.NewCond(&ix.mu)
+	if o.RetryMax <= 0 {
+		o.RetryMax = defaultIndexRetryMax
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	ix := &indexer{db: db, blocks: blocks, commits: commits, index: idx, pipe: pipe, receipts: r, log: o.Log,
+		nextBatch: next, retaining: o.Retaining, retryMin: o.RetryMin, retryMax: o.RetryMax,
+		done: make(chan struct{}), quit: make(chan struct{})}
 	ix.indexed.Store(h)
 	return ix, nil
-}
-
-// openFilter gives the indexer an anchored filter of mb MiB (none when mb
-// is 0) holding every position already written, and attaches it to the
-// positions index so it gets every later one first; it reports how many
-// it holds.
-func (ix *indexer) openFilter(mb int) (int, error) {
-	ix.anchored = positions.NewFilter(mb)
-	return ix.leaves.positions.AttachFilter(ix.anchored)
 }
 
 // indexedHeight is the last height indexed.
 func (ix *indexer) indexedHeight() int64 { return ix.indexed.Load() }
 
-// onCommit runs inside the app's Commit: it only queues the block, so
-// consensus never waits on index writes.
-func (ix *indexer) onCommit(height int64, batches []app.CommittedBatch) {
-	ix.mu.Lock()
-	ix.backlog = append(ix.backlog, committed{height, batches})
-	ix.cond.Broadcast()
-	ix.mu.Unlock()
-}
-
-// start runs the index writer over the blocks queued since the indexer
-// was made; Start calls it after catchUp, which covers those already
-// committed, so they are skipped.
+// start runs the index writer over the blocks queued since the commit
+// queue was made; Start calls it after catchUp, which covers those
+// already committed, so they are skipped.
 func (ix *indexer) start() {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -139,13 +177,7 @@ func (ix *indexer) start() {
 func (ix *indexer) run() {
 	defer close(ix.done)
 	for {
-		ix.mu.Lock()
-		for !ix.stopping && len(ix.backlog) == 0 {
-			ix.cond.Wait()
-		}
-		work := ix.backlog
-		ix.backlog = nil
-		ix.mu.Unlock()
+		work := ix.commits.take()
 		if len(work) == 0 {
 			return
 		}
@@ -187,29 +219,23 @@ func (ix *indexer) indexRetrying(c committed) bool {
 	}
 }
 
-// stop writes the blocks already queued, ends the writer and closes the
-// leaf index (what it holds only in memory is read back from the batches
-// at the next start).
+// stop writes the blocks already queued and ends the writer; what the
+// index holds only in memory is read back from the batches at the next
+// start.
 func (ix *indexer) stop() {
+	ix.quitOnce.Do(func() { close(ix.quit) })
+	ix.commits.close()
 	ix.mu.Lock()
-	if !ix.stopping {
-		close(ix.quit)
-	}
-	ix.stopping = true
 	running := ix.running
-	ix.cond.Broadcast()
 	ix.mu.Unlock()
 	if running {
 		<-ix.done
-	}
-	if err := ix.leaves.close(); err != nil {
-		ix.log.Warn("closing the positions index", "err", err)
 	}
 }
 
 // catchUp indexes the blocks up to the app's height at start (to) that the
 // index did not record before the last stop, reading them back from the
-// block store. Blocks committed after are handed over by onCommit.
+// block store. Blocks committed after come through the commit queue.
 func (ix *indexer) catchUp(to int64) error {
 	from := ix.indexedHeight()
 	if from >= to {
@@ -267,7 +293,7 @@ func (ix *indexer) indexBlock(h int64, batches []app.CommittedBatch) error {
 	if err := ix.keepHeaders(h, len(batches) > 0); err != nil {
 		return err
 	}
-	if err := ix.index(h, batches); err != nil {
+	if err := ix.indexBatches(h, batches); err != nil {
 		return err
 	}
 	return ix.syncIndexed(h)
@@ -294,12 +320,12 @@ func (ix *indexer) noteValidatorChange(h int64) error {
 	return nil
 }
 
-// index records the batches of one committed block at height: the
+// indexBatches records the batches of one committed block at height: the
 // leaves' positions, then this node's batches among them out of flight,
 // then the indexed height, each write flushed before the next, and only
 // then do the hashes stop waiting, so a reader always finds a hash in one
 // place or the other.
-func (ix *indexer) index(height int64, batches []app.CommittedBatch) (err error) {
+func (ix *indexer) indexBatches(height int64, batches []app.CommittedBatch) (err error) {
 	// A block written again after a failure (indexRetrying) gives its
 	// batches the same numbers: the keys already flushed are overwritten,
 	// and the positions already added are not added twice.
@@ -350,15 +376,15 @@ func (ix *indexer) index(height int64, batches []app.CommittedBatch) (err error)
 
 // writePositions writes each batch's leaves (to the leaf store, synced
 // before badger points at them), record and proof and the number it is
-// given, then adds each leaf's position under that number to the leaf
-// index.
+// given, then adds each leaf's position under that number to the
+// positions index.
 func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 	wb := ix.db.NewWriteBatch()
 	defer wb.Cancel()
 	first := ix.nextBatch
 	for _, b := range batches {
 		r := b.Record
-		loc, err := ix.leaves.leafStore.Append(b.Hashes)
+		loc, err := ix.index.leafStore.Append(b.Hashes)
 		if err != nil {
 			return err
 		}
@@ -377,13 +403,13 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 			return err
 		}
 	}
-	if err := ix.leaves.leafStore.Sync(); err != nil {
+	if err := ix.index.leafStore.Sync(); err != nil {
 		return err
 	}
 	if err := wb.Flush(); err != nil {
 		return err
 	}
-	added := ix.leaves.positions.Next()
+	added := ix.index.positions.Next()
 	for i, b := range batches {
 		num := first + uint64(i)
 		if num < added {
@@ -392,7 +418,7 @@ func (ix *indexer) writePositions(batches []app.CommittedBatch) error {
 		// Add puts each tag in the anchored filter before the position is
 		// visible, and so before the hash stops waiting: a duplicate submit
 		// always finds it one way.
-		if err := ix.leaves.positions.Add(num, b.Hashes); err != nil {
+		if err := ix.index.positions.Add(num, b.Hashes); err != nil {
 			return err
 		}
 	}

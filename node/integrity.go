@@ -49,7 +49,7 @@ func (ix *indexer) checkLastBatch() error {
 		if rec, err = getValue(txn, xrKey(issuer, seq)); err != nil {
 			return fmt.Errorf("index: record of batch %s/%d: %w", issuer, seq, err)
 		}
-		if leaves, err = ix.leaves.leavesOf(txn, issuer, seq); err != nil {
+		if leaves, err = ix.index.leavesOf(txn, issuer, seq); err != nil {
 			return fmt.Errorf("index: leaves of batch %s/%d: %w", issuer, seq, err)
 		}
 		return nil
@@ -75,7 +75,7 @@ func (ix *indexer) checkLastBatch() error {
 	n := state.Record.LeafCount
 	if err := ix.db.View(func(txn *badger.Txn) error {
 		for _, i := range []uint64{0, n - 1} {
-			pos, err := anchoredAt(txn, ix.leaves, leaves[i*proof.HashSize:(i+1)*proof.HashSize], issuer)
+			pos, err := anchoredAt(txn, ix.index, leaves[i*proof.HashSize:(i+1)*proof.HashSize], issuer)
 			if err != nil || pos.seq != seq || pos.index != i {
 				return fmt.Errorf("index: leaf %d of batch %s/%d has position %+v (%v)", i, issuer, seq, pos, err)
 			}

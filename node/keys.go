@@ -24,20 +24,20 @@ import (
 //	xn<num>              encodeBatchRef: seq (8), height (8), issuer: what a node-local
 //	                     batch number stands for (numbers are given in indexing order).
 //	                     Written: indexer.writePositions; read: batchNumbered
-//	                     (lookup.batch, leafIndex.rebuild, leafLogEnd).
+//	                     (lookup.batch, index.batchLeaves, leafLogEnd).
 //	xc                   the next batch number (8), written with xh.
 //	                     Written: indexer.index; read: storedNextBatch.
 //	xb/<issuer>/<seq:8>  encodeLeafLocCRC: offset (8), length (4), CRC-32C (4) of the batch's
 //	                     leaves in the leaves log; an earlier version wrote the location
 //	                     alone (12 bytes) or the leaves themselves (a multiple of 32), both
 //	                     still read (decodeLeafLoc). Written: indexer.writePositions;
-//	                     read: leafIndex.leavesOf, lookup.holdsLeaf, leafLogEnd.
+//	                     read: index.leavesOf, lookup.holdsLeaf, leafLogEnd.
 //	xr/<issuer>/<seq:8>  the BatchRecord bytes as stored in state.
 //	                     Written: indexer.writePositions; read: api.GetBatch,
-//	                     indexer.checkLastBatch, leafIndex.checkLeaves, leafIndex.readBatch;
+//	                     indexer.checkLastBatch, index.checkLeaves, index.readBatch;
 //	                     scanned: indexer.backfillHeaders.
 //	xp/<issuer>/<seq:8>  the ICS23 proof of the record at its height.
-//	                     Written: indexer.writePositions; read: leafIndex.readBatch.
+//	                     Written: indexer.writePositions; read: index.readBatch.
 //	xs/<height:8>        SnapshotHeader: the signed header that proves the batches of
 //	                     height-1, its canonical commit and validators (retention.go).
 //	                     Written: setHeader (keepHeaders, backfillHeaders),
@@ -72,11 +72,11 @@ import (
 //	qp/<issuer>/<qseq:8>     a queued hash (32): queueStore.migrate moves them into the
 //	                         queue log (data/queue).
 //	xl<tag:8><num><index>    no value: a leaf's position, index being a uvarint;
-//	                         leafIndex.dropOldPositions drops them and the leaf index
-//	                         (data/index) is rebuilt from xn and xb/.
+//	                         index.dropOldPositions drops them and the positions
+//	                         index (data/index) is rebuilt from xn and xb/.
 //
-// Where each anchored hash is, is not a key: it is in the leaf index's run
-// files (data/index, runs.go), derived from xn and xb/.
+// Where each anchored hash is, is not a key: it is in the positions index's
+// run files (data/index, internal/positions), derived from xn and xb/.
 const (
 	prefixApp = "a/"
 

@@ -119,7 +119,7 @@ func (c *leafChecks) forget() {
 
 // checkLeaves checks hashes, read for batch (issuer, seq) from where its
 // xb/ value v says, before anything uses them.
-func (li *leafIndex) checkLeaves(txn *badger.Txn, issuer string, seq uint64, v, hashes []byte) error {
+func (li *index) checkLeaves(txn *badger.Txn, issuer string, seq uint64, v, hashes []byte) error {
 	loc, inline, err := leafstore.Decode(v)
 	if err != nil || inline {
 		return leafStoreErr(err)
@@ -157,7 +157,7 @@ func (li *leafIndex) checkLeaves(txn *badger.Txn, issuer string, seq uint64, v, 
 
 // leavesDamaged logs (once per batch) and returns the damage found in
 // batch (issuer, seq)'s leaves.
-func (li *leafIndex) leavesDamaged(issuer string, seq uint64, v []byte, why string) error {
+func (li *index) leavesDamaged(issuer string, seq uint64, v []byte, why string) error {
 	loc, _, _ := leafstore.Decode(v)
 	file, at := li.leafStore.Locate(loc.Offset)
 	if li.checks.noteDamaged(issuer, seq) {
@@ -170,7 +170,7 @@ func (li *leafIndex) leavesDamaged(issuer string, seq uint64, v []byte, why stri
 
 // readChecked is the leaves of batch (issuer, seq), whose xb/ value is v,
 // checked.
-func (li *leafIndex) readChecked(txn *badger.Txn, issuer string, seq uint64, v []byte) ([]byte, error) {
+func (li *index) readChecked(txn *badger.Txn, issuer string, seq uint64, v []byte) ([]byte, error) {
 	hashes, err := li.leafStore.Read(v)
 	if err != nil {
 		return nil, leafStoreErr(err)

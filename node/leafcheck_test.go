@@ -70,7 +70,7 @@ func (ti *testIndex) flipLogged(seq, i uint64) {
 	if err != nil || inline {
 		ti.t.Fatalf("batch %d: %v", seq, err)
 	}
-	path, off := ti.ix.leaves.leafStore.Locate(loc.Offset)
+	path, off := ti.ix.index.leafStore.Locate(loc.Offset)
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		ti.t.Fatal(err)
@@ -102,11 +102,11 @@ func TestLeavesCheckedOnEveryRead(t *testing.T) {
 	// One run per batch: the positions are on disk before the damage.
 	ti := openTestIndex(t, dir, 1)
 	ti.write(batches, true)
-	if err := ti.ix.leaves.positions.Flush(); err != nil {
+	if err := ti.ix.index.positions.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	ti.reopen()
-	segment, _ := ti.ix.leaves.leafStore.Locate(0)
+	segment, _ := ti.ix.index.leafStore.Locate(0)
 
 	for b := range batches {
 		if pos, err := ti.find(leaf(b, 2), "uni-a"); err != nil || pos.seq != uint64(b+1) || pos.index != 2 {
@@ -134,13 +134,13 @@ func TestLeavesCheckedOnEveryRead(t *testing.T) {
 	if _, err := ti.find(altered, "uni-a"); !errors.Is(err, errNotFound) {
 		t.Errorf("lookup of the hash the damage made: %v, want not found", err)
 	}
-	_, _, _, err = ti.ix.leaves.readBatch("uni-a", 2)
+	_, _, _, err = ti.ix.index.readBatch("uni-a", 2)
 	wantDamage("whole read", err)
 	for _, b := range []int{0, 2, 3} {
 		if pos, err := ti.find(leaf(b, 4), "uni-a"); err != nil || pos.seq != uint64(b+1) {
 			t.Errorf("leaf of sound batch %d: %+v %v", b+1, pos, err)
 		}
-		if hs, _, _, err := ti.ix.leaves.readBatch("uni-a", uint64(b+1)); err != nil || !bytes.Equal(hs, batches[b].Hashes) {
+		if hs, _, _, err := ti.ix.index.readBatch("uni-a", uint64(b+1)); err != nil || !bytes.Equal(hs, batches[b].Hashes) {
 			t.Errorf("whole read of sound batch %d: %v", b+1, err)
 		}
 	}
@@ -186,7 +186,7 @@ func TestLeavesCheckedOnEveryRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		_, err = newIndexer(db, nil, testLogger(t), 1<<20, nil)
+		_, err = indexOnly(db, testLogger(t), 1<<20, 0, nil)
 		wantDamage("rebuild", err)
 	})
 }

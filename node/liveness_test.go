@@ -80,7 +80,7 @@ func TestIndexRetriesFailedWrite(t *testing.T) {
 	s.p.tick()
 	s.chain.failIndex.Store(true)
 	h1, batches := s.chain.commit()
-	s.ix.onCommit(h1, batches)
+	s.ix.commits.push(h1, batches)
 
 	eventually(t, "Submit refused while the index write fails", func() bool { return s.p.live.refuse("uni-a") != nil })
 	err := s.p.live.refuse("uni-b")
@@ -109,7 +109,7 @@ func TestIndexRetriesFailedWrite(t *testing.T) {
 	for _, name := range []string{"a1", "a2"} {
 		h := s.hashOf(name)
 		if err := s.db.View(func(txn *badger.Txn) error {
-			_, err := anchoredAt(txn, s.ix.leaves, h[:], "uni-a")
+			_, err := anchoredAt(txn, s.ix.index, h[:], "uni-a")
 			return err
 		}); err != nil {
 			t.Errorf("%s not anchored after the retried write: %v", name, err)
@@ -122,7 +122,7 @@ func TestIndexRetriesFailedWrite(t *testing.T) {
 	s.submit([]*submitReq{{issuer: "uni-a", hashes: s.hashList([]string{"a3"})}})
 	s.p.tick()
 	h2, batches := s.chain.commit()
-	s.ix.onCommit(h2, batches)
+	s.ix.commits.push(h2, batches)
 	eventually(t, "a later block indexed", func() bool { return s.ix.indexedHeight() == h2 })
 }
 

@@ -42,7 +42,7 @@ type Overrides struct {
 	UnsafeSkipUpgradeCheck bool
 
 	// snapshotChunkBytes and restoreBatchBytes set the snapshots' sizes
-	// (snapshots.chunkBytes, snapshots.restoreBatchBytes; 0 keeps the
+	// (snapshotOptions.ChunkBytes, RestoreBatchBytes; 0 keeps the
 	// defaults). This package's tests shrink them, so that a short chain's
 	// snapshot spans many chunks and restores in many groups.
 	snapshotChunkBytes int
@@ -54,13 +54,17 @@ type Overrides struct {
 
 // Node is a running Credence node.
 type Node struct {
-	log      *slog.Logger
-	chainID  string
-	db       *badger.DB
-	app      *app.App
-	cmt      *cmtnode.Node
-	cmtDBs   *consensus.DBs
-	rpc      *local.Local
+	log     *slog.Logger
+	chainID string
+	db      *badger.DB
+	app     *app.App
+	cmt     *cmtnode.Node
+	cmtDBs  *consensus.DBs
+	rpc     *local.Local
+	// chain is the app and CometBFT as the pipeline and the indexer read
+	// them.
+	chain    *consensusChain
+	index    *index
 	pipe     *pipeline
 	idx      *indexer
 	snaps    *snapshots
@@ -80,8 +84,9 @@ type Node struct {
 	httpLis     net.Listener
 	gatewayConn *grpc.ClientConn
 
-	stopOnce    sync.Once
-	pipeStarted bool
+	// closers unwinds Start, at Stop or when Start fails.
+	closers  closers
+	stopOnce sync.Once
 	// admin serves queue backup and restore (backup.go).
 	admin *adminServer
 	// upg is the halt for an upgrade this binary cannot run (upgrade.go).
@@ -164,72 +169,96 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	}
 
 	cfg.Memory.applyGoMemoryLimit()
-	n := &Node{log: log, chainID: chainID, auth: auth, trust: trust}
+	n := &Node{log: log, chainID: chainID, auth: auth, trust: trust, closers: closers{log: log}}
 	n.upg.init(home)
 	defer func() {
 		if err != nil {
-			n.abort()
+			n.closers.close()
 		}
 	}()
-	defer n.catchStoreDamage(&err) // runs first: abort sees the error
+	defer n.catchStoreDamage(&err) // runs first: the unwinding sees the error
+
+	// The parts, each made with what it needs, in the order they need each
+	// other; each pushes its closer as soon as it holds something.
 	recreated := dataRecreated(home)
 	n.db, err = store.OpenBadger(filepath.Join(home, "data", "credence"), store.WithLogger(log), store.WithMemory(cfg.Memory.nodeDB()))
 	if err != nil {
 		return nil, fmt.Errorf("open node database: %w", refuseDamage(err))
 	}
+	n.closers.push("node database", func() error { return errors.Join(n.db.Sync(), n.db.Close()) })
 	if err := pinGenesis(n.db, ccfg.GenesisFile(), genJSON); err != nil {
 		return nil, err
 	}
 	if err := noteDataStarted(n.db, home, recreated, log); err != nil {
 		return nil, err
 	}
-	cc := &consensusChain{}
-	n.idx, err = newIndexer(n.db, cc, log, cfg.Memory.IndexRecentHashes, ov.positionTag)
+
+	began := time.Now()
+	n.index, err = openIndex(n.db, indexOptions{
+		RecentHashes: cfg.Memory.IndexRecentHashes, CheckedBatches: cfg.LeavesCheckedBatches,
+		FilterMB: cfg.Memory.AnchoredFilterMB, Tag: ov.positionTag, Log: log,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	n.idx.leaves.checks.setMax(cfg.LeavesCheckedBatches)
-	n.idx.retryMin, n.idx.retryMax = cfg.IndexRetryMin.Duration, cfg.IndexRetryMax.Duration
-	// Filled before anything indexes or Submit runs; later positions are
-	// added as they are written.
-	began := time.Now()
-	if held, err := n.idx.openFilter(cfg.Memory.AnchoredFilterMB); err != nil {
-		return nil, fmt.Errorf("anchored filter: %w", err)
-	} else if n.idx.anchored != nil {
-		log.Info("anchored filter built", "hashes", held, "took", time.Since(began).Round(time.Millisecond))
+	n.closers.push("index", func() error {
+		// What the index held only in memory is rebuilt from the batches
+		// at the next start: a failure here is no failure of the stop.
+		if err := n.index.close(); err != nil {
+			log.Warn("closing the positions index", "err", err)
+		}
+		return nil
+	})
+	if n.index.anchored != nil {
+		log.Info("anchored filter built", "hashes", n.index.filled, "took", time.Since(began).Round(time.Millisecond))
 	}
+
+	// The app hands each block it commits to the index writer, which is
+	// made later (it needs the pipeline, which needs the app): through
+	// this queue, made first.
+	commits := newCommitQueue()
 	n.app, err = app.New(store.NewIAVLDB(n.db, []byte(prefixApp)), chainID,
-		app.WithLogger(log.With("module", "app")), app.WithCommitHook(n.idx.onCommit), app.WithUpgradeHalt(n.upg.decide),
+		app.WithLogger(log.With("module", "app")), app.WithCommitHook(commits.push), app.WithUpgradeHalt(n.upg.decide),
 		app.WithTxCacheBytes(cfg.Memory.TxCacheMB<<20))
 	if err != nil {
 		return nil, err
 	}
-	cc.App = n.app
+	n.closers.push("state", n.app.Close)
 	if err := n.checkUpgradeAtStart(ov.UnsafeSkipUpgradeCheck); err != nil {
 		return nil, err
 	}
-	n.pipe = newPipeline(n.db, filepath.Join(home, "data", "queue"), cc, chainID, keys, cfg, log.With("module", "batcher"))
-	n.idx.pipe = n.pipe
-	n.pipe.anchored = n.idx.anchored
-	n.pipe.leaves = n.idx.leaves
+	n.chain = newConsensusChain(n.app)
+
+	n.pipe = newPipeline(n.db, n.chain, n.index, cfg, pipelineOptions{
+		QueueDir: filepath.Join(home, "data", "queue"), ChainID: chainID, Keys: keys, Log: log.With("module", "batcher"),
+	})
+	// Closes the log when the pipeline never ran; at a stop the pipeline
+	// (below) has closed it already.
+	n.closers.push("queue log", n.pipe.queue.close)
 	if err := n.pipe.load(); err != nil {
 		return nil, fmt.Errorf("load queue: %w", err)
 	}
-	n.snaps = &snapshots{
-		dir: filepath.Join(home, "data", "snapshots"), interval: cfg.SnapshotInterval, keep: cfg.SnapshotKeepRecent,
-		app: n.app, db: n.db, idx: n.idx, trust: trust, log: log.With("module", "snapshots"),
-		chunkBytes: ov.snapshotChunkBytes, restoreBatchBytes: ov.restoreBatchBytes,
-		indexed: n.idx.indexedHeight, stopc: make(chan struct{}),
+	n.receipts, err = newReceipts(n.db, n.index, n.chain, chainID, cfg.ReceiptCacheMB<<20, cfg.Memory.HeaderCacheMB<<20)
+	if err != nil {
+		return nil, fmt.Errorf("receipt index: %w", err)
 	}
+	n.idx, err = newIndexer(n.db, n.chain, commits, n.index, n.pipe, n.receipts, indexerOptions{
+		RetryMin: cfg.IndexRetryMin.Duration, RetryMax: cfg.IndexRetryMax.Duration, Retaining: cfg.RetainBlocks > 0, Log: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	n.closers.push("index writer", func() error { n.idx.stop(); return nil })
+	n.snaps = newSnapshots(n.db, n.app, n.idx, n.receipts, trust, snapshotOptions{
+		Dir: filepath.Join(home, "data", "snapshots"), Interval: cfg.SnapshotInterval, Keep: cfg.SnapshotKeepRecent,
+		ChunkBytes: ov.snapshotChunkBytes, RestoreBatchBytes: ov.restoreBatchBytes, Log: log.With("module", "snapshots"),
+	})
+	n.closers.push("snapshots", func() error { n.snaps.stop(); return nil })
 	// A restore cut short by a stop starts over, from an empty state.
 	if err := n.snaps.clearInterrupted(); err != nil {
 		return nil, err
 	}
 	appHeight := n.app.Height()
-	if hs := n.snaps.heights(); len(hs) > 0 {
-		n.snaps.newest.Store(hs[0])
-	}
-	n.idx.retaining = cfg.RetainBlocks > 0
 	retain := &retention{blocks: cfg.RetainBlocks, durable: n.idx.durableHeight, snaps: n.snaps}
 
 	// A stop right after state sync, before the first block
@@ -247,16 +276,16 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w", refuseDamage(err))
 	}
+	// A node that never started still holds its databases open; a stopped
+	// one closed them, and closing them again does nothing.
+	n.closers.push("consensus databases", n.cmtDBs.Close)
 	n.rpc = local.New(n.cmt)
-	cc.cmt, cc.rpc = n.cmt, n.rpc
-	n.receipts, err = newReceipts(n.db, n.idx.leaves, n.rpc, chainID, cfg.ReceiptCacheMB<<20, cfg.Memory.HeaderCacheMB<<20)
-	if err != nil {
-		return nil, fmt.Errorf("receipt index: %w", err)
-	}
-	n.snaps.receipts = n.receipts
+	n.chain.attach(n.cmt, n.rpc)
 	n.statusLists = newStatusListCache(int64(cfg.StatusListCacheMB) << 20)
 	n.txWaits = newTxWaits(cfg.MaxBroadcastWaits, cfg.BroadcastTimeout.Duration, log.With("module", "broadcast"))
-	n.idx.receipts = n.receipts
+
+	// Before anything runs: the index catches up with the blocks committed
+	// before the last stop, and the queue drops what they anchored.
 	if err := n.idx.backfillHeaders(); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
@@ -277,18 +306,27 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err := n.cmt.Start(); err != nil {
 		return nil, fmt.Errorf("consensus start: %w", err)
 	}
+	n.closers.push("consensus", func() error {
+		if err := n.cmt.Stop(); err != nil {
+			n.log.Warn("consensus stop", "err", err)
+		}
+		n.cmt.Wait()
+		return nil
+	})
 	n.rpcAddr = ccfg.RPC.ListenAddress
 	if err := n.txWaits.start(n.cmt.EventBus()); err != nil {
 		return nil, err
 	}
 	n.pipe.start()
-	n.pipeStarted = true
+	n.closers.push("pipeline", func() error { n.pipe.stop(); return nil })
 
 	n.lis, err = listenAPI(cfg)
 	if err != nil {
 		return nil, err
 	}
 	n.grpc = grpc.NewServer(append(serverOpts, apiServerOptions(cfg)...)...)
+	// Stopping the server closes the listener, even before Serve takes it.
+	n.closers.push("gRPC API", n.stopGRPC)
 	pb.RegisterCredenceServer(n.grpc, &api{n: n, writes: newTokenLimits(cfg.TokenRate), maxKnownListed: cfg.MaxKnownListed})
 	hs := health.NewServer()
 	// NOT_SERVING while Submit is refused (liveness.go); NodeInfo's
@@ -309,15 +347,18 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 			log.Error("gRPC server stopped", "err", err)
 		}
 	}()
+	n.closers.push("HTTP gateway", func() error { n.stopHTTP(); return nil })
 	if err := n.startHTTP(cfg, home, genJSON); err != nil {
 		return nil, err
 	}
+	n.closers.push("admin socket", func() error { n.stopAdmin(); return nil })
 	if err := n.startAdmin(home); err != nil {
 		// Serving reads and Submit matters more than the backup: say
 		// plainly that the queue cannot be backed up from this node.
 		log.Error("queue backup and restore are unavailable: "+err.Error()+" (docs/operations.md, \"Backup and disaster recovery\")", "socket", adminSocket(home))
 	}
 	go n.watchUpgrade()
+	n.closers.push("upgrade watch", func() error { n.upg.stop(); return nil })
 	if err := dataLossReported(n.db); err != nil {
 		return nil, err
 	}
@@ -359,82 +400,23 @@ func (n *Node) RPCAddr() string { return n.rpcAddr }
 // ChainID is the chain's id.
 func (n *Node) ChainID() string { return n.chainID }
 
-// Stop shuts the node down cleanly: the API drains, the queue is synced,
-// consensus stops, the stores close.
+// Stop shuts the node down cleanly, unwinding what Start built: the API
+// drains, the pipeline stops and syncs the queue, consensus stops, the
+// snapshots stop, the stores close.
 func (n *Node) Stop() error {
 	var err error
-	n.stopOnce.Do(func() {
-		n.upg.stop()
-		n.stopAdmin()
-		n.stopHTTP()
-		if n.grpc != nil {
-			done := make(chan struct{})
-			go func() { n.grpc.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				n.grpc.Stop()
-			}
-		}
-		n.pipe.stop()
-		if err2 := n.cmt.Stop(); err2 != nil {
-			n.log.Warn("consensus stop", "err", err2)
-		}
-		n.cmt.Wait()
-		n.snaps.stop()
-		err = n.closeStores()
-	})
+	n.stopOnce.Do(func() { err = n.closers.close() })
 	return err
 }
 
-func (n *Node) closeStores() error {
-	if n.idx != nil {
-		n.idx.stop()
-	}
-	var errs []error
-	if n.app != nil {
-		errs = append(errs, n.app.Close())
-	}
-	if n.db != nil {
-		errs = append(errs, n.db.Sync(), n.db.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// abort releases what a failed Start opened.
-func (n *Node) abort() {
-	n.stopOnce.Do(func() {})
-	n.upg.stop()
-	n.stopAdmin()
-	n.stopHTTP()
-	if n.grpc != nil {
-		// Stop closes the listener too.
+// stopGRPC lets the API's calls finish, for at most 10 s.
+func (n *Node) stopGRPC() error {
+	done := make(chan struct{})
+	go func() { n.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
 		n.grpc.Stop()
-	} else if n.lis != nil {
-		if err := n.lis.Close(); err != nil {
-			n.log.Warn("closing the gRPC listener of a failed start", "err", err)
-		}
 	}
-	if n.pipeStarted {
-		n.pipe.stop()
-		n.pipeStarted = false
-	}
-
-	if n.cmt != nil {
-		if n.cmt.IsRunning() {
-			if err := n.cmt.Stop(); err != nil {
-				n.log.Warn("stopping consensus after a failed start", "err", err)
-			}
-			n.cmt.Wait()
-		} else if err := n.cmtDBs.Close(); err != nil {
-			// A node that never started still holds its databases open.
-			n.log.Warn("closing consensus databases after a failed start", "err", err)
-		}
-	}
-	if n.snaps != nil {
-		n.snaps.stop()
-	}
-	if err := n.closeStores(); err != nil {
-		n.log.Error("closing the stores after a failed start", "err", err)
-	}
+	return nil
 }

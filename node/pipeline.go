@@ -14,7 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/credence-ledger/credence/app"
-	"github.com/credence-ledger/credence/internal/positions"
+	"github.com/credence-ledger/credence/internal/vfs"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -87,11 +87,9 @@ type pipeline struct {
 	// duplicate check for hashes not yet anchored. It is rebuilt from disk at
 	// start, so the queue log holds no index of its own.
 	waiting map[string]map[hash]struct{}
-	// anchored is the index's filter (the indexer's): Submit looks up
-	// only the hashes it may hold. Nil: every hash is looked up.
-	anchored *positions.Filter
-	// leaves is the index's positions (the indexer's).
-	leaves *leafIndex
+	// index is where anchored hashes are: Submit's duplicate check looks
+	// up there those its anchored filter may hold.
+	index *index
 	// live says why Submit must be refused now (liveness.go).
 	live liveness
 }
@@ -128,12 +126,48 @@ func newInflight(tx, hashes []byte, sentAt time.Time) (*inflight, error) {
 // commit before callers block.
 const submitRequestBuffer = 1024
 
-// newPipeline runs the pipeline over db, with the queue's log in queueDir.
-func newPipeline(db *badger.DB, queueDir string, c chain, chainID string, keys map[string]ed25519.PrivateKey, cfg *config, log *slog.Logger) *pipeline {
+// pipelineOptions are the pipeline's settings beside its config.
+type pipelineOptions struct {
+	// QueueDir holds the queue log (data/queue).
+	QueueDir string
+	ChainID  string
+	// Keys are the issuers' signing keys, by issuer.
+	Keys map[string]ed25519.PrivateKey
+	// Now is the batcher's clock; nil is time.Now.
+	Now func() time.Time
+	// Sync is the barrier that makes every badger write before it
+	// durable; nil is db.Sync. The scenario tests watch and fail it.
+	Sync func() error
+	// QueueFS holds the queue log's segments; nil is vfs.Default.
+	QueueFS vfs.FS
+	// QueueSegmentBytes is where the queue log starts a new segment; 0 is
+	// queue_segment_mb.
+	QueueSegmentBytes int64
+	// Log is the pipeline's logger; nil is slog.Default().
+	Log *slog.Logger
+}
+
+// newPipeline runs the pipeline over db and idx, with cfg's settings,
+// sending to c.
+func newPipeline(db *badger.DB, c chain, idx *index, cfg *config, o pipelineOptions) *pipeline {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sync == nil {
+		o.Sync = db.Sync
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	qopts := queueLogOptions(cfg)
+	qopts.FS = o.QueueFS
+	if o.QueueSegmentBytes > 0 {
+		qopts.SegmentSize = o.QueueSegmentBytes
+	}
 	return &pipeline{
-		db: db, queue: newQueueStore(db, queueDir, queueLogOptions(cfg)), chain: c, chainID: chainID, keys: keys, cfg: cfg, log: log,
-		now:      time.Now,
-		sync:     db.Sync,
+		db: db, queue: newQueueStore(db, o.QueueDir, qopts), chain: c, index: idx, chainID: o.ChainID, keys: o.Keys, cfg: cfg, log: o.Log,
+		now:      o.Now,
+		sync:     o.Sync,
 		reqs:     make(chan *submitReq, submitRequestBuffer),
 		wake:     make(chan struct{}, 1),
 		stopc:    make(chan struct{}),

@@ -152,7 +152,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 		case !index:
 			fmt.Fprintf(s.out, "block %d not indexed\n", height)
 		default:
-			// What the indexer's loop does with the block onCommit queues.
+			// What the indexer's loop does with the block the commit queue hands it.
 			if err := s.ix.indexBlock(height, batches); err != nil {
 				fmt.Fprintf(s.out, "index: %v\n", err)
 			}
@@ -196,7 +196,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 				s.p.queue.close()
 			}
 			if s.ix != nil {
-				s.ix.leaves.close()
+				s.ix.index.close()
 			}
 			if err := s.db.Close(); err != nil {
 				d.Fatalf(t, "close: %v", err)
@@ -218,7 +218,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			d.Fatalf(t, "tags: want \"tags collide\"")
 		}
 		s.up(d)
-		if s.ix.leaves.positions.Next() != 0 {
+		if s.ix.index.positions.Next() != 0 {
 			d.Fatalf(t, "tags collide: the index is opened with its tag function; give it before anything is indexed")
 		}
 		// The tag function is the index's from its opening: open it again.
@@ -313,7 +313,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			s.flipLeaf(d, h)
 			fmt.Fprintf(s.out, "leaves log: a byte of %s changed\n", s.name(h))
 		}
-		s.ix.leaves.checks.forget()
+		s.ix.index.checks.forget()
 		showState = false
 	default:
 		d.Fatalf(t, "unknown command %q", d.Cmd)
@@ -467,7 +467,7 @@ func (s *scenario) lookup(h hash, issuer string) string {
 	var pos position
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		pos, err = anchoredAt(txn, s.ix.leaves, h[:], issuer)
+		pos, err = anchoredAt(txn, s.ix.index, h[:], issuer)
 		return err
 	})
 	switch {

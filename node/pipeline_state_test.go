@@ -71,7 +71,7 @@ func (s *scenario) printState() {
 func (s *scenario) checkInvariants() {
 	t := s.t
 	t.Helper()
-	disk := newPipeline(s.db, s.queueDir(), s.chain, "credence-test", s.keys, s.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	disk := newPipeline(s.db, s.chain, nil, s.cfg, pipelineOptions{QueueDir: s.queueDir(), ChainID: "credence-test", Keys: s.keys, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := disk.load(); err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -83,7 +83,7 @@ func (s *scenario) checkInvariants() {
 	indexed := func(h hash, is string) bool {
 		var found bool
 		if err := s.db.View(func(txn *badger.Txn) error {
-			_, err := anchoredAt(txn, s.ix.leaves, h[:], is)
+			_, err := anchoredAt(txn, s.ix.index, h[:], is)
 			found = err == nil
 			return nil
 		}); err != nil {
@@ -95,8 +95,8 @@ func (s *scenario) checkInvariants() {
 		disk.pending[is] = slices.DeleteFunc(q, func(e queued) bool { return indexed(e.hash, is) })
 	}
 	// Submit trusts the filter's "no": it must hold every position written.
-	if err := s.ix.leaves.positions.Each(func(tag positions.Tag) {
-		if !s.ix.anchored.MayHold(tag) {
+	if err := s.ix.index.positions.Each(func(tag positions.Tag) {
+		if !s.ix.index.anchored.MayHold(tag) {
 			t.Errorf("position under tag %016x is indexed but not in the anchored filter", tag)
 		}
 	}); err != nil {
@@ -147,7 +147,7 @@ func (s *scenario) checkInvariants() {
 			}
 			var indexed bool
 			if err := s.db.View(func(txn *badger.Txn) error {
-				_, err := anchoredAt(txn, s.ix.leaves, h[:], is)
+				_, err := anchoredAt(txn, s.ix.index, h[:], is)
 				indexed = err == nil
 				return nil
 			}); err != nil {

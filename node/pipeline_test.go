@@ -176,33 +176,29 @@ func (s *scenario) open() error {
 			return a
 		},
 	}))
-	s.ix, err = newIndexer(db, s.chain, log, s.indexRecent, s.tag)
+	// As Start does; the anchored filter small, as the scenarios hold few
+	// hashes.
+	idx, err := openIndex(db, indexOptions{RecentHashes: s.indexRecent, CheckedBatches: defaultLeavesCheckedBatches, FilterMB: 1, Tag: s.tag, Log: log})
 	if err != nil {
 		return err
 	}
-	s.p = newPipeline(db, s.queueDir(), s.chain, "credence-test", s.keys, s.cfg, log)
-	s.p.now = func() time.Time { return s.now }
-	s.p.sync = s.sync
-	// The queue log's syncs are the scenario's too: watched, and failed
-	// when it says.
-	opts := queueLogOptions(s.cfg)
-	opts.FS = vfs.NewFaulty(vfs.Default, func(op vfs.Op, _ string) error {
-		if op == vfs.OpSync {
-			return s.sync()
-		}
-		return nil
+	s.p = newPipeline(db, s.chain, idx, s.cfg, pipelineOptions{
+		QueueDir: s.queueDir(), ChainID: "credence-test", Keys: s.keys, Log: log,
+		Now:  func() time.Time { return s.now },
+		Sync: s.sync,
+		// The queue log's syncs are the scenario's too: watched, and
+		// failed when it says.
+		QueueFS: vfs.NewFaulty(vfs.Default, func(op vfs.Op, _ string) error {
+			if op == vfs.OpSync {
+				return s.sync()
+			}
+			return nil
+		}),
+		QueueSegmentBytes: s.segmentBytes,
 	})
-	if s.segmentBytes > 0 {
-		opts.SegmentSize = s.segmentBytes
+	if s.ix, err = newIndexer(db, s.chain, newCommitQueue(), idx, s.p, nil, indexerOptions{Log: log}); err != nil {
+		return errors.Join(err, idx.close())
 	}
-	s.p.queue = newQueueStore(db, s.queueDir(), opts)
-	s.ix.pipe = s.p
-	// As Start does; small, as the scenarios hold few hashes.
-	if _, err := s.ix.openFilter(1); err != nil {
-		return err
-	}
-	s.p.anchored = s.ix.anchored
-	s.p.leaves = s.ix.leaves
 	if err := s.p.load(); err != nil {
 		return err
 	}
@@ -231,7 +227,7 @@ func (s *scenario) down(t *testing.T) {
 		t.Fatalf("close: %v", err)
 	}
 	// The index's background writer dies with the process.
-	if err := s.ix.leaves.close(); err != nil {
+	if err := s.ix.index.close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	if err := s.db.Close(); err != nil {
@@ -260,7 +256,7 @@ func (s *scenario) sync() error {
 
 func (s *scenario) close() {
 	if s.ix != nil {
-		if err := s.ix.leaves.close(); err != nil {
+		if err := s.ix.index.close(); err != nil {
 			s.t.Error(err)
 		}
 	}

@@ -85,7 +85,7 @@ func (ti *testIndex) open() {
 	if err != nil {
 		ti.t.Fatal(err)
 	}
-	ix, err := newIndexer(db, nil, testLogger(ti.t), ti.recent, ti.tag)
+	ix, err := indexOnly(db, testLogger(ti.t), ti.recent, 0, ti.tag)
 	if err != nil {
 		db.Close()
 		ti.t.Fatal(err)
@@ -97,7 +97,7 @@ func (ti *testIndex) close() {
 	if ti.db == nil {
 		return
 	}
-	if err := ti.ix.leaves.close(); err != nil {
+	if err := ti.ix.index.close(); err != nil {
 		ti.t.Error(err)
 	}
 	if err := ti.db.Close(); err != nil {
@@ -129,7 +129,7 @@ func (ti *testIndex) find(h hash, issuer string) (position, error) {
 	var pos position
 	err := ti.db.View(func(txn *badger.Txn) error {
 		var err error
-		pos, err = newLookup(txn, ti.ix.leaves).find(h[:], issuer)
+		pos, err = newLookup(txn, ti.ix.index).find(h[:], issuer)
 		return err
 	})
 	return pos, err
@@ -197,10 +197,10 @@ func checkAgainst(t *testing.T, ti *testIndex, m *indexModel, pool []hash, when 
 // [0, next) without gap or overlap.
 func checkRunFiles(t *testing.T, ti *testIndex, next uint64) {
 	t.Helper()
-	if got := ti.ix.leaves.positions.Next(); got != next {
+	if got := ti.ix.index.positions.Next(); got != next {
 		t.Fatalf("index takes batch %d next, want %d", got, next)
 	}
-	if err := ti.ix.leaves.positions.Flush(); err != nil {
+	if err := ti.ix.index.positions.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	var at uint64
@@ -237,7 +237,7 @@ func TestIndexLookupAgreesWithModel(t *testing.T) {
 		m.batches = append(m.batches, bs...)
 		switch round % 4 {
 		case 1:
-			if err := ti.ix.leaves.positions.Flush(); err != nil {
+			if err := ti.ix.index.positions.Flush(); err != nil {
 				t.Fatal(err)
 			}
 		case 3:
@@ -306,7 +306,7 @@ func TestIndexMigratesPositionKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAgainst(t, ti, m, pool, "migrated")
-	if n, err := ti.ix.leaves.positions.AttachFilter(positions.NewFilter(1)); err != nil || n != keys {
+	if n, err := ti.ix.index.positions.AttachFilter(positions.NewFilter(1)); err != nil || n != keys {
 		t.Fatalf("filter filled with %d positions (%v), want %d", n, err, keys)
 	}
 	checkRunFiles(t, ti, uint64(len(m.batches)))

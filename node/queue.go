@@ -240,7 +240,7 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 	var maybe []int // into claimed
 	var tags []positions.Tag
 	for i, c := range claimed {
-		if tag := p.leaves.positions.Tag(c.hash[:]); p.anchored.MayHold(tag) {
+		if tag := p.index.positions.Tag(c.hash[:]); p.index.anchored.MayHold(tag) {
 			maybe = append(maybe, i)
 			tags = append(tags, tag)
 		}
@@ -257,7 +257,7 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 	var damage map[int]error // by index into claimed; rare
 	settled := 0             // anchored or damaged
 	err := p.db.View(func(txn *badger.Txn) error {
-		l := newLookup(txn, p.leaves)
+		l := newLookup(txn, p.index)
 		for k, i := range maybe {
 			c := claimed[i]
 			pos, err := l.findTagged(c.hash[:], tags[k], c.issuer)
@@ -454,11 +454,11 @@ func (p *pipeline) reconcile() error {
 	defer p.mu.Unlock()
 	var anchored []queueEntry
 	if err := p.db.View(func(txn *badger.Txn) error {
-		l := newLookup(txn, p.leaves)
+		l := newLookup(txn, p.index)
 		for issuer, q := range p.pending {
 			for _, e := range q {
-				tag := p.leaves.positions.Tag(e.hash[:])
-				if !p.anchored.MayHold(tag) {
+				tag := p.index.positions.Tag(e.hash[:])
+				if !p.index.anchored.MayHold(tag) {
 					continue
 				}
 				_, err := l.findTagged(e.hash[:], tag, issuer)

@@ -51,7 +51,7 @@ func TestQueueMigrate(t *testing.T) {
 	}
 	cfg := defaultConfig()
 	open := func() *pipeline {
-		p := newPipeline(db, filepath.Join(home, "queue"), &consensusChain{}, "test", nil, cfg, testLogger(t))
+		p := newPipeline(db, &consensusChain{}, nil, cfg, pipelineOptions{QueueDir: filepath.Join(home, "queue"), ChainID: "test", Log: testLogger(t)})
 		if err := p.load(); err != nil {
 			t.Fatal(err)
 		}
@@ -157,10 +157,7 @@ func openTestQueue(t *testing.T, home string, segBytes int64, log *slog.Logger) 
 		t.Fatal(err)
 	}
 	cfg := defaultConfig()
-	p := newPipeline(db, filepath.Join(home, "queue"), &consensusChain{}, "test", nil, cfg, log)
-	opts := queueLogOptions(cfg)
-	opts.SegmentSize = segBytes
-	p.queue = newQueueStore(db, filepath.Join(home, "queue"), opts)
+	p := newPipeline(db, &consensusChain{}, nil, cfg, pipelineOptions{QueueDir: filepath.Join(home, "queue"), ChainID: "test", Log: log, QueueSegmentBytes: segBytes})
 	if err := p.load(); err != nil {
 		p.queue.close()
 		db.Close()

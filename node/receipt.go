@@ -26,10 +26,11 @@ var errNotFinal = errors.New("anchored, but the block that signs its header is n
 // tree and a height's signed header are shared by every leaf, so both are
 // cached: after the first leaf of a batch, a receipt costs O(log n).
 type receipts struct {
-	db      *badger.DB
-	leaves  *leafIndex
-	rpc     rpcclient.Client
-	chainID string
+	db    *badger.DB
+	index *index
+	// consensus serves the headers the index does not hold.
+	consensus headerReader
+	chainID   string
 
 	mu      sync.Mutex
 	trees   *lru
@@ -49,8 +50,19 @@ type headerEntry struct {
 	validators   []*proof.Validator
 }
 
-func newReceipts(db *badger.DB, leaves *leafIndex, rpc rpcclient.Client, chainID string, treeCacheBytes, headerCacheBytes int) (*receipts, error) {
-	r := &receipts{db: db, leaves: leaves, rpc: rpc, chainID: chainID, trees: newLRU(treeCacheBytes), headers: newLRU(headerCacheBytes),
+// headerReader reads, from consensus, a signed header the index does not
+// hold (consensusChain). Receipts take it rather than CometBFT's RPC, so
+// that they, and the snapshots that need them, are made before CometBFT,
+// which takes the snapshots.
+type headerReader interface {
+	ReadSignedHeader(ctx context.Context, height int64) (*headerEntry, error)
+}
+
+// newReceipts builds receipts from db and its index, reading the headers
+// the index does not hold from headers, caching up to treeCacheBytes of
+// batch trees and headerCacheBytes of headers and links.
+func newReceipts(db *badger.DB, idx *index, headers headerReader, chainID string, treeCacheBytes, headerCacheBytes int) (*receipts, error) {
+	r := &receipts{db: db, index: idx, consensus: headers, chainID: chainID, trees: newLRU(treeCacheBytes), headers: newLRU(headerCacheBytes),
 		building: make(map[string]*treeBuild)}
 	if err := r.loadLinks(); err != nil {
 		return nil, err
@@ -77,7 +89,7 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 		var err error
 		// The receipt needs the batch's tree: confirm the hash there
 		// rather than read the leaves once more.
-		pos, err = anchoredAtCheck(txn, r.leaves, hash, issuer, func(ref batchRef, index uint64, hash []byte) (bool, error) {
+		pos, err = anchoredAtCheck(txn, r.index, hash, issuer, func(ref batchRef, index uint64, hash []byte) (bool, error) {
 			b, err := r.batch(ref.issuer, ref.seq)
 			if errors.Is(err, errNotFound) {
 				return false, nil
@@ -123,14 +135,32 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 
 // loadLinks reads the heights after which the validator set changed.
 func (r *receipts) loadLinks() error {
-	return r.db.View(func(txn *badger.Txn) error {
+	var hs []int64
+	if err := r.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixValidatorSet)})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			r.linkHeights = append(r.linkHeights, xvHeight(it.Item().Key()))
+			hs = append(hs, xvHeight(it.Item().Key()))
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.linkHeights = hs
+	r.mu.Unlock()
+	return nil
+}
+
+// forget drops what the receipts hold of an index that was wiped
+// (snapshots.wipe): receipts are made before the start clears a restore
+// cut short, and a rejected restore may have noted links.
+func (r *receipts) forget() error {
+	r.mu.Lock()
+	r.trees = newLRU(r.trees.max)
+	r.headers = newLRU(r.headers.max)
+	r.mu.Unlock()
+	return r.loadLinks()
 }
 
 // addLink notes a change of the validator set after height h (recorded
@@ -232,7 +262,7 @@ func (r *receipts) batch(issuer string, seq uint64) (*batchData, error) {
 }
 
 func (r *receipts) buildBatch(key, issuer string, seq uint64) (*batchData, error) {
-	hashes, rec, prf, err := r.leaves.readBatch(issuer, seq)
+	hashes, rec, prf, err := r.index.readBatch(issuer, seq)
 	if err != nil {
 		return nil, fmt.Errorf("batch %s: %w", key, err)
 	}
@@ -280,7 +310,7 @@ func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, erro
 		e = &headerEntry{signedHeader: sh.SignedHeader, validators: sh.Validators}
 	} else if !errors.Is(err, errNotFound) {
 		return nil, err
-	} else if e, err = fetchHeader(ctx, r.rpc, height); err != nil {
+	} else if e, err = r.consensus.ReadSignedHeader(ctx, height); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()

@@ -412,7 +412,7 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 		}
 		group = append(group, app.CommittedBatch{Record: &rec, RecordBytes: b.Record, Proof: b.Proof, Hashes: b.Hashes})
 		if groupBytes += len(b.Hashes); groupBytes >= groupLimit {
-			if err := s.idx.index(height, group); err != nil {
+			if err := s.idx.indexBatches(height, group); err != nil {
 				return err
 			}
 			indexed += len(group)
@@ -457,7 +457,7 @@ func (s *snapshots) restoreAll(r *restoreState) error {
 	if err := wb.Flush(); err != nil {
 		return err
 	}
-	if err := s.idx.index(height, group); err != nil {
+	if err := s.idx.indexBatches(height, group); err != nil {
 		return err
 	}
 	// The start-up check of the last batch indexed (checkLastBatch) proves
@@ -537,9 +537,12 @@ func (s *snapshots) wipe() error {
 	if err := s.db.DropPrefix([]byte(prefixApp), []byte(prefixWiped)); err != nil {
 		return err
 	}
-	if err := s.idx.leaves.reset(s.idx.nextBatch); err != nil {
+	if err := s.idx.index.reset(s.idx.nextBatch); err != nil {
 		return err
 	}
 	s.idx.indexed.Store(0)
+	if err := s.receipts.forget(); err != nil {
+		return err
+	}
 	return s.app.Reset()
 }

@@ -72,6 +72,8 @@ type snapshots struct {
 	app      *app.App
 	db       *badger.DB
 	idx      *indexer
+	// receipts supplies the signed headers and links a snapshot carries.
+	receipts *receipts
 	trust    *proof.TrustRoot
 	log      *slog.Logger
 
@@ -82,12 +84,9 @@ type snapshots struct {
 	// them (0: defaultRestoreBatchBytes, 32 MiB).
 	restoreBatchBytes int
 
-	// receipts supplies signed headers; set once consensus is assembled.
-	receipts *receipts
-	indexed  func() int64
-	stopc    chan struct{}
-	wg       sync.WaitGroup
-	taking   atomic.Bool
+	stopc  chan struct{}
+	wg     sync.WaitGroup
+	taking atomic.Bool
 	// newest is the height of the newest snapshot held, 0 for none.
 	newest atomic.Int64
 	// unconfirmed: the state is a restore consensus has not yet built on
@@ -95,6 +94,43 @@ type snapshots struct {
 	unconfirmed atomic.Bool
 
 	restore *restoreState
+}
+
+// snapshotOptions are the snapshots' settings.
+type snapshotOptions struct {
+	// Dir holds the snapshots (data/snapshots).
+	Dir string
+	// Interval: a snapshot every Interval blocks (snapshot_interval; 0
+	// takes none).
+	Interval int64
+	// Keep is how many snapshots are kept (snapshot_keep_recent).
+	Keep int
+	// ChunkBytes is where the stream is cut (0: defaultChunkBytes, 8 MiB).
+	// This package's tests shrink it, so that a short chain's snapshot
+	// spans many chunks.
+	ChunkBytes int
+	// RestoreBatchBytes bounds the leaves a restore holds before it indexes
+	// them (0: defaultRestoreBatchBytes, 32 MiB). Tests shrink it, so that
+	// a restore indexes in many groups.
+	RestoreBatchBytes int
+	// Log is the snapshots' logger; nil is slog.Default().
+	Log *slog.Logger
+}
+
+// newSnapshots takes and restores snapshots of the state of a and of the
+// index (idx, read through receipts), restores checked against trust.
+func newSnapshots(db *badger.DB, a *app.App, idx *indexer, r *receipts, trust *proof.TrustRoot, o snapshotOptions) *snapshots {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	s := &snapshots{
+		dir: o.Dir, interval: o.Interval, keep: o.Keep, app: a, db: db, idx: idx, receipts: r, trust: trust, log: o.Log,
+		chunkBytes: o.ChunkBytes, restoreBatchBytes: o.RestoreBatchBytes, stopc: make(chan struct{}),
+	}
+	if hs := s.heights(); len(hs) > 0 {
+		s.newest.Store(hs[0])
+	}
+	return s
 }
 
 const (
@@ -109,7 +145,7 @@ func (s *snapshots) chunkPath(h int64, i uint32) string {
 }
 
 func (s *snapshots) maybeTake(h int64) {
-	if s.interval <= 0 || h%s.interval != 0 || s.receipts == nil {
+	if s.interval <= 0 || h%s.interval != 0 {
 		return
 	}
 	if !s.taking.CompareAndSwap(false, true) {
@@ -288,7 +324,7 @@ func (s *snapshots) cook(recipe []byte) ([]byte, error) {
 
 // batchItem is the snapshot item of an indexed batch, as take wrote it.
 func (s *snapshots) batchItem(issuer string, seq uint64) ([]byte, error) {
-	hashes, rec, prf, err := s.idx.leaves.readBatch(issuer, seq)
+	hashes, rec, prf, err := s.idx.index.readBatch(issuer, seq)
 	if err != nil {
 		return nil, fmt.Errorf("batch %s/%d: %w", issuer, seq, err)
 	}
@@ -301,7 +337,7 @@ func (s *snapshots) take(h int64) error {
 	// Height h+2 too: a change of validators right after h is a link the
 	// snapshot must carry, and its link needs header h+1's set, which is
 	// served with header h+1's canonical commit, carried by block h+2.
-	for s.indexed() < h+2 {
+	for s.idx.indexedHeight() < h+2 {
 		select {
 		case <-s.stopc:
 			return errStopped
@@ -326,7 +362,7 @@ func (s *snapshots) take(h int64) error {
 		if err := proto.Unmarshal(raw, &rec); err != nil {
 			return err
 		}
-		hashes, _, prf, err := s.idx.leaves.readBatch(rec.Issuer, rec.Seq)
+		hashes, _, prf, err := s.idx.index.readBatch(rec.Issuer, rec.Seq)
 		if err != nil {
 			return fmt.Errorf("batch %s/%d: %w", rec.Issuer, rec.Seq, err)
 		}

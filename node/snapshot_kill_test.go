@@ -309,14 +309,22 @@ func restoreChild(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &consensusChain{App: a}
-	ix, err := newIndexer(db, c, log, defaultMemoryConfig().IndexRecentHashes, nil)
+	c := newConsensusChain(a)
+	idx, err := openIndex(db, indexOptions{RecentHashes: defaultMemoryConfig().IndexRecentHashes, CheckedBatches: defaultLeavesCheckedBatches, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix.pipe = newPipeline(db, filepath.Join(home, "data", "queue"), c, trust.ChainID, nil, defaultConfig(), log)
-	s := &snapshots{dir: filepath.Join(home, "data", "snapshots"), app: a, db: db, idx: ix, trust: trust, log: log, stopc: make(chan struct{}),
-		chunkBytes: killChunkBytes, restoreBatchBytes: killRestoreBatchBytes}
+	p := newPipeline(db, c, idx, defaultConfig(), pipelineOptions{QueueDir: filepath.Join(home, "data", "queue"), ChainID: trust.ChainID, Log: log})
+	r, err := newReceipts(db, idx, c, trust.ChainID, 64<<20, 16<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := newIndexer(db, c, newCommitQueue(), idx, p, r, indexerOptions{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSnapshots(db, a, ix, r, trust, snapshotOptions{
+		Dir: filepath.Join(home, "data", "snapshots"), ChunkBytes: killChunkBytes, RestoreBatchBytes: killRestoreBatchBytes, Log: log})
 	if r := s.offer(&snap, appHash); r != abci.ResponseOfferSnapshot_ACCEPT {
 		t.Fatalf("offer: %v", r)
 	}

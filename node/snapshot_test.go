@@ -33,14 +33,22 @@ func newRestorer(t testing.TB, trust *proof.TrustRoot) *snapshots {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &consensusChain{App: a}
-	ix, err := newIndexer(db, c, testLogger(t), defaultMemoryConfig().IndexRecentHashes, nil)
+	c := newConsensusChain(a)
+	idx, err := openIndex(db, indexOptions{RecentHashes: defaultMemoryConfig().IndexRecentHashes, CheckedBatches: defaultLeavesCheckedBatches, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ix.leaves.close() })
-	ix.pipe = newPipeline(db, t.TempDir(), c, trust.ChainID, nil, defaultConfig(), testLogger(t))
-	return &snapshots{dir: t.TempDir(), app: a, db: db, idx: ix, trust: trust, log: testLogger(t), stopc: make(chan struct{})}
+	t.Cleanup(func() { idx.close() })
+	p := newPipeline(db, c, idx, defaultConfig(), pipelineOptions{QueueDir: t.TempDir(), ChainID: trust.ChainID, Log: testLogger(t)})
+	r, err := newReceipts(db, idx, c, trust.ChainID, 64<<20, 16<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := newIndexer(db, c, newCommitQueue(), idx, p, r, indexerOptions{Log: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newSnapshots(db, a, ix, r, trust, snapshotOptions{Dir: t.TempDir(), Log: testLogger(t)})
 }
 
 // snapshottingHome is a test home whose node snapshots every interval blocks.
@@ -179,7 +187,7 @@ func TestSnapshotRestore(t *testing.T) {
 		if err != nil || inline {
 			t.Fatalf("leaves entry %x: %v", loc, err)
 		}
-		path, off := n.idx.leaves.leafStore.Locate(at.Offset)
+		path, off := n.idx.index.leafStore.Locate(at.Offset)
 		seg, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -262,7 +270,7 @@ func TestSnapshotRestore(t *testing.T) {
 		if s.app.Height() != height {
 			t.Fatalf("restored height %d, want %d", s.app.Height(), height)
 		}
-		rs, err := newReceipts(s.db, s.idx.leaves, n.rpc, n.chainID, 64<<20, 16<<20)
+		rs, err := newReceipts(s.db, s.idx.index, n.chain, n.chainID, 64<<20, 16<<20)
 		if err != nil {
 			t.Fatal(err)
 		}

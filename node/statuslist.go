@@ -252,7 +252,7 @@ func (n *Node) oldestKept(ctx context.Context, newest int64) int64 {
 // heightAt is the last height up to newest whose block time is at most t.
 func (n *Node) heightAt(ctx context.Context, t time.Time, newest int64) (int64, error) {
 	at := func(h int64) (time.Time, error) {
-		res, err := n.receipts.rpc.Header(ctx, &h)
+		res, err := n.rpc.Header(ctx, &h)
 		if err != nil {
 			return time.Time{}, err
 		}

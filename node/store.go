@@ -71,7 +71,7 @@ type position struct {
 // request often share.
 type lookup struct {
 	txn   *badger.Txn
-	index *leafIndex
+	index *index
 	cands []positions.Position
 	refs  map[uint64]batchRef
 	// holds confirms a candidate: by default from the batch's leaves read
@@ -81,8 +81,8 @@ type lookup struct {
 	lastEntry []byte
 }
 
-func newLookup(txn *badger.Txn, index *leafIndex) *lookup {
-	l := &lookup{txn: txn, index: index}
+func newLookup(txn *badger.Txn, idx *index) *lookup {
+	l := &lookup{txn: txn, index: idx}
 	l.holds = l.holdsLeaf
 	return l
 }
@@ -196,7 +196,7 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 }
 
 // leavesOf is the leaves of batch (issuer, seq), checked (leafcheck.go).
-func (li *leafIndex) leavesOf(txn *badger.Txn, issuer string, seq uint64) ([]byte, error) {
+func (li *index) leavesOf(txn *badger.Txn, issuer string, seq uint64) ([]byte, error) {
 	v, err := getValue(txn, xbKey(issuer, seq))
 	if err != nil {
 		return nil, err
@@ -205,7 +205,7 @@ func (li *leafIndex) leavesOf(txn *badger.Txn, issuer string, seq uint64) ([]byt
 }
 
 // readBatch is a batch's leaves, record and proof as the index holds them.
-func (li *leafIndex) readBatch(issuer string, seq uint64) (hashes, rec, prf []byte, err error) {
+func (li *index) readBatch(issuer string, seq uint64) (hashes, rec, prf []byte, err error) {
 	err = li.db.View(func(txn *badger.Txn) error {
 		var err error
 		if hashes, err = li.leavesOf(txn, issuer, seq); err != nil {
@@ -221,14 +221,14 @@ func (li *leafIndex) readBatch(issuer string, seq uint64) (hashes, rec, prf []by
 }
 
 // anchoredAt is lookup.find for one hash.
-func anchoredAt(txn *badger.Txn, index *leafIndex, hash []byte, issuer string) (position, error) {
-	return anchoredAtCheck(txn, index, hash, issuer, nil)
+func anchoredAt(txn *badger.Txn, idx *index, hash []byte, issuer string) (position, error) {
+	return anchoredAtCheck(txn, idx, hash, issuer, nil)
 }
 
 // anchoredAtCheck is anchoredAt confirming candidates with holds, when
 // not nil, instead of reading the batch's leaves.
-func anchoredAtCheck(txn *badger.Txn, index *leafIndex, hash []byte, issuer string, holds func(ref batchRef, index uint64, hash []byte) (bool, error)) (position, error) {
-	l := newLookup(txn, index)
+func anchoredAtCheck(txn *badger.Txn, idx *index, hash []byte, issuer string, holds func(ref batchRef, index uint64, hash []byte) (bool, error)) (position, error) {
+	l := newLookup(txn, idx)
 	if holds != nil {
 		l.holds = func(_ uint64, ref batchRef, index uint64, hash []byte) (bool, error) { return holds(ref, index, hash) }
 	}
