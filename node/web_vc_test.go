@@ -25,6 +25,7 @@ import (
 // verdict each: VALID, still VALID re-serialised, INVALID naming the step
 // after a claim changed, REVOKED once its entry is set.
 func TestVerificationPageCredential(t *testing.T) {
+	t.Parallel()
 	ctx := browser(t)
 	shots := screenshots(t)
 
