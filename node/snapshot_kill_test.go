@@ -215,7 +215,9 @@ func joinerHome(t *testing.T, src *testHome) *testHome {
 		Genesis: filepath.Join(src.dir, "config", "genesis.json")}); err != nil {
 		t.Fatal(err)
 	}
-	return &testHome{dir: dir, ov: ov, trust: src.trust}
+	h := &testHome{dir: dir, ov: ov, trust: src.trust}
+	h.configure(t, func(c *config) { c.Memory.GoMemoryLimitMB = noProcessMemoryLimit })
+	return h
 }
 
 // killRestore runs a restore of snap into home in a child process, and
