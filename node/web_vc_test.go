@@ -25,7 +25,6 @@ import (
 // verdict each: VALID, still VALID re-serialised, INVALID naming the step
 // after a claim changed, REVOKED once its entry is set.
 func TestVerificationPageCredential(t *testing.T) {
-	t.Parallel()
 	ctx := browser(t)
 	shots := screenshots(t)
 
