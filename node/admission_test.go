@@ -107,6 +107,8 @@ func postBody(t *testing.T, addr, path string, body io.Reader, length int64, hea
 }
 
 func TestHTTPAdmission(t *testing.T) {
+	// Serial: it counts refusals in the process-wide HTTP metrics, which
+	// every other node in the process adds to.
 	h := newTestHome(t)
 	const maxBody = 1 << 20
 	h.configure(t, func(c *config) { c.MaxHTTPBodyBytes = maxBody })
@@ -296,6 +298,7 @@ func waitReleased(t *testing.T, lis net.Listener, sources ...string) {
 // up to every node-wide slot leaves others served: it gets only its share.
 // The HTTP gateway needs no public slot at all.
 func TestConnectionSlotsPerSource(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.configure(t, func(c *config) {
 		c.MaxConnections = 4
@@ -397,6 +400,7 @@ func TestConnectionSlotsPerSource(t *testing.T) {
 // sources each within its share, do not keep a new client waiting while
 // they fill every slot: the oldest idle one is closed to make room.
 func TestIdleKeepAliveGivesWay(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.configure(t, func(c *config) {
 		c.MaxConnections = 4
@@ -431,6 +435,7 @@ func TestIdleKeepAliveGivesWay(t *testing.T) {
 // is still asked to go once max_connection_age (and its grace) pass, so a
 // silent stream cannot hold a slot forever.
 func TestIdleStreamAges(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.configure(t, func(c *config) {
 		c.MaxConnectionAge = duration{time.Second}
@@ -457,6 +462,7 @@ func TestIdleStreamAges(t *testing.T) {
 // TestAdmissionConfigBounds: the admission settings refuse values that
 // would refuse everyone or bound nothing.
 func TestAdmissionConfigBounds(t *testing.T) {
+	t.Parallel()
 	for name, edit := range map[string]func(*config){
 		"max_connections_per_source": func(c *config) { c.MaxConnectionsPerSource = 0 },
 		"max_streams_per_source":     func(c *config) { c.MaxStreamsPerSource = 0 },

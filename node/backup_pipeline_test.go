@@ -9,6 +9,7 @@ import (
 // cut into a batch the chain has not committed is in no queue and in no
 // index, and only this node's qf/ holds it.
 func TestQueueBackupHoldsBatchesInFlight(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	defer s.close()
 	a := s.hashList([]string{"a1", "a2", "a3", "a4", "a5", "a6"})

@@ -80,6 +80,7 @@ func (h *testHome) issuer(t *testing.T) string {
 // backup holds none of those already anchored, and restoring it again, or
 // on the node that still has them, changes nothing.
 func TestQueueBackupRestore(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	issuer := h.issuer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -162,6 +163,7 @@ func TestQueueBackupRestore(t *testing.T) {
 // A backup file torn, edited or of another chain is refused whole, with
 // the reason, and queues nothing.
 func TestQueueRestoreRefusesBadFile(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.setBatchInterval(t, time.Hour)
 	n := h.start(t)
@@ -209,6 +211,7 @@ func TestQueueRestoreRefusesBadFile(t *testing.T) {
 
 // With no node running on the home, backup says so and what to do.
 func TestQueueBackupNeedsRunningNode(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	_, err := BackupQueue(context.Background(), h.dir, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "no node is running") {
@@ -220,6 +223,7 @@ func TestQueueBackupNeedsRunningNode(t *testing.T) {
 // the hashes acknowledged and not anchored are lost unless restored, and
 // how; a first start says nothing of the kind.
 func TestStartSaysDataRecreated(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	const loss = "data/ was recreated"
 	start := func() string {

@@ -25,6 +25,7 @@ import (
 // height share one render (the export, its verification, the JSON), alone
 // or sixteen at once; the memory kept stays within status_list_cache_mb.
 func TestStatusListRenderedOncePerHeight(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()
@@ -109,6 +110,7 @@ func TestStatusListRenderedOncePerHeight(t *testing.T) {
 // TestStatusListCacheBound: the cache holds at most its bytes, the least
 // recently read going first, and keeps nothing larger than the whole.
 func TestStatusListCacheBound(t *testing.T) {
+	t.Parallel()
 	c := newStatusListCache(1000)
 	doc := func(n int) func() ([]byte, int64, error) {
 		return func() ([]byte, int64, error) { return make([]byte, 300), int64(n), nil }
@@ -138,6 +140,7 @@ func TestStatusListCacheBound(t *testing.T) {
 // TestListProposalsReadsOnlyLimit: listing the newest proposals reads as
 // many as asked for, however many the chain holds.
 func TestListProposalsReadsOnlyLimit(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()
@@ -184,6 +187,7 @@ func TestListProposalsReadsOnlyLimit(t *testing.T) {
 // TestCostConfigBounds: the settings of this file's limits refuse values
 // that would turn them off or make no sense, naming the setting.
 func TestCostConfigBounds(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		setting, want string
 	}{

@@ -86,6 +86,7 @@ func damageFile(t *testing.T, path string, damage func([]byte) []byte) {
 // an error naming that store, instead of a panic inside badger or
 // CometBFT, or a start on a database that silently left the table out.
 func TestStartRefusesDamagedTables(t *testing.T) {
+	t.Parallel()
 	h := damageHome(t)
 	// Every block of a table: each read of it fails its checksum.
 	flipAll := func(b []byte) []byte {

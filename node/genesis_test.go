@@ -12,6 +12,7 @@ import (
 // another case ("Pub_Key") is refused by the strict genesis reading before
 // CometBFT sees the file (whose validation dereferenced the missing key).
 func TestStartRefusesMisspelledGenesisKey(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	p := filepath.Join(h.dir, "config", "genesis.json")
 	g, err := os.ReadFile(p)

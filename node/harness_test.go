@@ -69,6 +69,7 @@ func newTestHome(t testing.TB) *testHome {
 		t.Fatal(err)
 	}
 	c.BatchInterval = duration{100 * time.Millisecond}
+	c.Memory.GoMemoryLimitMB = noProcessMemoryLimit
 	if err := os.Remove(appConfigPath(dir)); err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +78,12 @@ func newTestHome(t testing.TB) *testHome {
 	}
 	return &testHome{dir: dir, token: res.Token, ov: ov, trust: trust}
 }
+
+// noProcessMemoryLimit is go_memory_limit_mb for test homes. The limit is
+// the whole process's (debug.SetMemoryLimit, at every Start): sized for one
+// node, it has the collector run without pause, and take a quarter of the
+// CPU, once the tests running at the same time hold more.
+const noProcessMemoryLimit = 0
 
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("CREDENCE_TEST_LOG") != "" {

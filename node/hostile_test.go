@@ -81,6 +81,7 @@ func wantCode(t *testing.T, err error, code codes.Code, msgPart string) {
 }
 
 func TestHostileClients(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.configure(t, func(c *config) {
 		c.MaxKnownListed = 10
@@ -246,6 +247,7 @@ func TestHostileClients(t *testing.T) {
 }
 
 func TestAPIConnectionLimits(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.configure(t, func(c *config) {
 		c.MaxConnections = 2
@@ -295,6 +297,7 @@ func TestAPIConnectionLimits(t *testing.T) {
 }
 
 func TestStartRefusesChangedHome(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	if err := n.Stop(); err != nil {
@@ -372,6 +375,7 @@ func chmodFor(t *testing.T, path string) func() {
 }
 
 func TestConfigBounds(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		setting, want string
 	}{
@@ -413,6 +417,7 @@ func TestConfigBounds(t *testing.T) {
 // state and the block store still hold stops the node at start, naming the
 // damaged store and the way to recover, instead of serving half answers.
 func TestStartRefusesDamagedIndex(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -71,6 +71,7 @@ func wantHTTPError(t *testing.T, a httpAnswer, status int, code codes.Code, msgP
 // token; errors are JSON with the gRPC code; the file routes serve what a
 // verification page reads.
 func TestHTTPGateway(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()
@@ -397,6 +398,7 @@ func slicesContain(s []string, v string) bool {
 
 // TestCORSOrigins: with named origins, only they are let read.
 func TestCORSOrigins(t *testing.T) {
+	t.Parallel()
 	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
 	srv := httptest.NewServer(cors([]string{"https://a.example"}, ok))
 	defer srv.Close()

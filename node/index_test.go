@@ -22,6 +22,7 @@ import (
 // tag: receipts, Submit's "anchored" answers and GetReceipt's NotFound must
 // still tell the hashes apart, within a batch and across batches.
 func TestIndexTagCollision(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.ov.positionTag = func([]byte) positions.Tag { return 0 }
 	nd := h.start(t)

@@ -133,6 +133,7 @@ func waitRunsCover(ctx context.Context, t *testing.T, home string, hi uint64) {
 // rebuilt from the leaves at start, they cannot be: the start is refused,
 // naming the file, the batch and the recovery.
 func TestLeavesDamage(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		recent int // index_recent_hashes
@@ -254,6 +255,7 @@ func TestLeavesDamage(t *testing.T) {
 // TestAnchoredRepeatedInOneRequest: every copy of an anchored hash in one
 // request is answered anchored, with its position.
 func TestAnchoredRepeatedInOneRequest(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

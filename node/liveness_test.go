@@ -63,6 +63,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // the node takes submissions again. The scenario harness's real badger
 // and fake chain; the chain's block reads fail, as a write would.
 func TestIndexRetriesFailedWrite(t *testing.T) {
+	t.Parallel()
 	s := newScenario(t)
 	defer s.close()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -134,6 +135,7 @@ func TestIndexRetriesFailedWrite(t *testing.T) {
 // signed with the old key included, with no further submission, and takes
 // submissions again.
 func TestRotatedKeyRefusesSubmit(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	cfg, err := loadConfig(h.dir)
 	if err != nil {
@@ -280,6 +282,7 @@ func TestRotatedKeyRefusesSubmit(t *testing.T) {
 // TestIndexRetryBounds: the retry bounds are checked at load, with the
 // defaults documented in docs/operations.md.
 func TestIndexRetryBounds(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ setting, want string }{
 		{`index_retry_min = "0s"`, "index_retry_min must be positive"},
 		{"index_retry_min = \"2s\"\nindex_retry_max = \"1s\"", "index_retry_max at least index_retry_min"},

@@ -34,6 +34,7 @@ func (h *testHome) setConfig(t *testing.T, change func(*config)) {
 // anchored, across a restart, and the refused ones are taken once the
 // queue drains.
 func TestQueueFullRefusesBeforeAcknowledging(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	// No batch is cut while the queue fills: the test controls when the
 	// waiting set drains.

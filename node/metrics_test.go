@@ -23,6 +23,7 @@ import (
 // node runs as its own process: in one process only the first node gets
 // the endpoint.
 func TestMetricsAfterSubmit(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	logPath := filepath.Join(t.TempDir(), "node.log")
 	p := startProcess(t, credencedBinary(t), h, logPath)

@@ -19,6 +19,7 @@ import (
 // unary and streaming calls are anchored, their receipts verify offline, and
 // after a restart the same receipts are served and resubmission is idempotent.
 func TestAnchorRestartServe(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	cl := dialTest(t, n.GRPCAddr())
@@ -139,6 +140,7 @@ func TestAnchorRestartServe(t *testing.T) {
 // TestBadRequests: malformed input to every method is InvalidArgument (or
 // Unauthenticated for a bad token), never a panic or an internal error.
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()
@@ -253,6 +255,7 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestStartRefusesPublicAPIWithoutOptIn(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.ov.GRPCAddress = "0.0.0.0:0"
 	_, err := Start(context.Background(), h.dir, h.ov, testLogger(t))

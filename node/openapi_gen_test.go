@@ -38,6 +38,7 @@ const (
 )
 
 func TestOpenAPIDocument(t *testing.T) {
+	t.Parallel()
 	doc, err := generateOpenAPI()
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 // metrics, which an operator learns when the dashboards go blank), and says
 // which address.
 func TestStartRefusesPrometheusPortTaken(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	taken, err := net.Listen("tcp", h.ov.Ports.Prometheus)
 	if err != nil {

@@ -90,6 +90,7 @@ func TestQueueMigrate(t *testing.T) {
 // holds and anchors them; a log with a bad record before good ones stops
 // the start with an error naming the file and the offset.
 func TestStartReplaysQueueLog(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	if err := h.start(t).Stop(); err != nil {
 		t.Fatal(err)
@@ -234,6 +235,7 @@ func TestQueueLoadRefusesDamage(t *testing.T) {
 // that held acknowledged hashes refuses to start, naming the file and the
 // recovery; with the segment restored it starts and anchors every hash.
 func TestStartRefusesDamagedQueueLog(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	// No batch is cut: the hashes stay queued in the log across the stop.
 	h.setConfig(t, func(c *config) { c.BatchInterval = duration{time.Hour} })

@@ -13,6 +13,7 @@ import (
 // whose tree is not cached share one build, as every client polling for a
 // batch's receipts does the moment it becomes final.
 func TestReceiptTreeBuiltOnce(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	t.Cleanup(func() { n.Stop() })

@@ -19,6 +19,7 @@ import (
 // meanwhile taken by another batch (it can never be anchored) and one never
 // sent. After the restart both sets of hashes are anchored exactly once.
 func TestBatchesInFlightAcrossRestart(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	cl := dialTest(t, n.GRPCAddr())
@@ -92,6 +93,7 @@ func TestBatchesInFlightAcrossRestart(t *testing.T) {
 // they move through queue, batch, block and index: every answer is "queued"
 // exactly once per hash, and each hash is anchored exactly once.
 func TestResubmitWhileAnchoring(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()

@@ -20,6 +20,7 @@ import (
 // checked against the block store then, is served byte for byte the same
 // and verifies after they are gone, and again after a restart.
 func TestRetentionPrunesBlocks(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.setConfig(t, func(c *config) {
 		c.RetainBlocks = 3
@@ -130,6 +131,7 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 // TestRetainHeight: the retain height keeps retain_blocks, never passes
 // the block before the last durably indexed, nor a snapshot's peers' needs.
 func TestRetainHeight(t *testing.T) {
+	t.Parallel()
 	durable := int64(100)
 	snaps := &snapshots{interval: 0}
 	r := &retention{blocks: 10, durable: func() int64 { return durable }, snaps: snaps}
@@ -168,6 +170,7 @@ func TestRetainHeight(t *testing.T) {
 // (no xs/, no xk) gets them at the first start, before any block is
 // pruned, so its receipts survive the pruning retain_blocks then allows.
 func TestRetentionAfterUpgrade(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	h.setConfig(t, func(c *config) { c.SnapshotInterval = 0 })
 	n := h.start(t)

@@ -185,6 +185,7 @@ func pythonCheck(t *testing.T, doc []byte) int {
 // the document or the proof changes; ?height= serves an older list as it
 // was signed; a sponsor's update leaves the list unsigned, and says so.
 func TestSignedStatusList(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()

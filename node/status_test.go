@@ -17,6 +17,7 @@ import (
 // ledger: not revoked, then revoked; issuer suspended; signing key marked
 // compromised; a tampered or stale answer is refused.
 func TestStatus(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()

@@ -21,6 +21,7 @@ import (
 // clears; a suspension list does; a list under 131,072 entries is
 // refused.
 func TestStatusLists(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()

@@ -67,6 +67,7 @@ func writeSelfSigned(t *testing.T, dir string) (certPath, keyPath string) {
 // TestAPIOverTLS: with a certificate configured the API speaks TLS only,
 // and a client trusting the certificate anchors and fetches receipts.
 func TestAPIOverTLS(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	certPath, keyPath := writeSelfSigned(t, filepath.Join(h.dir, "config"))
 	c, err := loadConfig(h.dir)

@@ -23,6 +23,7 @@ import (
 // blocks at once are all served (finding 8: over the in-process client,
 // CometBFT's BroadcastTxCommit served 5 at once node-wide).
 func TestBroadcastManyAtOnce(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()
@@ -119,6 +120,7 @@ func TestBroadcastManyAtOnce(t *testing.T) {
 // TestBroadcastWaitsBounded: with max_broadcast_waits taken, a Broadcast is
 // refused with ResourceExhausted, and served once one is given back.
 func TestBroadcastWaitsBounded(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()
@@ -155,6 +157,7 @@ func TestBroadcastWaitsBounded(t *testing.T) {
 // again are answered AlreadyExists, naming the transaction's hash: a
 // client retrying on Unavailable would retry forever (finding 11).
 func TestBroadcastExactReplay(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()

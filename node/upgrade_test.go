@@ -69,6 +69,7 @@ func submitUntilHalt(ctx context.Context, t *testing.T, h *testHome, cl pb.Crede
 // data/upgrade-info.json names the plan, and the same binary started again
 // halts at once (exit status ExitUpgradeNeeded in credenced).
 func TestUpgradeHaltWithoutHandler(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	h := newTestHome(t)

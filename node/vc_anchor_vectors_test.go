@@ -43,6 +43,7 @@ const vcAnchorCredential = `{
 // issuer-match. With -update it writes the chain's output under
 // vc/testdata/anchor/source, from which the vc tests build the anchor vectors.
 func TestVCAnchorOnLiveChain(t *testing.T) {
+	t.Parallel()
 	h := newTestHome(t)
 	n := h.start(t)
 	t.Cleanup(func() { n.Stop() })

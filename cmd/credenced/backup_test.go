@@ -10,6 +10,7 @@ import (
 // backup and restore on a home with no node running say so and what to
 // do, and leave no backup file that could be mistaken for a whole one.
 func TestBackupQueueWithoutNode(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,14 +24,30 @@ import (
 
 // The CLI as a user runs it: the real binary, a real node process.
 
+// cli is the binary buildCLI builds once for every test of the run, in a
+// directory of its own that TestMain removes: a test's TempDir would go
+// with the first test that asked.
+var cli struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
 func buildCLI(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "credenced")
-	out, err := exec.Command("go", "build", "-tags", "badgerdb", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	cli.once.Do(func() {
+		if cli.dir, cli.err = os.MkdirTemp("", "credenced-cli"); cli.err != nil {
+			return
+		}
+		cli.path = filepath.Join(cli.dir, "credenced")
+		if out, err := exec.Command("go", "build", "-tags", "badgerdb", "-o", cli.path, ".").CombinedOutput(); err != nil {
+			cli.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if cli.err != nil {
+		t.Fatal(cli.err)
 	}
-	return bin
+	return cli.path
 }
 
 type result struct {

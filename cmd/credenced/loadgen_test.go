@@ -32,6 +32,7 @@ func vector(t *testing.T, chain, name string) (*proof.Receipt, *proof.TrustRoot)
 // for another hash or from another chain: it is what lets a benchmark claim
 // that acknowledged hashes became provable.
 func TestCheckReceipt(t *testing.T) {
+	t.Parallel()
 	r, trust := vector(t, "four-validators", "full-commit")
 	v, err := proof.Verify(r, trust)
 	if err != nil {
@@ -52,6 +53,7 @@ func TestCheckReceipt(t *testing.T) {
 }
 
 func TestBadReceiptsKeepsFirst(t *testing.T) {
+	t.Parallel()
 	var b badReceipts
 	if b.err() != nil {
 		t.Fatal("no failure yet, but an error")
@@ -66,6 +68,7 @@ func TestBadReceiptsKeepsFirst(t *testing.T) {
 }
 
 func TestPct(t *testing.T) {
+	t.Parallel()
 	if pct(nil, 0.99) != 0 {
 		t.Fatal("empty")
 	}

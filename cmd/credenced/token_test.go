@@ -11,6 +11,7 @@ import (
 )
 
 func TestTokenNeverInHelp(t *testing.T) {
+	// Serial: it sets CREDENCE_TOKEN, which is the whole process's.
 	const secret = "cred_0123456789abcdef"
 	t.Setenv("CREDENCE_TOKEN", secret)
 	for name, cmd := range map[string]func() string{
@@ -28,6 +29,7 @@ func TestTokenNeverInHelp(t *testing.T) {
 }
 
 func TestTokenSources(t *testing.T) {
+	// Serial: it sets CREDENCE_TOKEN, which is the whole process's.
 	dir := t.TempDir()
 	file := filepath.Join(dir, "token")
 	if err := os.WriteFile(file, []byte("cred_fromfile\n"), 0o600); err != nil {
@@ -62,6 +64,7 @@ func TestTokenSources(t *testing.T) {
 // every user of the host reads in ps; the command refuses it, before any
 // other work, naming the ways that keep it out of argv (finding 11).
 func TestTokenNotInArgv(t *testing.T) {
+	// Serial: it sets CREDENCE_TOKEN, which is the whole process's.
 	const secret = "cred_0123456789abcdef"
 	t.Setenv("CREDENCE_TOKEN", "")
 	for name, c := range map[string]*cobra.Command{"anchor": anchorCmd(), "loadgen": loadgenCmd()} {

@@ -22,13 +22,14 @@ import (
 // without the plan's version) halts before its height and exits with
 // status 3, and a second start exits 3 at once.
 func TestCLIUpgradeHalt(t *testing.T) {
+	t.Parallel()
 	bin := buildCLI(t)
 	dir := t.TempDir()
 	home := filepath.Join(dir, "home")
 	grpcAddr := fmt.Sprintf("127.0.0.1:%d", testport.Free(t))
 	rpcAddr := fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t))
 	if r := run(t, bin, "init", "--home", home, "--chain-id", "cli-upgrade",
-		"--grpc-address", grpcAddr, "--http-address", "", "--rpc-laddr", rpcAddr,
+		"--grpc-address", grpcAddr, "--http-address", fmt.Sprintf("127.0.0.1:%d", testport.Free(t)), "--rpc-laddr", rpcAddr,
 		"--p2p-laddr", fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t)), "--prometheus-laddr", fmt.Sprintf("127.0.0.1:%d", testport.Free(t))); r.code != 0 {
 		t.Fatalf("init: %+v", r)
 	}
@@ -69,7 +70,10 @@ func TestCLIUpgradeHalt(t *testing.T) {
 		t.Fatalf("upgrade status before a plan: %+v", st)
 	}
 	height, _ := strconv.ParseInt(regexp.MustCompile(`height (\d+)`).FindStringSubmatch(st.stdout)[1], 10, 64)
-	planAt := height + 5
+	// Far enough ahead that the plan is still pending when the status is
+	// read below: at +5, with the other tests running beside it, the node
+	// had already halted by then.
+	planAt := height + 20
 	sum := sha256.Sum256([]byte("release"))
 	if r := run(t, bin, "gov", "propose", "upgrade", "--node", grpcAddr, "--home", home, "--description", "test release",
 		"--name", "next", "--height", fmt.Sprint(planAt), "--app-version", "99", "--binary-sha256", hex.EncodeToString(sum[:])); r.code != 0 || !strings.Contains(r.stdout, "PASSED") {
