@@ -15,15 +15,6 @@ import (
 	"github.com/credence-ledger/credence/web"
 )
 
-// TestMain closes the browser the page's tests share once every test is
-// done: Chromium's helper processes and its profile directory would
-// otherwise outlive the test binary.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	closeBrowser()
-	os.Exit(code)
-}
-
 // sharedBrowser is the one headless Chromium of a test binary. Starting
 // one takes seconds of a busy machine, a tab in a running one a fraction
 // of that; tabs are independent pages (own document, viewport and chosen

@@ -14,6 +14,9 @@ import (
 // 100 to 250 MB.
 const testsAtOnce = 8
 
+// TestMain also closes the browser the page's tests share once every test
+// is done: Chromium's helper processes and its profile directory would
+// otherwise outlive the test binary.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	given := false
@@ -23,5 +26,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	closeBrowser()
+	os.Exit(code)
 }

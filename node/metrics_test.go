@@ -23,7 +23,11 @@ import (
 // node runs as its own process: in one process only the first node gets
 // the endpoint.
 func TestMetricsAfterSubmit(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it starts child processes. A child holds a copy of
+	// every descriptor open at its fork until it execs, badger's directory
+	// lock among them, so a parallel test that closed and reopened its
+	// database in that moment would find it locked. Serial tests finish
+	// before parallel ones start.
 	h := newTestHome(t)
 	logPath := filepath.Join(t.TempDir(), "node.log")
 	p := startProcess(t, credencedBinary(t), h, logPath)

@@ -185,7 +185,11 @@ func pythonCheck(t *testing.T, doc []byte) int {
 // the document or the proof changes; ?height= serves an older list as it
 // was signed; a sponsor's update leaves the list unsigned, and says so.
 func TestSignedStatusList(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it starts child processes. A child holds a copy of
+	// every descriptor open at its fork until it execs, badger's directory
+	// lock among them, so a parallel test that closed and reopened its
+	// database in that moment would find it locked. Serial tests finish
+	// before parallel ones start.
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()

@@ -58,7 +58,11 @@ func TestSnapshotRestoreKilled(t *testing.T) {
 		restoreChild(t, dir)
 		return
 	}
-	t.Parallel()
+	// Not parallel: it starts child processes. A child holds a copy of
+	// every descriptor open at its fork until it execs, badger's directory
+	// lock among them, so a parallel test that closed and reopened its
+	// database in that moment would find it locked. Serial tests finish
+	// before parallel ones start.
 	src := snapshottingHome(t, 4)
 	src.ov.snapshotChunkBytes, src.ov.restoreBatchBytes = killChunkBytes, killRestoreBatchBytes
 	// Snapshots kept long enough for a joiner to fetch the one it picked.

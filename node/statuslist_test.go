@@ -21,7 +21,11 @@ import (
 // clears; a suspension list does; a list under 131,072 entries is
 // refused.
 func TestStatusLists(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it starts child processes. A child holds a copy of
+	// every descriptor open at its fork until it execs, badger's directory
+	// lock among them, so a parallel test that closed and reopened its
+	// database in that moment would find it locked. Serial tests finish
+	// before parallel ones start.
 	h := newTestHome(t)
 	n := h.start(t)
 	defer n.Stop()
