@@ -34,6 +34,9 @@ type InitOptions struct {
 	GRPCAddress string
 	// HTTPAddress defaults to 127.0.0.1:1317.
 	HTTPAddress string
+	// NoHTTP writes no HTTP gateway (http_address = ""); HTTPAddress is
+	// then not used.
+	NoHTTP bool
 	// Genesis, when set, is the genesis file of an existing chain to join:
 	// the node starts as a full node with no issuer of its own (a member
 	// joins as a validator, and registers issuers, by governance).
@@ -54,6 +57,7 @@ type InitResult struct {
 type member struct {
 	home, moniker, memberID, issuerID, grpc string
 	http                                    string
+	noHTTP                                  bool
 	plaintextAPI                            bool
 	ccfg                                    *cfg.Config
 	keys                                    *consensus.Keys
@@ -120,7 +124,9 @@ func (m *member) finish() (string, error) {
 	if m.grpc != "" {
 		c.GRPCAddress = m.grpc
 	}
-	if m.http != "" {
+	if m.noHTTP {
+		c.HTTPAddress = ""
+	} else if m.http != "" {
 		c.HTTPAddress = m.http
 	}
 	c.PlaintextAPIBeyondLoopback = m.plaintextAPI
@@ -178,7 +184,7 @@ func Init(home string, o InitOptions) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.http = o.HTTPAddress
+	m.http, m.noHTTP = o.HTTPAddress, o.NoHTTP
 	if o.Genesis != "" {
 		return joinChain(m, o.Genesis)
 	}
@@ -210,7 +216,9 @@ func joinChain(m *member, genesis string) (*InitResult, error) {
 	if m.grpc != "" {
 		c.GRPCAddress = m.grpc
 	}
-	if m.http != "" {
+	if m.noHTTP {
+		c.HTTPAddress = ""
+	} else if m.http != "" {
 		c.HTTPAddress = m.http
 	}
 	if err := writeConfig(m.home, c); err != nil {

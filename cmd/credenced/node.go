@@ -38,6 +38,8 @@ func initCmd() *cobra.Command {
 		Short: "Create a one-validator node home: keys (mode 0600), genesis, config and an issuer API token",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// An empty --http-address asks for no gateway; unset, the default.
+			o.NoHTTP = cmd.Flags().Changed("http-address") && o.HTTPAddress == ""
 			res, err := node.Init(home, o)
 			if err != nil {
 				return err
