@@ -94,6 +94,8 @@ lint:
 	$(STATICCHECK) -tags $(TAGS),e2e ./...
 	$(GO) vet -tags $(TAGS),e2e,torture,damage ./testnet/
 	$(STATICCHECK) -tags $(TAGS),e2e,torture,damage ./testnet/
+	$(GO) vet -tags $(TAGS),upgradetest ./app/ ./node/
+	$(STATICCHECK) -tags $(TAGS),upgradetest ./app/ ./node/
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
 
 # Regenerates proto/ output; a clean tree stays clean.
