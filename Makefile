@@ -37,10 +37,12 @@ test-deps:
 	@command -v chromium >/dev/null 2>&1 || { $(APT) update && $(APT) install -y chromium; }
 	@/usr/bin/python3 -c 'import pyld, cryptography' >/dev/null 2>&1 || { $(APT) update && $(APT) install -y python3-pyld python3-cryptography; }
 
+# -parallel 8: most node and CLI tests run a real chain and wait on its
+# blocks, not on a core; go test's default (one per core) leaves the cores idle.
 test: wasm test-deps
 	@start=$$(date +%s); set -e; \
 	echo "$(GO) vet -tags $(TAGS) ./..."; $(GO) vet -tags $(TAGS) ./...; \
-	echo "$(GO) test -tags $(TAGS) ./..."; $(GO) test -tags $(TAGS) -count=1 -timeout 20m ./...; \
+	echo "$(GO) test -tags $(TAGS) -parallel 8 ./..."; $(GO) test -tags $(TAGS) -count=1 -parallel 8 -timeout 20m ./...; \
 	echo "make test: passed in $$(( $$(date +%s) - start )) s"
 
 # Tests on real processes and second builds (build tag e2e): the multi-node

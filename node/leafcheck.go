@@ -101,13 +101,6 @@ func (c *leafChecks) noteDamaged(issuer string, seq uint64) bool {
 	return true
 }
 
-// setMax bounds the batches remembered as sound, forgetting them all.
-func (c *leafChecks) setMax(max int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.max, c.sound, c.order, c.next = max, make(map[uint64]struct{}), nil, 0
-}
-
 // forget drops everything remembered, after the index was wiped: batch
 // numbers and sequences are given again.
 func (c *leafChecks) forget() {

@@ -200,7 +200,7 @@ func TestLeafChecksBounded(t *testing.T) {
 	if c.isSound(1) || !c.isSound(2) || !c.isSound(3) || len(c.sound) != 2 {
 		t.Fatalf("after 1, 2, 2, 3 with room for 2: %v", c.sound)
 	}
-	c.setMax(0)
+	c = newLeafChecks(0)
 	c.markSound(4)
 	if c.isSound(4) || c.isSound(2) {
 		t.Fatal("remembered a batch with no room")

@@ -41,7 +41,7 @@ func benchOpen(b *testing.B, dir string, next uint64, recent int) *Index {
 // filled (open). The node's BenchmarkIndex adds the database's share.
 func BenchmarkIndex(b *testing.B) {
 	b.Run("add", func(b *testing.B) {
-		ix := benchOpen(b, filepath.Join(b.TempDir(), "index"), 0, DefaultRecentEntries)
+		ix := benchOpen(b, filepath.Join(b.TempDir(), "index"), 0, defaultRecentEntries)
 		defer ix.Close()
 		f := NewFilter(32)
 		if _, err := ix.AttachFilter(f); err != nil {
@@ -60,7 +60,7 @@ func BenchmarkIndex(b *testing.B) {
 		}
 	})
 	check := func(b *testing.B, hit, inRuns bool) {
-		recent := DefaultRecentEntries
+		recent := defaultRecentEntries
 		if inRuns {
 			// Runs of 8 batches each as they come, merged as they would be.
 			recent = 8 * benchBatchLeaves
@@ -116,7 +116,7 @@ func BenchmarkIndex(b *testing.B) {
 	b.Run("check-hit-runs", func(b *testing.B) { check(b, true, true) })
 	b.Run("open", func(b *testing.B) {
 		dir := filepath.Join(b.TempDir(), "index")
-		ix := benchOpen(b, dir, 0, DefaultRecentEntries)
+		ix := benchOpen(b, dir, 0, defaultRecentEntries)
 		batches := benchBatches(b, b.N)
 		for num, hs := range batches {
 			if err := ix.Add(uint64(num), hs); err != nil {
@@ -132,7 +132,7 @@ func BenchmarkIndex(b *testing.B) {
 		}
 		// Opening checks every run whole, then the filter reads them again.
 		b.ResetTimer()
-		ix = benchOpen(b, dir, uint64(len(batches)), DefaultRecentEntries)
+		ix = benchOpen(b, dir, uint64(len(batches)), defaultRecentEntries)
 		defer ix.Close()
 		n, err := ix.AttachFilter(NewFilter(32))
 		if err != nil || n != b.N {

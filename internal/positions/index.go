@@ -38,16 +38,16 @@ type Position struct {
 	Index uint64
 }
 
-// DefaultRecentEntries is Options.RecentEntries when it is 0: the node's
+// defaultRecentEntries is Options.RecentEntries when it is 0: the node's
 // default index_recent_hashes.
-const DefaultRecentEntries = 1 << 20
+const defaultRecentEntries = 1 << 20
 
 // Options tune an Index; the zero value is the defaults.
 type Options struct {
 	// FS holds the run files. Default vfs.Default.
 	FS vfs.FS
 	// RecentEntries is how many entries the index holds in memory before
-	// it writes them as a run. Default DefaultRecentEntries; tests use 1
+	// it writes them as a run. Default 1<<20 (defaultRecentEntries); tests use 1
 	// (a run per batch) to exercise the merges.
 	RecentEntries int
 	// Logger receives the repairs made at open and a writer's failure.
@@ -124,7 +124,7 @@ func Open(dir string, next uint64, opts Options) (*Index, error) {
 		ix.source = func(uint64, uint64, func(uint64, []byte) error) error { return nil }
 	}
 	if ix.maxRecent <= 0 {
-		ix.maxRecent = DefaultRecentEntries
+		ix.maxRecent = defaultRecentEntries
 	}
 	ix.cond = sync.NewCond(&ix.mu)
 	if err := ix.fs.MkdirAll(dir, 0o700); err != nil {
