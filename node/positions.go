@@ -185,7 +185,7 @@ func (li *index) batchLeaves(lo, hi uint64, yield func(num uint64, hashes []byte
 }
 
 // close stops the positions index's background writer and closes it and
-// the leaves log. What the index held only in memory is rebuilt from the
+// the leaf store. What the index held only in memory is rebuilt from the
 // batches at the next start.
 func (li *index) close() error {
 	if li == nil {
