@@ -93,7 +93,7 @@ func (c *consensusChain) ReadSignedHeader(ctx context.Context, height int64) (*h
 	if err != nil {
 		return nil, err
 	}
-	return fetchHeader(ctx, p.rpc, height)
+	return fetchHeader(ctx, p.rpc, p.node.BlockStore().Height(), height)
 }
 
 func (c *consensusChain) ValidatorsChangeAfter(height int64) (bool, error) {

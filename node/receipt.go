@@ -319,18 +319,16 @@ func (r *receipts) header(ctx context.Context, height int64) (*headerEntry, erro
 	return e, nil
 }
 
-// fetchHeader reads the signed header of height from CometBFT's stores:
+// fetchHeader reads the signed header of height from CometBFT's stores,
+// latest being the block store's height (the RPC's Status, which says the
+// same, builds a whole node report and was a receipt poll's largest cost):
 // the header with its canonical commit, and the validators of that height.
-func fetchHeader(ctx context.Context, rpc rpcclient.Client, height int64) (*headerEntry, error) {
+func fetchHeader(ctx context.Context, rpc rpcclient.Client, latest, height int64) (*headerEntry, error) {
 	// Only the canonical commit, the one block height+1 carries as its last
 	// commit, is the same on every node; a node's own seen commit of the
 	// newest block holds the votes it happened to receive.
-	st, err := rpc.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if st.SyncInfo.LatestBlockHeight <= height {
-		return nil, fmt.Errorf("%w (header %d is signed in block %d, chain at %d)", errNotFinal, height, height+1, st.SyncInfo.LatestBlockHeight)
+	if latest <= height {
+		return nil, fmt.Errorf("%w (header %d is signed in block %d, chain at %d)", errNotFinal, height, height+1, latest)
 	}
 	c, err := rpc.Commit(ctx, &height)
 	if err != nil {

@@ -59,7 +59,7 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 			}
 			// The kept header is the one the block store serves while it
 			// holds the block: the receipt is what it was before pruning.
-			e, err := fetchHeader(ctx, n.rpc, r.Batch.Height+1)
+			e, err := n.chain.ReadSignedHeader(ctx, r.Batch.Height+1)
 			if err != nil {
 				t.Fatalf("round %d: header %d from the block store: %v", round, r.Batch.Height+1, err)
 			}
