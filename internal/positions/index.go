@@ -224,7 +224,7 @@ func (ix *Index) entries(num uint64, hashes []byte) ([]entry, error) {
 	for i := range n {
 		es[i] = makeEntry(ix.tag(hashes[i*hashSize:(i+1)*hashSize]), num, uint64(i))
 	}
-	slices.SortFunc(es, cmpEntry)
+	sortEntries(es)
 	return es, nil
 }
 
