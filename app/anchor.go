@@ -27,18 +27,20 @@ type CommittedBatch struct {
 }
 
 // NewAnchorBatch builds and signs the AnchorBatch transaction of hashes
-// (concatenated 32-byte credential hashes) for issuer's batch seq.
-func NewAnchorBatch(chainID, issuer string, seq uint64, hashes []byte, key ed25519.PrivateKey) ([]byte, error) {
+// (concatenated 32-byte credential hashes) for issuer's batch seq, and
+// the batch's root, which the caller would otherwise compute again.
+func NewAnchorBatch(chainID, issuer string, seq uint64, hashes []byte, key ed25519.PrivateKey) ([]byte, [proof.HashSize]byte, error) {
 	root, err := proof.Root(hashes)
 	if err != nil {
-		return nil, err
+		return nil, root, err
 	}
-	return SignTx(&pb.TxBody{
+	tx, err := SignTx(&pb.TxBody{
 		ChainId:  chainID,
 		Signer:   issuer,
 		Sequence: seq,
 		Msg:      &pb.TxBody_AnchorBatch{AnchorBatch: &pb.AnchorBatch{Root: root[:], Hashes: hashes}},
 	}, key)
+	return tx, root, err
 }
 
 type anchorBatchMsg struct{ *pb.AnchorBatch }

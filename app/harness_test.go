@@ -118,7 +118,7 @@ func hashesN(tag string, n int) []byte {
 // signature: whether the state accepts it is up to the test).
 func anchor(t testing.TB, chainID, signer string, seq uint64, hashes []byte, key ed25519.PrivateKey) []byte {
 	t.Helper()
-	tx, err := NewAnchorBatch(chainID, signer, seq, hashes, key)
+	tx, _, err := NewAnchorBatch(chainID, signer, seq, hashes, key)
 	if err != nil {
 		t.Fatalf("NewAnchorBatch: %v", err)
 	}

@@ -432,10 +432,10 @@ func TestNewAnchorBatchRoundTrip(t *testing.T) {
 			t.Errorf("%d hashes: decoded %+v", n, tx.body)
 		}
 	}
-	if _, err := NewAnchorBatch(testChainID, alphaID, 1, nil, alpha1); err == nil {
+	if _, _, err := NewAnchorBatch(testChainID, alphaID, 1, nil, alpha1); err == nil {
 		t.Error("NewAnchorBatch accepted no hashes")
 	}
-	if _, err := NewAnchorBatch(testChainID, alphaID, 1, make([]byte, 33), alpha1); err == nil {
+	if _, _, err := NewAnchorBatch(testChainID, alphaID, 1, make([]byte, 33), alpha1); err == nil {
 		t.Error("NewAnchorBatch accepted 33 bytes of hashes")
 	}
 }

@@ -130,14 +130,11 @@ func (p *pipeline) cut(issuer string) (bool, error) {
 	for _, e := range take {
 		hashes = append(hashes, e.hash[:]...)
 	}
-	tx, err := app.NewAnchorBatch(p.chainID, issuer, seq, hashes, p.keys[issuer])
+	tx, root, err := app.NewAnchorBatch(p.chainID, issuer, seq, hashes, p.keys[issuer])
 	if err != nil {
 		return false, err
 	}
-	f, err := newInflight(tx, hashes, time.Time{})
-	if err != nil {
-		return false, err
-	}
+	f := &inflight{tx: tx, hashes: hashes, root: root}
 	f.oldest = take[0].at
 	if err := p.queue.cut(issuer, take, seq, tx); err != nil {
 		return false, err

@@ -170,7 +170,7 @@ func (s *scenario) run(t *testing.T, d *datadriven.TestData) string {
 			d.ScanArgs(t, "seq", &seq)
 		}
 		hashes := s.hashesArg(d)
-		tx, err := app.NewAnchorBatch("credence-test", issuer, seq, hashes, s.keys[issuer])
+		tx, _, err := app.NewAnchorBatch("credence-test", issuer, seq, hashes, s.keys[issuer])
 		if err != nil {
 			d.Fatalf(t, "foreign: %v", err)
 		}

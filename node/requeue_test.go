@@ -51,7 +51,7 @@ func TestBatchesInFlightAcrossRestart(t *testing.T) {
 		seq    uint64
 		hashes []byte
 	}{{taken, dead}, {taken + 5, unsent}} {
-		tx, err := app.NewAnchorBatch("credence-test", issuer, b.seq, b.hashes, key)
+		tx, _, err := app.NewAnchorBatch("credence-test", issuer, b.seq, b.hashes, key)
 		if err != nil {
 			t.Fatal(err)
 		}
