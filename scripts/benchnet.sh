@@ -117,13 +117,17 @@ row() { # SYSTEM RESULT_FILE PIDS... (after the load; homes in $homes)
 	local check="$verified/$bad"; [[ "$sys" == kvstore ]] && check="not committed $lost"
 	printf '%-9s %9s %11s %7sms %7sms %8sms %8sms %s\n' "$sys" "$offered" "$acked_per_s" "$ack_p50_ms" "$ack_p99_ms" \
 		"$final_p50_ms" "$final_p99_ms" "$check"
-	printf '%-9s load generator cpu %s s\n' "" "$client_cpu"
+	# CPU per hash (kvstore: per transaction, one hash each): the point's
+	# CPU seconds over what was acknowledged in it, the budgets' unit.
+	local n_acked="${acked:-0}"
+	per_hash() { awk -v c="$1" -v n="$n_acked" 'BEGIN { if (n > 0) printf "%.2f", c * 1e6 / n; else printf "-" }'; }
+	printf '%-9s load generator cpu %s s (%s µs/hash)\n' "" "$client_cpu" "$(per_hash "$client_cpu")"
 	if [[ -n "${reads:-}" ]]; then
 		printf '%-9s receipts read from node0: %s/s  p50 %sms  p99 %sms  refused %s  verified %s  bad %s\n' "" \
 			"$reads_per_s" "$read_p50_ms" "$read_p99_ms" "$reads_refused" "$reads_verified" "$reads_bad"
 	fi
 	for i in $(seq 0 $((N - 1))); do
-		printf '%-9s node%d cpu %6.1f s  max RSS %5s MB  disk B/hash %s\n' "" "$i" "${cpu[$i]}" "${hwm[$i]}" "$(disk "${homes[$i]}" "$acked")"
+		printf '%-9s node%d cpu %6.1f s (%s µs/hash)  max RSS %5s MB  disk B/hash %s\n' "" "$i" "${cpu[$i]}" "$(per_hash "${cpu[$i]}")" "${hwm[$i]}" "$(disk "${homes[$i]}" "$acked")"
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tnode%d\t%s\t%s\t%s\n' "$sys" "$offered" "$acked_per_s" "$ack_p50_ms" "$ack_p99_ms" \
 			"$final_p50_ms" "$final_p99_ms" "$DURATION" "$i" "${cpu[$i]}" "${hwm[$i]}" "$(disk "${homes[$i]}" "$acked")" >>"$RESULTS"
 	done
