@@ -71,8 +71,11 @@ type config struct {
 	// read what they need of blocks from the index. 0 keeps every block.
 	// Default 0.
 	RetainBlocks int64 `toml:"retain_blocks"`
-	// ReceiptCacheMB bounds the memory of batch trees kept for receipts
-	// (a full batch's tree is 4 MiB). Default 32.
+	// ReceiptCacheMB bounds the memory of batch trees kept for receipts:
+	// half for whole trees of the newest batches asked for (a full
+	// batch's is 4 MiB, 64 bytes a leaf), half for trees of older ones
+	// without their bottom four levels (4 bytes a leaf: a receipt then
+	// reads 16 leaves from the leaf store). Default 32.
 	ReceiptCacheMB int `toml:"receipt_cache_mb"`
 	// LeavesCheckedBatches is how many batches, checked whole against
 	// their checksum once, a duplicate check then confirms with one 32-byte

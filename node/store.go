@@ -177,7 +177,7 @@ func (l *lookup) holdsLeaf(num uint64, ref batchRef, index uint64, hash []byte) 
 		return bytes.Equal(hashes[index*proof.HashSize:(index+1)*proof.HashSize], hash), nil
 	}
 	var leaf [proof.HashSize]byte
-	ok, err := l.index.leafStore.Leaf(v, index, &leaf)
+	ok, err := l.index.leafStore.Leaves(v, index, leaf[:])
 	if !ok || err != nil {
 		return false, leafStoreErr(err)
 	}

@@ -1,6 +1,7 @@
 package proof
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -24,6 +25,12 @@ var (
 	// ErrBadAuditPath reports an audit path (or leaf index) that cannot
 	// belong to a tree of the stated size.
 	ErrBadAuditPath = errors.New("proof: bad audit path")
+	// ErrTrimmed reports an AuditPath asked of a trimmed tree, which needs
+	// the leaf's group (AuditPathFrom).
+	ErrTrimmed = errors.New("proof: tree is trimmed")
+	// ErrGroupMismatch reports leaves given to AuditPathFrom that do not
+	// hash to the node the trimmed tree kept for them.
+	ErrGroupMismatch = errors.New("proof: leaves do not match the tree")
 )
 
 // LeafHash returns SHA-256(0x00 || credentialHash).
@@ -120,6 +127,9 @@ type Tree struct {
 	// sibling walk.
 	levels [][]byte
 	size   uint64
+	// bottom is how many levels below levels[0] Trim dropped: levels[0]
+	// holds the nodes of groups of 2^bottom leaves.
+	bottom int
 }
 
 // NewTree builds the tree over the credential hashes concatenated in hashes.
@@ -171,13 +181,43 @@ func (t *Tree) merkleBuild() {
 	}
 }
 
+// Trim returns the tree without its bottom levels: the nodes it keeps
+// are those of groups of 2^bottom leaves, so it holds about 2/2^bottom of
+// the tree's memory. A trimmed tree proves a leaf with the leaves of its
+// group (GroupOf, AuditPathFrom). At most the levels below the root are
+// dropped, and no more than make groups of 2^maxTrimBits leaves; t itself
+// is unchanged.
+func (t *Tree) Trim(bottom int) *Tree {
+	bottom = min(max(bottom, 0), len(t.levels)-1, maxTrimBits-t.bottom)
+	kept := t.levels[bottom:]
+	total := 0
+	for _, l := range kept {
+		total += len(l)
+	}
+	buf := make([]byte, total)
+	levels := make([][]byte, len(kept))
+	for i, l := range kept {
+		// levels[0]'s capacity is the whole buffer, as MemoryBytes counts.
+		levels[i], buf = buf[:len(l)], buf[len(l):]
+		copy(levels[i], l)
+	}
+	return &Tree{levels: levels, size: t.size, bottom: t.bottom + bottom}
+}
+
+// GroupOf is the leaves AuditPathFrom needs for leaf i: count leaves from
+// first. For an untrimmed tree, leaf i alone.
+func (t *Tree) GroupOf(i uint64) (first, count uint64) {
+	first = i &^ (1<<t.bottom - 1)
+	return first, min(1<<t.bottom, t.size-first)
+}
+
 // Size returns the number of leaves.
 func (t *Tree) Size() uint64 { return t.size }
 
 // HasLeaf reports whether leaf i is credentialHash: whether its leaf hash
-// is LeafHash(credentialHash).
+// is LeafHash(credentialHash). A trimmed tree holds no leaf: false.
 func (t *Tree) HasLeaf(i uint64, credentialHash []byte) bool {
-	if i >= t.size {
+	if i >= t.size || t.bottom > 0 {
 		return false
 	}
 	return [HashSize]byte(t.levels[0][i*HashSize:(i+1)*HashSize]) == LeafHash(credentialHash)
@@ -191,23 +231,85 @@ func (t *Tree) Root() [HashSize]byte {
 // AuditPath returns the RFC 6962 inclusion proof of leaf i, bottom-up. The
 // result shares no memory with the tree, so callers may keep or modify it.
 func (t *Tree) AuditPath(i uint64) ([][]byte, error) {
+	if t.bottom > 0 {
+		return nil, ErrTrimmed
+	}
 	if i >= t.size {
 		return nil, fmt.Errorf("%w: leaf index %d out of range for tree size %d", ErrBadAuditPath, i, t.size)
 	}
 	maxLen := len(t.levels) - 1
+	return t.pathAbove(i, make([][]byte, 0, maxLen), make([]byte, maxLen*HashSize)), nil
+}
+
+// AuditPathFrom is AuditPath for a tree trimmed or not, given group: the
+// credential hashes of leaf i's group (GroupOf), which it hashes again up
+// to the node the tree kept for them. Leaves that do not make that node
+// are refused with ErrGroupMismatch: a path is never built from leaves
+// the tree was not built from.
+func (t *Tree) AuditPathFrom(i uint64, group []byte) ([][]byte, error) {
+	if i >= t.size {
+		return nil, fmt.Errorf("%w: leaf index %d out of range for tree size %d", ErrBadAuditPath, i, t.size)
+	}
+	first, count := t.GroupOf(i)
+	if uint64(len(group)) != count*HashSize {
+		return nil, fmt.Errorf("%w: %d bytes of leaves, want the %d of leaves %d to %d", ErrBadHashes, len(group), count*HashSize, first, first+count-1)
+	}
+	// The group's own levels, built as merkleBuild builds the tree's: the
+	// group starts at a multiple of 2^bottom, so its nodes, promotions
+	// included, are the tree's.
+	var stack [2][1 << maxTrimBits * HashSize]byte
+	cur := stack[0][:count*HashSize]
+	for k := range count {
+		h := merkleLeafHashData(group[k*HashSize : (k+1)*HashSize])
+		copy(cur[k*HashSize:], h[:])
+	}
+	maxLen := t.bottom + len(t.levels) - 1
 	buf := make([]byte, maxLen*HashSize)
 	path := make([][]byte, 0, maxLen)
-	for _, level := range t.levels[:maxLen] {
+	j := i - first
+	for l := range t.bottom {
+		if sib := (j ^ 1) * HashSize; sib < uint64(len(cur)) {
+			e := buf[len(path)*HashSize : (len(path)+1)*HashSize : (len(path)+1)*HashSize]
+			copy(e, cur[sib:sib+HashSize])
+			path = append(path, e)
+		}
+		next := stack[(l+1)%2][:(uint64(len(cur))/HashSize+1)/2*HashSize]
+		m := uint64(len(cur)) / HashSize
+		for k := uint64(0); k+1 < m; k += 2 {
+			h := merkleNodeHash(cur[k*HashSize:(k+1)*HashSize], cur[(k+1)*HashSize:(k+2)*HashSize])
+			copy(next[k/2*HashSize:], h[:])
+		}
+		if m%2 == 1 {
+			copy(next[len(next)-HashSize:], cur[len(cur)-HashSize:])
+		}
+		cur, j = next, j>>1
+	}
+	g := i >> t.bottom
+	if !bytes.Equal(cur, t.levels[0][g*HashSize:(g+1)*HashSize]) {
+		return nil, fmt.Errorf("%w: leaves %d to %d", ErrGroupMismatch, first, first+count-1)
+	}
+	return t.pathAbove(g, path, buf), nil
+}
+
+// maxTrimBits bounds the groups of a trimmed tree, which AuditPathFrom
+// hashes on its stack.
+const maxTrimBits = 6
+
+// pathAbove appends to path the siblings of node i of levels[0] up to
+// the root, each in its own HashSize bytes of buf after path's.
+func (t *Tree) pathAbove(i uint64, path [][]byte, buf []byte) [][]byte {
+	for _, level := range t.levels[:len(t.levels)-1] {
 		// A promoted last node has no sibling on this level and so no
 		// proof element, matching the RFC's shorter right-edge paths.
 		if sib := (i ^ 1) * HashSize; sib < uint64(len(level)) {
-			e := buf[len(path)*HashSize : (len(path)+1)*HashSize : (len(path)+1)*HashSize]
+			k := len(path)
+			e := buf[k*HashSize : (k+1)*HashSize : (k+1)*HashSize]
 			copy(e, level[sib:sib+HashSize])
 			path = append(path, e)
 		}
 		i >>= 1
 	}
-	return path, nil
+	return path
 }
 
 // MemoryBytes approximates the tree's retained size, for byte-bounded caches.

@@ -176,23 +176,25 @@ func (s *Store) Read(v []byte) ([]byte, error) {
 	return buf, s.readAt(buf, loc.Offset)
 }
 
-// Leaf reads leaf index of the batch whose value is v into dst; false when
-// the batch has no such leaf. Unchecked: one pread, for a batch the caller
-// checked whole before.
-func (s *Store) Leaf(v []byte, index uint64, dst *[proof.HashSize]byte) (bool, error) {
+// Leaves reads the len(dst)/HashSize leaves from leaf first of the batch
+// whose value is v into dst; false when the batch has not that many.
+// Unchecked: one pread, for a caller that checks them itself (against the
+// batch checked whole before, or its tree).
+func (s *Store) Leaves(v []byte, first uint64, dst []byte) (bool, error) {
 	loc, inline, err := Decode(v)
 	if err != nil {
 		return false, err
 	}
-	if index >= uint64(loc.Length)/proof.HashSize {
+	n := uint64(len(dst)) / proof.HashSize
+	if uint64(len(dst))%proof.HashSize != 0 || first >= uint64(loc.Length)/proof.HashSize || n > uint64(loc.Length)/proof.HashSize-first {
 		return false, nil
 	}
-	at := index * proof.HashSize
+	at := first * proof.HashSize
 	if inline {
-		copy(dst[:], v[at:])
+		copy(dst, v[at:])
 		return true, nil
 	}
-	return true, s.readAt(dst[:], loc.Offset+at)
+	return true, s.readAt(dst, loc.Offset+at)
 }
 
 func (s *Store) readAt(buf []byte, off uint64) error {

@@ -46,13 +46,24 @@ func checkStored(t *testing.T, s *Store, batches []stored) {
 			t.Errorf("batch %d: its checksum does not match: %v", i, err)
 		}
 		var leaf [proof.HashSize]byte
-		for j := range uint64(len(b.hashes) / proof.HashSize) {
-			if ok, err := s.Leaf(b.v, j, &leaf); err != nil || !ok || !bytes.Equal(leaf[:], b.hashes[j*proof.HashSize:(j+1)*proof.HashSize]) {
+		n := uint64(len(b.hashes) / proof.HashSize)
+		for j := range n {
+			if ok, err := s.Leaves(b.v, j, leaf[:]); err != nil || !ok || !bytes.Equal(leaf[:], b.hashes[j*proof.HashSize:(j+1)*proof.HashSize]) {
 				t.Errorf("batch %d leaf %d: %v %v", i, j, ok, err)
 			}
 		}
-		if ok, err := s.Leaf(b.v, uint64(len(b.hashes)/proof.HashSize), &leaf); ok || err != nil {
+		if ok, err := s.Leaves(b.v, n, leaf[:]); ok || err != nil {
 			t.Errorf("batch %d: a leaf past its last: %v %v", i, ok, err)
+		}
+		// A range: every leaf from the second, and one more than there is.
+		if n > 1 {
+			rest := make([]byte, (n-1)*proof.HashSize)
+			if ok, err := s.Leaves(b.v, 1, rest); err != nil || !ok || !bytes.Equal(rest, b.hashes[proof.HashSize:]) {
+				t.Errorf("batch %d: leaves from the second: %v %v", i, ok, err)
+			}
+			if ok, err := s.Leaves(b.v, 1, make([]byte, n*proof.HashSize)); ok || err != nil {
+				t.Errorf("batch %d: a range past its last leaf: %v %v", i, ok, err)
+			}
 		}
 	}
 }
