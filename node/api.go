@@ -171,15 +171,20 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 		return nil, status.Errorf(codes.InvalidArgument, "issuer: %s is not a valid issuer id", quoted(req.Issuer))
 	}
 	began := time.Now()
-	// Waiting first, the index second: the indexer writes a hash's position
-	// before the hash stops waiting, so a hash not waiting now is found in
-	// the index below if it was ever anchored. In the other order a batch
-	// indexed between the two reads would be answered NotFound.
-	waiting := s.n.pipe.isWaiting(req.Hash, req.Issuer)
-	r, err := s.n.receipts.build(ctx, req.Hash, req.Issuer)
+	a := s.n.receiptWaits.wait(ctx, time.Duration(req.WaitMs)*time.Millisecond, func() receiptAnswer {
+		// Waiting first, the index second: the indexer writes a hash's
+		// position before the hash stops waiting, so a hash not waiting
+		// now is found in the index below if it was ever anchored. In the
+		// other order a batch indexed between the two reads would be
+		// answered NotFound.
+		waiting := s.n.pipe.isWaiting(req.Hash, req.Issuer)
+		r, err := s.n.receipts.build(ctx, req.Hash, req.Issuer)
+		return receiptAnswer{receipt: r, err: err, waiting: waiting}
+	})
+	r, err := a.receipt, a.err
 	switch {
 	case errors.Is(err, errNotFound):
-		if waiting {
+		if a.waiting {
 			return nil, status.Errorf(codes.Unavailable, "hash %s is queued or in a batch not yet final; try again shortly", proof.FormatBinary(req.Hash))
 		}
 		return nil, status.Errorf(codes.NotFound, "hash %s is not anchored (as far as this node has indexed)", proof.FormatBinary(req.Hash))

@@ -146,6 +146,12 @@ type config struct {
 	// transaction to commit at once; more are refused with
 	// ResourceExhausted. Default 1024.
 	MaxBroadcastWaits int `toml:"max_broadcast_waits"`
+	// ReceiptWaitMax bounds how long a GetReceipt asking to wait (wait_ms)
+	// for a hash queued or in flight at this node waits. Default 60s.
+	ReceiptWaitMax duration `toml:"receipt_wait_max"`
+	// MaxReceiptWaits bounds the GetReceipt calls waiting at once; more
+	// are answered at once, as without wait_ms. Default 4096.
+	MaxReceiptWaits int `toml:"max_receipt_waits"`
 	// Memory bounds each store's memory (memory.go).
 	Memory memoryConfig `toml:"memory"`
 	// Issuers the node anchors for.
@@ -208,6 +214,8 @@ func defaultConfig() *config {
 		StatusListCacheMB:       64,
 		BroadcastTimeout:        duration{30 * time.Second},
 		MaxBroadcastWaits:       1024,
+		ReceiptWaitMax:          duration{60 * time.Second},
+		MaxReceiptWaits:         4096,
 
 		Memory: defaultMemoryConfig(),
 	}
@@ -284,6 +292,12 @@ func loadConfig(home string) (*config, error) {
 	}
 	if c.MaxBroadcastWaits < 1 {
 		return nil, fmt.Errorf("%s: max_broadcast_waits must be at least 1", path)
+	}
+	if c.ReceiptWaitMax.Duration < 0 {
+		return nil, fmt.Errorf("%s: receipt_wait_max must be >= 0 (0 never waits)", path)
+	}
+	if c.MaxReceiptWaits < 1 {
+		return nil, fmt.Errorf("%s: max_receipt_waits must be at least 1", path)
 	}
 	if err := c.Memory.check(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

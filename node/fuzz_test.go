@@ -88,6 +88,7 @@ func FuzzLoadConfig(f *testing.F) {
 		switch {
 		case c.BatchInterval.Duration < minBatchInterval, c.BatchInterval.Duration > maxBatchInterval,
 			c.BatchMaxLeaves <= 0, c.ReceiptCacheMB <= 0, c.SnapshotInterval < 0, c.SnapshotKeepRecent < 1,
+			c.ReceiptWaitMax.Duration < 0, c.MaxReceiptWaits < 1,
 			c.checkLimits() != nil, (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 			t.Fatalf("accepted out-of-bounds settings: %+v", c)
 		}

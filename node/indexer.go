@@ -111,6 +111,7 @@ type indexer struct {
 	// retryMin and retryMax bound the wait before a failed block is
 	// written again (index_retry_min, index_retry_max).
 	retryMin, retryMax time.Duration
+	onIndexed          func()
 
 	mu      sync.Mutex
 	running bool
@@ -131,6 +132,8 @@ type indexerOptions struct {
 	Retaining bool
 	// Log is the indexer's logger; nil is slog.Default().
 	Log *slog.Logger
+	// Indexed, when set, is called after each block the writer indexes.
+	Indexed func()
 }
 
 // newIndexer writes the blocks commits hands over (and, at catchUp, those
@@ -155,7 +158,7 @@ func newIndexer(db *badger.DB, blocks blockSource, commits *commitQueue, idx *in
 		o.Log = slog.Default()
 	}
 	ix := &indexer{db: db, blocks: blocks, commits: commits, index: idx, pipe: pipe, receipts: r, log: o.Log,
-		nextBatch: next, retaining: o.Retaining, retryMin: o.RetryMin, retryMax: o.RetryMax,
+		nextBatch: next, retaining: o.Retaining, retryMin: o.RetryMin, retryMax: o.RetryMax, onIndexed: o.Indexed,
 		done: make(chan struct{}), quit: make(chan struct{})}
 	ix.indexed.Store(h)
 	return ix, nil
@@ -187,6 +190,9 @@ func (ix *indexer) run() {
 			}
 			if !ix.indexRetrying(c) {
 				return // stopping: the next start catches up from blocks
+			}
+			if ix.onIndexed != nil {
+				ix.onIndexed()
 			}
 		}
 	}

@@ -79,6 +79,8 @@ type Node struct {
 	statusLists *statusListCache
 	// txWaits hands Broadcast its transaction's result (txwait.go).
 	txWaits *txWaits
+	// receiptWaits wakes GetReceipt calls waiting for a hash to be final.
+	receiptWaits *receiptWaits
 
 	http        *http.Server
 	httpLis     net.Listener
@@ -242,8 +244,10 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 	if err != nil {
 		return nil, fmt.Errorf("receipt index: %w", err)
 	}
+	n.receiptWaits = newReceiptWaits(cfg.MaxReceiptWaits, cfg.ReceiptWaitMax.Duration)
 	n.idx, err = newIndexer(n.db, n.chain, commits, n.index, n.pipe, n.receipts, indexerOptions{
 		RetryMin: cfg.IndexRetryMin.Duration, RetryMax: cfg.IndexRetryMax.Duration, Retaining: cfg.RetainBlocks > 0, Log: log,
+		Indexed: n.receiptWaits.blockIndexed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("index: %w", err)

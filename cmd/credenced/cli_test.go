@@ -314,6 +314,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	}{
 		{"unknown hash", []string{"receipt", "--node", grpcAddr, strings.Repeat("ab", 32)}, "not anchored", 1},
 		{"short hash", []string{"receipt", "--node", grpcAddr, "abcd"}, "2 bytes, want 32", 1},
+		{"negative wait", []string{"receipt", "--node", grpcAddr, "--wait", "-1s", strings.Repeat("ab", 32)}, "--wait must not be negative", 1},
 		{"bad multibase", []string{"receipt", "--node", grpcAddr, "zI0OI0"}, "not multibase or hex", 1},
 		{"anchor bad --hash", []string{"anchor", "--node", grpcAddr, "--home", home, "--hash", "xyz"}, "--hash", 1},
 		{"anchor nothing", []string{"anchor", "--node", grpcAddr, "--home", home}, "nothing to anchor", 1},

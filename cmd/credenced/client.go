@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -292,12 +293,13 @@ func rpcError(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// fetchReceipt waits for a hash's receipt, retrying while the node says the
-// hash is still on its way.
+// fetchReceipt waits for a hash's receipt: the node waits (wait_ms) while
+// the hash is on its way, and it is asked again, after a pause, if its
+// wait ran out or it had no room to wait.
 func fetchReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte) (*proof.Receipt, error) {
 	delay := 100 * time.Millisecond
 	for {
-		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash})
+		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash, WaitMs: fetchReceiptWaitMs})
 		if err == nil {
 			return res.Receipt, nil
 		}
@@ -383,9 +385,13 @@ func waitOne(ctx context.Context, cl pb.CredenceClient, in input, out string, at
 	return fmt.Sprintf("%s\t%s\tissuer=%s\tbatch=%d\theight=%d%s", in.name, proof.FormatBinary(in.hash), r.Batch.Issuer, r.Batch.Seq, r.Batch.Height, attached), nil
 }
 
+// fetchReceiptWaitMs is how long fetchReceipt asks the node to wait per
+// call; the node holds a call no longer than its receipt_wait_max.
+const fetchReceiptWaitMs = 30_000
+
 func receiptCmd() *cobra.Command {
 	var addr, issuer string
-	var timeout time.Duration
+	var timeout, wait time.Duration
 	c := &cobra.Command{
 		Use:   "receipt [--node ADDR] HASH",
 		Short: "Print the receipt (JSON) of an anchored credential hash",
@@ -395,6 +401,9 @@ func receiptCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("HASH: %w", err)
 			}
+			if wait < 0 {
+				return errors.New("--wait must not be negative")
+			}
 			cl, closeConn, err := dial(addr)
 			if err != nil {
 				return err
@@ -402,7 +411,7 @@ func receiptCmd() *cobra.Command {
 			defer closeConn()
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: h, Issuer: issuer})
+			res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: h, Issuer: issuer, WaitMs: uint32(min(wait.Milliseconds(), math.MaxUint32))})
 			if err != nil {
 				return rpcError("receipt", err)
 			}
@@ -417,6 +426,7 @@ func receiptCmd() *cobra.Command {
 	c.Flags().StringVar(&addr, "node", "127.0.0.1:9090", "node gRPC address")
 	c.Flags().StringVar(&issuer, "issuer", "", "issuer whose anchoring to prove (default: the first)")
 	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+	c.Flags().DurationVar(&wait, "wait", 0, "for a hash queued or in a batch not yet final at this node, wait up to this long for its receipt (the node waits at most its receipt_wait_max)")
 	return c
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	mrand "math/rand/v2"
 	"os"
@@ -37,7 +38,7 @@ func loadgenCmd() *cobra.Command {
 	var addr, home, token, genesis, resultFile string
 	var tokenFlags tokenSource
 	var rate, per, clients, verifyEvery, verifyReadsEvery, receiptClients, receiptRate int
-	var duration time.Duration
+	var duration, receiptWait time.Duration
 	c := &cobra.Command{
 		Use:   "loadgen --node ADDR --home H [--rate HASHES/S] [--duration D]",
 		Short: "Benchmark a node: submit random hashes at a rate, report throughput and submit→final latency",
@@ -46,8 +47,8 @@ func loadgenCmd() *cobra.Command {
 			if rate <= 0 || per <= 0 || clients <= 0 || duration <= 0 {
 				return errors.New("--rate, --per-request, --clients and --duration must be positive")
 			}
-			if verifyEvery < 0 || verifyReadsEvery < 0 || receiptClients < 0 || receiptRate < 0 {
-				return errors.New("--verify-every, --verify-reads-every, --receipt-clients and --receipt-rate must not be negative")
+			if verifyEvery < 0 || verifyReadsEvery < 0 || receiptClients < 0 || receiptRate < 0 || receiptWait < 0 {
+				return errors.New("--verify-every, --verify-reads-every, --receipt-clients, --receipt-rate and --receipt-wait must not be negative")
 			}
 			var trust *proof.TrustRoot
 			if verifyEvery > 0 || verifyReadsEvery > 0 {
@@ -128,7 +129,7 @@ func loadgenCmd() *cobra.Command {
 						go func() {
 							defer pollers.Done()
 							for ctx.Err() == nil {
-								res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: last})
+								res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: last, WaitMs: waitMs(receiptWait)})
 								if err == nil {
 									mu.Lock()
 									finalLat = append(finalLat, time.Since(t0))
@@ -145,7 +146,7 @@ func loadgenCmd() *cobra.Command {
 										if per > 1 {
 											i := mrand.IntN(per - 1)
 											other := hs[32*i : 32*i+32]
-											if err := awaitVerified(ctx, cl, other, trust); err != nil {
+											if err := awaitVerified(ctx, cl, other, trust, receiptWait); err != nil {
 												bad.add(err)
 											} else {
 												verified.Add(1)
@@ -158,7 +159,7 @@ func loadgenCmd() *cobra.Command {
 									bad.add(fmt.Errorf("receipt of acknowledged %s: %w", proof.FormatBinary(last), err))
 									return
 								}
-								time.Sleep(50 * time.Millisecond)
+								time.Sleep(receiptPoll)
 							}
 						}()
 					}
@@ -210,6 +211,7 @@ func loadgenCmd() *cobra.Command {
 	c.Flags().IntVar(&per, "per-request", 1000, "hashes per Submit request")
 	c.Flags().IntVar(&clients, "clients", 8, "concurrent clients")
 	c.Flags().DurationVar(&duration, "duration", 20*time.Second, "how long to offer load")
+	c.Flags().DurationVar(&receiptWait, "receipt-wait", 10*time.Second, "how long each GetReceipt for a hash on its way waits for it (wait_ms) before loadgen asks again; 0 asks every 50 ms")
 	c.Flags().StringVar(&genesis, "genesis", "", "genesis.json that receipts are verified against (default HOME/config/genesis.json)")
 	// A verification costs about 0.3 ms of CPU (docs/benchmarks.md): every
 	// request's receipt is cheap beside its 1,000 hashes; every read is not.
@@ -221,18 +223,26 @@ func loadgenCmd() *cobra.Command {
 	return c
 }
 
-// awaitVerified waits for the receipt of an acknowledged hash, retrying
-// while the node says it is on its way, and checks it.
-func awaitVerified(ctx context.Context, cl pb.CredenceClient, hash []byte, trust *proof.TrustRoot) error {
+// receiptPoll is how long loadgen pauses before asking again for a
+// receipt still on its way: after each ask with --receipt-wait 0, or
+// after a wait that ran out.
+const receiptPoll = 50 * time.Millisecond
+
+// waitMs is --receipt-wait as GetReceipt's wait_ms.
+func waitMs(d time.Duration) uint32 { return uint32(min(d.Milliseconds(), math.MaxUint32)) }
+
+// awaitVerified waits for the receipt of an acknowledged hash, asking
+// again while the node says it is on its way, and checks it.
+func awaitVerified(ctx context.Context, cl pb.CredenceClient, hash []byte, trust *proof.TrustRoot, wait time.Duration) error {
 	for ctx.Err() == nil {
-		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash})
+		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash, WaitMs: waitMs(wait)})
 		if err == nil {
 			return checkReceipt(res.Receipt, hash, trust)
 		}
 		if c := status.Code(err); c != codes.Unavailable && c != codes.ResourceExhausted {
 			return fmt.Errorf("receipt of acknowledged %s: %w", proof.FormatBinary(hash), err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(receiptPoll)
 	}
 	return fmt.Errorf("receipt of acknowledged %s: not served in time", proof.FormatBinary(hash))
 }

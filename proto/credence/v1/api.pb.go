@@ -1139,7 +1139,14 @@ type GetReceiptRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Hash  []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`
 	// Issuer whose anchoring to prove; empty takes the first one.
-	Issuer        string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	Issuer string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// While the hash is queued at this node or in a batch not yet final,
+	// wait up to this many milliseconds for its receipt instead of
+	// answering UNAVAILABLE at once: a client that submitted hashes asks
+	// once, not every few milliseconds. At most the node's
+	// receipt_wait_max; 0 answers at once. A hash this node does not know
+	// is answered NOT_FOUND at once.
+	WaitMs        uint32 `protobuf:"varint,3,opt,name=wait_ms,json=waitMs,proto3" json:"wait_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1186,6 +1193,13 @@ func (x *GetReceiptRequest) GetIssuer() string {
 		return x.Issuer
 	}
 	return ""
+}
+
+func (x *GetReceiptRequest) GetWaitMs() uint32 {
+	if x != nil {
+		return x.WaitMs
+	}
+	return 0
 }
 
 type GetReceiptResponse struct {
@@ -1555,10 +1569,11 @@ const file_credence_v1_api_proto_rawDesc = "" +
 	"\tbatch_seq\x18\x04 \x01(\x04R\bbatchSeq\x12\x1d\n" +
 	"\n" +
 	"leaf_index\x18\x05 \x01(\x04R\tleafIndex\x12\x16\n" +
-	"\x06height\x18\x06 \x01(\x03R\x06height\"?\n" +
+	"\x06height\x18\x06 \x01(\x03R\x06height\"X\n" +
 	"\x11GetReceiptRequest\x12\x12\n" +
 	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x16\n" +
-	"\x06issuer\x18\x02 \x01(\tR\x06issuer\"L\n" +
+	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x17\n" +
+	"\await_ms\x18\x03 \x01(\rR\x06waitMs\"L\n" +
 	"\x12GetReceiptResponse\x126\n" +
 	"\areceipt\x18\x01 \x01(\v2\x1c.credence.receipt.v1.ReceiptR\areceipt\"b\n" +
 	"\x0fGetBatchRequest\x12\x16\n" +
