@@ -230,6 +230,7 @@ func newNode(ctx context.Context, c *cfg.Config, pv *privval.FilePV, nk *p2p.Nod
 		dbs.provide,
 		metricsProvider(c, log),
 		newLogger(log, c.LogLevel),
+		wrapMempool(c.Mempool.CacheSize),
 	)
 }
 
