@@ -34,7 +34,7 @@ func TestMempoolReactorDropsDuplicates(t *testing.T) {
 	if err := WriteGenesis(c.GenesisFile(), "credence-solo", []Validator{{Name: "solo", PubKey: keys.ValidatorPubKey, Power: 1}}, json.RawMessage(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	n, dbs, err := NewNode(context.Background(), c, kvstore.NewInMemoryApplication(), slog.New(slog.DiscardHandler), DefaultDBMemory)
+	n, dbs, err := NewNode(context.Background(), c, kvstore.NewInMemoryApplication(), slog.New(slog.DiscardHandler), DBOptions{Memory: DefaultDBMemory})
 	if err != nil {
 		t.Fatal(err)
 	}
