@@ -2,10 +2,12 @@ package consensus
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +133,52 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBlockStoreDamagedPartIsAStoreError: a block part damaged in the
+// value log reads as an error naming the block store, which CometBFT's
+// panic carries to DBs.Damage, not as the empty value badger returns for
+// it (which CometBFT takes for a part it does not have).
+func TestBlockStoreDamagedPartIsAStoreError(t *testing.T) {
+	c := DefaultConfig(t.TempDir(), "solo", Ports{}, testMaxTxBytes)
+	ctx := &cfg.DBContext{ID: "blockstore", Config: c}
+	dir := filepath.Join(c.DBDir(), "blockstore")
+	part := bytes.Repeat([]byte{0x5a, 0xa5}, 32<<10)
+	dbs := &DBs{memory: DefaultDBMemory, log: slog.New(slog.DiscardHandler)}
+	db, err := dbs.provide(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, db.SetSync([]byte("P:1:0"), part))
+	must(t, dbs.Close())
+	var damaged bool
+	for _, p := range vlogFiles(t, dir) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if at := bytes.Index(b, part[:1024]); at >= 0 {
+			b[at+4096] ^= 0xff
+			must(t, os.WriteFile(p, b, 0o644))
+			damaged = true
+		}
+	}
+	if !damaged {
+		t.Fatal("the part is in no value log file")
+	}
+
+	dbs = &DBs{memory: DefaultDBMemory, log: slog.New(slog.DiscardHandler)}
+	defer dbs.Close()
+	db, err = dbs.provide(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := db.Get([]byte("P:1:0"))
+	if !errors.Is(err, store.ErrDamaged) {
+		t.Fatalf("damaged part: %d bytes, error %v; want store.ErrDamaged", len(v), err)
+	}
+	if d := dbs.Damage(err); !errors.Is(d, ErrStoreDamaged) || !strings.Contains(d.Error(), dir) {
+		t.Errorf("CometBFT's panic on it: %v; want ErrStoreDamaged naming %s", d, dir)
 	}
 }
