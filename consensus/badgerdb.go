@@ -20,8 +20,20 @@ import (
 // and has no constructor from an open one, so its value log could not be
 // garbage-collected. Values are read with store.ValueCopy, so that one
 // badger could not read from the value log is an error, not an empty
-// value (which CometBFT takes for a block part it does not have). With a positive gcInterval it runs value-log GC that
-// often until Close.
+// value (which CometBFT takes for a block part it does not have). With a
+// positive gcInterval it runs value-log GC that often until Close.
+//
+// A hazard of badger's value-log GC (v4.9.6), seen in
+// TestBlockStoreGCFreesPrunedParts before it let compactions settle: a
+// compaction counts the garbage it drops in each value log file before it
+// installs its new tables, and a GC that picks such a file in between
+// appears to find the dropped entries still in the old tables, take them
+// for live and write them back, after their deletion is gone. Pruned
+// block parts (with a large validator set, commits too) then come back as
+// keys that CometBFT never reads (it reaches a part through its block's
+// meta, which stays deleted, and serves nothing below its base) and that
+// pruning never visits again: disk, not reads. Badger's own guard (#2286)
+// covers only deletions made after the GC starts.
 type badgerDB struct {
 	db   *badger.DB
 	stop chan struct{}
