@@ -195,22 +195,25 @@ func LoadConfig(home string) (*cfg.Config, error) {
 // NewNode assembles the in-process CometBFT node around app. The local
 // client creator serialises ABCI calls with one mutex, so the app sees one
 // call at a time. Each database CometBFT opens (block store, state,
-// evidence) is bounded by dbMemory.
+// evidence) is bounded by o.Memory.
 //
 // The databases CometBFT opens for the node are returned too: a node that
 // starts closes them when it stops, but one that never started (Start
 // failed after assembling it) must close them itself, or the next start in
 // the same process finds them locked.
-func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog.Logger, dbMemory store.Memory) (*cmtnode.Node, *DBs, error) {
-	if err := dbMemory.Check(); err != nil {
+func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog.Logger, o DBOptions) (*cmtnode.Node, *DBs, error) {
+	if err := o.Memory.Check(); err != nil {
 		return nil, nil, err
+	}
+	if o.BlockStoreGCInterval < 0 {
+		return nil, nil, fmt.Errorf("block store GC interval %v is negative", o.BlockStoreGCInterval)
 	}
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
 	nk, err := p2p.LoadNodeKey(c.NodeKeyFile())
 	if err != nil {
 		return nil, nil, fmt.Errorf("node key: %w", err)
 	}
-	dbs := &DBs{memory: dbMemory, log: log}
+	dbs := &DBs{memory: o.Memory, gcInterval: o.BlockStoreGCInterval, log: log}
 	n, err := newNode(ctx, c, pv, nk, app, log, dbs)
 	if err != nil {
 		return nil, nil, errors.Join(err, dbs.Close())
@@ -230,6 +233,7 @@ func newNode(ctx context.Context, c *cfg.Config, pv *privval.FilePV, nk *p2p.Nod
 		dbs.provide,
 		metricsProvider(c, log),
 		newLogger(log, c.LogLevel),
+		wrapMempool(c.Mempool.CacheSize),
 	)
 }
 
@@ -240,12 +244,48 @@ func newNode(ctx context.Context, c *cfg.Config, pv *privval.FilePV, nk *p2p.Nod
 // compactors.
 var DefaultDBMemory = store.Memory{MemTableSize: 16 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 4 << 20, Compactors: 2}
 
+// DBOptions are the settings of CometBFT's databases.
+type DBOptions struct {
+	// Memory bounds each database (DefaultDBMemory).
+	Memory store.Memory
+	// BlockStoreGCInterval is how often the block store's value log is
+	// garbage-collected, which frees the space of pruned blocks' parts
+	// (blockStoreValueThreshold); 0 never does. Default
+	// DefaultBlockStoreGCInterval.
+	BlockStoreGCInterval time.Duration
+}
+
+// DefaultBlockStoreGCInterval is the block store's default value-log GC
+// interval, a minute: a run that finds no file half garbage costs a
+// lookup, and at 50,000 hashes a second (1.6 MB/s of transactions) a
+// value log file of 1 GiB fills in about eleven minutes, so a file is
+// freed within a minute of compactions counting it garbage.
+const DefaultBlockStoreGCInterval = time.Minute
+
+// blockStoreValueThreshold: the block store's values of 4 KiB or more,
+// the 64 KiB parts of every block (and a block's last, shorter, part),
+// are written once, to the value log, and the LSM tree holds pointers to
+// them. With badger's 1 MiB threshold every part went through the
+// memtable's log, the memtable, a level-0 table and every compaction that
+// moved it down: copies that cost a loaded validator about a seventh of
+// its CPU. The block store's other values (block metas, commits, its
+// state) are smaller and stay in the tree. The state and evidence stores
+// keep badger's threshold: their values are small, and the state store
+// overwrites its own (the last ABCI responses, every block): garbage that
+// compaction frees at no cost in the tree, and only value-log GC could
+// free in the value log.
+const blockStoreValueThreshold = 4 << 10
+
 // DBs are the databases CometBFT opened for one node.
 type DBs struct {
-	memory store.Memory
-	log    *slog.Logger
-	mu     sync.Mutex
-	open   []dbm.DB
+	memory     store.Memory
+	gcInterval time.Duration // the block store's value-log GC
+	// vlogFileSize is the block store's value log file size; 0 is
+	// badger's. Tests shrink it so that GC has files to free.
+	vlogFileSize int64
+	log          *slog.Logger
+	mu           sync.Mutex
+	open         []dbm.DB
 }
 
 // provide opens a database where cfg.DefaultDBProvider does, with the
@@ -253,7 +293,10 @@ type DBs struct {
 // read checked against its checksum, badger's warnings logged), which
 // write the same files as cometbft-db's NewBadgerDB, bounded by d.memory:
 // with badger's defaults each of CometBFT's databases may hold five 64 MiB
-// memtables and a 256 MiB block cache.
+// memtables and a 256 MiB block cache. The block store writes its block
+// parts to the value log (blockStoreValueThreshold), which is
+// garbage-collected every d.gcInterval; a database written with another
+// threshold reads the same, each value where it was put.
 func (d *DBs) provide(ctx *cfg.DBContext) (dbm.DB, error) {
 	if ctx.Config.DBBackend != string(dbm.BadgerDBBackend) {
 		return nil, fmt.Errorf("db_backend is %q; Credence runs on badgerdb", ctx.Config.DBBackend)
@@ -267,19 +310,28 @@ func (d *DBs) provide(ctx *cfg.DBContext) (dbm.DB, error) {
 		log = slog.Default()
 	}
 	// CometBFT syncs where it needs to (store.WithSyncWrites' default).
-	opts, err := store.BadgerOptions(dir, store.WithMemory(d.memory), store.WithLogger(log.With("db", ctx.ID)))
+	so := []store.Option{store.WithMemory(d.memory), store.WithLogger(log.With("db", ctx.ID))}
+	var gc time.Duration
+	if ctx.ID == "blockstore" {
+		so = append(so, store.WithValueThreshold(blockStoreValueThreshold))
+		if d.vlogFileSize > 0 {
+			so = append(so, store.WithValueLogFileSize(d.vlogFileSize))
+		}
+		gc = d.gcInterval
+	}
+	opts, err := store.BadgerOptions(dir, so...)
 	if err != nil {
 		return nil, err
 	}
-	var db dbm.DB
+	var bdb *badger.DB
 	err = store.Open(opts, func(o badger.Options) (err error) {
-		db, err = dbm.NewBadgerDBWithOptions(o)
+		bdb, err = badger.Open(o)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", ctx.ID, err)
 	}
-	db = namedDB{DB: db, dir: dir}
+	var db dbm.DB = namedDB{DB: newBadgerDB(bdb, gc, log.With("db", ctx.ID)), dir: dir}
 	d.mu.Lock()
 	d.open = append(d.open, db)
 	d.mu.Unlock()

@@ -342,7 +342,7 @@ func TestNewNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		var logs strings.Builder
-		n, _, err := NewNode(context.Background(), loaded, abci.NewBaseApplication(), slog.New(slog.NewTextHandler(&logs, nil)), DefaultDBMemory)
+		n, _, err := NewNode(context.Background(), loaded, abci.NewBaseApplication(), slog.New(slog.NewTextHandler(&logs, nil)), DBOptions{Memory: DefaultDBMemory})
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
@@ -383,7 +383,7 @@ func TestUnstartedNodeReleasesDatabases(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := range 2 {
-		_, dbs, err := NewNode(context.Background(), c, abci.NewBaseApplication(), log, DefaultDBMemory)
+		_, dbs, err := NewNode(context.Background(), c, abci.NewBaseApplication(), log, DBOptions{Memory: DefaultDBMemory})
 		if err != nil {
 			t.Fatalf("assembly %d: %v", i, err)
 		}
@@ -432,7 +432,7 @@ func TestNewNodeRefusesUnboundedMemory(t *testing.T) {
 	c := DefaultConfig(t.TempDir(), "solo", Ports{}, testMaxTxBytes)
 	bad := DefaultDBMemory
 	bad.IndexCacheSize = 0
-	if _, _, err := NewNode(context.Background(), c, abci.NewBaseApplication(), slog.New(slog.DiscardHandler), bad); !errors.Is(err, store.ErrMemory) {
+	if _, _, err := NewNode(context.Background(), c, abci.NewBaseApplication(), slog.New(slog.DiscardHandler), DBOptions{Memory: bad}); !errors.Is(err, store.ErrMemory) {
 		t.Errorf("index cache 0: error %v, want store.ErrMemory", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/credence-ledger/credence/consensus"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -71,6 +72,11 @@ type config struct {
 	// read what they need of blocks from the index. 0 keeps every block.
 	// Default 0.
 	RetainBlocks int64 `toml:"retain_blocks"`
+	// BlockStoreGCInterval is how often the block store's value log is
+	// garbage-collected: the parts of the blocks retain_blocks prunes are
+	// in it, and only this frees their space. 0 turns it off. Default 1m
+	// (consensus.DefaultBlockStoreGCInterval).
+	BlockStoreGCInterval duration `toml:"blockstore_gc_interval"`
 	// ReceiptCacheMB bounds the memory of batch trees kept for receipts:
 	// half for whole trees of the newest batches asked for (a full
 	// batch's is 4 MiB, 64 bytes a leaf), half for trees of older ones
@@ -196,6 +202,8 @@ func defaultConfig() *config {
 		SnapshotInterval:   1000,
 		SnapshotKeepRecent: 2,
 
+		BlockStoreGCInterval: duration{consensus.DefaultBlockStoreGCInterval},
+
 		MaxConnections:          512,
 		MaxConnectionsPerSource: 128,
 		LeavesCheckedBatches:    defaultLeavesCheckedBatches,
@@ -277,6 +285,9 @@ func loadConfig(home string) (*config, error) {
 	}
 	if c.RetainBlocks < 0 {
 		return nil, fmt.Errorf("%s: retain_blocks must be >= 0 (0 keeps every block)", path)
+	}
+	if c.BlockStoreGCInterval.Duration < 0 {
+		return nil, fmt.Errorf("%s: blockstore_gc_interval must be >= 0 (0 turns it off)", path)
 	}
 	if c.ReceiptCacheMB <= 0 {
 		return nil, fmt.Errorf("%s: receipt_cache_mb must be positive", path)

@@ -388,6 +388,7 @@ func TestConfigBounds(t *testing.T) {
 		{`max_open_streams = -1`, "max_open_streams must be at least 1"},
 		{`connection_rate = 0`, "connection_rate must be at least 1"},
 		{`idle_timeout = "0s"`, "idle_timeout must be positive"},
+		{`blockstore_gc_interval = "-1s"`, "blockstore_gc_interval must be >= 0"},
 		{"[memory]\ndb_memtable_mb = 4", "[memory] db_*: store: bad badger memory settings: memtable size"},
 		{"[memory]\ndb_index_cache_mb = 0", "[memory] db_*: store: bad badger memory settings: index cache"},
 		{"[memory]\ndb_compactors = 1", "[memory] db_*: store: bad badger memory settings: compactors"},

@@ -276,7 +276,7 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 			log.Info("state sync was stopped after consensus took up the restore; following the chain from it", "height", h)
 		}
 	}
-	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps, retain: retain}, log, cfg.consensusDBMemory())
+	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps, retain: retain}, log, consensus.DBOptions{Memory: cfg.consensusDBMemory(), BlockStoreGCInterval: cfg.BlockStoreGCInterval.Duration})
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w", refuseDamage(err))
 	}

@@ -24,9 +24,11 @@ import (
 type Option func(*options)
 
 type options struct {
-	logger     *slog.Logger
-	memory     Memory
-	syncWrites bool
+	logger           *slog.Logger
+	memory           Memory
+	syncWrites       bool
+	valueThreshold   int64
+	valueLogFileSize int64
 }
 
 // Memory is what one badger database may hold in memory: its memtables,
@@ -114,6 +116,9 @@ func defaultOptions() options {
 		logger:     nil, // slog.Default() as of the OpenBadger call
 		memory:     DefaultMemory,
 		syncWrites: false,
+		// Badger's own defaults.
+		valueThreshold:   DefaultValueThreshold,
+		valueLogFileSize: DefaultValueLogFileSize,
 	}
 }
 
@@ -138,9 +143,58 @@ func WithSyncWrites(b bool) Option {
 	return func(o *options) { o.syncWrites = b }
 }
 
+// DefaultValueThreshold is badger's value threshold, its largest: every
+// value under 1 MiB is written into the LSM tree with its key (the
+// memtable's log, the memtable, then each table and compaction that
+// carries the key), and only larger ones into the value log.
+const DefaultValueThreshold = 1 << 20
+
+// DefaultValueLogFileSize is badger's size of a value log file, 1 GiB: the
+// unit value-log garbage collection frees.
+const DefaultValueLogFileSize = 1<<30 - 1
+
+// WithValueThreshold writes values of n bytes or more once, to the value
+// log, and keeps only a pointer to each in the LSM tree, for a database of
+// large values that are written once and read rarely (CometBFT's block
+// parts). Space of such values deleted or overwritten comes back only
+// through (*badger.DB).RunValueLogGC, not through compaction, so a
+// database with this option that deletes must run it. n is in
+// [1, DefaultValueThreshold]. Default: DefaultValueThreshold.
+func WithValueThreshold(n int64) Option {
+	return func(o *options) { o.valueThreshold = n }
+}
+
+// WithValueLogFileSize sets the size at which badger starts a new value log
+// file, in [1 MiB, 2 GiB). Value-log garbage collection rewrites and frees
+// a whole file at a time, and never the newest. Default:
+// DefaultValueLogFileSize.
+func WithValueLogFileSize(n int64) Option {
+	return func(o *options) { o.valueLogFileSize = n }
+}
+
 // ErrDamaged is wrapped by the error of a database whose files are damaged:
 // a table that does not pass its checks, or one that makes badger panic.
 var ErrDamaged = errors.New("store: badger database damaged")
+
+// ValueCopy is item.ValueCopy(dst) for a value that may be in the value
+// log. Badger checks such a value against its checksum when it reads it
+// (VerifyValueChecksum), but a read that fails, a damaged entry or one cut
+// off the newest value log file at open (which badger takes for a write
+// cut short), it only logs, and returns an empty value with no error. An
+// empty value where the key's entry says there is one is that failure,
+// returned here wrapping ErrDamaged. (A value kept in the tree reads what
+// its entry says; a value is in the log only from the value threshold up,
+// never empty.)
+func ValueCopy(item *badger.Item, dst []byte) ([]byte, error) {
+	v, err := item.ValueCopy(dst)
+	if err != nil {
+		return nil, err
+	}
+	if len(v) == 0 && item.ValueSize() > 0 {
+		return nil, fmt.Errorf("%w: the value of key %q could not be read from the value log (badger logged why)", ErrDamaged, item.Key())
+	}
+	return v, nil
+}
 
 // BadgerOptions are the badger options of the database in dir, for a
 // caller that opens it through another library (CometBFT's databases,
@@ -156,10 +210,18 @@ func BadgerOptions(dir string, opts ...Option) (badger.Options, error) {
 	if err := o.memory.Check(); err != nil {
 		return badger.Options{}, err
 	}
+	if o.valueThreshold < 1 || o.valueThreshold > DefaultValueThreshold {
+		return badger.Options{}, fmt.Errorf("store: value threshold %d is outside [1, %d]", o.valueThreshold, DefaultValueThreshold)
+	}
+	if o.valueLogFileSize < 1<<20 || o.valueLogFileSize >= 2<<30 {
+		return badger.Options{}, fmt.Errorf("store: value log file size %d is outside [1 MiB, 2 GiB)", o.valueLogFileSize)
+	}
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
 	return o.memory.Apply(badger.DefaultOptions(dir)).
+		WithValueThreshold(o.valueThreshold).
+		WithValueLogFileSize(o.valueLogFileSize).
 		WithLogger(slogAdapter{o.logger}).
 		WithSyncWrites(o.syncWrites).
 		// Corruption on disk must surface as an error on read, never as a
