@@ -23,6 +23,8 @@
 #                    waiting for its answer (default 32, as kvload's)
 #   KV_CLIENTS       kvload's concurrent senders (default 32)
 #   KV_PER_REQUEST   kvstore transactions per HTTP request, a JSON-RPC batch (default 100)
+#   RETAIN_BLOCKS    Credence: retain_blocks in every node's app.toml (default: as the
+#                    homes are written)
 #   MEMORY_LIMIT     Credence: run each node under this memory limit, e.g. 512M (a memory
 #                    cgroup, see scripts/localnet.sh); default none
 #   PROFILE          Credence: seconds of CPU profile to take of node 0 (the one under load)
@@ -161,6 +163,13 @@ credence_point() {
 	"$NET" reset >/dev/null 2>&1 || true
 	"$NET" up $N >/dev/null
 	trap '"$NET" down >/dev/null 2>&1 || true' EXIT
+	if [[ -n "${RETAIN_BLOCKS:-}" ]]; then
+		"$NET" down >/dev/null
+		for i in $(seq 0 $((N - 1))); do
+			toml_set "$LOCALNET_DIR/node$i/config/app.toml" "" retain_blocks "$RETAIN_BLOCKS"
+		done
+		"$NET" up $N >/dev/null
+	fi
 	if (( ${PROFILE:-0} > 0 )); then
 		# Go's pprof on loopback, at the one offset of a node's ports unused.
 		"$NET" down >/dev/null
