@@ -171,7 +171,7 @@ func (s *api) GetReceipt(ctx context.Context, req *pb.GetReceiptRequest) (*pb.Ge
 		return nil, status.Errorf(codes.InvalidArgument, "issuer: %s is not a valid issuer id", quoted(req.Issuer))
 	}
 	began := time.Now()
-	a := s.n.receiptWaits.wait(ctx, time.Duration(req.WaitMs)*time.Millisecond, func() receiptAnswer {
+	a := s.n.receiptWaits.wait(ctx, time.Duration(req.WaitMs)*time.Millisecond, s.n.idx.indexedHeight, func() receiptAnswer {
 		// Waiting first, the index second: the indexer writes a hash's
 		// position before the hash stops waiting, so a hash not waiting
 		// now is found in the index below if it was ever anchored. In the

@@ -22,6 +22,17 @@ import (
 // header H+1 with the canonical commit block H+2 carries.
 var errNotFinal = errors.New("anchored, but the block that signs its header is not committed yet")
 
+// notFinalUntil is errNotFinal for a batch whose receipt cannot be built
+// before block indexed is indexed: a call waiting for it asks again only
+// then.
+type notFinalUntil struct {
+	err     error
+	indexed int64
+}
+
+func (e notFinalUntil) Error() string { return e.err.Error() }
+func (e notFinalUntil) Unwrap() error { return e.err }
+
 // receipts builds receipts from the index and the block store. A batch's
 // tree and a height's signed header are shared by every leaf, so both are
 // cached: after the first leaf of a batch, a receipt costs O(log n).
@@ -148,6 +159,9 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 		return nil, err
 	}
 	h, err := r.header(ctx, b.record.Height+1)
+	if errors.Is(err, errNotFinal) {
+		return nil, notFinalUntil{err: err, indexed: b.record.Height + 2}
+	}
 	if err != nil {
 		return nil, err
 	}

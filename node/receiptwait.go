@@ -56,8 +56,10 @@ func (a receiptAnswer) pending() bool {
 
 // wait asks find again after each block indexed while its answer is
 // pending, for up to d (at most receipt_wait_max), and returns the last
-// answer. With every slot taken it answers at once, as without waiting.
-func (w *receiptWaits) wait(ctx context.Context, d time.Duration, find func() receiptAnswer) receiptAnswer {
+// answer; an answer that names the block it waits for (notFinalUntil) is
+// asked again only once indexed says that block is. With every slot
+// taken it answers at once, as without waiting.
+func (w *receiptWaits) wait(ctx context.Context, d time.Duration, indexed func() int64, find func() receiptAnswer) receiptAnswer {
 	if d = min(d, w.max); d <= 0 {
 		return find()
 	}
@@ -69,12 +71,18 @@ func (w *receiptWaits) wait(ctx context.Context, d time.Duration, find func() re
 	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
+	var a receiptAnswer
+	var until notFinalUntil
 	for {
 		// Taken before find, so a block indexed during it is not missed.
 		next := w.nextBlock()
-		a := find()
-		if !a.pending() {
-			return a
+		if until.indexed == 0 || indexed() >= until.indexed {
+			if a = find(); !a.pending() {
+				return a
+			}
+			if !errors.As(a.err, &until) {
+				until = notFinalUntil{}
+			}
 		}
 		select {
 		case <-next:

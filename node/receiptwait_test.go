@@ -69,13 +69,13 @@ func TestReceiptWaitsSlotsAndWakes(t *testing.T) {
 		}
 	}
 	done := make(chan receiptAnswer)
-	go func() { done <- w.wait(context.Background(), time.Hour, find) }()
+	go func() { done <- w.wait(context.Background(), time.Hour, noHeight, find) }()
 	for asked.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	// The one slot is taken: another call is answered at once.
 	var other atomic.Int32
-	if a := w.wait(context.Background(), time.Hour, func() receiptAnswer { other.Add(1); return receiptAnswer{err: errNotFinal} }); !a.pending() || other.Load() != 1 {
+	if a := w.wait(context.Background(), time.Hour, noHeight, func() receiptAnswer { other.Add(1); return receiptAnswer{err: errNotFinal} }); !a.pending() || other.Load() != 1 {
 		t.Fatalf("with every slot taken: asked %d times, answer %+v; want once, pending", other.Load(), a)
 	}
 	w.blockIndexed() // still not final: asked again, waits on
@@ -89,8 +89,43 @@ func TestReceiptWaitsSlotsAndWakes(t *testing.T) {
 	}
 	// Not pending from the start (an unknown hash): asked once.
 	var once atomic.Int32
-	w.wait(context.Background(), time.Hour, func() receiptAnswer { once.Add(1); return receiptAnswer{err: errNotFound} })
+	w.wait(context.Background(), time.Hour, noHeight, func() receiptAnswer { once.Add(1); return receiptAnswer{err: errNotFound} })
 	if once.Load() != 1 {
 		t.Fatalf("an answer not pending was asked %d times", once.Load())
+	}
+}
+
+func noHeight() int64 { return 0 }
+
+// TestReceiptWaitsForTheBlockNamed: an answer naming the block it waits
+// for is not asked again for blocks indexed before it.
+func TestReceiptWaitsForTheBlockNamed(t *testing.T) {
+	t.Parallel()
+	w := newReceiptWaits(1, time.Hour)
+	var height, asked atomic.Int64
+	done := make(chan receiptAnswer)
+	go func() {
+		done <- w.wait(context.Background(), time.Hour, height.Load, func() receiptAnswer {
+			asked.Add(1)
+			if height.Load() >= 7 {
+				return receiptAnswer{receipt: &proof.Receipt{}}
+			}
+			return receiptAnswer{err: notFinalUntil{err: errNotFinal, indexed: 7}}
+		})
+	}()
+	for asked.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for h := int64(1); h < 7; h++ {
+		height.Store(h)
+		w.blockIndexed()
+	}
+	height.Store(7)
+	w.blockIndexed()
+	if a := <-done; a.receipt == nil {
+		t.Fatalf("after block 7: %+v", a)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Fatalf("asked %d times, want 2: once at first, once when block 7 was indexed", n)
 	}
 }
