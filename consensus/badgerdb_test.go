@@ -190,4 +190,26 @@ func TestBlockStoreDamagedPartIsAStoreError(t *testing.T) {
 	if d := dbs.Damage(err); !errors.Is(d, ErrStoreDamaged) || !strings.Contains(d.Error(), dir) {
 		t.Errorf("CometBFT's panic on it: %v; want ErrStoreDamaged naming %s", d, dir)
 	}
+	// An iterator cannot return the error with the value: it ends, and
+	// its Error says why.
+	for _, reverse := range []bool{false, true} {
+		open := db.Iterator
+		if reverse {
+			open = db.ReverseIterator
+		}
+		it, err := open(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !it.Valid() || !bytes.Equal(it.Key(), []byte("P:1:0")) {
+			t.Fatalf("reverse %t: the iterator does not start at the damaged part", reverse)
+		}
+		if v := it.Value(); v != nil {
+			t.Errorf("reverse %t: damaged part read as %d bytes", reverse, len(v))
+		}
+		if it.Valid() || !errors.Is(it.Error(), store.ErrDamaged) {
+			t.Errorf("reverse %t: after the damaged value, valid %t, error %v; want ended with store.ErrDamaged", reverse, it.Valid(), it.Error())
+		}
+		must(t, it.Close())
+	}
 }
