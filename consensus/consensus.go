@@ -208,12 +208,15 @@ func NewNode(ctx context.Context, c *cfg.Config, app abci.Application, log *slog
 	if o.BlockStoreGCInterval < 0 {
 		return nil, nil, fmt.Errorf("block store GC interval %v is negative", o.BlockStoreGCInterval)
 	}
+	if min := MinBlockStoreMemTableSize; o.BlockStoreMemTableSize != 0 && o.BlockStoreMemTableSize < min {
+		return nil, nil, fmt.Errorf("%w: block store memtable size %d is below %d", store.ErrMemory, o.BlockStoreMemTableSize, min)
+	}
 	pv := privval.LoadFilePV(c.PrivValidatorKeyFile(), c.PrivValidatorStateFile())
 	nk, err := p2p.LoadNodeKey(c.NodeKeyFile())
 	if err != nil {
 		return nil, nil, fmt.Errorf("node key: %w", err)
 	}
-	dbs := &DBs{memory: o.Memory, gcInterval: o.BlockStoreGCInterval, log: log}
+	dbs := &DBs{memory: o.Memory, gcInterval: o.BlockStoreGCInterval, blockMemTable: o.BlockStoreMemTableSize, log: log}
 	n, err := newNode(ctx, c, pv, nk, app, log, dbs)
 	if err != nil {
 		return nil, nil, errors.Join(err, dbs.Close())
@@ -238,10 +241,9 @@ func newNode(ctx context.Context, c *cfg.Config, pv *privval.FilePV, nk *p2p.Nod
 }
 
 // DefaultDBMemory is the default budget of each of CometBFT's databases,
-// 44 MiB: two 16 MiB memtables (the block store writes a block of up to
-// block.max_bytes in 64 KiB parts, split over several badger
-// transactions), an 8 MiB block cache and a 4 MiB index cache; and two
-// compactors.
+// 44 MiB: two 16 MiB memtables (the block store's are smaller,
+// DefaultBlockStoreMemTableSize), an 8 MiB block cache and a 4 MiB index
+// cache; and two compactors.
 var DefaultDBMemory = store.Memory{MemTableSize: 16 << 20, NumMemTables: 2, BlockCacheSize: 8 << 20, IndexCacheSize: 4 << 20, Compactors: 2}
 
 // DBOptions are the settings of CometBFT's databases.
@@ -253,7 +255,30 @@ type DBOptions struct {
 	// (blockStoreValueThreshold); 0 never does. Default
 	// DefaultBlockStoreGCInterval.
 	BlockStoreGCInterval time.Duration
+	// BlockStoreMemTableSize replaces Memory's memtable size for the block
+	// store (DefaultBlockStoreMemTableSize); 0 is the default. At least
+	// MinBlockStoreMemTableSize.
+	BlockStoreMemTableSize int64
 }
+
+// DefaultBlockStoreMemTableSize is the block store's memtable size, 256
+// KiB. The space of pruned block parts comes back only once a compaction
+// has met their deletions and counted them garbage in the value log, and
+// compactions follow memtable flushes (one of level 0 every five). With
+// its parts in the value log (blockStoreValueThreshold) the block store's
+// memtable fills with small entries only: in
+// TestBlockStoreGCFreesPrunedPartsAsItGoes the GC freed the first value
+// log file after some 24,500 entries (sets and deletes) at 256 KiB, 96,000
+// at 1 MiB, and not within 260,000 at 16 MiB. At 1.6 MB/s of transactions
+// with pruning, some 60 entries a second, that is about seven minutes,
+// half an hour, and more than seven hours. Badger's largest transaction,
+// 15% of the memtable, still holds the pointers of a 21 MiB block's 336
+// parts, so a block is still saved in one.
+const DefaultBlockStoreMemTableSize = 256 << 10
+
+// MinBlockStoreMemTableSize is the smallest block store memtable badger
+// opens with: 15% of it must hold a value of blockStoreValueThreshold.
+var MinBlockStoreMemTableSize = store.MinMemTableSizeFor(blockStoreValueThreshold)
 
 // DefaultBlockStoreGCInterval is the block store's default value-log GC
 // interval, a minute: a run that finds no file half garbage costs a
@@ -280,6 +305,9 @@ const blockStoreValueThreshold = 4 << 10
 type DBs struct {
 	memory     store.Memory
 	gcInterval time.Duration // the block store's value-log GC
+	// blockMemTable is the block store's memtable size; 0 is
+	// DefaultBlockStoreMemTableSize.
+	blockMemTable int64
 	// vlogFileSize is the block store's value log file size; 0 is
 	// badger's. Tests shrink it so that GC has files to free.
 	vlogFileSize int64
@@ -313,7 +341,12 @@ func (d *DBs) provide(ctx *cfg.DBContext) (dbm.DB, error) {
 	so := []store.Option{store.WithMemory(d.memory), store.WithLogger(log.With("db", ctx.ID))}
 	var gc time.Duration
 	if ctx.ID == "blockstore" {
-		so = append(so, store.WithValueThreshold(blockStoreValueThreshold))
+		mem := d.memory
+		mem.MemTableSize = d.blockMemTable
+		if mem.MemTableSize == 0 {
+			mem.MemTableSize = DefaultBlockStoreMemTableSize
+		}
+		so = append(so, store.WithMemory(mem), store.WithValueThreshold(blockStoreValueThreshold))
 		if d.vlogFileSize > 0 {
 			so = append(so, store.WithValueLogFileSize(d.vlogFileSize))
 		}

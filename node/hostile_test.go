@@ -395,6 +395,7 @@ func TestConfigBounds(t *testing.T) {
 		{"[memory]\nconsensus_db_compactors = 0", "[memory] consensus_db_*: store: bad badger memory settings: compactors"},
 		{"[memory]\nconsensus_db_memtables = 0", "[memory] consensus_db_*: store: bad badger memory settings: number of memtables"},
 		{"[memory]\nconsensus_db_block_cache_mb = 0", "[memory] consensus_db_*: store: bad badger memory settings: block cache"},
+		{"[memory]\nconsensus_db_blockstore_memtable_kb = 26", "[memory] consensus_db_blockstore_memtable_kb must be at least 27"},
 		{"[memory]\nheader_cache_mb = 0", "[memory] header_cache_mb must be positive"},
 		{"[memory]\ntx_cache_mb = -1", "[memory] tx_cache_mb must be positive"},
 		{"[memory]\ngo_memory_limit_mb = -1", "[memory] go_memory_limit_mb must be 0 (off) or positive"},

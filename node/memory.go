@@ -46,6 +46,11 @@ type memoryConfig struct {
 	ConsensusDBBlockCacheMB int `toml:"consensus_db_block_cache_mb"`
 	ConsensusDBIndexCacheMB int `toml:"consensus_db_index_cache_mb"`
 	ConsensusDBCompactors   int `toml:"consensus_db_compactors"`
+	// ConsensusDBBlockStoreMemTableKB replaces consensus_db_memtable_mb for
+	// the block store, whose memtables hold only small entries and must
+	// fill soon for the space of pruned blocks to come back soon
+	// (consensus.DefaultBlockStoreMemTableSize). Default 256, at least 27.
+	ConsensusDBBlockStoreMemTableKB int `toml:"consensus_db_blockstore_memtable_kb"`
 	// HeaderCacheMB bounds the signed headers kept for receipts (the batch
 	// trees are bounded by receipt_cache_mb). Default 16.
 	HeaderCacheMB int `toml:"header_cache_mb"`
@@ -82,22 +87,23 @@ type memoryConfig struct {
 
 func defaultMemoryConfig() memoryConfig {
 	return memoryConfig{
-		DBMemTableMB:            int(store.DefaultMemory.MemTableSize >> 20),
-		DBMemTables:             store.DefaultMemory.NumMemTables,
-		DBBlockCacheMB:          int(store.DefaultMemory.BlockCacheSize >> 20),
-		DBIndexCacheMB:          int(store.DefaultMemory.IndexCacheSize >> 20),
-		DBCompactors:            store.DefaultMemory.Compactors,
-		ConsensusDBMemTableMB:   int(consensus.DefaultDBMemory.MemTableSize >> 20),
-		ConsensusDBMemTables:    consensus.DefaultDBMemory.NumMemTables,
-		ConsensusDBBlockCacheMB: int(consensus.DefaultDBMemory.BlockCacheSize >> 20),
-		ConsensusDBIndexCacheMB: int(consensus.DefaultDBMemory.IndexCacheSize >> 20),
-		ConsensusDBCompactors:   consensus.DefaultDBMemory.Compactors,
-		HeaderCacheMB:           16,
-		TxCacheMB:               app.DefaultTxCacheBytes >> 20,
-		GoMemoryLimitMB:         480,
-		MaxQueuedHashes:         500_000,
-		AnchoredFilterMB:        32,
-		IndexRecentHashes:       1 << 20,
+		DBMemTableMB:                    int(store.DefaultMemory.MemTableSize >> 20),
+		DBMemTables:                     store.DefaultMemory.NumMemTables,
+		DBBlockCacheMB:                  int(store.DefaultMemory.BlockCacheSize >> 20),
+		DBIndexCacheMB:                  int(store.DefaultMemory.IndexCacheSize >> 20),
+		DBCompactors:                    store.DefaultMemory.Compactors,
+		ConsensusDBMemTableMB:           int(consensus.DefaultDBMemory.MemTableSize >> 20),
+		ConsensusDBMemTables:            consensus.DefaultDBMemory.NumMemTables,
+		ConsensusDBBlockCacheMB:         int(consensus.DefaultDBMemory.BlockCacheSize >> 20),
+		ConsensusDBIndexCacheMB:         int(consensus.DefaultDBMemory.IndexCacheSize >> 20),
+		ConsensusDBCompactors:           consensus.DefaultDBMemory.Compactors,
+		ConsensusDBBlockStoreMemTableKB: consensus.DefaultBlockStoreMemTableSize >> 10,
+		HeaderCacheMB:                   16,
+		TxCacheMB:                       app.DefaultTxCacheBytes >> 20,
+		GoMemoryLimitMB:                 480,
+		MaxQueuedHashes:                 500_000,
+		AnchoredFilterMB:                32,
+		IndexRecentHashes:               1 << 20,
 	}
 }
 
@@ -130,6 +136,9 @@ func (m memoryConfig) check() error {
 	}
 	if err := m.consensusDB().Check(); err != nil {
 		return fmt.Errorf("[memory] consensus_db_*: %w", err)
+	}
+	if int64(m.ConsensusDBBlockStoreMemTableKB)<<10 < consensus.MinBlockStoreMemTableSize {
+		return fmt.Errorf("[memory] consensus_db_blockstore_memtable_kb must be at least %d", (consensus.MinBlockStoreMemTableSize+1023)>>10)
 	}
 	if m.TxCacheMB <= 0 {
 		return fmt.Errorf("[memory] tx_cache_mb must be positive")

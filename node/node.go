@@ -276,7 +276,8 @@ func Start(ctx context.Context, home string, ov Overrides, log *slog.Logger) (_ 
 			log.Info("state sync was stopped after consensus took up the restore; following the chain from it", "height", h)
 		}
 	}
-	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps, retain: retain}, log, consensus.DBOptions{Memory: cfg.consensusDBMemory(), BlockStoreGCInterval: cfg.BlockStoreGCInterval.Duration})
+	n.cmt, n.cmtDBs, err = consensus.NewNode(ctx, ccfg, nodeApp{App: n.app, snaps: n.snaps, retain: retain}, log, consensus.DBOptions{Memory: cfg.consensusDBMemory(), BlockStoreGCInterval: cfg.BlockStoreGCInterval.Duration,
+		BlockStoreMemTableSize: int64(cfg.Memory.ConsensusDBBlockStoreMemTableKB) << 10})
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w", refuseDamage(err))
 	}

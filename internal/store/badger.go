@@ -64,6 +64,11 @@ type Memory struct {
 // value threshold (15% of the memtable must hold one value).
 const MinMemTableSize = 7 << 20
 
+// MinMemTableSizeFor is the smallest memtable badger opens with the value
+// threshold t: its largest transaction, 15% of the memtable, must hold a
+// value of t bytes.
+func MinMemTableSizeFor(t int64) int64 { return (100*t + 14) / 15 }
+
 // DefaultMemory is the node database's default budget, 96 MiB: three
 // 16 MiB memtables, a 32 MiB block cache and a 16 MiB index cache; and two
 // compactors.
@@ -74,11 +79,16 @@ func (m Memory) Bytes() int64 {
 	return m.MemTableSize*int64(m.NumMemTables) + m.BlockCacheSize + m.IndexCacheSize
 }
 
-// Check refuses a budget badger cannot open with or would not bound.
-func (m Memory) Check() error {
+// Check refuses a budget badger cannot open with, at any value threshold,
+// or would not bound.
+func (m Memory) Check() error { return m.check(MinMemTableSize) }
+
+// check is Check with the memtable's lower bound minMemTable: a database
+// with a smaller value threshold opens with a smaller memtable.
+func (m Memory) check(minMemTable int64) error {
 	switch {
-	case m.MemTableSize < MinMemTableSize:
-		return fmt.Errorf("%w: memtable size %d is below %d", ErrMemory, m.MemTableSize, MinMemTableSize)
+	case m.MemTableSize < minMemTable:
+		return fmt.Errorf("%w: memtable size %d is below %d", ErrMemory, m.MemTableSize, minMemTable)
 	case m.NumMemTables < 1:
 		return fmt.Errorf("%w: number of memtables %d is below 1", ErrMemory, m.NumMemTables)
 	case m.BlockCacheSize <= 0:
@@ -207,11 +217,11 @@ func BadgerOptions(dir string, opts ...Option) (badger.Options, error) {
 	if dir == "" {
 		return badger.Options{}, errors.New("store: badger directory is empty")
 	}
-	if err := o.memory.Check(); err != nil {
-		return badger.Options{}, err
-	}
 	if o.valueThreshold < 1 || o.valueThreshold > DefaultValueThreshold {
 		return badger.Options{}, fmt.Errorf("store: value threshold %d is outside [1, %d]", o.valueThreshold, DefaultValueThreshold)
+	}
+	if err := o.memory.check(MinMemTableSizeFor(o.valueThreshold)); err != nil {
+		return badger.Options{}, err
 	}
 	if o.valueLogFileSize < 1<<20 || o.valueLogFileSize >= 2<<30 {
 		return badger.Options{}, fmt.Errorf("store: value log file size %d is outside [1 MiB, 2 GiB)", o.valueLogFileSize)

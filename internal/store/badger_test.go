@@ -19,12 +19,14 @@ import (
 func TestOpenBadgerRejectsBadOptions(t *testing.T) {
 	for name, opts := range map[string][]Option{
 		"zero memtable":          {withMemory(func(m *Memory) { m.MemTableSize = 0 })},
-		"memtable under 1 value": {withMemory(func(m *Memory) { m.MemTableSize = MinMemTableSize - 1 })},
-		"no memtables":           {withMemory(func(m *Memory) { m.NumMemTables = 0 })},
-		"negative block cache":   {withMemory(func(m *Memory) { m.BlockCacheSize = -1 })},
-		"zero block cache":       {withMemory(func(m *Memory) { m.BlockCacheSize = 0 })}, // badger itself would panic
-		"zero index cache":       {withMemory(func(m *Memory) { m.IndexCacheSize = 0 })}, // unbounded indexes
-		"one compactor":          {withMemory(func(m *Memory) { m.Compactors = 1 })},     // level 0 would go unserved
+		"memtable under 1 value": {withMemory(func(m *Memory) { m.MemTableSize = MinMemTableSizeFor(DefaultValueThreshold) - 1 })},
+		"memtable under 1 small value": {WithValueThreshold(4 << 10),
+			withMemory(func(m *Memory) { m.MemTableSize = MinMemTableSizeFor(4<<10) - 1 })},
+		"no memtables":         {withMemory(func(m *Memory) { m.NumMemTables = 0 })},
+		"negative block cache": {withMemory(func(m *Memory) { m.BlockCacheSize = -1 })},
+		"zero block cache":     {withMemory(func(m *Memory) { m.BlockCacheSize = 0 })}, // badger itself would panic
+		"zero index cache":     {withMemory(func(m *Memory) { m.IndexCacheSize = 0 })}, // unbounded indexes
+		"one compactor":        {withMemory(func(m *Memory) { m.Compactors = 1 })},     // level 0 would go unserved
 	} {
 		db, err := OpenBadger(t.TempDir(), opts...)
 		if err == nil {
@@ -39,6 +41,14 @@ func TestOpenBadgerRejectsBadOptions(t *testing.T) {
 	}
 	small := Memory{MemTableSize: MinMemTableSize, NumMemTables: 1, BlockCacheSize: 1 << 20, IndexCacheSize: 1 << 20, Compactors: 2}
 	db, err := OpenBadger(t.TempDir(), WithMemory(small), WithSyncWrites(true),
+		WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, db.Close())
+	// A small value threshold lets a memtable under MinMemTableSize open.
+	small.MemTableSize = MinMemTableSizeFor(4 << 10)
+	db, err = OpenBadger(t.TempDir(), WithMemory(small), WithValueThreshold(4<<10),
 		WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
