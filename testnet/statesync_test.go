@@ -181,7 +181,7 @@ func TestStateSyncJoin(t *testing.T) {
 }
 
 // retainBlocks is the edit of an app.toml to retain_blocks = 5.
-var retainBlocks = []string{"retain_blocks = 0", "retain_blocks = 5"}
+var retainBlocks = []string{"retain_blocks = 100000", "retain_blocks = 5"}
 
 // editAppToml replaces in home's app.toml each old string by the new one
 // after it; an old string it does not hold fails the test.
