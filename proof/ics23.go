@@ -250,15 +250,18 @@ func decodeInner(b []byte) (*innerOp, error) {
 func (cp *commitmentProof) encode() []byte {
 	switch {
 	case cp.exist != nil:
-		return appendMessageField(nil, 1, cp.exist.encode())
+		e := cp.exist.encode()
+		return appendMessageField(make([]byte, 0, 1+binary.MaxVarintLen64+len(e)), 1, e)
 	case cp.nonexist != nil:
-		return appendMessageField(nil, 2, cp.nonexist.encode())
+		n := cp.nonexist.encode()
+		return appendMessageField(make([]byte, 0, 1+binary.MaxVarintLen64+len(n)), 2, n)
 	}
 	return nil
 }
 
 func (p *existenceProof) encode() []byte {
-	b := appendBytesField(nil, 1, p.key)
+	// About the encoded size: an IAVL inner op is under 80 bytes.
+	b := appendBytesField(make([]byte, 0, 64+len(p.key)+len(p.value)+80*len(p.path)), 1, p.key)
 	b = appendBytesField(b, 2, p.value)
 	if p.leaf != nil {
 		b = appendMessageField(b, 3, p.leaf.encode())
