@@ -25,6 +25,8 @@
 #   KV_PER_REQUEST   kvstore transactions per HTTP request, a JSON-RPC batch (default 100)
 #   RETAIN_BLOCKS    Credence: retain_blocks in every node's app.toml (default: as the
 #                    homes are written)
+#   CADENCE          Credence: batch_interval and consensus.timeout_commit of every node,
+#                    e.g. 150ms (default: as the homes are written, 250ms)
 #   MEMORY_LIMIT     Credence: run each node under this memory limit, e.g. 512M (a memory
 #                    cgroup, see scripts/localnet.sh); default none
 #   PROFILE          Credence: seconds of CPU profile to take of node 0 (the one under load)
@@ -163,10 +165,14 @@ credence_point() {
 	"$NET" reset >/dev/null 2>&1 || true
 	"$NET" up $N >/dev/null
 	trap '"$NET" down >/dev/null 2>&1 || true' EXIT
-	if [[ -n "${RETAIN_BLOCKS:-}" ]]; then
+	if [[ -n "${RETAIN_BLOCKS:-}${CADENCE:-}" ]]; then
 		"$NET" down >/dev/null
 		for i in $(seq 0 $((N - 1))); do
-			toml_set "$LOCALNET_DIR/node$i/config/app.toml" "" retain_blocks "$RETAIN_BLOCKS"
+			[[ -z "${RETAIN_BLOCKS:-}" ]] || toml_set "$LOCALNET_DIR/node$i/config/app.toml" "" retain_blocks "$RETAIN_BLOCKS"
+			if [[ -n "${CADENCE:-}" ]]; then
+				toml_set "$LOCALNET_DIR/node$i/config/app.toml" "" batch_interval "\"$CADENCE\""
+				toml_set "$LOCALNET_DIR/node$i/config/config.toml" consensus timeout_commit "\"$CADENCE\""
+			fi
 		done
 		"$NET" up $N >/dev/null
 	fi
