@@ -3,7 +3,6 @@ package consensus
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -18,7 +17,6 @@ import (
 	protomem "github.com/cometbft/cometbft/proto/tendermint/mempool"
 
 	"github.com/credence-ledger/credence/internal/store"
-	"github.com/credence-ledger/credence/internal/testport"
 )
 
 // BenchmarkMempoolDuplicate is the cost of one relayed copy of an anchor
@@ -27,16 +25,7 @@ import (
 //
 //	go test -tags badgerdb -run '^$' -bench MempoolDuplicate ./consensus/
 func BenchmarkMempoolDuplicate(b *testing.B) {
-	home := b.TempDir()
-	c := DefaultConfig(home, "solo", Ports{P2P: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(b)), RPC: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(b))}, testMaxTxBytes)
-	c.Instrumentation.Prometheus = false
-	keys, err := WriteHome(c)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := WriteGenesis(c.GenesisFile(), "credence-solo", []Validator{{Name: "solo", PubKey: keys.ValidatorPubKey, Power: 1}}, json.RawMessage(`{}`)); err != nil {
-		b.Fatal(err)
-	}
+	c := soloHome(b)
 	n, dbs, err := NewNode(context.Background(), c, kvstore.NewInMemoryApplication(), slog.New(slog.DiscardHandler), DBOptions{Memory: DefaultDBMemory})
 	if err != nil {
 		b.Fatal(err)

@@ -371,16 +371,7 @@ func TestNewNode(t *testing.T) {
 // (the daemon's start failed after assembling it) closes its databases, so
 // the same home opens again in the same process.
 func TestUnstartedNodeReleasesDatabases(t *testing.T) {
-	home := t.TempDir()
-	c := DefaultConfig(home, "solo", Ports{P2P: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t)), RPC: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t))}, testMaxTxBytes)
-	c.Instrumentation.Prometheus = false
-	keys, err := WriteHome(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteGenesis(c.GenesisFile(), "credence-solo", []Validator{{Name: "solo", PubKey: keys.ValidatorPubKey, Power: 1}}, json.RawMessage(`{}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := soloHome(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := range 2 {
 		_, dbs, err := NewNode(context.Background(), c, abci.NewBaseApplication(), log, DBOptions{Memory: DefaultDBMemory})
@@ -435,4 +426,20 @@ func TestNewNodeRefusesUnboundedMemory(t *testing.T) {
 	if _, _, err := NewNode(context.Background(), c, abci.NewBaseApplication(), slog.New(slog.DiscardHandler), DBOptions{Memory: bad}); !errors.Is(err, store.ErrMemory) {
 		t.Errorf("index cache 0: error %v, want store.ErrMemory", err)
 	}
+}
+
+// soloHome writes a one-validator home on free loopback ports, without
+// Prometheus, and returns its config.
+func soloHome(tb testing.TB) *cfg.Config {
+	tb.Helper()
+	c := DefaultConfig(tb.TempDir(), "solo", Ports{P2P: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(tb)), RPC: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(tb))}, testMaxTxBytes)
+	c.Instrumentation.Prometheus = false
+	keys, err := WriteHome(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := WriteGenesis(c.GenesisFile(), "credence-solo", []Validator{{Name: "solo", PubKey: keys.ValidatorPubKey, Power: 1}}, json.RawMessage(`{}`)); err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }

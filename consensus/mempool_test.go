@@ -2,8 +2,6 @@ package consensus
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -13,8 +11,6 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/p2p/mock"
 	protomem "github.com/cometbft/cometbft/proto/tendermint/mempool"
-
-	"github.com/credence-ledger/credence/internal/testport"
 )
 
 // TestMempoolReactorDropsDuplicates runs the node's mempool reactor, as the
@@ -24,16 +20,7 @@ import (
 // holds is checked and taken again, and a transaction the app refuses is
 // never counted or taken, however often it comes.
 func TestMempoolReactorDropsDuplicates(t *testing.T) {
-	home := t.TempDir()
-	c := DefaultConfig(home, "solo", Ports{P2P: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t)), RPC: fmt.Sprintf("tcp://127.0.0.1:%d", testport.Free(t))}, testMaxTxBytes)
-	c.Instrumentation.Prometheus = false
-	keys, err := WriteHome(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteGenesis(c.GenesisFile(), "credence-solo", []Validator{{Name: "solo", PubKey: keys.ValidatorPubKey, Power: 1}}, json.RawMessage(`{}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := soloHome(t)
 	n, dbs, err := NewNode(context.Background(), c, kvstore.NewInMemoryApplication(), slog.New(slog.DiscardHandler), DBOptions{Memory: DefaultDBMemory})
 	if err != nil {
 		t.Fatal(err)
