@@ -153,7 +153,11 @@ func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proo
 		if b, err = r.batch(ref.issuer, ref.seq); err != nil {
 			return err
 		}
-		path, _, err = r.pathOf(txn, ref, b, pos.index, hash)
+		var held bool
+		if path, held, err = r.pathOf(txn, ref, b, pos.index, hash); err == nil && !held {
+			// find confirmed this leaf with the same reads a moment ago.
+			err = fmt.Errorf("leaf %d of batch %s/%d no longer holds the hash it was found for", pos.index, pos.issuer, pos.seq)
+		}
 		return err
 	}); err != nil {
 		return nil, err
