@@ -137,16 +137,22 @@ func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
 	}
 	a.version = baseVersion
 	if !a.tree.IsEmpty() {
-		p, err := a.loadParams()
-		if err != nil {
-			return nil, err
-		}
-		a.params = p
-		if err := a.loadVersion(); err != nil {
+		if err := a.loadSettings(); err != nil {
 			return nil, err
 		}
 	}
 	return a, nil
+}
+
+// loadSettings reads what the loaded state fixes beside its tree: the
+// params and the app version.
+func (a *App) loadSettings() error {
+	p, err := a.loadParams()
+	if err != nil {
+		return err
+	}
+	a.params = p
+	return a.loadVersion()
 }
 
 // Close releases the tree; the caller closes the database.

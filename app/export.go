@@ -75,12 +75,7 @@ func (a *App) ImportState(height int64, next func() (*iavl.ExportNode, error)) (
 	if _, err := a.tree.LoadVersion(height); err != nil {
 		return nil, err
 	}
-	p, err := a.loadParams()
-	if err != nil {
-		return nil, err
-	}
-	a.params = p
-	if err := a.loadVersion(); err != nil {
+	if err := a.loadSettings(); err != nil {
 		return nil, err
 	}
 	a.decoded.reset()

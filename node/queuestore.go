@@ -8,6 +8,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/credence-ledger/credence/internal/queuelog"
+	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -178,9 +179,7 @@ func (s queueStore) write(fill func(*badger.WriteBatch) error) error {
 func (s queueStore) scan(onFlight func(issuer string, seq uint64, tx []byte) error, onQueued func(issuer string, q queued) (bool, error)) (*queuelog.Replayed, error) {
 	var mark *queuelog.Mark
 	if err := s.db.View(func(txn *badger.Txn) error {
-		if err := scanPrefix(txn, prefixInFlight, func(issuer string, seq uint64, v []byte) error {
-			return onFlight(issuer, seq, append([]byte(nil), v...))
-		}); err != nil {
+		if err := scanPrefix(txn, prefixInFlight, onFlight); err != nil {
 			return err
 		}
 		v, err := getValue(txn, []byte(keyQueueMark))
@@ -276,7 +275,9 @@ func (s queueStore) migrate(sync func() error) error {
 	return sync()
 }
 
-// scanPrefix calls fn for every <prefix><issuer>/<seq> key in order.
+// scanPrefix calls fn for every <prefix><issuer>/<seq> key in order, with
+// a copy of its value fn may keep, read through store.ValueCopy: a value
+// badger could not read from its value log is an error, not empty.
 func scanPrefix(txn *badger.Txn, prefix string, fn func(issuer string, seq uint64, v []byte) error) error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefix), PrefetchValues: true})
 	defer it.Close()
@@ -285,7 +286,11 @@ func scanPrefix(txn *badger.Txn, prefix string, fn func(issuer string, seq uint6
 		if err != nil {
 			return err
 		}
-		if err := it.Item().Value(func(v []byte) error { return fn(issuer, seq, v) }); err != nil {
+		v, err := store.ValueCopy(it.Item(), nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(issuer, seq, v); err != nil {
 			return err
 		}
 	}

@@ -100,16 +100,13 @@ func (r *receipts) newTreeCaches(bytes int) {
 	r.trees = newLRU(bytes / 2)
 	r.trees.evicted = func(key string, v any) {
 		b := *v.(*batchData)
-		b.tree, b.trimmed = b.tree.Trim(receiptTreeBottom), true
+		b.tree = b.tree.Trim(receiptTreeBottom)
 		r.trimmed.put(key, &b, b.size())
 	}
 }
 
 type batchData struct {
-	tree *proof.Tree
-	// trimmed: tree has lost its bottom levels, and a receipt reads its
-	// leaf's group from the leaf store.
-	trimmed    bool
+	tree       *proof.Tree
 	record     *proof.BatchRecord
 	proof      []byte
 	recordSize int // the record's encoded size, for the cache's bound
@@ -297,21 +294,20 @@ func (r *receipts) link(ctx context.Context, h int64) (*proof.ValidatorSetLink, 
 // was a fifth of the serving node's CPU.
 const receiptTreeBottom = 4
 
-// pathOf reads from the leaf store the group of leaf index of batch ref,
-// whose tree b holds, and reports whether the leaf is hash, with its
-// audit path when it is. Leaves that do not make the tree's node are
-// damage: the tree was built from the leaves when they matched the
-// batch's root.
+// pathOf reports whether leaf index of batch ref, whose tree b holds, is
+// hash, with its audit path when it is: from memory for a whole tree; for
+// a trimmed one, from the leaf's group read from the leaf store. Leaves
+// that do not make the tree's node are damage: the tree was built from
+// the leaves when they matched the batch's root.
 func (r *receipts) pathOf(txn *badger.Txn, ref batchRef, b *batchData, index uint64, hash []byte) ([][]byte, bool, error) {
-	if !b.trimmed {
-		if !b.tree.HasLeaf(index, hash) {
-			return nil, false, nil
-		}
-		path, err := b.tree.AuditPath(index)
-		return path, err == nil, err
-	}
 	if index >= b.tree.Size() {
 		return nil, false, nil
+	}
+	if path, err := b.tree.AuditPath(index); !errors.Is(err, proof.ErrTrimmed) {
+		if err != nil || !b.tree.HasLeaf(index, hash) {
+			return nil, false, err
+		}
+		return path, true, nil
 	}
 	v, err := getValue(txn, xbKey(ref.issuer, ref.seq))
 	if errors.Is(err, errNotFound) {

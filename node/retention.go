@@ -7,6 +7,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/proof"
 	pb "github.com/credence-ledger/credence/proto/credence/v1"
 )
@@ -127,7 +128,7 @@ func (ix *indexer) backfillHeaders() error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(prefixBatchRecord), PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			raw, err := it.Item().ValueCopy(nil)
+			raw, err := store.ValueCopy(it.Item(), nil)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/credence-ledger/credence/app"
 	"github.com/credence-ledger/credence/internal/positions"
+	"github.com/credence-ledger/credence/internal/store"
 	"github.com/credence-ledger/credence/proof"
 )
 
@@ -192,7 +193,7 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return it.ValueCopy(nil)
+	return store.ValueCopy(it, nil)
 }
 
 // leavesOf is the leaves of batch (issuer, seq), checked (leafcheck.go).

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -411,7 +410,7 @@ func receiptCmd() *cobra.Command {
 			defer closeConn()
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: h, Issuer: issuer, WaitMs: uint32(min(wait.Milliseconds(), math.MaxUint32))})
+			res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: h, Issuer: issuer, WaitMs: waitMs(wait)})
 			if err != nil {
 				return rpcError("receipt", err)
 			}

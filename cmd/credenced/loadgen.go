@@ -248,7 +248,7 @@ const receiptWaitConns = 16
 // after a wait that ran out.
 const receiptPoll = 50 * time.Millisecond
 
-// waitMs is --receipt-wait as GetReceipt's wait_ms.
+// waitMs is a wait (--receipt-wait, receipt --wait) as GetReceipt's wait_ms.
 func waitMs(d time.Duration) uint32 { return uint32(min(d.Milliseconds(), math.MaxUint32)) }
 
 // awaitVerified waits for the receipt of an acknowledged hash, asking

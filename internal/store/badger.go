@@ -39,7 +39,7 @@ type options struct {
 type Memory struct {
 	// MemTableSize is each memtable's size. It also bounds the largest
 	// single badger transaction (15% of it) and must hold a value of
-	// badger's value threshold (1 MiB): at least MinMemTableSize.
+	// badger's value threshold (1 MiB): at least minMemTableSize.
 	MemTableSize int64
 	// NumMemTables is how many memtables, the one written and those
 	// waiting for their flush, may be in memory; writes wait beyond it.
@@ -60,9 +60,9 @@ type Memory struct {
 	Compactors int
 }
 
-// MinMemTableSize is the smallest memtable badger opens with its 1 MiB
+// minMemTableSize is the smallest memtable badger opens with its 1 MiB
 // value threshold (15% of the memtable must hold one value).
-const MinMemTableSize = 7 << 20
+const minMemTableSize = 7 << 20
 
 // MinMemTableSizeFor is the smallest memtable badger opens with the value
 // threshold t: its largest transaction, 15% of the memtable, must hold a
@@ -81,7 +81,7 @@ func (m Memory) Bytes() int64 {
 
 // Check refuses a budget badger cannot open with, at any value threshold,
 // or would not bound.
-func (m Memory) Check() error { return m.check(MinMemTableSize) }
+func (m Memory) Check() error { return m.check(minMemTableSize) }
 
 // check is Check with the memtable's lower bound minMemTable: a database
 // with a smaller value threshold opens with a smaller memtable.

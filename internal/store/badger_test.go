@@ -39,14 +39,14 @@ func TestOpenBadgerRejectsBadOptions(t *testing.T) {
 	if _, err := OpenBadger(""); err == nil {
 		t.Error("empty dir: want error")
 	}
-	small := Memory{MemTableSize: MinMemTableSize, NumMemTables: 1, BlockCacheSize: 1 << 20, IndexCacheSize: 1 << 20, Compactors: 2}
+	small := Memory{MemTableSize: minMemTableSize, NumMemTables: 1, BlockCacheSize: 1 << 20, IndexCacheSize: 1 << 20, Compactors: 2}
 	db, err := OpenBadger(t.TempDir(), WithMemory(small), WithSyncWrites(true),
 		WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	must(t, db.Close())
-	// A small value threshold lets a memtable under MinMemTableSize open.
+	// A small value threshold lets a memtable under minMemTableSize open.
 	small.MemTableSize = MinMemTableSizeFor(4 << 10)
 	db, err = OpenBadger(t.TempDir(), WithMemory(small), WithValueThreshold(4<<10),
 		WithLogger(slog.New(slog.DiscardHandler)))

@@ -75,7 +75,7 @@ func (d *iavlDB) Get(key []byte) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		val, err = item.ValueCopy(nil)
+		val, err = ValueCopy(item, nil)
 		if err == nil && val == nil {
 			val = []byte{}
 		}
@@ -208,7 +208,7 @@ func (it *iavlIterator) load() {
 			// cannot contain; it belongs to an enclosing namespace.
 			continue
 		}
-		v, err := item.ValueCopy(nil)
+		v, err := ValueCopy(item, nil)
 		if err != nil {
 			it.err = err
 			return
