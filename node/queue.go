@@ -237,10 +237,18 @@ func linkCopies(claimed []candidate, repeats []repeat) {
 // holds a copy of it and is not refused. On any other error every claim is
 // released.
 func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult) ([]candidate, error) {
+	// Every tag first, then the filter: each check is a miss of main
+	// memory, and with the tags' hashing out of the way the processor
+	// overlaps the misses (BenchmarkFilterMayHold: 300 ns a hash
+	// interleaved, 116 this way).
+	all := make([]positions.Tag, len(claimed))
+	for i, c := range claimed {
+		all[i] = p.index.positions.Tag(c.hash[:])
+	}
 	var maybe []int // into claimed
 	var tags []positions.Tag
-	for i, c := range claimed {
-		if tag := p.index.positions.Tag(c.hash[:]); p.index.anchored.MayHold(tag) {
+	for i, tag := range all {
+		if p.index.anchored.MayHold(tag) {
 			maybe = append(maybe, i)
 			tags = append(tags, tag)
 		}

@@ -56,6 +56,30 @@ func (f *Filter) Add(tag Tag) {
 	}
 }
 
+// addEntries adds the tags of a batch's entries. Each tag's block is
+// most likely a miss of main memory (and of the TLB), and Add's atomic
+// OR is a locked instruction that no later load passes: one by one, the
+// misses are paid in series. Loading the blocks of a group first lets
+// the group's misses overlap; Add then finds its block in the cache
+// (BenchmarkFilterAdd: 105 ns a tag one by one, 69 in groups of 16).
+func (f *Filter) addEntries(es []entry) {
+	if f == nil {
+		return
+	}
+	const group = 16
+	for len(es) > 0 {
+		n := min(group, len(es))
+		for _, e := range es[:n] {
+			words, _, _ := f.blockOf(e.tag)
+			words[0].Load()
+		}
+		for _, e := range es[:n] {
+			f.Add(Tag(e.tag))
+		}
+		es = es[n:]
+	}
+}
+
 // MayHold is false only when no entry under tag was added.
 func (f *Filter) MayHold(tag Tag) bool {
 	if f == nil {

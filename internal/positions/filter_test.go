@@ -56,6 +56,31 @@ func TestFilterNoFalseNegatives(t *testing.T) {
 	}
 }
 
+// TestFilterAddEntries: adding a batch's entries sets the same bits as
+// adding their tags one by one, whatever the batch's length against the
+// group the loads are made in.
+func TestFilterAddEntries(t *testing.T) {
+	t.Parallel()
+	one, grouped := NewFilter(1), NewFilter(1)
+	tags := randomTags(t, 20_000)
+	for _, n := range []int{0, 1, 15, 16, 17, 9_375, 10_576} {
+		es := make([]entry, n)
+		for i := range es {
+			es[i] = entry{tag: uint64(tags[i]), at: uint64(i)}
+			one.Add(tags[i])
+		}
+		grouped.addEntries(es)
+		tags = tags[n:]
+	}
+	for i := range one.words {
+		if a, b := one.words[i].Load(), grouped.words[i].Load(); a != b {
+			t.Fatalf("word %d: %x one by one, %x by entries", i, a, b)
+		}
+	}
+	var nilFilter *Filter
+	nilFilter.addEntries([]entry{{tag: 1}})
+}
+
 // TestFilterConcurrent: the index writer adds while lookups check; a tag
 // added before a check began is held (run with -race).
 func TestFilterConcurrent(t *testing.T) {

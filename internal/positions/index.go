@@ -312,9 +312,7 @@ func (ix *Index) Add(num uint64, hashes []byte) error {
 	ix.mu.RLock()
 	f := ix.filter
 	ix.mu.RUnlock()
-	for _, e := range es {
-		f.Add(Tag(e.tag))
-	}
+	f.addEntries(es)
 	return ix.add(num, es)
 }
 
