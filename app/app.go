@@ -7,7 +7,6 @@ package app
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,16 +77,15 @@ func (a *App) nextHeight() int64 {
 }
 
 func (a *App) decode(raw []byte) (*decodedTx, error) {
-	key := sha256.Sum256(raw)
-	if tx := a.decoded.get(key); tx != nil {
+	tx, key := a.decoded.get(raw)
+	if tx != nil {
 		return tx, nil
 	}
 	tx, err := decodeTx(raw, a.chainID, a.maxBatchHashes())
 	if err != nil {
 		return nil, err
 	}
-	tx.cacheKey, tx.size = key, len(raw)
-	a.decoded.add(tx)
+	a.decoded.add(key, raw, tx)
 	return tx, nil
 }
 
@@ -117,7 +115,7 @@ func WithTxCacheBytes(n int) Option { return func(a *App) { a.decoded.max = n } 
 // New opens the application state stored in db for chain chainID and loads
 // its latest version.
 func New(db iavldb.DB, chainID string, opts ...Option) (*App, error) {
-	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64), decoded: decodedCache{txs: make(map[[32]byte]*decodedTx), max: DefaultTxCacheBytes}, genesis: make(map[string][]byte)}
+	a := &App{chainID: chainID, log: slog.Default(), checkSeq: make(map[string]uint64), decoded: newDecodedCache(DefaultTxCacheBytes), genesis: make(map[string][]byte)}
 	for _, o := range opts {
 		o(a)
 	}
