@@ -283,7 +283,7 @@ var MinBlockStoreMemTableSize = store.MinMemTableSizeFor(blockStoreValueThreshol
 // DefaultBlockStoreGCInterval is the block store's default value-log GC
 // interval, a minute: a run that finds no file half garbage costs a
 // lookup, and at 50,000 hashes a second (1.6 MB/s of transactions) a
-// value log file of 1 GiB fills in about eleven minutes, so a file is
+// value log file of 128 MiB fills in under two minutes, so a file is
 // freed within a minute of compactions counting it garbage.
 const DefaultBlockStoreGCInterval = time.Minute
 
