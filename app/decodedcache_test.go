@@ -34,18 +34,18 @@ func TestDecodedCache(t *testing.T) {
 	if tx, _ := c.get(raw); tx != nil {
 		t.Fatal("a replaced entry is still found")
 	}
-	if c.bytes != len(other) {
-		t.Fatalf("bytes %d after a replacement, want %d", c.bytes, len(other))
+	if c.bytes != 2*len(other) {
+		t.Fatalf("bytes %d after a replacement, want %d", c.bytes, 2*len(other))
 	}
 	c.forget(one) // no longer held: changes nothing
-	if c.bytes != len(other) || len(c.txs) != 1 {
+	if c.bytes != 2*len(other) || len(c.txs) != 1 {
 		t.Fatalf("forgetting a replaced entry changed the cache: %d bytes, %d entries", c.bytes, len(c.txs))
 	}
 	c.forget(two)
 	if c.bytes != 0 || len(c.txs) != 0 {
 		t.Fatalf("after forget: %d bytes, %d entries", c.bytes, len(c.txs))
 	}
-	big := make([]byte, 60)
+	big := make([]byte, 30) // counted 60: its copy and its decoded form
 	for i := range 3 {
 		big[0] = byte(i)
 		tx, k := c.get(big)

@@ -294,21 +294,25 @@ func (c *decodedCache) get(raw []byte) (*decodedTx, uint64) {
 func (c *decodedCache) add(key uint64, raw []byte, tx *decodedTx) {
 	tx.raw, tx.cacheKey = bytes.Clone(raw), key
 	if old := c.txs[key]; old != nil {
-		c.bytes -= len(old.raw)
+		c.bytes -= old.cost()
 	}
-	if c.bytes+len(raw) > c.max {
+	if c.bytes+tx.cost() > c.max {
 		c.reset()
 	}
 	c.txs[key] = tx
-	c.bytes += len(raw)
+	c.bytes += tx.cost()
 }
+
+// cost is what an entry counts against the cache's bound: its copy of
+// the bytes and its decoded form, which holds every leaf again.
+func (tx *decodedTx) cost() int { return 2 * len(tx.raw) }
 
 // forget drops a transaction that will not be checked again: executed in a
 // block, or refused by CheckTx (a later copy is decoded afresh).
 func (c *decodedCache) forget(tx *decodedTx) {
 	if c.txs[tx.cacheKey] == tx {
 		delete(c.txs, tx.cacheKey)
-		c.bytes -= len(tx.raw)
+		c.bytes -= tx.cost()
 	}
 }
 
