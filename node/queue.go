@@ -241,16 +241,14 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 	// memory, and with the tags' hashing out of the way the processor
 	// overlaps the misses (BenchmarkFilterMayHold: 300 ns a hash
 	// interleaved, 116 this way).
-	all := make([]positions.Tag, len(claimed))
+	tags := make([]positions.Tag, len(claimed))
 	for i, c := range claimed {
-		all[i] = p.index.positions.Tag(c.hash[:])
+		tags[i] = p.index.positions.Tag(c.hash[:])
 	}
 	var maybe []int // into claimed
-	var tags []positions.Tag
-	for i, tag := range all {
+	for i, tag := range tags {
 		if p.index.anchored.MayHold(tag) {
 			maybe = append(maybe, i)
-			tags = append(tags, tag)
 		}
 	}
 	if len(maybe) == 0 {
@@ -266,9 +264,9 @@ func (p *pipeline) separateAnchored(claimed []candidate, results []submitResult)
 	settled := 0             // anchored or damaged
 	err := p.db.View(func(txn *badger.Txn) error {
 		l := newLookup(txn, p.index)
-		for k, i := range maybe {
+		for _, i := range maybe {
 			c := claimed[i]
-			pos, err := l.findTagged(c.hash[:], tags[k], c.issuer)
+			pos, err := l.findTagged(c.hash[:], tags[i], c.issuer)
 			switch {
 			case errors.Is(err, errNotFound):
 			case errors.Is(err, errStoreDamaged):

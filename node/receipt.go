@@ -116,49 +116,46 @@ type batchData struct {
 func (b *batchData) size() int { return b.tree.MemoryBytes() + len(b.proof) + b.recordSize }
 
 func (r *receipts) build(ctx context.Context, hash []byte, issuer string) (*proof.Receipt, error) {
-	var (
-		pos  position
+	// held is every candidate confirmed, with the batch and audit path it
+	// was confirmed with; find picks one of them (a hash is seldom in more
+	// than one batch).
+	type confirmed struct {
+		at   position
 		b    *batchData
 		path [][]byte
-		// pathFor is the leaf path was built for: the last candidate held,
-		// which is the position found unless the hash is in several.
-		pathFor position
-	)
+	}
+	var held []confirmed
+	var pos position
 	if err := r.db.View(func(txn *badger.Txn) error {
 		var err error
 		// A candidate is confirmed with the leaves its audit path is built
 		// from: the leaf's group, read from the leaf store and checked
 		// against the batch's trimmed tree.
 		pos, err = anchoredAtCheck(txn, r.index, hash, issuer, func(ref batchRef, index uint64, hash []byte) (bool, error) {
-			cb, err := r.batch(ref.issuer, ref.seq)
+			b, err := r.batch(ref.issuer, ref.seq)
 			if errors.Is(err, errNotFound) {
 				return false, nil
 			}
 			if err != nil {
 				return false, err
 			}
-			cpath, held, err := r.pathOf(txn, ref, cb, index, hash)
-			if held {
-				b, path, pathFor = cb, cpath, position{issuer: ref.issuer, seq: ref.seq, index: index}
+			path, ok, err := r.pathOf(txn, ref, b, index, hash)
+			if ok {
+				held = append(held, confirmed{at: position{issuer: ref.issuer, seq: ref.seq, index: index}, b: b, path: path})
 			}
-			return held, err
+			return ok, err
 		})
-		if err != nil || pathFor.issuer == pos.issuer && pathFor.seq == pos.seq && pathFor.index == pos.index {
-			return err
-		}
-		ref := batchRef{issuer: pos.issuer, seq: pos.seq}
-		if b, err = r.batch(ref.issuer, ref.seq); err != nil {
-			return err
-		}
-		var held bool
-		if path, held, err = r.pathOf(txn, ref, b, pos.index, hash); err == nil && !held {
-			// find confirmed this leaf with the same reads a moment ago.
-			err = fmt.Errorf("leaf %d of batch %s/%d no longer holds the hash it was found for", pos.index, pos.issuer, pos.seq)
-		}
 		return err
 	}); err != nil {
 		return nil, err
 	}
+	i := slices.IndexFunc(held, func(c confirmed) bool {
+		return c.at.issuer == pos.issuer && c.at.seq == pos.seq && c.at.index == pos.index
+	})
+	if i < 0 {
+		return nil, fmt.Errorf("receipts: position %s/%d/%d found but not among those confirmed", pos.issuer, pos.seq, pos.index)
+	}
+	b, path := held[i].b, held[i].path
 	h, err := r.header(ctx, b.record.Height+1)
 	if errors.Is(err, errNotFinal) {
 		return nil, notFinalUntil{err: err, indexed: b.record.Height + 2}

@@ -1,7 +1,6 @@
 package proof
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -254,45 +253,25 @@ func (t *Tree) AuditPathFrom(i uint64, group []byte) ([][]byte, error) {
 	if uint64(len(group)) != count*HashSize {
 		return nil, fmt.Errorf("%w: %d bytes of leaves, want the %d of leaves %d to %d", ErrBadHashes, len(group), count*HashSize, first, first+count-1)
 	}
-	// The group's own levels, built as merkleBuild builds the tree's: the
-	// group starts at a multiple of 2^bottom, so its nodes, promotions
-	// included, are the tree's.
-	var stack [2][1 << maxTrimBits * HashSize]byte
-	cur := stack[0][:count*HashSize]
-	for k := range count {
-		h := merkleLeafHashData(group[k*HashSize : (k+1)*HashSize])
-		copy(cur[k*HashSize:], h[:])
+	// The group's own tree: the group starts at a multiple of 2^bottom, so
+	// its nodes, promotions included, are the tree's, and its root is the
+	// node the tree kept for the group.
+	sub, err := NewTree(group)
+	if err != nil {
+		return nil, err
+	}
+	g := i >> t.bottom
+	if sub.Root() != [HashSize]byte(t.levels[0][g*HashSize:(g+1)*HashSize]) {
+		return nil, fmt.Errorf("%w: leaves %d to %d", ErrGroupMismatch, first, first+count-1)
 	}
 	maxLen := t.bottom + len(t.levels) - 1
 	buf := make([]byte, maxLen*HashSize)
-	path := make([][]byte, 0, maxLen)
-	j := i - first
-	for l := range t.bottom {
-		if sib := (j ^ 1) * HashSize; sib < uint64(len(cur)) {
-			e := buf[len(path)*HashSize : (len(path)+1)*HashSize : (len(path)+1)*HashSize]
-			copy(e, cur[sib:sib+HashSize])
-			path = append(path, e)
-		}
-		next := stack[(l+1)%2][:(uint64(len(cur))/HashSize+1)/2*HashSize]
-		m := uint64(len(cur)) / HashSize
-		for k := uint64(0); k+1 < m; k += 2 {
-			h := merkleNodeHash(cur[k*HashSize:(k+1)*HashSize], cur[(k+1)*HashSize:(k+2)*HashSize])
-			copy(next[k/2*HashSize:], h[:])
-		}
-		if m%2 == 1 {
-			copy(next[len(next)-HashSize:], cur[len(cur)-HashSize:])
-		}
-		cur, j = next, j>>1
-	}
-	g := i >> t.bottom
-	if !bytes.Equal(cur, t.levels[0][g*HashSize:(g+1)*HashSize]) {
-		return nil, fmt.Errorf("%w: leaves %d to %d", ErrGroupMismatch, first, first+count-1)
-	}
+	path := sub.pathAbove(i-first, make([][]byte, 0, maxLen), buf)
 	return t.pathAbove(g, path, buf), nil
 }
 
-// maxTrimBits bounds the groups of a trimmed tree, which AuditPathFrom
-// hashes on its stack.
+// maxTrimBits bounds the groups of a trimmed tree: a proof from it reads
+// and hashes its leaf's whole group.
 const maxTrimBits = 6
 
 // pathAbove appends to path the siblings of node i of levels[0] up to

@@ -292,13 +292,13 @@ func rpcError(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// fetchReceipt waits for a hash's receipt: the node waits (wait_ms) while
-// the hash is on its way, and it is asked again, after a pause, if its
-// wait ran out or it had no room to wait.
-func fetchReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte) (*proof.Receipt, error) {
+// fetchReceipt waits for a hash's receipt: the node waits up to wait per
+// call (wait_ms) while the hash is on its way, and it is asked again,
+// after a pause, if its wait ran out or it had no room to wait.
+func fetchReceipt(ctx context.Context, cl pb.CredenceClient, hash []byte, wait time.Duration) (*proof.Receipt, error) {
 	delay := 100 * time.Millisecond
 	for {
-		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash, WaitMs: fetchReceiptWaitMs})
+		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash, WaitMs: waitMs(wait)})
 		if err == nil {
 			return res.Receipt, nil
 		}
@@ -351,7 +351,7 @@ func waitAll(ctx context.Context, cl pb.CredenceClient, ins []input, out string,
 }
 
 func waitOne(ctx context.Context, cl pb.CredenceClient, in input, out string, at *attachTo) (string, error) {
-	r, err := fetchReceipt(ctx, cl, in.hash)
+	r, err := fetchReceipt(ctx, cl, in.hash, fetchReceiptWait)
 	if err != nil {
 		return "", err
 	}
@@ -384,9 +384,9 @@ func waitOne(ctx context.Context, cl pb.CredenceClient, in input, out string, at
 	return fmt.Sprintf("%s\t%s\tissuer=%s\tbatch=%d\theight=%d%s", in.name, proof.FormatBinary(in.hash), r.Batch.Issuer, r.Batch.Seq, r.Batch.Height, attached), nil
 }
 
-// fetchReceiptWaitMs is how long fetchReceipt asks the node to wait per
-// call; the node holds a call no longer than its receipt_wait_max.
-const fetchReceiptWaitMs = 30_000
+// fetchReceiptWait is how long anchor asks the node to wait per call; the
+// node holds a call no longer than its receipt_wait_max.
+const fetchReceiptWait = 30 * time.Second
 
 func receiptCmd() *cobra.Command {
 	var addr, issuer string

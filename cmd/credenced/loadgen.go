@@ -251,20 +251,14 @@ const receiptPoll = 50 * time.Millisecond
 // waitMs is a wait (--receipt-wait, receipt --wait) as GetReceipt's wait_ms.
 func waitMs(d time.Duration) uint32 { return uint32(min(d.Milliseconds(), math.MaxUint32)) }
 
-// awaitVerified waits for the receipt of an acknowledged hash, asking
-// again while the node says it is on its way, and checks it.
+// awaitVerified waits for the receipt of an acknowledged hash
+// (fetchReceipt) and checks it.
 func awaitVerified(ctx context.Context, cl pb.CredenceClient, hash []byte, trust *proof.TrustRoot, wait time.Duration) error {
-	for ctx.Err() == nil {
-		res, err := cl.GetReceipt(ctx, &pb.GetReceiptRequest{Hash: hash, WaitMs: waitMs(wait)})
-		if err == nil {
-			return checkReceipt(res.Receipt, hash, trust)
-		}
-		if c := status.Code(err); c != codes.Unavailable && c != codes.ResourceExhausted {
-			return fmt.Errorf("receipt of acknowledged %s: %w", proof.FormatBinary(hash), err)
-		}
-		time.Sleep(receiptPoll)
+	r, err := fetchReceipt(ctx, cl, hash, wait)
+	if err != nil {
+		return fmt.Errorf("acknowledged %s: %w", proof.FormatBinary(hash), err)
 	}
-	return fmt.Errorf("receipt of acknowledged %s: not served in time", proof.FormatBinary(hash))
+	return checkReceipt(r, hash, trust)
 }
 
 // checkReceipt is a relying party's check: the receipt verifies against the
