@@ -188,15 +188,8 @@ func (p *dbPair) iterate() {
 	start, end := p.bound(), p.bound()
 	reverse := p.rng.IntN(2) == 0
 	what := fmt.Sprintf("iterator [%q, %q) reverse %t", start, end, reverse)
-	var gi, wi dbm.Iterator
-	var gerr, werr error
-	if reverse {
-		gi, gerr = p.got.ReverseIterator(start, end)
-		wi, werr = p.want.ReverseIterator(start, end)
-	} else {
-		gi, gerr = p.got.Iterator(start, end)
-		wi, werr = p.want.Iterator(start, end)
-	}
+	gi, gerr := rangeOf(p.got, start, end, reverse)
+	wi, werr := rangeOf(p.want, start, end, reverse)
 	p.sameErr(what, gerr, werr)
 	if gerr != nil {
 		return
@@ -292,16 +285,21 @@ func matchMemDB(t *testing.T, seed uint64, threshold int64) {
 }
 
 // compareAll compares the whole contents, both ways round.
+// rangeOf is db's iterator over [start, end), reversed or not.
+func rangeOf(db dbm.DB, start, end []byte, reverse bool) (dbm.Iterator, error) {
+	if reverse {
+		return db.ReverseIterator(start, end)
+	}
+	return db.Iterator(start, end)
+}
+
 func (p *dbPair) compareAll() {
 	p.t.Helper()
 	for _, reverse := range []bool{false, true} {
-		var gi, wi dbm.Iterator
-		if reverse {
-			gi, _ = p.got.ReverseIterator(nil, nil)
-			wi, _ = p.want.ReverseIterator(nil, nil)
-		} else {
-			gi, _ = p.got.Iterator(nil, nil)
-			wi, _ = p.want.Iterator(nil, nil)
+		gi, gerr := rangeOf(p.got, nil, nil, reverse)
+		wi, werr := rangeOf(p.want, nil, nil, reverse)
+		if gerr != nil || werr != nil {
+			p.t.Fatalf("whole range, reverse %t: %v; MemDB: %v", reverse, gerr, werr)
 		}
 		n := 0
 		for ; wi.Valid(); wi.Next() {
