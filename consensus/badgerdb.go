@@ -143,6 +143,13 @@ func checkPair(key, value []byte) error {
 	return nil
 }
 
+// A read of a closed store answers "absent", not an error. CometBFT's
+// node closes its stores in OnStop without waiting for its consensus
+// reactor's per-peer goroutines, and queryMaj23Routine reads the block
+// store (LoadSeenCommit) after a sleep without checking that the node
+// still runs; CometBFT turns a store error into a panic of the whole
+// process, with any backend. Only a closing node reads then, and nothing
+// it reads is acted on; writes to a closed store remain errors.
 func (b *badgerDB) Get(key []byte) ([]byte, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
@@ -161,6 +168,9 @@ func (b *badgerDB) Get(key []byte) ([]byte, error) {
 		value, err = store.ValueCopy(item, nil)
 		return err
 	})
+	if errors.Is(err, badger.ErrDBClosed) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("get %q: %w", key, err)
 	}
@@ -182,6 +192,9 @@ func (b *badgerDB) Has(key []byte) (bool, error) {
 		found = err == nil
 		return err
 	})
+	if errors.Is(err, badger.ErrDBClosed) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("has %q: %w", key, err)
 	}
