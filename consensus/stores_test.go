@@ -27,17 +27,19 @@ func TestStoreReadPanicNamesStore(t *testing.T) {
 	if err := db.Set([]byte("k"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	// A closed badger database fails every read: a real store error.
+	// A closed badger database fails every write: a real store error, of
+	// the kind a damaged one gives its reads (a read of a closed store
+	// answers absent: see badgerDB.Get).
 	if err := dbs.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, readErr := db.Get([]byte("k"))
-	if readErr == nil {
-		t.Fatal("read of a closed database succeeded")
+	storeErr := db.Set([]byte("k"), []byte("w"))
+	if storeErr == nil {
+		t.Fatal("write to a closed database succeeded")
 	}
 	dir := filepath.Join(c.DBDir(), "blockstore")
 	dbs.open = append(dbs.open[:0], db)
-	for _, r := range []any{readErr, errors.Join(errors.New("LoadBlockMeta"), readErr), "failed: " + readErr.Error()} {
+	for _, r := range []any{storeErr, errors.Join(errors.New("LoadBlockMeta"), storeErr), "failed: " + storeErr.Error()} {
 		err := dbs.Damage(r)
 		if !errors.Is(err, ErrStoreDamaged) || !strings.Contains(err.Error(), dir) {
 			t.Errorf("panic %v: error %v, want ErrStoreDamaged naming %s", r, err, dir)
